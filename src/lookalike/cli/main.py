@@ -1,0 +1,202 @@
+"""The ``lookalike`` command: thin commands over :class:`lookalike.workspace.Workspace`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from lookalike.config import Settings
+from lookalike.errors import LookalikeError
+from lookalike.workspace import Workspace
+
+app = typer.Typer(
+    help="Find duplicate and similar images and videos.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None,
+        typer.Option(help="Library directory [env LOOKALIKE_HOME; default ~/.local/share/lookalike]."),
+    ] = None,
+    db: Annotated[str | None, typer.Option("--db", help="SQLAlchemy database URL [default: SQLite in HOME].")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="efficientnet_lite0 (default), timm:NAME, torchvision:NAME, open_clip:ARCH[@TAG]."),
+    ] = None,
+    weights: Annotated[str | None, typer.Option(help="Local checkpoint file, or 'random'.")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N [default: cuda when present].")] = None,
+) -> None:
+    """Global options; every command reads the library in HOME."""
+    ctx.obj = Settings.from_env(home=home, db_url=db, model=model, weights=weights, device=device)
+
+
+@contextmanager
+def workspace(ctx: typer.Context, auto_upgrade: bool = True) -> Iterator[Workspace]:
+    """Open the workspace; domain errors become a one-line message and exit code 1."""
+    try:
+        with Workspace(ctx.obj, auto_upgrade=auto_upgrade) as ws:
+            yield ws
+    except LookalikeError as e:
+        err.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(1) from e
+
+
+@app.command()
+def index(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="Folders or files to index.", exists=True)],
+    prune: Annotated[bool, typer.Option(help="Forget files under PATHS that no longer exist.")] = False,
+    workers: Annotated[int | None, typer.Option(help="Decode worker processes.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Images per forward pass.")] = None,
+    frame_rate: Annotated[float | None, typer.Option(help="Video frames sampled per second.")] = None,
+    follow_symlinks: Annotated[bool, typer.Option(help="Follow links that stay inside PATHS.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Index images and videos under PATHS (only new or changed files are processed)."""
+    from lookalike.cli.render import print_report, report_dict
+
+    ctx.obj = ctx.obj.with_(
+        workers=workers, batch_size=batch_size, frame_rate=frame_rate, follow_symlinks=follow_symlinks or None
+    )
+    with workspace(ctx) as ws:
+        progress = Progress(
+            TextColumn("indexing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            disable=not err.is_terminal,
+        )
+        with progress:
+            task = progress.add_task("index", total=None)
+            report = ws.index(
+                paths,
+                prune=prune,
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+    if as_json:
+        out.print_json(json.dumps(report_dict(report)))
+    else:
+        print_report(out, report)
+
+
+@app.command()
+def search(
+    ctx: typer.Context,
+    queries: Annotated[list[Path] | None, typer.Argument(help="Query images or videos.")] = None,
+    text: Annotated[list[str] | None, typer.Option("--text", help="Text query (CLIP models); repeatable.")] = None,
+    item: Annotated[list[int] | None, typer.Option("--id", help="Id of an indexed file; repeatable.")] = None,
+    k: Annotated[int, typer.Option("-k", "--k", min=1, max=1000, help="Results per query.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON Lines, one object per query.")] = False,
+) -> None:
+    """Find items similar to query files, texts or indexed ids (the model is loaded once for all)."""
+    from lookalike.cli.render import print_query, query_json
+
+    if not queries and not text and not item:
+        err.print("[red]error:[/red] give query files, --text or --id")
+        raise typer.Exit(2)
+    with workspace(ctx) as ws:
+        results = []
+        if queries:
+            results += ws.search_files(queries, k)
+        if text:
+            results += ws.search_texts(text, k)
+        for media_id in item or []:
+            results.append(ws.search_media(media_id, k))
+    for r in results:
+        if as_json:
+            sys.stdout.write(query_json(r) + "\n")
+        else:
+            print_query(out, r)
+    if any(r.error for r in results):
+        raise typer.Exit(1)
+
+
+@app.command()
+def dupes(
+    ctx: typer.Context,
+    threshold: Annotated[
+        float | None,
+        typer.Option(help="Cosine similarity for 'duplicate' [default: calibrated, see README]."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print groups as JSON.")] = False,
+) -> None:
+    """Group near-duplicate images and videos."""
+    from lookalike.cli.render import dupes_json, print_dupes
+
+    with workspace(ctx) as ws:
+        value = ws.settings.dupe_threshold if threshold is None else threshold
+        groups = ws.duplicates(value)
+    if as_json:
+        sys.stdout.write(dupes_json(groups) + "\n")
+    else:
+        print_dupes(out, groups, value)
+
+
+@app.command()
+def info(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print counts as JSON.")] = False,
+    failed: Annotated[bool, typer.Option("--failed", help="List files that failed, with reasons.")] = False,
+) -> None:
+    """Show what the library holds."""
+    with workspace(ctx) as ws:
+        data = ws.info()
+        failures = ws.failures() if failed and data["collections"] else []
+    if as_json:
+        if failed:
+            data["failed"] = [{"path": p, "code": c, "message": m} for p, c, m in failures]
+        sys.stdout.write(json.dumps(data) + "\n")
+        return
+    out.print(f"library: {data['home']}")
+    if not data["collections"]:
+        out.print("nothing indexed yet")
+    for c in data["collections"]:
+        counts = ", ".join(f"{k}={v}" for k, v in c.items() if k not in ("name", "model", "weights", "dim"))
+        out.print(f"collection {c['name']} ({c['model']}, {c['weights']}, {c['dim']}-d): {counts}")
+    for p, c, m in failures:
+        out.print(f"  failed {p}: {c}: {m}")
+
+
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context) -> None:
+    """Migrate the database to this version's schema."""
+    from lookalike.storage.db import current_revision, make_engine, upgrade
+
+    engine = make_engine(ctx.obj.database_url)
+    upgrade(engine)
+    out.print(f"database at migration {current_revision(engine)}")
+    engine.dispose()
+
+
+@db_app.command("current")
+def db_current(ctx: typer.Context) -> None:
+    """Print the database's migration and the newest one this version knows."""
+    from lookalike.storage.db import current_revision, head_revision, make_engine
+
+    engine = make_engine(ctx.obj.database_url)
+    out.print(f"database: {current_revision(engine) or 'empty'}; this lookalike: {head_revision()}")
+    engine.dispose()
+
+
+if __name__ == "__main__":
+    app()

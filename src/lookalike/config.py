@@ -1,0 +1,82 @@
+"""One typed settings object, built by the front doors and passed down explicitly."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULT_MODEL = "efficientnet_lite0"
+
+
+def default_home() -> Path:
+    """The library directory used when neither ``--home`` nor ``LOOKALIKE_HOME`` is given."""
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "share"
+    return base / "lookalike"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run of lookalike can be told.
+
+    Attributes:
+        home: the library directory (database, FAISS indexes, manifests).
+        db_url: a SQLAlchemy URL; None means SQLite at ``<home>/lookalike.db``.
+        model: model spec (``efficientnet_lite0``, ``timm:NAME``, ``torchvision:NAME``, ``open_clip:ARCH@TAG``).
+        weights: a local checkpoint for the model, ``random`` for untrained weights (plumbing tests),
+            or None for the model's default weights.
+        device: ``cpu``, ``cuda``, ``cuda:N`` or None to pick CUDA when present.
+        batch_size: images per forward pass.
+        workers: decode worker processes; 0 decodes in the main process.
+        frame_rate: video frames sampled per second.
+        segment_seconds: length of the windows frame vectors are pooled into.
+        max_image_pixels: images with more pixels are refused (``too_many_pixels``) before decoding.
+        max_image_bytes: image files larger than this are refused (``too_large``) before reading.
+        follow_symlinks: follow links that stay inside the indexed root.
+        dupe_threshold: cosine similarity above which two items are called duplicates.
+    """
+
+    home: Path = field(default_factory=default_home)
+    db_url: str | None = None
+    model: str = DEFAULT_MODEL
+    weights: str | None = None
+    device: str | None = None
+    batch_size: int = 32
+    workers: int = 1
+    frame_rate: float = 1.0
+    segment_seconds: float = 2.0
+    max_image_pixels: int = 64_000_000
+    max_image_bytes: int = 512 * 1024 * 1024
+    follow_symlinks: bool = False
+    dupe_threshold: float = 0.90
+
+    @property
+    def database_url(self) -> str:
+        """The SQLAlchemy URL of the catalog database."""
+        return self.db_url or f"sqlite:///{self.home / 'lookalike.db'}"
+
+    def with_(self, **changes: Any) -> Settings:
+        """A copy with some fields changed; None values are ignored."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Settings:
+        """Settings from ``LOOKALIKE_*`` environment variables, then explicit overrides (None = unset)."""
+        env = os.environ
+        values: dict[str, Any] = {}
+        if env.get("LOOKALIKE_HOME"):
+            values["home"] = Path(env["LOOKALIKE_HOME"])
+        for key, name in (
+            ("db_url", "LOOKALIKE_DB"),
+            ("model", "LOOKALIKE_MODEL"),
+            ("device", "LOOKALIKE_DEVICE"),
+            ("weights", "LOOKALIKE_WEIGHTS"),
+        ):
+            if env.get(name):
+                values[key] = env[name]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if "home" in values:
+            values["home"] = Path(values["home"]).expanduser()
+        return cls(**values)

@@ -1,0 +1,51 @@
+"""The exceptions lookalike raises; front doors translate them to exit codes and HTTP statuses."""
+
+from __future__ import annotations
+
+
+class LookalikeError(Exception):
+    """Base class of every error lookalike raises on purpose."""
+
+
+class DecodeError(LookalikeError):
+    """A media file could not be decoded.
+
+    Attributes:
+        code: a short stable reason (``truncated``, ``unidentified_format``, ``no_video_stream`` ...),
+            stored with the file's row and printed in summaries.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.args[0]}"
+
+
+class UnknownModelError(LookalikeError):
+    """The model spec names no model lookalike can build."""
+
+
+class TextQueryNotSupportedError(LookalikeError):
+    """A text query was asked of a model that has no text tower."""
+
+
+class DimensionMismatchError(LookalikeError):
+    """Vectors of one dimension were given to an index of another."""
+
+
+class CollectionMismatchError(LookalikeError):
+    """A library was opened with a model other than the one that built it."""
+
+
+class SchemaOutOfDateError(LookalikeError):
+    """The database schema is older (or newer) than this version of lookalike."""
+
+
+class LibraryLockedError(LookalikeError):
+    """Another process is writing to the same library."""
+
+
+class NotIndexedError(LookalikeError):
+    """The item or library asked for does not exist."""

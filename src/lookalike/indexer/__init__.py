@@ -1,0 +1,1 @@
+"""Indexer room: discover -> decode -> embed -> pool -> write."""

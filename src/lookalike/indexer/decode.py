@@ -1,0 +1,266 @@
+"""Decode images (Pillow) and sample video frames (PyAV) into upright RGB pictures, or fail precisely."""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from lookalike.errors import DecodeError
+
+# Formats we decode; Pillow can open more (PDF, EPS, PSD, FITS ...) but those are not photos or frames.
+IMAGE_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF", "AVIF")
+# Demuxers allowed to open a "video"; playlists and concat scripts (which read other files) are not.
+VIDEO_DEMUXERS = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi"
+BACKGROUND = (255, 255, 255)  # transparent pixels are composited on white
+
+
+@dataclass(frozen=True, slots=True)
+class ImageMeta:
+    """What decoding learned about an image file (size of the upright, full-resolution picture)."""
+
+    width: int
+    height: int
+    format: str
+    n_frames: int
+
+
+@dataclass(frozen=True, slots=True)
+class VideoMeta:
+    """What decoding learned about a video file."""
+
+    width: int
+    height: int
+    duration: float | None
+    fps: float | None
+    n_frames: int
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One sampled video frame: presentation time in seconds and the upright RGB picture."""
+
+    time: float
+    image: Image.Image
+
+
+def _rgb_from_high_depth(im: Image.Image) -> Image.Image:
+    """16-bit, 32-bit integer and float greyscale to 8-bit RGB, keeping the full range visible."""
+    arr = np.asarray(im, dtype=np.float64)
+    if im.mode.startswith("I;16"):
+        arr = arr / 257.0
+    elif im.mode == "I":
+        arr = arr / 257.0 if arr.max(initial=0) > 255 else arr
+    elif im.mode == "F" and arr.size and arr.min() >= 0.0 and arr.max() <= 1.0:
+        arr = arr * 255.0
+    gray = Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), mode="L")
+    return gray.convert("RGB")
+
+
+def to_rgb(im: Image.Image) -> Image.Image:
+    """Any Pillow mode to 8-bit RGB; transparency is composited on a white background."""
+    if im.mode == "RGB":
+        return im
+    if im.mode in ("I", "F") or im.mode.startswith("I;16"):
+        return _rgb_from_high_depth(im)
+    has_alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (im.mode == "P" and "transparency" in im.info)
+    if has_alpha:
+        rgba = im.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, (*BACKGROUND, 255))
+        return Image.alpha_composite(canvas, rgba).convert("RGB")
+    return im.convert("RGB")
+
+
+def _upright(im: Image.Image) -> Image.Image:
+    try:
+        return ImageOps.exif_transpose(im) or im
+    except Exception:
+        return im
+
+
+def load_image(
+    path: Path,
+    *,
+    data: bytes | None = None,
+    max_pixels: int = 64_000_000,
+    max_bytes: int = 512 << 20,
+    draft: int | None = None,
+) -> tuple[Image.Image, ImageMeta]:
+    """Decode an image file to an upright RGB picture.
+
+    Args:
+        path: the file (used for reading when ``data`` is None, and in messages).
+        data: the file's bytes, when the caller already read them.
+        max_pixels: refuse larger pictures before decoding them (``too_many_pixels``).
+        max_bytes: refuse larger files before reading them (``too_large``).
+        draft: for JPEG, decode at a reduced scale whose short side is still at least this many pixels.
+
+    Raises:
+        DecodeError: with code ``unidentified_format``, ``unsupported_format``, ``too_large``,
+            ``too_many_pixels``, ``truncated`` or ``corrupt``.
+    """
+    if data is None:
+        size = os.stat(path).st_size
+        if size > max_bytes:
+            raise DecodeError("too_large", f"{size} bytes is over the {max_bytes}-byte limit for images")
+        data = Path(path).read_bytes()
+    if len(data) > max_bytes:
+        raise DecodeError("too_large", f"{len(data)} bytes is over the {max_bytes}-byte limit for images")
+    if not data:
+        raise DecodeError("unidentified_format", "empty file")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        im = _open(data)
+        width, height = im.size
+        if width * height > max_pixels:
+            raise DecodeError("too_many_pixels", f"{width}x{height} is over the {max_pixels}-pixel limit")
+        n_frames = int(getattr(im, "n_frames", 1) or 1)
+        fmt = im.format or "?"
+        if draft and fmt in ("JPEG", "MPO"):
+            short = min(width, height)
+            scale = max(1, short // draft)
+            im.draft("RGB", (max(1, width // scale), max(1, height // scale)))
+        _load(im)
+        upright = _upright(im)
+        rgb = to_rgb(upright)
+    swapped = upright.size != im.size and upright.size == im.size[::-1]
+    return rgb, ImageMeta(height if swapped else width, width if swapped else height, fmt, n_frames)
+
+
+def _open(data: bytes) -> Image.Image:
+    Image.init()  # register every plugin so the allow-list names resolve (idempotent)
+    formats = [f for f in IMAGE_FORMATS if f in Image.OPEN]  # MPO and AVIF depend on the Pillow build
+    try:
+        return Image.open(io.BytesIO(data), formats=formats)
+    except Image.DecompressionBombError as e:
+        raise DecodeError("too_many_pixels", str(e)) from e
+    except Image.DecompressionBombWarning as e:
+        raise DecodeError("too_many_pixels", str(e)) from e
+    except UnidentifiedImageError as e:
+        try:
+            other = Image.open(io.BytesIO(data))
+        except Exception:
+            raise DecodeError("unidentified_format", "not an image file Pillow recognises") from e
+        raise DecodeError("unsupported_format", f"{other.format} files are not indexed") from e
+    except (OSError, SyntaxError, ValueError) as e:
+        code = "truncated" if "runcated" in str(e) else "corrupt"
+        raise DecodeError(code, f"unreadable image header: {e}") from e
+
+
+def _load(im: Image.Image) -> None:
+    # ImageFile.LOAD_TRUNCATED_IMAGES stays at Pillow's default (False): a cut file is an error, not grey.
+    try:
+        im.load()
+    except Image.DecompressionBombWarning as e:
+        raise DecodeError("too_many_pixels", str(e)) from e
+    except OSError as e:
+        msg = str(e)
+        code = (
+            "truncated"
+            if "truncated" in msg or "broken data stream" in msg or "unrecognized data" in msg
+            else "corrupt"
+        )
+        raise DecodeError(code, msg) from e
+    except (SyntaxError, ValueError, EOFError) as e:
+        raise DecodeError("corrupt", str(e) or type(e).__name__) from e
+    except MemoryError as e:
+        raise DecodeError("too_many_pixels", "image needs more memory than is available") from e
+
+
+def _open_video(path: Path):  # type: ignore[no-untyped-def]
+    import av
+
+    try:
+        return av.open(str(path), mode="r", options={"format_whitelist": VIDEO_DEMUXERS})
+    except av.error.InvalidDataError as e:
+        raise DecodeError("corrupt", "not a video container FFmpeg can read") from e
+    except av.error.FFmpegError as e:
+        raise DecodeError("corrupt", f"cannot open video: {e}") from e
+
+
+def _video_stream(container):  # type: ignore[no-untyped-def]
+    import av
+
+    for stream in container.streams.video:
+        if stream.disposition & av.stream.Disposition.attached_pic:
+            continue  # cover art, not video
+        return stream
+    raise DecodeError("no_video_stream", "the file has no video stream")
+
+
+def _scaled(width: int, height: int, short_side: int | None) -> tuple[int, int]:
+    if not short_side or min(width, height) <= short_side:
+        return width, height
+    scale = short_side / min(width, height)
+    return max(2, round(width * scale)), max(2, round(height * scale))
+
+
+def sample_frames(
+    path: Path, frame_rate: float = 1.0, short_side: int | None = 256
+) -> tuple[VideoMeta, Iterator[Frame]]:
+    """Open a video and sample frames at ``frame_rate`` per second by decoding it sequentially.
+
+    Sequential decoding beats seeking on long GOPs. Frames are scaled by FFmpeg so the short side is about
+    ``short_side`` pixels, and turned upright when the stream carries a rotation.
+
+    Returns:
+        the stream's metadata, and an iterator of frames (decode errors mid-stream end it; at least one
+        frame is produced or a DecodeError raised).
+
+    Raises:
+        DecodeError: ``corrupt``, ``no_video_stream`` or ``no_frames``.
+    """
+    import av
+
+    container = _open_video(path)
+    try:
+        stream = _video_stream(container)
+    except DecodeError:
+        container.close()
+        raise
+    stream.thread_type = "AUTO"
+    tb = float(stream.time_base) if stream.time_base else 0.0
+    duration = (
+        float(stream.duration * tb)
+        if stream.duration and tb
+        else (container.duration / 1e6 if container.duration else None)
+    )
+    fps = float(stream.average_rate) if stream.average_rate else None
+    width, height = stream.codec_context.width, stream.codec_context.height
+    meta = VideoMeta(width, height, duration, fps, int(stream.frames or 0))
+    step = 1.0 / frame_rate
+
+    def frames() -> Iterator[Frame]:
+        produced = 0
+        next_t = 0.0
+        start = float(stream.start_time * tb) if stream.start_time is not None and tb else 0.0
+        try:
+            for frame in container.decode(stream):
+                t = (float(frame.pts * tb) - start) if frame.pts is not None and tb else produced * step
+                if t + 1e-6 < next_t:
+                    continue
+                while next_t <= t + 1e-6:
+                    next_t += step
+                w, h = _scaled(frame.width, frame.height, short_side)
+                image = frame.to_image(width=w, height=h) if (w, h) != (frame.width, frame.height) else frame.to_image()
+                rotation = int(getattr(frame, "rotation", 0) or 0)
+                if rotation % 360:
+                    image = image.rotate(rotation, expand=True)
+                produced += 1
+                yield Frame(max(0.0, t), image)
+        except av.error.FFmpegError as e:
+            if produced == 0:
+                raise DecodeError("corrupt", f"no frame could be decoded: {e}") from e
+        finally:
+            container.close()
+        if produced == 0:
+            raise DecodeError("no_frames", "the video stream holds no decodable frame")
+
+    return meta, frames()

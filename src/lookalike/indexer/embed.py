@@ -1,0 +1,166 @@
+"""Decode in DataLoader workers and embed in batches: jobs in, finished files (record + vectors) out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from lookalike.config import Settings
+from lookalike.indexer.decode import VideoMeta
+from lookalike.indexer.device import tune_cpu_allocator
+from lookalike.indexer.embedders.base import Embedder
+from lookalike.indexer.plan import Job, make_record
+from lookalike.indexer.pooling import pool_segments, pool_video
+from lookalike.indexer.worker import (
+    DecodeLimits,
+    DecodeStream,
+    Failed,
+    FrameChunk,
+    ImageItem,
+    Message,
+    VideoEnd,
+    passthrough,
+    worker_init,
+)
+from lookalike.storage.catalog import MediaRecord, VectorRecord
+from lookalike.types import Level, MediaStatus
+
+
+@dataclass
+class _VideoBuffer:
+    times: list[np.ndarray] = field(default_factory=list)
+    vectors: list[np.ndarray] = field(default_factory=list)
+    pending: int = 0  # frames sent to the batcher whose vectors have not come back yet
+    end: VideoEnd | None = None
+
+
+class _Embedder:
+    """Batches pixels from many files into forward passes and routes the vectors back."""
+
+    def __init__(self, embedder: Embedder, batch_size: int) -> None:
+        self.embedder = embedder
+        self.batch_size = batch_size
+        self.pixels: list[torch.Tensor] = []
+        self.owners: list[tuple[int, int]] = []  # (job, rows)
+
+    def add(self, job: int, pixels: torch.Tensor) -> bool:
+        """Queue a (n, 3, H, W) block; True when a forward pass is due."""
+        self.pixels.append(pixels)
+        self.owners.append((job, pixels.shape[0]))
+        return sum(n for _, n in self.owners) >= self.batch_size
+
+    def flush(self) -> Iterator[tuple[int, np.ndarray]]:
+        """Run the queued pixels through the model; yields (job, vectors) blocks in queue order."""
+        if not self.pixels:
+            return
+        vectors = self.embedder.embed_batch(torch.cat(self.pixels))
+        owners, self.pixels, self.owners = self.owners, [], []
+        row = 0
+        for job, n in owners:
+            yield job, vectors[row : row + n]
+            row += n
+
+
+def _video_vectors(buf: _VideoBuffer, settings: Settings, meta: VideoMeta) -> list[VectorRecord]:
+    times = np.concatenate(buf.times)
+    vectors = np.vstack(buf.vectors)
+    order = np.argsort(times, kind="stable")
+    times, vectors = times[order], vectors[order]
+    segments = pool_segments(times, vectors, settings.segment_seconds, 1.0 / settings.frame_rate, meta.duration)
+    out = [VectorRecord(Level.SEGMENT.value, s.vector, s.start, s.end) for s in segments]
+    end = meta.duration if meta.duration else float(times[-1]) + 1.0 / settings.frame_rate
+    out.append(VectorRecord(Level.VIDEO.value, pool_video(vectors), 0.0, float(end)))
+    return out
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """One finished file: its catalog record, its vectors, and how many frames were sampled (videos)."""
+
+    job: Job
+    record: MediaRecord
+    vectors: list[VectorRecord]
+    frames: int = 0
+
+
+def embed_jobs(jobs: Sequence[Job], embedder: Embedder, settings: Settings) -> Iterator[Embedded]:
+    """Decode (in worker processes) and embed files; yields each file's record and vectors as it completes."""
+    if embedder.device.type == "cpu":
+        tune_cpu_allocator()
+    pre = embedder.preprocess
+    limits = DecodeLimits(settings.max_image_pixels, settings.max_image_bytes, settings.frame_rate, settings.batch_size)
+    stream = DecodeStream(list(jobs), pre, limits)
+    workers = min(settings.workers, len(jobs))
+    loader = DataLoader(
+        stream,
+        batch_size=None,
+        num_workers=workers,
+        collate_fn=passthrough,
+        worker_init_fn=worker_init if workers else None,
+        prefetch_factor=4 if workers else None,
+        persistent_workers=False,
+    )
+    by_index = {j.index: j for j in jobs}
+    batcher = _Embedder(embedder, settings.batch_size)
+    images: dict[int, ImageItem] = {}
+    videos: dict[int, _VideoBuffer] = {}
+
+    def drain() -> Iterator[Embedded]:
+        for idx, vecs in batcher.flush():
+            job = by_index[idx]
+            if idx in images:
+                meta = images.pop(idx).meta
+                record = make_record(job, MediaStatus.OK, width=meta.width, height=meta.height, n_frames=meta.n_frames)
+                yield Embedded(job, record, [VectorRecord(Level.IMAGE.value, vecs[0])])
+                continue
+            buf = videos[idx]
+            buf.vectors.append(vecs)
+            buf.pending -= len(vecs)
+            if buf.end is not None and buf.pending == 0:
+                yield from finish_video(idx)
+
+    def finish_video(idx: int) -> Iterator[Embedded]:
+        buf = videos.pop(idx)
+        end = buf.end
+        if end is None:
+            return
+        meta, job = end.meta, by_index[idx]
+        record = make_record(
+            job,
+            MediaStatus.OK,
+            width=meta.width,
+            height=meta.height,
+            duration=meta.duration,
+            fps=meta.fps,
+            n_frames=meta.n_frames or end.frames,
+        )
+        yield Embedded(job, record, _video_vectors(buf, settings, meta), end.frames)
+
+    message: Message
+    for message in loader:
+        if isinstance(message, Failed):
+            job = by_index[message.job]
+            videos.pop(message.job, None)
+            yield Embedded(
+                job, make_record(job, MediaStatus.FAILED, error_code=message.code, error=message.message), []
+            )
+        elif isinstance(message, ImageItem):
+            images[message.job] = message
+            if batcher.add(message.job, message.pixels.unsqueeze(0)):
+                yield from drain()
+        elif isinstance(message, FrameChunk):
+            buf = videos.setdefault(message.job, _VideoBuffer())
+            buf.times.append(message.times)
+            buf.pending += len(message.times)
+            if batcher.add(message.job, message.pixels):
+                yield from drain()
+        elif isinstance(message, VideoEnd):
+            buf = videos.setdefault(message.job, _VideoBuffer())
+            buf.end = message
+            if buf.pending == 0:
+                yield from finish_video(message.job)
+    yield from drain()

@@ -1,0 +1,1 @@
+"""Image (and text) embedders behind one registry; see :func:`registry.create_embedder`."""

@@ -1,0 +1,168 @@
+"""The embedder interface: preprocessing config, lazy loading, batched normalised inference."""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from lookalike.errors import TextQueryNotSupportedError
+from lookalike.indexer.device import resolve_device
+
+_INTERPOLATION = {
+    "bicubic": Image.Resampling.BICUBIC,
+    "bilinear": Image.Resampling.BILINEAR,
+    "nearest": Image.Resampling.NEAREST,
+    "lanczos": Image.Resampling.LANCZOS,
+}
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How a picture becomes a model input; saved with the index so queries are treated the same way.
+
+    Attributes:
+        size: side of the square model input.
+        resize: the short side is resized to this before the centre crop.
+        interpolation: ``bicubic``, ``bilinear``, ``nearest`` or ``lanczos``.
+        mean: per-channel mean subtracted from pixels in [0, 1].
+        std: per-channel divisor after the mean.
+    """
+
+    size: int = 224
+    resize: int = 256
+    interpolation: str = "bicubic"
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form for manifests and the catalog."""
+        return asdict(self)
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        """An RGB picture resized and centre-cropped, as a uint8 (3, size, size) tensor.
+
+        Pictures travel from decode workers as uint8 (4x less to copy); :meth:`normalise` finishes the job
+        on the model's device.
+        """
+        w, h = image.size
+        scale = self.resize / min(w, h)
+        # extreme aspect ratios: cap the long side so memory stays bounded (the crop only keeps the centre)
+        cap = 8 * self.resize
+        nw = min(cap, max(self.size, round(w * scale)))
+        nh = min(cap, max(self.size, round(h * scale)))
+        # reducing_gap lets Pillow shrink big pictures by integer steps first: fast and alias-free
+        resized = image.resize((nw, nh), _INTERPOLATION[self.interpolation], reducing_gap=3.0)
+        left, top = (nw - self.size) // 2, (nh - self.size) // 2
+        crop = resized.crop((left, top, left + self.size, top + self.size))
+        return torch.from_numpy(np.asarray(crop, dtype=np.uint8).copy()).permute(2, 0, 1)
+
+    def normalise(self, pixels: torch.Tensor) -> torch.Tensor:
+        """A uint8 (n, 3, size, size) batch as the float input the model expects (on the batch's device)."""
+        mean = torch.tensor(self.mean, device=pixels.device).view(1, 3, 1, 1) * 255.0
+        std = torch.tensor(self.std, device=pixels.device).view(1, 3, 1, 1) * 255.0
+        return (pixels.float() - mean) / std
+
+
+class Embedder(ABC):
+    """Turns pictures (and, for CLIP models, texts) into L2-normalised float32 vectors.
+
+    Subclasses implement :meth:`embed_batch`; everything else is built on it. Heavy work (building the
+    network, reading weights) happens in :meth:`load`, lazily and once, under a lock.
+    """
+
+    spec: str
+    weights_tag: str
+    preprocess: Preprocess
+    device: torch.device
+    supports_text: bool = False
+
+    def __init__(self, spec: str, weights_tag: str, preprocess: Preprocess, device: str | None = None) -> None:
+        self.spec = spec
+        self.weights_tag = weights_tag
+        self.preprocess = preprocess
+        self.device = resolve_device(device)
+        self._lock = threading.Lock()
+        self._dim: int | None = None
+
+    @abstractmethod
+    def embed_batch(self, pixels: torch.Tensor) -> np.ndarray:
+        """Embed a uint8 (n, 3, size, size) batch made by :attr:`preprocess`; returns (n, dim) unit vectors."""
+
+    @property
+    def dim(self) -> int:
+        """Vector dimension (found by one forward pass the first time)."""
+        if self._dim is None:
+            size = self.preprocess.size
+            self._dim = int(self.embed_batch(torch.zeros(1, 3, size, size, dtype=torch.uint8)).shape[1])
+        return self._dim
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Embed RGB pictures."""
+        if not images:
+            return np.zeros((0, self.dim), np.float32)
+        return self.embed_batch(torch.stack([self.preprocess(im) for im in images]))
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed text queries into the picture space (CLIP models only).
+
+        Raises:
+            TextQueryNotSupportedError: the model has no text tower.
+        """
+        raise TextQueryNotSupportedError(
+            f"{self.spec} cannot embed text; text search needs a CLIP model (--model open_clip:ARCH@TAG)"
+        )
+
+
+def l2_normalise(x: torch.Tensor) -> np.ndarray:
+    """Rows scaled to unit length, as float32 numpy."""
+    return torch.nn.functional.normalize(x.float(), dim=-1).cpu().numpy().astype(np.float32, copy=False)
+
+
+class TorchEmbedder(Embedder):
+    """An embedder over a torch module that maps a pixel batch to feature rows."""
+
+    def __init__(
+        self,
+        spec: str,
+        weights_tag: str,
+        preprocess: Preprocess,
+        build: Callable[[], torch.nn.Module],
+        device: str | None = None,
+    ) -> None:
+        super().__init__(spec, weights_tag, preprocess, device)
+        self._build = build
+        self._module: torch.nn.Module | None = None
+
+    def load(self) -> torch.nn.Module:
+        """Build the network once (thread-safe) and move it to the device."""
+        if self._module is None:
+            with self._lock:
+                if self._module is None:
+                    module = self._build().eval()
+                    self._module = module.to(self.device, memory_format=torch.channels_last)
+        return self._module
+
+    def forward(self, module: torch.nn.Module, pixels: torch.Tensor) -> torch.Tensor:
+        """The features of a batch already on the device; override for models with a special entry point."""
+        out: torch.Tensor = module(pixels)
+        return out
+
+    def embed_batch(self, pixels: torch.Tensor) -> np.ndarray:
+        """Embed a batch: channels-last, inference mode, autocast to fp16 on CUDA."""
+        module = self.load()
+        x = self.preprocess.normalise(pixels.to(self.device, non_blocking=True))
+        x = x.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            if self.device.type == "cuda":
+                with torch.autocast("cuda", dtype=torch.float16):
+                    feats = self.forward(module, x)
+            else:
+                feats = self.forward(module, x)
+        return l2_normalise(feats.flatten(1))

@@ -1,0 +1,140 @@
+"""One registry of model families, one spec parser, one factory."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lookalike.errors import UnknownModelError
+
+if TYPE_CHECKING:
+    from lookalike.indexer.embedders.base import Embedder
+
+DEFAULT_SPEC = "efficientnet_lite0"
+RANDOM_WEIGHTS = "random"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A parsed model spec: ``family`` and, within it, ``name`` and optional ``pretrained`` tag."""
+
+    family: str
+    name: str
+    pretrained: str | None = None
+
+    def __str__(self) -> str:
+        if self.family == "efficientnet_lite0":
+            return "efficientnet_lite0"
+        tag = f"@{self.pretrained}" if self.pretrained else ""
+        return f"{self.family}:{self.name}{tag}"
+
+
+def _efficientnet(spec: ModelSpec, weights: str | None, device: str | None) -> Embedder:
+    from lookalike.indexer.embedders.efficientnet import build_efficientnet_lite0
+
+    return build_efficientnet_lite0(weights, device)
+
+
+def _timm(spec: ModelSpec, weights: str | None, device: str | None) -> Embedder:
+    from lookalike.indexer.embedders.timm_cnn import build_timm
+
+    return build_timm(spec.name, weights, device)
+
+
+def _torchvision(spec: ModelSpec, weights: str | None, device: str | None) -> Embedder:
+    from lookalike.indexer.embedders.torchvision_cnn import build_torchvision
+
+    return build_torchvision(spec.name, weights, device)
+
+
+def _open_clip(spec: ModelSpec, weights: str | None, device: str | None) -> Embedder:
+    from lookalike.indexer.embedders.openclip import build_open_clip
+
+    return build_open_clip(spec.name, spec.pretrained, weights, device)
+
+
+FAMILIES: dict[str, Callable[[ModelSpec, str | None, str | None], Embedder]] = {
+    "efficientnet_lite0": _efficientnet,
+    "timm": _timm,
+    "torchvision": _torchvision,
+    "open_clip": _open_clip,
+}
+
+
+def parse_spec(spec: str) -> ModelSpec:
+    """Parse ``efficientnet_lite0``, ``timm:NAME``, ``torchvision:NAME`` or ``open_clip:ARCH[@PRETRAINED]``.
+
+    Raises:
+        UnknownModelError: the spec has no known family or no name.
+    """
+    text = spec.strip()
+    if text in ("efficientnet_lite0", "default", ""):
+        return ModelSpec("efficientnet_lite0", "tf_efficientnet_lite0")
+    family, sep, rest = text.partition(":")
+    if not sep or family not in FAMILIES or family == "efficientnet_lite0":
+        known = "efficientnet_lite0, timm:NAME, torchvision:NAME, open_clip:ARCH[@PRETRAINED]"
+        raise UnknownModelError(f"unknown model {spec!r}; use one of: {known}")
+    name, _, pretrained = rest.partition("@")
+    if not name:
+        raise UnknownModelError(f"model spec {spec!r} names no model after '{family}:'")
+    if pretrained and family != "open_clip":
+        raise UnknownModelError(f"'@{pretrained}' tags are for open_clip models; use --weights for {family}")
+    return ModelSpec(family, name, pretrained or None)
+
+
+def weights_tag_for_file(path: Path) -> str:
+    """A short stable tag for a local checkpoint: its name and the start of its SHA-256."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return f"file:{path.name}:{digest.hexdigest()[:12]}"
+
+
+def check_weights_file(weights: str | None) -> Path | None:
+    """The local checkpoint path named by ``weights``, or None for default or random weights.
+
+    Raises:
+        UnknownModelError: ``weights`` names a file that does not exist.
+    """
+    if weights is None or weights == RANDOM_WEIGHTS:
+        return None
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise UnknownModelError(f"weights file {weights!r} does not exist (or use --weights random)")
+    return path
+
+
+def collection_name(spec: str, weights: str | None) -> str:
+    """The collection a model's vectors go to: the normalised spec, plus the weights when not the default.
+
+    Computed without building the model, so an unchanged re-index never loads it.
+    """
+    name = str(parse_spec(spec))
+    if weights is None:
+        return name
+    if weights == RANDOM_WEIGHTS:
+        return f"{name}+{RANDOM_WEIGHTS}"
+    path = check_weights_file(weights)
+    assert path is not None
+    return f"{name}+{weights_tag_for_file(path)}"
+
+
+def create_embedder(spec: str = DEFAULT_SPEC, weights: str | None = None, device: str | None = None) -> Embedder:
+    """Build the embedder a spec names (the network itself is built lazily on first use).
+
+    Args:
+        spec: model spec, see :func:`parse_spec`.
+        weights: None for the model's default weights (downloaded to the hub cache by their libraries
+            when not cached), a local checkpoint path, or ``random`` for untrained weights.
+        device: ``cpu``, ``cuda`` or None for automatic.
+
+    Raises:
+        UnknownModelError: bad spec, unknown name within a family, or missing weights file.
+    """
+    parsed = parse_spec(spec)
+    check_weights_file(weights)
+    return FAMILIES[parsed.family](parsed, weights, device)

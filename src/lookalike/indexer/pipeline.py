@@ -1,0 +1,175 @@
+"""The index runner: discover -> plan -> decode (workers) -> embed (batched) -> pool -> write."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lookalike.config import Settings
+from lookalike.indexer.discover import Skipped, walk
+from lookalike.indexer.plan import Plan, make_plan, make_record, vanished
+from lookalike.storage.catalog import MediaRecord, VectorRecord
+from lookalike.storage.library import CollectionStore
+from lookalike.types import MediaKind, MediaStatus
+
+if TYPE_CHECKING:
+    from lookalike.indexer.embed import Embedded
+    from lookalike.indexer.embedders.base import Embedder
+
+ProgressFn = Callable[[int, int], None]
+WRITE_EVERY_FILES = 64
+WRITE_EVERY_SECONDS = 5.0
+SAVE_EVERY_SECONDS = 600.0
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A file that was not indexed, and why."""
+
+    path: str
+    code: str
+    message: str
+
+
+@dataclass
+class IndexReport:
+    """What an index run did; printed as the end summary."""
+
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    copied: int = 0
+    images: int = 0
+    videos: int = 0
+    frames: int = 0
+    pruned: int = 0
+    seconds: float = 0.0
+    failed: list[Failure] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+def pooling_config(settings: Settings) -> dict[str, float | str]:
+    """How video frames are pooled; stored with the collection."""
+    return {"frame_rate": settings.frame_rate, "segment_seconds": settings.segment_seconds, "method": "mean"}
+
+
+class Indexer:
+    """Runs index jobs against one collection; the model is built only when some file needs embedding."""
+
+    def __init__(self, settings: Settings, embedder: Callable[[], Embedder], store: CollectionStore) -> None:
+        self.settings = settings
+        self.embedder = embedder
+        self.store = store
+        self._failed_by_sha: dict[str, Failure] = {}
+
+    def run(self, roots: Sequence[Path], prune: bool = False, progress: ProgressFn | None = None) -> IndexReport:
+        """Index every media file under ``roots``; only new or changed files are decoded.
+
+        Args:
+            roots: folders (or single files) to index.
+            prune: forget catalogued files under ``roots`` that no longer exist.
+            progress: called with (files done, files to do) as files complete.
+        """
+        started = time.perf_counter()
+        report = IndexReport()
+        known = self.store.catalog.known_media(self.store.info.id)
+        found = (item for root in roots for item in walk(Path(root), self.settings.follow_symlinks))
+        plan = make_plan(found, known)
+        report.skipped = plan.skipped
+        report.unchanged = len(plan.unchanged) + len(plan.touched)
+        for job in plan.touched:
+            self.store.catalog.touch(self.store.info.id, job.key, job.size, job.mtime_ns)
+        total = len(plan.jobs) + len(plan.copies)
+        if plan.jobs:
+            self._embed_and_write(plan, report, total, progress)
+        self._write_copies(plan, report)
+        if progress:
+            progress(total, total)
+        if prune:
+            gone = vanished(known, roots)
+            if gone:
+                self.store.delete_paths(gone)
+            report.pruned = len(gone)
+        self.store.save_if_changed()
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _embed_and_write(self, plan: Plan, report: IndexReport, total: int, progress: ProgressFn | None) -> None:
+        from lookalike.indexer.embed import embed_jobs  # torch is imported only when there is work
+
+        pending: list[tuple[MediaRecord, list[VectorRecord]]] = []
+        last_write = last_save = time.monotonic()
+        done = 0
+        for done_file in embed_jobs(plan.jobs, self.embedder(), self.settings):
+            pending.append((done_file.record, done_file.vectors))
+            self._count(done_file, plan, report)
+            done += 1
+            if progress:
+                progress(done, total)
+            now = time.monotonic()
+            if len(pending) >= WRITE_EVERY_FILES or now - last_write > WRITE_EVERY_SECONDS:
+                self.store.write(pending)
+                pending, last_write = [], now
+            if now - last_save > SAVE_EVERY_SECONDS:
+                self.store.save()
+                last_save = now
+        if pending:
+            self.store.write(pending)
+
+    def _count(self, done: Embedded, plan: Plan, report: IndexReport) -> None:
+        job, record = done.job, done.record
+        if record.status == MediaStatus.FAILED.value:
+            failure = Failure(job.key, record.error_code or "", record.error or "")
+            report.failed.append(failure)
+            if job.sha256:
+                self._failed_by_sha[job.sha256] = failure
+            return
+        if job.key in plan.updated:
+            report.updated += 1
+        else:
+            report.new += 1
+        if job.kind == MediaKind.IMAGE:
+            report.images += 1
+        else:
+            report.videos += 1
+            report.frames += done.frames
+
+    def _write_copies(self, plan: Plan, report: IndexReport) -> None:
+        """Files whose bytes equal an indexed file's: store the same vectors without decoding."""
+        catalog, cid = self.store.catalog, self.store.info.id
+        items: list[tuple[MediaRecord, list[VectorRecord]]] = []
+        for job in plan.copies:
+            source = catalog.ok_media_with_sha(cid, job.sha256 or "")
+            src = catalog.media(cid, source) if source is not None else None
+            if src is None:
+                twin = self._failed_by_sha.get(job.sha256 or "")
+                code = twin.code if twin else "duplicate_of_failed"
+                message = f"same bytes as {twin.path}: {twin.message}" if twin else "same bytes as a failed file"
+                items.append((make_record(job, MediaStatus.FAILED, error_code=code, error=message), []))
+                report.failed.append(Failure(job.key, code, message))
+                continue
+            vectors = catalog.vectors_of(cid, source, self.store.dim)
+            items.append(
+                (
+                    make_record(
+                        job,
+                        MediaStatus.OK,
+                        width=src.width,
+                        height=src.height,
+                        duration=src.duration,
+                        fps=src.fps,
+                        n_frames=src.n_frames,
+                    ),
+                    vectors,
+                )
+            )
+            report.copied += 1
+            if job.key in plan.updated:
+                report.updated += 1
+            else:
+                report.new += 1
+        for start in range(0, len(items), WRITE_EVERY_FILES):
+            self.store.write(items[start : start + WRITE_EVERY_FILES])

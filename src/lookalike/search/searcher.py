@@ -1,0 +1,158 @@
+"""Nearest-neighbour search by example file, by text, by vector or by indexed item."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from lookalike.config import Settings
+from lookalike.errors import DecodeError, NotIndexedError
+from lookalike.indexer.decode import load_image, sample_frames
+from lookalike.indexer.discover import classify
+from lookalike.indexer.pooling import pool_segments
+from lookalike.search.alignment import QueryVideo, score_video
+from lookalike.storage.library import CollectionStore
+from lookalike.types import MediaKind, SearchHit
+
+if TYPE_CHECKING:
+    from lookalike.indexer.embedders.base import Embedder
+
+OVERFETCH = 4  # several segments of one video can crowd the top k; fetch more, keep one per file
+
+
+@dataclass
+class QueryResult:
+    """Results of one query, best first; ``error`` says why a query file could not be used."""
+
+    query: str
+    hits: list[SearchHit] = field(default_factory=list)
+    error: str | None = None
+
+
+class Searcher:
+    """Answers queries against one collection, with the embedder that built it."""
+
+    def __init__(self, store: CollectionStore, embedder: Embedder, settings: Settings) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.settings = settings
+
+    # -- entry points ---------------------------------------------------------------------------------
+    def search_files(self, paths: Sequence[Path], k: int = 10) -> list[QueryResult]:
+        """One result list per query file: images find images and video moments, videos find videos."""
+        return [self._search_file(Path(p), k) for p in paths]
+
+    def search_texts(self, texts: Sequence[str], k: int = 10) -> list[QueryResult]:
+        """Text queries (CLIP models only)."""
+        vectors = self.embedder.embed_texts(texts)
+        return [QueryResult(t, self.search_vector(vectors[i], k)) for i, t in enumerate(texts)]
+
+    def search_media(self, media_id: int, k: int = 10) -> QueryResult:
+        """Items similar to an indexed file (the file itself left out).
+
+        Raises:
+            NotIndexedError: no indexed file has that id.
+        """
+        catalog, cid = self.store.catalog, self.store.info.id
+        record = catalog.media(cid, media_id)
+        if record is None or record.status != "ok":
+            raise NotIndexedError(f"no indexed item with id {media_id}")
+        vectors = catalog.vectors_of(cid, media_id, self.store.dim)
+        if record.kind == MediaKind.IMAGE.value:
+            hits = self.search_vector(vectors[0].embedding, k + 1)
+        else:
+            query = QueryVideo.from_records(vectors)
+            hits = self._search_video(query, k + 1)
+        return QueryResult(record.path, [h for h in hits if h.media_id != media_id][:k])
+
+    def search_vector(self, vector: np.ndarray, k: int = 10) -> list[SearchHit]:
+        """Images and video moments nearest to a vector; one hit per file, best first."""
+        index = self.store.index("items")
+        found = index.search(vector[None, :], k * OVERFETCH)
+        stored = self.store.catalog.hydrate(self.store.info.id, found.ids[0].tolist())
+        hits: list[SearchHit] = []
+        seen: set[int] = set()
+        for score, vid in zip(found.scores[0], found.ids[0], strict=True):
+            sv = stored.get(int(vid))
+            if sv is None or sv.media_id in seen:
+                continue
+            seen.add(sv.media_id)
+            hits.append(SearchHit(sv.media_id, sv.path, MediaKind(sv.kind), float(score), sv.start, sv.end))
+            if len(hits) == k:
+                break
+        return hits
+
+    # -- helpers ---------------------------------------------------------------------------------------
+    def _search_file(self, path: Path, k: int) -> QueryResult:
+        try:
+            if not path.is_file():
+                raise DecodeError("not_found", f"{path} is not a file")
+            kind = classify(path)
+            if kind == MediaKind.VIDEO:
+                return QueryResult(str(path), self._search_video(self._embed_video(path), k))
+            image, _ = load_image(
+                path,
+                max_pixels=self.settings.max_image_pixels,
+                max_bytes=self.settings.max_image_bytes,
+                draft=self.embedder.preprocess.resize,
+            )
+            vector = self.embedder.embed_images([image])[0]
+            return QueryResult(str(path), self.search_vector(vector, k))
+        except DecodeError as e:
+            return QueryResult(str(path), error=str(e))
+
+    def _embed_video(self, path: Path) -> QueryVideo:
+        meta, frames = sample_frames(path, self.settings.frame_rate, short_side=self.embedder.preprocess.resize)
+        times, vectors = [], []
+        batch: list = []
+        for frame in frames:
+            batch.append(frame.image)
+            times.append(frame.time)
+            if len(batch) == self.settings.batch_size:
+                vectors.append(self.embedder.embed_images(batch))
+                batch = []
+        if batch:
+            vectors.append(self.embedder.embed_images(batch))
+        mat = np.vstack(vectors)
+        segments = pool_segments(
+            np.array(times), mat, self.settings.segment_seconds, 1.0 / self.settings.frame_rate, meta.duration
+        )
+        return QueryVideo.from_segments(segments)
+
+    def _search_video(self, query: QueryVideo, k: int) -> list[SearchHit]:
+        """Videos sharing content with the query, ranked by the aligned segment score."""
+        catalog, cid, dim = self.store.catalog, self.store.info.id, self.store.dim
+        candidates: set[int] = set()
+        seg_hits = self.store.index("items").search(query.vectors, k * OVERFETCH)
+        vid_hits = self.store.index("videos").search(query.video_vector[None, :], k * OVERFETCH)
+        ids = seg_hits.ids.ravel().tolist() + vid_hits.ids.ravel().tolist()
+        for sv in catalog.hydrate(cid, ids).values():
+            if sv.kind == MediaKind.VIDEO.value:
+                candidates.add(sv.media_id)
+        hits = []
+        for media_id in candidates:
+            record = catalog.media(cid, media_id)
+            if record is None:
+                continue
+            ref = QueryVideo.from_records(catalog.vectors_of(cid, media_id, dim))
+            match = score_video(query, ref)
+            if match is None:
+                continue
+            hits.append(
+                SearchHit(
+                    media_id,
+                    record.path,
+                    MediaKind.VIDEO,
+                    match.score,
+                    match.ref_start,
+                    match.ref_end,
+                    match.query_start,
+                    match.query_end,
+                )
+            )
+        hits.sort(key=lambda h: -h.score)
+        return hits[:k]

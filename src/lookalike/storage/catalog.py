@@ -1,0 +1,401 @@
+"""The SQL catalog: collections, media rows with per-file outcomes, and stored vectors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from lookalike.storage.orm import Collection, Media, Vector
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """A collection row, detached from its session."""
+
+    id: int
+    name: str
+    model: str
+    weights_tag: str
+    dim: int
+    metric: str
+    preprocessing: dict[str, Any]
+    pooling: dict[str, Any]
+    generation: int
+
+
+@dataclass(frozen=True)
+class MediaRecord:
+    """What the indexer learned about one file."""
+
+    path: str
+    kind: str
+    size: int
+    mtime_ns: int
+    status: str
+    sha256: str | None = None
+    width: int | None = None
+    height: int | None = None
+    duration: float | None = None
+    fps: float | None = None
+    n_frames: int | None = None
+    error_code: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class VectorRecord:
+    """One embedding to store, with the time range it covers (videos)."""
+
+    level: str
+    embedding: np.ndarray
+    start: float | None = None
+    end: float | None = None
+
+
+@dataclass(frozen=True)
+class KnownMedia:
+    """The state of an already catalogued file, for incremental planning."""
+
+    id: int
+    size: int
+    mtime_ns: int
+    sha256: str | None
+    status: str
+
+
+@dataclass(frozen=True)
+class StoredVector:
+    """Where a vector id points: its file and the time range it covers."""
+
+    vector_id: int
+    media_id: int
+    path: str
+    kind: str
+    level: str
+    start: float | None
+    end: float | None
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """Vectors a write added (to put in FAISS) and vector ids it replaced (to take out)."""
+
+    added_ids: np.ndarray
+    added_levels: list[str]
+    added_vectors: np.ndarray
+    removed_ids: np.ndarray
+    generation: int
+
+
+def _to_bytes(vec: np.ndarray) -> bytes:
+    return np.asarray(vec, dtype="<f4").tobytes()
+
+
+def _from_bytes(blobs: Sequence[bytes], dim: int) -> np.ndarray:
+    if not blobs:
+        return np.zeros((0, dim), np.float32)
+    return np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), dim).astype(np.float32)
+
+
+def _info(row: Collection) -> CollectionInfo:
+    return CollectionInfo(
+        row.id,
+        row.name,
+        row.model,
+        row.weights_tag,
+        row.dim,
+        row.metric,
+        dict(row.preprocessing or {}),
+        dict(row.pooling or {}),
+        row.generation,
+    )
+
+
+class Catalog:
+    """Repository over the catalog database; every method runs in its own transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._session = sessionmaker(engine, expire_on_commit=False)
+
+    def session(self) -> Session:
+        """A new ORM session (for callers that need several reads in one transaction)."""
+        return self._session()
+
+    # -- collections -------------------------------------------------------------------------
+    def collections(self) -> list[CollectionInfo]:
+        """All collections, oldest first."""
+        with self._session() as s:
+            return [_info(c) for c in s.scalars(select(Collection).order_by(Collection.id))]
+
+    def collection(self, name: str) -> CollectionInfo | None:
+        """The collection called ``name``, if any."""
+        with self._session() as s:
+            row = s.scalar(select(Collection).where(Collection.name == name))
+            return _info(row) if row else None
+
+    def create_collection(
+        self,
+        name: str,
+        model: str,
+        weights_tag: str,
+        dim: int,
+        preprocessing: dict[str, Any],
+        pooling: dict[str, Any],
+    ) -> CollectionInfo:
+        """Create an empty collection."""
+        with self._session.begin() as s:
+            row = Collection(
+                name=name,
+                model=model,
+                weights_tag=weights_tag,
+                dim=dim,
+                metric="cosine",
+                preprocessing=preprocessing,
+                pooling=pooling,
+                generation=0,
+            )
+            s.add(row)
+            s.flush()
+            return _info(row)
+
+    def generation(self, collection_id: int) -> int:
+        """The collection's write counter; FAISS files are current when their manifest holds the same."""
+        with self._session() as s:
+            return int(s.scalar(select(Collection.generation).where(Collection.id == collection_id)) or 0)
+
+    def _bump(self, s: Session, collection_id: int) -> int:
+        s.execute(update(Collection).where(Collection.id == collection_id).values(generation=Collection.generation + 1))
+        return int(s.scalar(select(Collection.generation).where(Collection.id == collection_id)) or 0)
+
+    # -- media ---------------------------------------------------------------------------------
+    def known_media(self, collection_id: int) -> dict[str, KnownMedia]:
+        """Every catalogued file of the collection by path."""
+        with self._session() as s:
+            rows = s.execute(
+                select(Media.path, Media.id, Media.size, Media.mtime_ns, Media.sha256, Media.status).where(
+                    Media.collection_id == collection_id
+                )
+            )
+            return {r.path: KnownMedia(r.id, r.size, r.mtime_ns, r.sha256, r.status) for r in rows}
+
+    def media(self, collection_id: int, media_id: int) -> MediaRecord | None:
+        """The stored record of one file."""
+        with self._session() as s:
+            row = s.scalar(select(Media).where(Media.collection_id == collection_id, Media.id == media_id))
+            if row is None:
+                return None
+            return MediaRecord(
+                row.path,
+                row.kind,
+                row.size,
+                row.mtime_ns,
+                row.status,
+                row.sha256,
+                row.width,
+                row.height,
+                row.duration,
+                row.fps,
+                row.n_frames,
+                row.error_code,
+                row.error,
+            )
+
+    def media_id(self, collection_id: int, path: str) -> int | None:
+        """The id of the file at ``path``, if catalogued."""
+        with self._session() as s:
+            return s.scalar(select(Media.id).where(Media.collection_id == collection_id, Media.path == path))
+
+    def ok_media_with_sha(self, collection_id: int, sha256: str) -> int | None:
+        """Some successfully indexed file with this content hash, if any."""
+        with self._session() as s:
+            return s.scalar(
+                select(Media.id)
+                .where(Media.collection_id == collection_id, Media.sha256 == sha256, Media.status == "ok")
+                .limit(1)
+            )
+
+    def touch(self, collection_id: int, path: str, size: int, mtime_ns: int) -> None:
+        """Record a new mtime for a file whose content did not change."""
+        with self._session.begin() as s:
+            s.execute(
+                update(Media)
+                .where(Media.collection_id == collection_id, Media.path == path)
+                .values(size=size, mtime_ns=mtime_ns)
+            )
+
+    def write(
+        self, collection_id: int, dim: int, items: Iterable[tuple[MediaRecord, Sequence[VectorRecord]]]
+    ) -> WriteResult:
+        """Store files and their vectors in one transaction, replacing what was stored for those paths.
+
+        Returns:
+            the new vector ids (FAISS ids) with their levels and vectors, and the replaced vector ids.
+        """
+        added: list[Vector] = []
+        added_vecs: list[np.ndarray] = []
+        removed: list[int] = []
+        with self._session.begin() as s:
+            for rec, vectors in items:
+                row = s.scalar(select(Media).where(Media.collection_id == collection_id, Media.path == rec.path))
+                if row is None:
+                    row = Media(collection_id=collection_id, path=rec.path)
+                    s.add(row)
+                else:
+                    old = s.scalars(select(Vector.id).where(Vector.media_id == row.id)).all()
+                    removed.extend(old)
+                    s.execute(delete(Vector).where(Vector.media_id == row.id))
+                for key in (
+                    "kind",
+                    "size",
+                    "mtime_ns",
+                    "sha256",
+                    "width",
+                    "height",
+                    "duration",
+                    "fps",
+                    "n_frames",
+                    "status",
+                    "error_code",
+                    "error",
+                ):
+                    setattr(row, key, getattr(rec, key))
+                row.indexed_at = datetime.now(UTC)
+                s.flush()
+                for v in vectors:
+                    vec = Vector(
+                        collection_id=collection_id,
+                        media_id=row.id,
+                        level=v.level,
+                        start_s=v.start,
+                        end_s=v.end,
+                        embedding=_to_bytes(v.embedding),
+                    )
+                    s.add(vec)
+                    added.append(vec)
+                    added_vecs.append(np.asarray(v.embedding, np.float32))
+            s.flush()
+            generation = self._bump(s, collection_id)
+        matrix = np.vstack(added_vecs).astype(np.float32) if added_vecs else np.zeros((0, dim), np.float32)
+        return WriteResult(
+            np.array([v.id for v in added], np.int64),
+            [v.level for v in added],
+            matrix,
+            np.array(removed, np.int64),
+            generation,
+        )
+
+    def delete_media(self, collection_id: int, paths: Sequence[str]) -> np.ndarray:
+        """Forget files (and their vectors); returns the removed vector ids."""
+        removed: list[int] = []
+        with self._session.begin() as s:
+            for start in range(0, len(paths), 500):
+                chunk = list(paths[start : start + 500])
+                ids = s.scalars(
+                    select(Media.id).where(Media.collection_id == collection_id, Media.path.in_(chunk))
+                ).all()
+                if not ids:
+                    continue
+                removed.extend(s.scalars(select(Vector.id).where(Vector.media_id.in_(ids))).all())
+                s.execute(delete(Vector).where(Vector.media_id.in_(ids)))
+                s.execute(delete(Media).where(Media.id.in_(ids)))
+            self._bump(s, collection_id)
+        return np.array(removed, np.int64)
+
+    # -- vectors -----------------------------------------------------------------------------------
+    def vectors_of(self, collection_id: int, media_id: int, dim: int) -> list[VectorRecord]:
+        """The stored vectors of one file, in time order."""
+        with self._session() as s:
+            rows = s.execute(
+                select(Vector.level, Vector.start_s, Vector.end_s, Vector.embedding)
+                .where(Vector.collection_id == collection_id, Vector.media_id == media_id)
+                .order_by(Vector.id)
+            ).all()
+        mat = _from_bytes([r.embedding for r in rows], dim)
+        return [VectorRecord(r.level, mat[i], r.start_s, r.end_s) for i, r in enumerate(rows)]
+
+    def iter_vectors(
+        self, collection_id: int, levels: Sequence[str], dim: int, chunk: int = 20_000
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """All stored vectors of the given levels as ``(ids, matrix)`` chunks, by id."""
+        last = -1
+        while True:
+            with self._session() as s:
+                rows = s.execute(
+                    select(Vector.id, Vector.embedding)
+                    .where(Vector.collection_id == collection_id, Vector.level.in_(levels), Vector.id > last)
+                    .order_by(Vector.id)
+                    .limit(chunk)
+                ).all()
+            if not rows:
+                return
+            last = rows[-1].id
+            yield np.array([r.id for r in rows], np.int64), _from_bytes([r.embedding for r in rows], dim)
+
+    def count_vectors(self, collection_id: int, levels: Sequence[str]) -> int:
+        """How many vectors of the given levels are stored."""
+        with self._session() as s:
+            return int(
+                s.scalar(
+                    select(func.count(Vector.id)).where(Vector.collection_id == collection_id, Vector.level.in_(levels))
+                )
+                or 0
+            )
+
+    def hydrate(self, collection_id: int, vector_ids: Iterable[int]) -> dict[int, StoredVector]:
+        """Files and time ranges behind vector ids; ids no longer stored are left out."""
+        wanted = sorted({int(i) for i in vector_ids if int(i) >= 0})
+        out: dict[int, StoredVector] = {}
+        with self._session() as s:
+            for start in range(0, len(wanted), 500):
+                rows = s.execute(
+                    select(
+                        Vector.id,
+                        Vector.media_id,
+                        Vector.level,
+                        Vector.start_s,
+                        Vector.end_s,
+                        Media.path,
+                        Media.kind,
+                    )
+                    .join(Media, Media.id == Vector.media_id)
+                    .where(Vector.collection_id == collection_id, Vector.id.in_(wanted[start : start + 500]))
+                )
+                for r in rows:
+                    out[r.id] = StoredVector(r.id, r.media_id, r.path, r.kind, r.level, r.start_s, r.end_s)
+        return out
+
+    # -- reporting -----------------------------------------------------------------------------------
+    def stats(self, collection_id: int) -> dict[str, int]:
+        """Counts of files by kind and status, and of vectors by level."""
+        out: dict[str, int] = {}
+        with self._session() as s:
+            for kind, status, n in s.execute(
+                select(Media.kind, Media.status, func.count(Media.id))
+                .where(Media.collection_id == collection_id)
+                .group_by(Media.kind, Media.status)
+            ):
+                out[f"{kind}s_{status}"] = int(n)
+            for level, n in s.execute(
+                select(Vector.level, func.count(Vector.id))
+                .where(Vector.collection_id == collection_id)
+                .group_by(Vector.level)
+            ):
+                out[f"vectors_{level}"] = int(n)
+        return out
+
+    def failures(self, collection_id: int) -> list[tuple[str, str, str]]:
+        """``(path, error_code, message)`` of every file that failed, by path."""
+        with self._session() as s:
+            rows = s.execute(
+                select(Media.path, Media.error_code, Media.error)
+                .where(Media.collection_id == collection_id, Media.status == "failed")
+                .order_by(Media.path)
+            )
+            return [(r.path, r.error_code or "", r.error or "") for r in rows]

@@ -1,0 +1,266 @@
+"""A library on disk: the catalog database plus, per collection, FAISS files tied by a manifest."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from filelock import FileLock, Timeout
+
+from lookalike.errors import CollectionMismatchError, LibraryLockedError, NotIndexedError
+from lookalike.storage.catalog import Catalog, CollectionInfo, MediaRecord, VectorRecord, WriteResult
+from lookalike.storage.db import ensure_schema, make_engine
+from lookalike.storage.manifest import Manifest
+from lookalike.storage.vectors import DEFAULT_FACTORY, VectorIndex
+
+log = logging.getLogger(__name__)
+
+# Which vector levels live in which FAISS file.
+INDEX_LEVELS: dict[str, tuple[str, ...]] = {"items": ("image", "segment"), "videos": ("video",)}
+LEVEL_INDEX = {lvl: name for name, lvls in INDEX_LEVELS.items() for lvl in lvls}
+LOCK_NAME = "write.lock"
+
+
+def collection_dirname(name: str) -> str:
+    """A filesystem-safe folder name for a collection."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "default"
+
+
+@contextlib.contextmanager
+def writer_lock(home: Path, timeout: float = 2.0) -> Iterator[None]:
+    """Hold the library's single-writer lock.
+
+    Raises:
+        LibraryLockedError: another process holds it for longer than ``timeout`` seconds.
+    """
+    home.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(home / LOCK_NAME))
+    try:
+        lock.acquire(timeout=timeout)
+    except Timeout as e:
+        raise LibraryLockedError(
+            f"another lookalike process is writing to {home}; wait for it to finish and try again"
+        ) from e
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def lock_is_held(home: Path) -> bool:
+    """Whether some process holds the writer lock right now."""
+    lock = FileLock(str(home / LOCK_NAME))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return True
+    lock.release()
+    return False
+
+
+class CollectionStore:
+    """One collection's vectors: SQL rows are the truth, FAISS files a checkpointed mirror of them."""
+
+    def __init__(self, home: Path, catalog: Catalog, info: CollectionInfo) -> None:
+        self.home = home
+        self.catalog = catalog
+        self.info = info
+        self.directory = home / "collections" / collection_dirname(info.name)
+        self._indexes: dict[str, VectorIndex] = {}
+        self._generation = -1
+        self._saved_generation = -1
+
+    @property
+    def dim(self) -> int:
+        """Vector dimension of the collection."""
+        return self.info.dim
+
+    def index(self, name: str) -> VectorIndex:
+        """The loaded FAISS index ``items`` or ``videos``."""
+        if not self._indexes:
+            self.load()
+        return self._indexes[name]
+
+    # -- consistency ---------------------------------------------------------------------------------
+    def _manifest(self, counts: dict[str, int]) -> Manifest:
+        return Manifest(
+            model=self.info.model,
+            weights_tag=self.info.weights_tag,
+            dim=self.info.dim,
+            metric=self.info.metric,
+            factory=f"IDMap2,{DEFAULT_FACTORY}",
+            generation=self._generation,
+            counts=counts,
+            preprocessing=self.info.preprocessing,
+            pooling=self.info.pooling,
+        )
+
+    def _files_current(self, manifest: Manifest | None, generation: int) -> bool:
+        if manifest is None or manifest.generation != generation:
+            return False
+        if manifest.model != self.info.model or manifest.dim != self.info.dim:
+            raise CollectionMismatchError(
+                f"{self.directory} holds vectors of {manifest.model} ({manifest.dim}-d) but the database says "
+                f"{self.info.model} ({self.info.dim}-d)"
+            )
+        return all((self.directory / f"{name}.faiss").exists() for name in INDEX_LEVELS)
+
+    def load(self, repair: bool = True) -> None:
+        """Load the FAISS files; rebuild them from the stored vectors when they lag the database.
+
+        Args:
+            repair: rebuild (and save) stale files; when False (a reader beside a running writer) the last
+                saved files are used as they are.
+        """
+        generation = self.catalog.generation(self.info.id)
+        manifest = Manifest.load(self.directory)
+        current = self._files_current(manifest, generation)
+        if current:
+            loaded = {n: VectorIndex.load(self.directory / f"{n}.faiss") for n in INDEX_LEVELS}
+            if manifest is not None and all(len(loaded[n]) == manifest.counts.get(n, -1) for n in INDEX_LEVELS):
+                self._indexes, self._generation = loaded, generation
+                self._saved_generation = generation
+                return
+        if not repair and manifest is not None and all((self.directory / f"{n}.faiss").exists() for n in INDEX_LEVELS):
+            self._indexes = {n: VectorIndex.load(self.directory / f"{n}.faiss") for n in INDEX_LEVELS}
+            self._generation = manifest.generation
+            return
+        self.rebuild(generation)
+
+    def rebuild(self, generation: int | None = None) -> None:
+        """Rebuild both FAISS files from the vectors stored in the database and save them."""
+        if generation is None:
+            generation = self.catalog.generation(self.info.id)
+        log.info("rebuilding FAISS indexes of %s from the database", self.info.name)
+        indexes = {}
+        for name, levels in INDEX_LEVELS.items():
+            idx = VectorIndex.create(self.info.dim)
+            for ids, mat in self.catalog.iter_vectors(self.info.id, levels, self.info.dim):
+                idx.add(ids, mat)
+            indexes[name] = idx
+        self._indexes, self._generation = indexes, generation
+        self.save()
+
+    def save(self) -> None:
+        """Write both FAISS files atomically, then the manifest that names their generation."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for name, idx in self._indexes.items():
+            idx.save(self.directory / f"{name}.faiss")
+        self._manifest({n: len(i) for n, i in self._indexes.items()}).save(self.directory)
+        self._saved_generation = self._generation
+
+    def save_if_changed(self) -> None:
+        """:meth:`save`, unless nothing was written since the files were last loaded or saved."""
+        if self._indexes and self._generation != self._saved_generation:
+            self.save()
+
+    def check(self) -> dict[str, Any]:
+        """Compare FAISS ids with database rows; a report with ``ok`` and the differences."""
+        report: dict[str, Any] = {"ok": True}
+        for name, levels in INDEX_LEVELS.items():
+            in_index = set(self.index(name).ids().tolist())
+            in_db: set[int] = set()
+            for ids, _ in self.catalog.iter_vectors(self.info.id, levels, self.info.dim):
+                in_db.update(ids.tolist())
+            missing, extra = len(in_db - in_index), len(in_index - in_db)
+            dupes = len(self.index(name).ids()) - len(in_index)
+            report[name] = {
+                "db": len(in_db),
+                "index": len(self.index(name)),
+                "missing": missing,
+                "extra": extra,
+                "duplicated": dupes,
+            }
+            report["ok"] = report["ok"] and missing == 0 and extra == 0 and dupes == 0
+        return report
+
+    # -- writes ---------------------------------------------------------------------------------
+    def write(self, items: list[tuple[MediaRecord, list[VectorRecord]]]) -> WriteResult:
+        """Commit files and vectors to the database, then mirror them in the in-memory indexes.
+
+        The FAISS files on disk change only in :meth:`save`; until then a crash is repaired on the next
+        :meth:`load` from the committed rows.
+        """
+        if not self._indexes:
+            self.load()
+        result = self.catalog.write(self.info.id, self.info.dim, items)
+        self._apply(result.removed_ids, result)
+        self._generation = result.generation
+        return result
+
+    def delete_paths(self, paths: list[str]) -> int:
+        """Forget files; returns how many vectors were removed."""
+        if not self._indexes:
+            self.load()
+        removed = self.catalog.delete_media(self.info.id, paths)
+        self._apply(removed, None)
+        self._generation = self.catalog.generation(self.info.id)
+        return len(removed)
+
+    def _apply(self, removed: np.ndarray, result: WriteResult | None) -> None:
+        if len(removed):
+            for idx in self._indexes.values():
+                idx.remove(removed)
+        if result is None or not len(result.added_ids):
+            return
+        levels = np.array(result.added_levels)
+        for name, lvls in INDEX_LEVELS.items():
+            mask = np.isin(levels, lvls)
+            if mask.any():
+                self._indexes[name].add(result.added_ids[mask], result.added_vectors[mask])
+
+
+class Library:
+    """The catalog database of a library home, and the collections in it."""
+
+    def __init__(self, home: Path, db_url: str, auto_upgrade: bool = True) -> None:
+        self.home = home
+        self.engine = make_engine(db_url)
+        ensure_schema(self.engine, auto_upgrade=auto_upgrade)
+        self.catalog = Catalog(self.engine)
+
+    def close(self) -> None:
+        """Release database connections."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Library:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def collections(self) -> list[CollectionInfo]:
+        """All collections in the library."""
+        return self.catalog.collections()
+
+    def open_collection(self, name: str) -> CollectionStore:
+        """An existing collection.
+
+        Raises:
+            NotIndexedError: there is no collection called ``name``.
+        """
+        info = self.catalog.collection(name)
+        if info is None:
+            names = ", ".join(c.name for c in self.collections()) or "none"
+            raise NotIndexedError(
+                f"no collection {name!r} in {self.home} (collections: {names}); run `lookalike index`"
+            )
+        return CollectionStore(self.home, self.catalog, info)
+
+    def create_collection(
+        self,
+        name: str,
+        model: str,
+        weights_tag: str,
+        dim: int,
+        preprocessing: dict[str, Any],
+        pooling: dict[str, Any],
+    ) -> CollectionStore:
+        """A new, empty collection."""
+        info = self.catalog.create_collection(name, model, weights_tag, dim, preprocessing, pooling)
+        return CollectionStore(self.home, self.catalog, info)

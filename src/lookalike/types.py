@@ -1,0 +1,59 @@
+"""Small value types shared by the rooms."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class MediaKind(StrEnum):
+    """What a media file holds."""
+
+    IMAGE = "image"
+    VIDEO = "video"
+
+
+class Level(StrEnum):
+    """What one stored vector describes."""
+
+    IMAGE = "image"
+    SEGMENT = "segment"
+    VIDEO = "video"
+
+
+class MediaStatus(StrEnum):
+    """Outcome of indexing one file."""
+
+    OK = "ok"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class TimeRange:
+    """A closed time interval in seconds."""
+
+    start: float
+    end: float
+
+    @property
+    def duration(self) -> float:
+        """Length of the interval in seconds."""
+        return max(0.0, self.end - self.start)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """One result of a search, best first in a result list.
+
+    ``start``/``end`` locate the match inside the result (videos); ``query_start``/``query_end`` locate it
+    inside the query when the query is a video. Times are seconds, or None where they do not apply.
+    """
+
+    media_id: int
+    path: str
+    kind: MediaKind
+    score: float
+    start: float | None = None
+    end: float | None = None
+    query_start: float | None = None
+    query_end: float | None = None

@@ -1,0 +1,176 @@
+"""The Python API: open a library home, index folders, search, find duplicates.
+
+Front doors (CLI, HTTP service) are thin wrappers over :class:`Workspace`::
+
+    from lookalike.config import Settings
+    from lookalike.workspace import Workspace
+
+    with Workspace(Settings(home=Path("~/lib").expanduser())) as ws:
+        ws.index([Path("~/Pictures").expanduser()])
+        for hit in ws.search_files([Path("cat.jpg")])[0].hits:
+            print(hit.score, hit.path)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lookalike.config import Settings
+from lookalike.errors import CollectionMismatchError, NotIndexedError
+from lookalike.indexer.embedders.registry import RANDOM_WEIGHTS, collection_name, create_embedder
+from lookalike.indexer.pipeline import Indexer, IndexReport, ProgressFn, pooling_config
+from lookalike.storage.library import CollectionStore, Library, lock_is_held, writer_lock
+
+if TYPE_CHECKING:
+    from lookalike.indexer.embedders.base import Embedder
+    from lookalike.search.duplicates import DuplicateGroup
+    from lookalike.search.searcher import QueryResult, Searcher
+
+
+class Workspace:
+    """A library home opened with one settings object; builds models and indexes lazily."""
+
+    def __init__(self, settings: Settings, auto_upgrade: bool = True) -> None:
+        self.settings = settings
+        self.library = Library(settings.home, settings.database_url, auto_upgrade=auto_upgrade)
+        self._embedders: dict[tuple[str, str | None], Embedder] = {}
+        self._store: CollectionStore | None = None
+
+    def close(self) -> None:
+        """Release the database."""
+        self.library.close()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def embedder(self, spec: str, weights: str | None) -> Embedder:
+        """The embedder for a model spec, built once per workspace."""
+        key = (spec, weights)
+        if key not in self._embedders:
+            self._embedders[key] = create_embedder(spec, weights, self.settings.device)
+        return self._embedders[key]
+
+    # -- writing -------------------------------------------------------------------------------------
+    def index(self, roots: Sequence[Path], prune: bool = False, progress: ProgressFn | None = None) -> IndexReport:
+        """Index folders with the configured model (incremental; one writer at a time).
+
+        Raises:
+            LibraryLockedError: another process is writing to this library.
+        """
+        spec, weights = self.settings.model, self.settings.weights
+        with writer_lock(self.settings.home):
+            name = collection_name(spec, weights)
+            if self.library.catalog.collection(name) is None:
+                emb = self.embedder(spec, weights)
+                store = self.library.create_collection(
+                    name,
+                    emb.spec,
+                    emb.weights_tag,
+                    emb.dim,
+                    emb.preprocess.to_dict(),
+                    pooling_config(self.settings),
+                )
+            else:
+                store = self.library.open_collection(name)
+
+            def checked_embedder() -> Embedder:
+                emb = self.embedder(spec, weights)
+                self._check_weights(store, emb)
+                return emb
+
+            report = Indexer(self.settings, checked_embedder, store).run(roots, prune=prune, progress=progress)
+            self._store = store
+            return report
+
+    @staticmethod
+    def _check_weights(store: CollectionStore, embedder: Embedder) -> None:
+        if embedder.weights_tag != store.info.weights_tag or embedder.spec != store.info.model:
+            raise CollectionMismatchError(
+                f"collection {store.info.name!r} was built with {store.info.model} [{store.info.weights_tag}]; "
+                f"this run has {embedder.spec} [{embedder.weights_tag}]; pass the same --model/--weights"
+            )
+
+    # -- reading ---------------------------------------------------------------------------------------
+    def store(self) -> CollectionStore:
+        """The collection searches use: the configured model's, or the only one there is.
+
+        Raises:
+            NotIndexedError: nothing was indexed yet, or several collections exist and none is the model's.
+        """
+        if self._store is not None:
+            return self._store
+        collections = self.library.collections()
+        if not collections:
+            raise NotIndexedError(f"nothing is indexed in {self.settings.home} yet; run `lookalike index PATH`")
+        wanted = collection_name(self.settings.model, self.settings.weights)
+        chosen = [c for c in collections if c.name == wanted or c.model == self.settings.model]
+        if not chosen and len(collections) == 1:
+            chosen = collections
+        if not chosen:
+            names = ", ".join(c.model for c in collections)
+            raise NotIndexedError(f"no collection of {wanted}; pass --model with one of: {names}")
+        store = self.library.open_collection(chosen[0].name)
+        # a reader beside a running writer uses the last saved index files as they are
+        store.load(repair=not lock_is_held(self.settings.home))
+        self._store = store
+        return store
+
+    def searcher(self) -> Searcher:
+        """A searcher over :meth:`store` with the embedder that built it.
+
+        Raises:
+            CollectionMismatchError: the collection was built with weights other than the ones given.
+        """
+        from lookalike.search.searcher import Searcher
+
+        store = self.store()
+        weights = self.settings.weights
+        if weights is None and store.info.weights_tag == RANDOM_WEIGHTS:
+            weights = RANDOM_WEIGHTS
+        embedder = self.embedder(store.info.model, weights)
+        self._check_weights(store, embedder)
+        return Searcher(store, embedder, self.settings)
+
+    def search_files(self, paths: Sequence[Path], k: int = 10) -> list[QueryResult]:
+        """Search by example files (images or videos)."""
+        return self.searcher().search_files(paths, k)
+
+    def search_texts(self, texts: Sequence[str], k: int = 10) -> list[QueryResult]:
+        """Search by text (CLIP models)."""
+        return self.searcher().search_texts(texts, k)
+
+    def search_media(self, media_id: int, k: int = 10) -> QueryResult:
+        """Search by the id of an indexed file."""
+        return self.searcher().search_media(media_id, k)
+
+    def duplicates(self, threshold: float | None = None) -> list[DuplicateGroup]:
+        """Near-duplicate groups at ``threshold`` (default: the calibrated setting)."""
+        from lookalike.search.duplicates import find_duplicates
+
+        return find_duplicates(self.store(), self.settings.dupe_threshold if threshold is None else threshold)
+
+    def info(self) -> dict[str, Any]:
+        """Counts per collection, and where the library lives."""
+        out: dict[str, Any] = {"home": str(self.settings.home), "collections": []}
+        for c in self.library.collections():
+            stats = self.library.catalog.stats(c.id)
+            out["collections"].append(
+                {
+                    "name": c.name,
+                    "model": c.model,
+                    "weights": c.weights_tag,
+                    "dim": c.dim,
+                    "generation": c.generation,
+                    **stats,
+                }
+            )
+        return out
+
+    def failures(self) -> list[tuple[str, str, str]]:
+        """Files that failed to index, with reason code and message."""
+        return self.library.catalog.failures(self.store().info.id)
