@@ -2,7 +2,7 @@
 
 Front doors (CLI, HTTP service) are thin wrappers over :class:`Workspace`::
 
-    from lookalike.config import Settings
+    from lookalike.config import DEFAULT_MODEL, Settings
     from lookalike.workspace import Workspace
 
     with Workspace(Settings(home=Path("~/lib").expanduser())) as ws:
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lookalike.config import Settings
+from lookalike.config import DEFAULT_MODEL, Settings
 from lookalike.errors import CollectionMismatchError, NotIndexedError
 from lookalike.indexer.embedders.registry import RANDOM_WEIGHTS, collection_name, create_embedder
 from lookalike.indexer.pipeline import Indexer, IndexReport, ProgressFn, pooling_config
@@ -109,7 +109,8 @@ class Workspace:
             raise NotIndexedError(f"nothing is indexed in {self.settings.home} yet; run `lookalike index PATH`")
         wanted = collection_name(self.settings.model, self.settings.weights)
         chosen = [c for c in collections if c.name == wanted or c.model == self.settings.model]
-        if not chosen and len(collections) == 1:
+        explicit = self.settings.model != DEFAULT_MODEL or self.settings.weights is not None
+        if not chosen and len(collections) == 1 and not explicit:
             chosen = collections
         if not chosen:
             names = ", ".join(c.model for c in collections)

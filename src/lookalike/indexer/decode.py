@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import filetype
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -18,6 +19,7 @@ from lookalike.errors import DecodeError
 IMAGE_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF", "AVIF")
 # Demuxers allowed to open a "video"; playlists and concat scripts (which read other files) are not.
 VIDEO_DEMUXERS = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi"
+_SNIFFABLE = {"JPG", "PNG", "WEBP", "GIF", "BMP", "TIF", "AVIF"}
 BACKGROUND = (255, 255, 255)  # transparent pixels are composited on white
 
 
@@ -144,6 +146,9 @@ def _open(data: bytes) -> Image.Image:
     except Image.DecompressionBombWarning as e:
         raise DecodeError("too_many_pixels", str(e)) from e
     except UnidentifiedImageError as e:
+        sniffed = filetype.guess(data[:262])
+        if sniffed is not None and sniffed.mime.startswith("image/") and sniffed.extension.upper() in _SNIFFABLE:
+            raise DecodeError("corrupt", f"a {sniffed.extension.upper()} file with a damaged header") from e
         try:
             other = Image.open(io.BytesIO(data))
         except Exception:
@@ -174,7 +179,7 @@ def _load(im: Image.Image) -> None:
         raise DecodeError("too_many_pixels", "image needs more memory than is available") from e
 
 
-def _open_video(path: Path):  # type: ignore[no-untyped-def]
+def _open_video(path: Path):
     import av
 
     try:
@@ -185,7 +190,7 @@ def _open_video(path: Path):  # type: ignore[no-untyped-def]
         raise DecodeError("corrupt", f"cannot open video: {e}") from e
 
 
-def _video_stream(container):  # type: ignore[no-untyped-def]
+def _video_stream(container):
     import av
 
     for stream in container.streams.video:

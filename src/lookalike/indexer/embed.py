@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -99,7 +100,7 @@ def embed_jobs(jobs: Sequence[Job], embedder: Embedder, settings: Settings) -> I
         stream,
         batch_size=None,
         num_workers=workers,
-        collate_fn=passthrough,
+        collate_fn=cast(Any, passthrough),
         worker_init_fn=worker_init if workers else None,
         prefetch_factor=4 if workers else None,
         persistent_workers=False,

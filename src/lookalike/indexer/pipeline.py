@@ -102,11 +102,9 @@ class Indexer:
 
         pending: list[tuple[MediaRecord, list[VectorRecord]]] = []
         last_write = last_save = time.monotonic()
-        done = 0
-        for done_file in embed_jobs(plan.jobs, self.embedder(), self.settings):
+        for done, done_file in enumerate(embed_jobs(plan.jobs, self.embedder(), self.settings), 1):
             pending.append((done_file.record, done_file.vectors))
             self._count(done_file, plan, report)
-            done += 1
             if progress:
                 progress(done, total)
             now = time.monotonic()
@@ -144,7 +142,7 @@ class Indexer:
         for job in plan.copies:
             source = catalog.ok_media_with_sha(cid, job.sha256 or "")
             src = catalog.media(cid, source) if source is not None else None
-            if src is None:
+            if source is None or src is None:
                 twin = self._failed_by_sha.get(job.sha256 or "")
                 code = twin.code if twin else "duplicate_of_failed"
                 message = f"same bytes as {twin.path}: {twin.message}" if twin else "same bytes as a failed file"

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from lookalike.indexer.discover import Candidate, Skipped
 from lookalike.storage.catalog import KnownMedia, MediaRecord
@@ -120,7 +121,7 @@ def vanished(known: dict[str, KnownMedia], roots: Iterable[Path]) -> list[str]:
     return out
 
 
-def make_record(job: Job, status: MediaStatus, **fields: object) -> MediaRecord:
+def make_record(job: Job, status: MediaStatus, **fields: Any) -> MediaRecord:
     """The catalog record of a job with its outcome and what decoding learned."""
     return MediaRecord(
         path=job.key,
@@ -130,4 +131,4 @@ def make_record(job: Job, status: MediaStatus, **fields: object) -> MediaRecord:
         status=status.value,
         sha256=job.sha256,
         **fields,
-    )  # type: ignore[arg-type]
+    )

@@ -110,7 +110,7 @@ def decode_job(job: Job, pre: Preprocess, limits: DecodeLimits) -> Iterator[Mess
         yield Failed(job.index, "decoder_error", f"{type(e).__name__}: {e}")
 
 
-class DecodeStream(IterableDataset):  # type: ignore[type-arg]
+class DecodeStream(IterableDataset):
     """Iterable dataset over jobs; each DataLoader worker decodes every n-th job."""
 
     def __init__(self, jobs: list[Job], preprocess: Preprocess, limits: DecodeLimits) -> None:

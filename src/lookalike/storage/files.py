@@ -46,4 +46,8 @@ def atomic_write(target: Path, write: Callable[[Path], None]) -> None:
 
 def atomic_write_bytes(target: Path, data: bytes) -> None:
     """Replace ``target`` atomically with ``data``."""
-    atomic_write(target, lambda tmp: tmp.write_bytes(data))
+
+    def write(tmp: Path) -> None:
+        tmp.write_bytes(data)
+
+    atomic_write(target, write)

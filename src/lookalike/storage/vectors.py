@@ -49,7 +49,7 @@ class VectorIndex:
     """A FAISS inner-product index over L2-normalised vectors, addressed by 64-bit ids."""
 
     def __init__(self, index: faiss.Index, factory: str = DEFAULT_FACTORY) -> None:
-        self._index = index
+        self._index: Any = index
         self.factory = factory
 
     @classmethod

@@ -146,7 +146,7 @@ class TorchEmbedder(Embedder):
             with self._lock:
                 if self._module is None:
                     module = self._build().eval()
-                    self._module = module.to(self.device, memory_format=torch.channels_last)
+                    self._module = module.to(self.device).to(memory_format=torch.channels_last)
         return self._module
 
     def forward(self, module: torch.nn.Module, pixels: torch.Tensor) -> torch.Tensor:

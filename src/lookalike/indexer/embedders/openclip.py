@@ -77,7 +77,7 @@ def _preprocess(arch: str) -> Preprocess:
     mean = tuple(pp.get("mean", open_clip.OPENAI_DATASET_MEAN))
     std = tuple(pp.get("std", open_clip.OPENAI_DATASET_STD))
     # open_clip resizes the short side to the input size, then centre-crops
-    return Preprocess(size=size, resize=size, interpolation=pp.get("interpolation", "bicubic"), mean=mean, std=std)  # type: ignore[arg-type]
+    return Preprocess(size=size, resize=size, interpolation=pp.get("interpolation", "bicubic"), mean=mean, std=std)
 
 
 def build_open_clip(

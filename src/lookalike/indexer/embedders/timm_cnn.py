@@ -28,7 +28,7 @@ def _preprocess(name: str) -> Preprocess:
         interpolation=interpolation,
         mean=tuple(data["mean"]),
         std=tuple(data["std"]),
-    )  # type: ignore[arg-type]
+    )
 
 
 def build_timm(name: str, weights: str | None = None, device: str | None = None) -> TorchEmbedder:

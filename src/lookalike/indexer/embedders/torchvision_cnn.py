@@ -22,7 +22,7 @@ def strip_classifier(model: torch.nn.Module) -> torch.nn.Module:
                 classifier[i] = torch.nn.Identity()
                 return model
     if isinstance(classifier, torch.nn.Linear):
-        model.classifier = torch.nn.Identity()  # type: ignore[assignment]
+        model.classifier = torch.nn.Identity()
         return model
     raise UnknownModelError(f"cannot find the classifier of {type(model).__name__} to remove")
 
@@ -41,7 +41,7 @@ def _preprocess(name: str) -> Preprocess:
         interpolation=str(interpolation),
         mean=tuple(tr.mean),
         std=tuple(tr.std),
-    )  # type: ignore[arg-type]
+    )
 
 
 def build_torchvision(name: str, weights: str | None = None, device: str | None = None) -> TorchEmbedder:

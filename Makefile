@@ -1,0 +1,42 @@
+# lookalike — `make demo` and `make test` set everything up on a fresh machine (Python 3.11 + pip).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEMO   := .demo
+
+.PHONY: install demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first, pinned: pip takes these builds from the local wheel store (a newer one is a 3 GB download)
+	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install -q -e '.[dev,postgres]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	@test -d $(DEMO)/media || $(BIN)/python -m benchmarks.corpus demo $(DEMO)/media
+	$(BIN)/lookalike --home $(DEMO)/home index $(DEMO)/media
+	$(BIN)/lookalike --home $(DEMO)/home search $(DEMO)/media/photos/chelsea.png $(DEMO)/media/videos/bikes_excerpt_4s-8s.mp4 -k 5
+	$(BIN)/lookalike --home $(DEMO)/home dupes
+	$(BIN)/lookalike --home $(DEMO)/home info
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy src
+	$(BIN)/lint-imports
+
+bench: install
+	$(BIN)/pip install -q -e '.[bench]'
+	$(BIN)/python -m benchmarks.dedup_quality
+	$(BIN)/python -m benchmarks.throughput
+
+clean:
+	rm -rf $(DEMO) .bench .pytest_cache .ruff_cache .mypy_cache

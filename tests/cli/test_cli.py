@@ -1,0 +1,106 @@
+"""The CLI contract scripts depend on: global options, JSON shapes, exit codes, clear errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from lookalike.cli.main import app
+
+runner = CliRunner()
+
+
+def _run(*args: str, home) -> tuple[int, str, str]:
+    result = runner.invoke(app, ["--home", str(home), *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture(scope="module")
+def cli_home(tmp_path_factory, corpus):
+    home = tmp_path_factory.mktemp("cli_home")
+    code, out, _ = _run("index", str(corpus.root / "originals"), str(corpus.root / "videos"), "--json", home=home)
+    assert code == 0, out
+    return home
+
+
+def test_index_json_summary(cli_home, corpus):
+    code, out, _ = _run("index", str(corpus.root / "originals"), "--json", home=cli_home)
+    summary = json.loads(out)
+    assert code == 0
+    assert summary["new"] == 0 and summary["unchanged"] == len(corpus.originals)
+    assert summary["failed"] == [] and summary["skipped"] == []
+
+
+def test_search_json_lines_contract(cli_home, corpus):
+    queries = [corpus.copies[("chelsea", "crop")], corpus.videos["bikes_excerpt"]]
+    code, out, _ = _run("search", *map(str, queries), "-k", "3", "--json", home=cli_home)
+    assert code == 0
+    lines = [json.loads(line) for line in out.strip().splitlines()]
+    assert [line["query"] for line in lines] == [str(q) for q in queries]
+    for line in lines:
+        assert 1 <= len(line["results"]) <= 3
+        for r in line["results"]:
+            assert {"path", "kind", "score", "start", "end", "query_start", "query_end"} <= set(r)
+            assert r["kind"] in {"image", "video"}
+        scores = [r["score"] for r in line["results"]]
+        assert scores == sorted(scores, reverse=True)
+    image_top, video_top = lines[0]["results"][0], lines[1]["results"][0]
+    assert image_top["path"] == str(corpus.originals["chelsea"]) and image_top["start"] is None
+    assert video_top["kind"] == "video" and video_top["query_start"] is not None and video_top["end"] > 4.0
+
+
+def test_dupes_and_info_json(cli_home):
+    code, out, _ = _run("dupes", "--json", "--threshold", "0.9", home=cli_home)
+    groups = json.loads(out)["groups"]
+    assert code == 0
+    assert [sorted(i["path"].rsplit("/", 1)[-1] for i in g["items"]) for g in groups] == [
+        ["bikes.mp4", "bikes_small.mp4"]
+    ]
+    assert all({"path", "kind", "start", "end"} <= set(i) for g in groups for i in g["items"])
+    code, out, _ = _run("info", "--json", home=cli_home)
+    info = json.loads(out)["collections"][0]
+    assert info["images_ok"] == 8 and info["videos_ok"] == 4 and info["model"] == "efficientnet_lite0"
+
+
+def test_bad_query_file_is_reported_per_query(cli_home, corpus, tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"nope")
+    code, out, _ = _run("search", str(bad), str(corpus.originals["coffee"]), "--json", home=cli_home)
+    lines = [json.loads(line) for line in out.strip().splitlines()]
+    assert code == 1
+    assert lines[0]["error"].startswith("unidentified_format") and lines[0]["results"] == []
+    assert lines[1]["results"][0]["path"] == str(corpus.originals["coffee"])
+
+
+def test_errors_are_one_line_with_exit_code_1(tmp_path):
+    code, _, err = _run("search", "--text", "a cat", home=tmp_path)
+    assert code == 1 and "nothing is indexed" in err and "Traceback" not in err
+    code, _, err = _run("--model", "nope", "index", str(tmp_path), home=tmp_path)
+    assert code == 1 and "unknown model 'nope'" in err
+
+
+def test_text_search_needs_a_clip_model(cli_home):
+    code, _, err = _run("search", "--text", "a cat", home=cli_home)
+    assert code == 1 and "CLIP" in err
+
+
+def test_console_script_and_env_home(cli_home):
+    env = {"LOOKALIKE_HOME": str(cli_home), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run(
+        [sys.executable, "-m", "lookalike.cli.main", "info", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert json.loads(out)["home"] == str(cli_home)
+
+
+def test_importing_lookalike_loads_no_heavy_libraries():
+    code = "import sys, lookalike, lookalike.cli.main; print(sorted({'torch','faiss','sqlalchemy'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "torch" not in out and "faiss" not in out

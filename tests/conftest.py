@@ -1,0 +1,83 @@
+"""Shared fixtures: real media corpora built from package samples, and an index of them made once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from benchmarks.corpus import EDITS, EXTENSIONS, edit_video, edited, package_images, save, video_dir
+from lookalike.config import Settings
+from lookalike.workspace import Workspace
+
+SOURCES = ("chelsea", "coffee", "astronaut", "rocket", "china", "flower", "motorcycle_left", "camera")
+DISTRACTORS = ("coins", "moon", "page", "immunohistochemistry", "retina", "hubble_deep_field", "brick", "grass")
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """Where the test media lives and what each file is."""
+
+    root: Path
+    originals: dict[str, Path]
+    copies: dict[tuple[str, str], Path]  # (source, edit) -> file
+    distractors: dict[str, Path]
+    videos: dict[str, Path]
+
+
+@pytest.fixture(scope="session")
+def images() -> dict:
+    return package_images()
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory: pytest.TempPathFactory, images: dict) -> Corpus:
+    root = tmp_path_factory.mktemp("media")
+    originals = {n: save(images[n], root / "originals" / f"{n}.png") for n in SOURCES}
+    copies = {}
+    for n in SOURCES:
+        for edit in EDITS:
+            path = root / "copies" / f"{n}__{edit.name}{EXTENSIONS[edit.fmt]}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(edited(images[n], edit))
+            copies[(n, edit.name)] = path
+    distractors = {n: save(images[n], root / "distractors" / f"{n}.jpg", "JPEG") for n in DISTRACTORS}
+    src = video_dir()
+    vids = root / "videos"
+    videos = {
+        "bikes": edit_video(src / "bikes.mp4", vids / "bikes.mp4", fps=12.5),
+        "bikes_small": edit_video(
+            src / "bikes.mp4", vids / "bikes_small.mp4", lambda im: im.resize((im.width // 2, im.height // 2)), fps=12.5
+        ),
+        "carphone": edit_video(src / "carphone_pristine.mp4", vids / "carphone.mp4"),
+        "bunny": edit_video(src / "bigbuckbunny.mp4", vids / "bunny.mp4", lambda im: im.resize((320, 180)), fps=12.5),
+    }
+    # partial copy, kept outside the indexed root: bikes 4 s..8 s, re-encoded smaller
+    videos["bikes_excerpt"] = edit_video(
+        src / "bikes.mp4",
+        root.parent / "queries" / "bikes_4-8.mp4",
+        lambda im: im.resize((320, 136)),
+        start=4.0,
+        end=8.0,
+        fps=12.5,
+    )
+    return Corpus(root, originals, copies, distractors, videos)
+
+
+@pytest.fixture(scope="session")
+def settings_factory(tmp_path_factory: pytest.TempPathFactory):
+    def make(**changes) -> Settings:
+        home = tmp_path_factory.mktemp("home")
+        return Settings(home=home, workers=1, batch_size=16, **changes)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def indexed(corpus: Corpus, settings_factory) -> tuple[Settings, object]:
+    """The whole corpus indexed once with the real default model; returns (settings, first report)."""
+    settings = settings_factory()
+    with Workspace(settings) as ws:
+        report = ws.index([corpus.root])
+    return settings, report

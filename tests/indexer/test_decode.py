@@ -1,0 +1,232 @@
+"""Decoding: every image mode comes out upright 8-bit RGB; hostile files fail with a specific code."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from benchmarks.corpus import write_video
+from lookalike.errors import DecodeError
+from lookalike.indexer.decode import load_image, sample_frames
+
+
+@pytest.fixture(scope="module")
+def cat(images) -> Image.Image:
+    return images["chelsea"]
+
+
+def _bytes(im: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def _write(tmp_path, name: str, data: bytes):
+    p = tmp_path / name
+    p.write_bytes(data)
+    return p
+
+
+def _code(path, **kw) -> str:
+    with pytest.raises(DecodeError) as info:
+        load_image(path, **kw)
+    return info.value.code
+
+
+# inverse of what exif_transpose applies for each orientation value
+_STORE_AS = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_90,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_270,
+}
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_comes_out_upright(tmp_path, cat, orientation):
+    stored = cat.transpose(_STORE_AS[orientation]) if orientation in _STORE_AS else cat
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = _write(tmp_path, "o.jpg", _bytes(stored, "JPEG", quality=95, exif=exif.tobytes()))
+    rgb, meta = load_image(path)
+    assert rgb.size == cat.size and (meta.width, meta.height) == cat.size
+    diff = np.abs(np.asarray(rgb, np.int16) - np.asarray(cat, np.int16)).mean()
+    assert diff < 6, f"orientation {orientation}: mean abs diff {diff}"
+
+
+@pytest.mark.parametrize("mode", ["CMYK", "P", "L", "1", "LA", "RGBA", "I;16", "F", "I"])
+def test_every_mode_becomes_rgb_with_its_content(tmp_path, cat, mode):
+    if mode == "I;16":
+        im = cat.convert("L").convert("I").point(lambda v: v * 257).convert("I;16")
+        fmt, name = "PNG", "x.png"
+    elif mode == "F":
+        im = cat.convert("L").convert("F")
+        fmt, name = "TIFF", "x.tif"
+    elif mode == "I":
+        im = cat.convert("L").convert("I")
+        fmt, name = "TIFF", "x.tif"
+    elif mode == "CMYK":
+        im, fmt, name = cat.convert("CMYK"), "JPEG", "x.jpg"
+    else:
+        im = cat.convert(mode)
+        fmt, name = "PNG", "x.png"
+    rgb, _ = load_image(_write(tmp_path, name, _bytes(im, fmt)))
+    assert rgb.mode == "RGB" and rgb.size == cat.size
+    # compare at thumbnail size so dithered 1-bit pictures count as the same picture
+    gray = np.asarray(rgb.convert("L").resize((45, 30), Image.Resampling.BOX), np.float32)
+    ref = np.asarray(cat.convert("L").resize((45, 30), Image.Resampling.BOX), np.float32)
+    assert np.corrcoef(gray.ravel(), ref.ravel())[0, 1] > 0.8  # same picture, not white or black
+
+
+def test_transparency_is_composited_on_white(tmp_path, cat):
+    rgba = cat.convert("RGBA")
+    rgba.putalpha(0)
+    rgb, _ = load_image(_write(tmp_path, "a.png", _bytes(rgba, "PNG")))
+    assert np.asarray(rgb).min() == 255
+
+
+def test_palette_with_transparency(tmp_path, cat):
+    p = cat.convert("P", palette=Image.Palette.ADAPTIVE)
+    rgb, _ = load_image(_write(tmp_path, "p.png", _bytes(p, "PNG", transparency=0)))
+    assert rgb.mode == "RGB"
+
+
+def test_animated_gif_uses_first_frame_and_counts_frames(tmp_path, cat):
+    frames = [cat.rotate(i * 40) for i in range(8)]
+    data = _bytes(frames[0], "GIF", save_all=True, append_images=frames[1:])
+    _, meta = load_image(_write(tmp_path, "anim.gif", data))
+    assert meta.n_frames == 8
+
+
+def test_png_bytes_named_jpg_are_decoded_by_content(tmp_path, cat):
+    rgb, meta = load_image(_write(tmp_path, "really_png.jpg", _bytes(cat, "PNG")))
+    assert meta.format == "PNG" and rgb.size == cat.size
+
+
+def test_jpeg_draft_decodes_big_photos_small(tmp_path, images):
+    big = images["retina"]  # 1411 x 1411
+    rgb, meta = load_image(_write(tmp_path, "big.jpg", _bytes(big, "JPEG")), draft=256)
+    assert (meta.width, meta.height) == big.size
+    assert 256 <= min(rgb.size) < 1411
+
+
+def _png_header(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "code"),
+    [
+        ("empty.jpg", lambda cat: b"", "unidentified_format"),
+        ("random.jpg", lambda cat: np.random.default_rng(0).bytes(4096), "unidentified_format"),
+        ("page.png", lambda cat: b"<html><script>alert(1)</script></html>", "unidentified_format"),
+        ("x.svg", lambda cat: b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>', "unidentified_format"),
+        ("cut.jpg", lambda cat: _bytes(cat, "JPEG")[: int(0.6 * len(_bytes(cat, "JPEG")))], "truncated"),
+        ("no_eoi.jpg", lambda cat: _bytes(cat, "JPEG")[:-2] + b"", None),
+        ("cut.png", lambda cat: _bytes(cat, "PNG")[: len(_bytes(cat, "PNG")) // 2], "truncated"),
+        ("bomb.png", lambda cat: _png_header(30000, 30000), "too_many_pixels"),
+        ("big.png", lambda cat: _png_header(10000, 10000), "too_many_pixels"),
+        ("doc.pdf", lambda cat: _bytes(cat, "PDF"), "unidentified_format"),
+        ("x.ppm", lambda cat: _bytes(cat, "PPM"), "unsupported_format"),
+        ("x.tga", lambda cat: _bytes(cat, "TGA"), "unsupported_format"),
+        ("x.ico", lambda cat: _bytes(cat.resize((64, 64)), "ICO"), "unsupported_format"),
+    ],
+)
+def test_hostile_images_fail_with_specific_codes(tmp_path, cat, name, make, code):
+    path = _write(tmp_path, name, make(cat))
+    if code is None:  # a JPEG missing only its end marker: Pillow decodes it completely or says truncated
+        try:
+            rgb, _ = load_image(path)
+            assert rgb.size == cat.size
+        except DecodeError as e:
+            assert e.code == "truncated"
+        return
+    assert _code(path) == code
+
+
+def test_bad_crc_is_corrupt(tmp_path, cat):
+    data = bytearray(_bytes(cat, "PNG"))
+    data[29] ^= 0xFF  # inside the IHDR CRC
+    assert _code(_write(tmp_path, "crc.png", bytes(data))) == "corrupt"
+
+
+def test_file_size_limit_is_checked_before_reading(tmp_path):
+    path = tmp_path / "sparse.jpg"
+    with open(path, "wb") as fh:
+        fh.truncate(8 << 30)  # sparse: no disk used, and never read
+    assert _code(path, max_bytes=1 << 20) == "too_large"
+
+
+# -- video ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory, images):
+    frames = [images["coffee"].rotate(i * 3).resize((160, 120)) for i in range(50)]
+    return write_video(iter(frames), tmp_path_factory.mktemp("v") / "clip.mp4", fps=10)
+
+
+def test_video_sampled_at_frame_rate_with_timestamps(clip):
+    meta, frames = sample_frames(clip, frame_rate=1.0)
+    got = list(frames)
+    assert [round(f.time, 2) for f in got] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert (meta.width, meta.height) == (160, 120)
+    assert meta.duration == pytest.approx(5.0, abs=0.15)
+    assert meta.fps == pytest.approx(10.0)
+
+
+def test_video_sampling_rate_is_configurable(clip):
+    _, frames = sample_frames(clip, frame_rate=2.0)
+    assert len(list(frames)) == 10
+
+
+def test_audio_only_file_has_no_video_stream(tmp_path):
+    import av
+
+    path = tmp_path / "audio.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("aac", rate=44100)
+        samples = np.zeros((1, 1024), np.float32)
+        for i in range(20):
+            frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = 44100, i * 1024, Fraction(1, 44100)
+            for p in stream.encode(frame):
+                out.mux(p)
+        for p in stream.encode():
+            out.mux(p)
+    with pytest.raises(DecodeError) as info:
+        sample_frames(path)
+    assert info.value.code == "no_video_stream"
+
+
+@pytest.mark.parametrize(
+    ("name", "make"),
+    [
+        ("random.mkv", lambda clip: np.random.default_rng(1).bytes(65536)),
+        ("half.mp4", lambda clip: clip.read_bytes()[: len(clip.read_bytes()) // 2]),
+        ("playlist.mp4", lambda clip: b"#EXTM3U\n#EXTINF:1,\nfile:///etc/hostname\n"),
+        ("concat.mp4", lambda clip: b"ffconcat version 1.0\nfile /etc/hostname\n"),
+    ],
+)
+def test_hostile_videos_fail_cleanly(tmp_path, clip, name, make):
+    path = tmp_path / name
+    path.write_bytes(make(clip))
+    with pytest.raises(DecodeError) as info:
+        _, frames = sample_frames(path)
+        list(frames)
+    assert info.value.code in {"corrupt", "no_frames", "no_video_stream"}

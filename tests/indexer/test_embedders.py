@@ -1,0 +1,95 @@
+"""Model registry and embedders: the default model's real weights give semantics; other families plug in."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lookalike.errors import TextQueryNotSupportedError, UnknownModelError
+from lookalike.indexer.embedders.efficientnet import _load_state, packaged_checkpoint
+from lookalike.indexer.embedders.registry import collection_name, create_embedder, parse_spec
+
+
+@pytest.fixture(scope="module")
+def default():
+    return create_embedder("efficientnet_lite0", device="cpu")
+
+
+def test_default_weights_classify_real_photos(images):
+    """The remapped packaged checkpoint loads strictly and predicts the right ImageNet classes."""
+    import timm
+
+    from lookalike.indexer.embedders.efficientnet import LITE0_PREPROCESS, remap_lukemelas
+
+    model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    state = torch.load(packaged_checkpoint(), map_location="cpu", weights_only=True)
+    model.load_state_dict(remap_lukemelas(state), strict=True)
+    model.eval()
+    batch = torch.stack([LITE0_PREPROCESS(images["chelsea"]), LITE0_PREPROCESS(images["coffee"])])
+    with torch.inference_mode():
+        top = model(LITE0_PREPROCESS.normalise(batch)).topk(3).indices.tolist()
+    assert top[0][0] in {281, 282, 285}  # tabby / tiger cat / Egyptian cat
+    assert top[1][0] == 967  # espresso
+
+
+def test_default_embedder_vectors_are_unit_and_meaningful(default, images):
+    cat, coffee = images["chelsea"], images["coffee"]
+    small_flipped_cat = cat.transpose(Image.Transpose.FLIP_LEFT_RIGHT).resize((200, 133))
+    vecs = default.embed_images([cat, coffee, small_flipped_cat])
+    assert vecs.dtype == np.float32 and vecs.shape == (3, 1280)
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+    sims = vecs @ vecs.T
+    assert sims[0, 2] > 0.85 > 0.3 > sims[0, 1]
+
+
+def test_classifier_weights_are_dropped_for_embedding():
+    state = _load_state(packaged_checkpoint())
+    assert not any(k.startswith("classifier.") for k in state)
+
+
+def test_default_model_has_no_text_tower(default):
+    with pytest.raises(TextQueryNotSupportedError, match="CLIP"):
+        default.embed_texts(["a cat"])
+
+
+@pytest.mark.parametrize("spec", ["resnet", "timm:", "foo:bar", "timm:resnet18@openai"])
+def test_bad_specs_are_clear_errors(spec):
+    with pytest.raises(UnknownModelError):
+        parse_spec(spec)
+
+
+def test_unknown_names_within_a_family():
+    with pytest.raises(UnknownModelError, match="timm has no model"):
+        create_embedder("timm:not_a_model", weights="random")
+    with pytest.raises(UnknownModelError, match="torchvision has no"):
+        create_embedder("torchvision:not_a_model", weights="random")
+    with pytest.raises(UnknownModelError, match="does not exist"):
+        create_embedder("efficientnet_lite0", weights="/nonexistent.pth")
+
+
+@pytest.mark.parametrize(
+    ("spec", "dim"), [("timm:resnet18", 512), ("torchvision:mobilenet_v3_small", 1024), ("open_clip:RN50", 1024)]
+)
+def test_other_families_plug_in_with_random_weights(spec, dim, images):
+    emb = create_embedder(spec, weights="random", device="cpu")
+    vecs = emb.embed_images([images["chelsea"], images["coffee"]])
+    assert vecs.shape == (2, dim)
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-4)
+    assert emb.weights_tag == "random"
+
+
+def test_clip_text_queries_share_the_image_space():
+    emb = create_embedder("open_clip:RN50", weights="random", device="cpu")
+    assert emb.supports_text
+    assert emb.embed_texts(["a cat", "a cup of coffee"]).shape == (2, emb.dim)
+
+
+def test_local_checkpoint_is_loaded_and_tagged(tmp_path, default, images):
+    path = tmp_path / "lite0.pth"
+    torch.save(torch.load(packaged_checkpoint(), weights_only=True), path)
+    local = create_embedder("efficientnet_lite0", weights=str(path), device="cpu")
+    assert local.weights_tag.startswith("file:lite0.pth:")
+    assert np.allclose(local.embed_images([images["coffee"]]), default.embed_images([images["coffee"]]), atol=1e-5)
+    assert collection_name("efficientnet_lite0", str(path)) == f"efficientnet_lite0+{local.weights_tag}"

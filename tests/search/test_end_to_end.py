@@ -1,0 +1,170 @@
+"""End to end on real media with the real default model: copies are found, distinct items never grouped,
+results equal a numpy brute-force search, re-indexing is incremental, bad files are reported by name."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmarks.corpus import EDITS
+from lookalike.indexer.decode import load_image
+from lookalike.indexer.embedders.registry import create_embedder
+from lookalike.workspace import Workspace
+from tests.conftest import DISTRACTORS, SOURCES
+
+# Edits a global CNN descriptor is expected to see through at the top of the list.
+K = 15  # 11 copies + the original itself fit in the top 15
+
+
+def _source_of(path: str) -> str | None:
+    name = path.rsplit("/", 1)[-1]
+    for s in SOURCES:
+        if name.startswith(f"{s}__") or name.startswith(f"{s}."):
+            return s
+    return None
+
+
+def test_first_run_indexes_everything(indexed, corpus):
+    _, report = indexed
+    n_images = len(corpus.originals) + len(corpus.copies) + len(corpus.distractors)
+    assert report.images + report.copied == n_images and report.videos == 4
+    assert report.failed == [] and report.new == n_images + 4
+    assert report.frames > 20
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_every_edited_copy_ranks_above_every_unrelated_image(indexed, corpus, source):
+    settings, _ = indexed
+    with Workspace(settings) as ws:
+        hits = ws.search_files([corpus.originals[source]], k=K)[0].hits
+    ranked = [h.path for h in hits if h.kind.value == "image"]
+    copies = {str(corpus.copies[(source, e.name)]) for e in EDITS}
+    found = copies & set(ranked[:12])
+    assert len(found) >= 10, f"{source}: only {sorted(found)} in the top 12"
+    assert ranked[0] == str(corpus.originals[source])
+
+
+def test_search_equals_numpy_brute_force(indexed, corpus):
+    settings, _ = indexed
+    with Workspace(settings) as ws:
+        store = ws.store()
+        ids, vecs = zip(*store.catalog.iter_vectors(store.info.id, ["image", "segment"], store.dim), strict=True)
+        ids, vecs = np.concatenate(ids), np.vstack(vecs)
+        query = corpus.distractors["coins"]
+        searcher = ws.searcher()
+        image, _ = load_image(query, draft=searcher.embedder.preprocess.resize)
+        qvec = searcher.embedder.embed_images([image])[0]
+        found = store.index("items").search(qvec[None, :], 20)
+    expected = ids[np.argsort(-(vecs @ qvec))[:20]]
+    assert np.array_equal(found.ids[0], expected)
+    assert np.allclose(found.scores[0], np.sort(vecs @ qvec)[::-1][:20], atol=1e-5)
+
+
+def test_duplicate_groups_never_mix_sources(indexed):
+    settings, _ = indexed
+    with Workspace(settings) as ws:
+        groups = ws.duplicates()
+    assert groups, "no duplicate groups found"
+    grouped_copies = 0
+    video_groups = [sorted(it.path.rsplit("/", 1)[-1] for it in g.items) for g in groups if g.items[0].kind == "video"]
+    assert video_groups == [["bikes.mp4", "bikes_small.mp4"]]
+    for g in (g for g in groups if g.items[0].kind == "image"):
+        sources = {_source_of(it.path) for it in g.items}
+        assert len(sources) == 1 and None not in sources, [it.path for it in g.items]
+        grouped_copies += len(g.items) - 1
+    assert grouped_copies >= 0.6 * len(SOURCES) * len(EDITS)
+    for g in groups:
+        assert not any(name in it.path for it in g.items for name in DISTRACTORS)
+
+
+def test_video_copy_and_excerpt_are_found_with_time_ranges(indexed, corpus):
+    settings, _ = indexed
+    with Workspace(settings) as ws:
+        whole, excerpt = ws.search_files([corpus.videos["bikes"], corpus.videos["bikes_excerpt"]], k=5)
+    assert {h.path for h in whole.hits[:2]} == {str(corpus.videos["bikes"]), str(corpus.videos["bikes_small"])}
+    top = excerpt.hits[0]
+    assert top.path in {str(corpus.videos["bikes"]), str(corpus.videos["bikes_small"])}
+    inter = max(0.0, min(top.end, 8.0) - max(top.start, 4.0))
+    union = max(top.end, 8.0) - min(top.start, 4.0)
+    assert inter / union >= 0.5, (top.start, top.end)
+    assert top.query_start == pytest.approx(0.0, abs=0.6) and top.query_end == pytest.approx(4.0, abs=1.1)
+
+
+def test_an_image_query_finds_the_video_moment(indexed, corpus):
+    from benchmarks.corpus import frame_at
+
+    settings, _ = indexed
+    still = corpus.root.parent / "still.png"
+    frame_at(corpus.videos["bunny"], 3.0).save(still)
+    with Workspace(settings) as ws:
+        hit = ws.search_files([still], k=3)[0].hits[0]
+    assert hit.path == str(corpus.videos["bunny"]) and hit.start <= 3.0 <= hit.end
+
+
+def test_search_by_id_leaves_out_the_item_itself(indexed, corpus):
+    settings, _ = indexed
+    with Workspace(settings) as ws:
+        media_id = ws.store().catalog.media_id(ws.store().info.id, str(corpus.originals["coffee"]))
+        result = ws.search_media(media_id, k=5)
+    assert all(h.media_id != media_id for h in result.hits)
+    assert all(_source_of(h.path) == "coffee" for h in result.hits)
+
+
+def test_incremental_reindex(corpus, settings_factory, tmp_path):
+    import shutil
+
+    root = tmp_path / "lib"
+    shutil.copytree(corpus.root / "originals", root / "a")
+    settings = settings_factory()
+    with Workspace(settings) as ws:
+        first = ws.index([root])
+        assert first.new == len(SOURCES)
+        again = ws.index([root])
+        assert (again.new, again.updated, again.unchanged) == (0, 0, len(SOURCES))
+        # byte-identical copy: vectors reused, nothing decoded
+        shutil.copy(root / "a" / "coffee.png", root / "a" / "coffee_copy.png")
+        # touched but unchanged
+        (root / "a" / "rocket.png").touch()
+        # changed content
+        shutil.copy(corpus.copies[("chelsea", "flip")], root / "a" / "chelsea.png")
+        (root / "a" / "camera.png").unlink()
+        third = ws.index([root], prune=True)
+        assert third.copied == 1 and third.updated == 1 and third.new == 1 and third.pruned == 1
+        assert third.images == 1  # only the changed file was decoded and embedded
+        store = ws.store()
+        store.load()
+        assert store.check()["ok"]
+        assert ws.info()["collections"][0]["images_ok"] == len(SOURCES)
+
+
+def test_bad_files_are_reported_and_nothing_indexed_is_lost(corpus, settings_factory, tmp_path, images):
+    import shutil
+
+    root = tmp_path / "mixed"
+    shutil.copytree(corpus.root / "originals", root)
+    settings = settings_factory()
+    with Workspace(settings) as ws:
+        ws.index([root])
+        (root / "empty.jpg").write_bytes(b"")
+        good = corpus.copies[("coffee", "jpeg_quality")].read_bytes()
+        (root / "cut.jpg").write_bytes(good[: len(good) // 2])
+        (root / "fake.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 1000)
+        (root / "notes.txt").write_text("not media")
+        report = ws.index([root])
+        codes = {f.path.rsplit("/", 1)[-1]: f.code for f in report.failed}
+        assert codes == {"empty.jpg": "unidentified_format", "cut.jpg": "truncated", "fake.mp4": "corrupt"}
+        assert report.unchanged == len(SOURCES)
+        failures = {p.rsplit("/", 1)[-1]: c for p, c, _ in ws.failures()}
+        assert failures == codes
+        hits = ws.search_files([corpus.originals["coffee"]], k=1)[0].hits
+        assert hits[0].path == str(root / "coffee.png") and hits[0].score > 0.999
+
+
+def test_model_used_for_search_is_the_one_that_built_the_index(indexed, corpus):
+    settings, _ = indexed
+    with Workspace(settings.with_(model="timm:resnet18", weights="random")) as ws:
+        from lookalike.errors import NotIndexedError
+
+        with pytest.raises(NotIndexedError, match="timm:resnet18"):
+            ws.search_files([corpus.originals["coffee"]])
+    assert create_embedder  # the default collection is chosen when the model is not given

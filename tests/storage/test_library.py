@@ -1,0 +1,110 @@
+"""Library consistency: the DB is the truth, FAISS files are repaired from it; one writer at a time."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+
+import numpy as np
+import pytest
+
+from lookalike.errors import CollectionMismatchError, LibraryLockedError
+from lookalike.indexer.pooling import normalise
+from lookalike.storage.catalog import MediaRecord, VectorRecord
+from lookalike.storage.library import Library, writer_lock
+from lookalike.storage.manifest import Manifest
+
+DIM = 16
+
+
+def _items(start: int, n: int, rng: np.random.Generator):
+    out = []
+    for i in range(start, start + n):
+        rec = MediaRecord(path=f"/media/{i}.jpg", kind="image", size=i, mtime_ns=i, status="ok", sha256=f"{i:064x}")
+        out.append((rec, [VectorRecord("image", normalise(rng.normal(size=DIM)))]))
+    return out
+
+
+def _open(tmp_path):
+    lib = Library(tmp_path, f"sqlite:///{tmp_path / 'lib.db'}")
+    info = lib.catalog.collection("m")
+    store = lib.open_collection("m") if info else lib.create_collection("m", "model", "w1", DIM, {}, {})
+    return lib, store
+
+
+def test_write_save_reopen_is_consistent(tmp_path):
+    rng = np.random.default_rng(0)
+    lib, store = _open(tmp_path)
+    store.load()
+    store.write(_items(0, 30, rng))
+    store.save()
+    lib.close()
+    lib, store = _open(tmp_path)
+    store.load()
+    report = store.check()
+    assert report["ok"] and report["items"]["index"] == 30
+    lib.close()
+
+
+def test_crash_before_save_is_repaired_from_the_database(tmp_path):
+    rng = np.random.default_rng(1)
+    lib, store = _open(tmp_path)
+    store.load()
+    store.write(_items(0, 20, rng))
+    store.save()
+    store.write(_items(20, 15, rng))  # committed to SQL, FAISS files not saved: as after a kill
+    lib.close()
+    assert Manifest.load(store.directory).counts["items"] == 20
+    lib, store = _open(tmp_path)
+    store.load()
+    report = store.check()
+    assert report["ok"], report
+    assert report["items"]["index"] == 35
+    assert Manifest.load(store.directory).counts["items"] == 35  # repaired files were saved
+    lib.close()
+
+
+def test_replacing_a_file_replaces_its_vectors(tmp_path):
+    rng = np.random.default_rng(2)
+    lib, store = _open(tmp_path)
+    store.load()
+    store.write(_items(0, 5, rng))
+    result = store.write(_items(0, 1, rng))
+    assert len(result.removed_ids) == 1
+    assert store.check()["ok"] and len(store.index("items")) == 5
+    lib.close()
+
+
+def test_manifest_of_another_model_is_refused(tmp_path):
+    lib, store = _open(tmp_path)
+    store.load()
+    Manifest(model="other", weights_tag="x", dim=DIM, generation=store.catalog.generation(store.info.id)).save(
+        store.directory
+    )
+    lib.close()
+    lib, store = _open(tmp_path)
+    with pytest.raises(CollectionMismatchError, match="other"):
+        store.load()
+    lib.close()
+
+
+def _hold_lock(home, ready, seconds):
+    with writer_lock(home):
+        ready.set()
+        time.sleep(seconds)
+
+
+def test_second_writer_gets_a_clear_error_within_two_seconds(tmp_path):
+    ctx = mp.get_context("spawn")
+    ready = ctx.Event()
+    holder = ctx.Process(target=_hold_lock, args=(tmp_path, ready, 5))
+    holder.start()
+    try:
+        assert ready.wait(30)
+        started = time.monotonic()
+        with pytest.raises(LibraryLockedError, match="another lookalike process"), writer_lock(tmp_path):
+            pass
+        assert time.monotonic() - started < 2.5
+    finally:
+        holder.terminate()
+        holder.join()
