@@ -29,7 +29,8 @@ class Settings:
             or None for the model's default weights.
         device: ``cpu``, ``cuda``, ``cuda:N`` or None to pick CUDA when present.
         batch_size: images per forward pass.
-        workers: decode worker processes; 0 decodes in the main process.
+        workers: decode worker processes (DataLoader workers); 0 decodes in the main process; None picks
+            by machine (see ``indexer.device.decode_workers``).
         frame_rate: video frames sampled per second.
         segment_seconds: length of the windows frame vectors are pooled into.
         max_image_pixels: images with more pixels are refused (``too_many_pixels``) before decoding.
@@ -44,7 +45,7 @@ class Settings:
     weights: str | None = None
     device: str | None = None
     batch_size: int = 32
-    workers: int = 1
+    workers: int | None = None
     frame_rate: float = 1.0
     segment_seconds: float = 2.0
     max_image_pixels: int = 64_000_000

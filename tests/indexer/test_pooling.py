@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from lookalike.indexer.pooling import normalise, pool_segments, pool_video
 
@@ -24,3 +25,18 @@ def test_video_vector_is_the_normalised_mean():
 
 def test_no_frames_no_segments():
     assert pool_segments(np.array([]), np.zeros((0, 4)), 2.0, 1.0) == []
+
+
+def test_decode_worker_policy():
+    import torch
+
+    from lookalike.indexer.device import decode_workers, resolve_device
+
+    assert decode_workers(torch.device("cpu"), cpus=2) == 0  # measured: inline decode wins on 2 cores
+    assert decode_workers(torch.device("cpu"), cpus=16) >= 1
+    assert decode_workers(torch.device("cuda"), cpus=16) == 8
+    assert decode_workers(torch.device("cpu"), requested=3) == 3
+    assert resolve_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            resolve_device("cuda")

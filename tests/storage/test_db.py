@@ -56,3 +56,9 @@ def test_newer_schema_is_refused(engine):
         conn.execute(text("UPDATE alembic_version SET version_num = 'ffff_future'"))
     with pytest.raises(SchemaOutOfDateError, match="newer version"):
         ensure_schema(engine)
+
+
+def test_schema_head_constant_is_alembics_head():
+    from lookalike.storage.db import SCHEMA_HEAD
+
+    assert head_revision() == SCHEMA_HEAD

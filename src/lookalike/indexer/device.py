@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import os
 
 import torch
 
@@ -27,6 +28,21 @@ def resolve_device(requested: str | None = None) -> torch.device:
             raise ValueError(f"device {requested!r} was requested but CUDA is not available")
         return device
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def decode_workers(device: torch.device, requested: int | None = None, cpus: int | None = None) -> int:
+    """How many DataLoader worker processes decode while the model runs.
+
+    On CUDA the GPU does the maths, so decoding gets every core but one. On a CPU the forward pass already
+    keeps all cores busy; a decode process only pays off with cores to spare: on a 2-core machine decoding
+    inline measured 76 images/s against 70 with one worker (benchmarks/RESULTS.md).
+    """
+    if requested is not None:
+        return max(0, requested)
+    cpus = cpus or os.cpu_count() or 1
+    if device.type == "cuda":
+        return max(1, min(8, cpus - 1))
+    return 0 if cpus <= 2 else min(4, cpus // 4 + 1)
 
 
 def tune_cpu_allocator() -> bool:

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 
 from lookalike.config import Settings
 from lookalike.indexer.decode import VideoMeta
-from lookalike.indexer.device import tune_cpu_allocator
+from lookalike.indexer.device import decode_workers, tune_cpu_allocator
 from lookalike.indexer.embedders.base import Embedder
 from lookalike.indexer.plan import Job, make_record
 from lookalike.indexer.pooling import pool_segments, pool_video
@@ -95,7 +95,7 @@ def embed_jobs(jobs: Sequence[Job], embedder: Embedder, settings: Settings) -> I
     pre = embedder.preprocess
     limits = DecodeLimits(settings.max_image_pixels, settings.max_image_bytes, settings.frame_rate, settings.batch_size)
     stream = DecodeStream(list(jobs), pre, limits)
-    workers = min(settings.workers, len(jobs))
+    workers = min(decode_workers(embedder.device, settings.workers), len(jobs))
     loader = DataLoader(
         stream,
         batch_size=None,

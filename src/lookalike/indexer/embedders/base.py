@@ -53,14 +53,12 @@ class Preprocess:
         """
         w, h = image.size
         scale = self.resize / min(w, h)
-        # extreme aspect ratios: cap the long side so memory stays bounded (the crop only keeps the centre)
-        cap = 8 * self.resize
-        nw = min(cap, max(self.size, round(w * scale)))
-        nh = min(cap, max(self.size, round(h * scale)))
-        # reducing_gap lets Pillow shrink big pictures by integer steps first: fast and alias-free
-        resized = image.resize((nw, nh), _INTERPOLATION[self.interpolation], reducing_gap=3.0)
-        left, top = (nw - self.size) // 2, (nh - self.size) // 2
-        crop = resized.crop((left, top, left + self.size, top + self.size))
+        # The centre crop of the resized picture, computed in source coordinates so that only the pixels
+        # that survive the crop are resampled (same result as resize-then-crop, less work).
+        side = self.size / scale  # the crop's side in source pixels
+        left, top = (w - min(side, w)) / 2, (h - min(side, h)) / 2
+        box = (left, top, left + min(side, w), top + min(side, h))
+        crop = image.resize((self.size, self.size), _INTERPOLATION[self.interpolation], box=box, reducing_gap=3.0)
         return torch.from_numpy(np.asarray(crop, dtype=np.uint8).copy()).permute(2, 0, 1)
 
     def normalise(self, pixels: torch.Tensor) -> torch.Tensor:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from alembic import context
 from sqlalchemy import Engine
 
-from alembic import context
 from lookalike.storage.db import make_engine
 from lookalike.storage.orm import Base
 
