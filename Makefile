@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+	@# byte-compile the editable sources, as pip does for installed packages (PYTHONDONTWRITEBYTECODE may be set)
+	@$(BIN)/python -m compileall -q src benchmarks
 
 demo: install
 	@test -d $(DEMO)/media || $(BIN)/python -m benchmarks.corpus demo $(DEMO)/media

@@ -51,7 +51,7 @@ def _images(root: Path, count: int | None = None) -> Path:
 
 
 def ceiling(corpus: Path, tuned: bool) -> dict:
-    """Images/s of forward passes alone on pre-made input batches."""
+    """Images/s of forward passes alone on pre-made input batches (best of three passes)."""
     import torch
 
     from lookalike.indexer.decode import load_image

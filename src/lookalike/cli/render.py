@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.table import Table
-
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from lookalike.indexer.pipeline import IndexReport
     from lookalike.search.duplicates import DuplicateGroup
     from lookalike.search.searcher import QueryResult
@@ -48,6 +47,8 @@ def _range(start: float | None, end: float | None) -> str:
 
 def print_query(console: Console, result: QueryResult) -> None:
     """A table of one query's results."""
+    from rich.table import Table
+
     if result.error:
         console.print(f"[red]{result.query}: {result.error}[/red]")
         return

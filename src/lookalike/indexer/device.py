@@ -34,8 +34,9 @@ def decode_workers(device: torch.device, requested: int | None = None, cpus: int
     """How many DataLoader worker processes decode while the model runs.
 
     On CUDA the GPU does the maths, so decoding gets every core but one. On a CPU the forward pass already
-    keeps all cores busy; a decode process only pays off with cores to spare: on a 2-core machine decoding
-    inline measured 76 images/s against 70 with one worker (benchmarks/RESULTS.md).
+    keeps all cores busy; a decode process only pays off with cores to spare. With 0 workers, decoding runs in
+    one background thread of the main process: on a 2-core machine that measured 80 images/s, against 70 with
+    one worker process and 67 decoding inline (benchmarks/RESULTS.md).
     """
     if requested is not None:
         return max(0, requested)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,7 +80,16 @@ def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
-def walk(root: Path, follow_symlinks: bool = False, include_hidden: bool = False) -> Iterator[Candidate | Skipped]:
+KindFn = Callable[[Path, os.stat_result], MediaKind | None]
+
+
+def _classify_stat(path: Path, _st: os.stat_result) -> MediaKind | None:
+    return classify(path)
+
+
+def walk(
+    root: Path, follow_symlinks: bool = False, include_hidden: bool = False, kind_of: KindFn = _classify_stat
+) -> Iterator[Candidate | Skipped]:
     """Yield every media file under ``root``, and every path passed over with the reason.
 
     Hidden files and folders (name starting with a dot) are passed over silently unless ``include_hidden``.
@@ -91,11 +100,13 @@ def walk(root: Path, follow_symlinks: bool = False, include_hidden: bool = False
         root: a folder or a single file.
         follow_symlinks: follow links whose target stays inside ``root``.
         include_hidden: also walk dot-files and dot-folders.
+        kind_of: decides a regular file's media kind (None: not media); by default its content is sniffed.
+            The indexer passes one that answers from the catalog for files whose size and mtime did not change.
     """
     root = root.expanduser().absolute()
     real_root = root.resolve()
     if root.is_file():
-        yield from _entry(root, real_root, follow_symlinks, from_root=True)
+        yield from _entry(root, follow_symlinks, kind_of, from_root=True)
         return
     seen_dirs: set[tuple[int, int]] = set()
     stack = [root]
@@ -130,7 +141,7 @@ def walk(root: Path, follow_symlinks: bool = False, include_hidden: bool = False
             elif entry.is_dir(follow_symlinks=False):
                 subdirs.append(path)
                 continue
-            yield from _entry(path, real_root, follow_symlinks)
+            yield from _entry(path, follow_symlinks, kind_of)
         stack.extend(reversed(subdirs))
 
 
@@ -146,7 +157,7 @@ def _follow(path: Path, real_root: Path, follow: bool) -> Path | Skipped:
     return target
 
 
-def _entry(path: Path, real_root: Path, follow: bool, from_root: bool = False) -> Iterator[Candidate | Skipped]:
+def _entry(path: Path, follow: bool, kind_of: KindFn, from_root: bool = False) -> Iterator[Candidate | Skipped]:
     try:
         st = path.stat() if follow or from_root else path.lstat()
     except FileNotFoundError:
@@ -163,6 +174,6 @@ def _entry(path: Path, real_root: Path, follow: bool, from_root: bool = False) -
         if kind_from_name(path) is not None:
             yield Skipped(path, "permission_denied")
         return
-    kind = classify(path)
+    kind = kind_of(path, st)
     if kind is not None:
         yield Candidate(path, kind, st.st_size, st.st_mtime_ns)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -23,6 +23,7 @@ from lookalike.indexer.worker import (
     FrameChunk,
     ImageItem,
     Message,
+    ThreadedStream,
     VideoEnd,
     passthrough,
     worker_init,
@@ -89,22 +90,29 @@ class Embedded:
 
 
 def embed_jobs(jobs: Sequence[Job], embedder: Embedder, settings: Settings) -> Iterator[Embedded]:
-    """Decode (in worker processes) and embed files; yields each file's record and vectors as it completes."""
+    """Decode (in worker processes, or a background thread) and embed files in batches.
+
+    Yields each file's record and vectors as it completes; a file that fails to decode yields its error record.
+    """
     if embedder.device.type == "cpu":
         tune_cpu_allocator()
     pre = embedder.preprocess
     limits = DecodeLimits(settings.max_image_pixels, settings.max_image_bytes, settings.frame_rate, settings.batch_size)
     stream = DecodeStream(list(jobs), pre, limits)
     workers = min(decode_workers(embedder.device, settings.workers), len(jobs))
-    loader = DataLoader(
-        stream,
-        batch_size=None,
-        num_workers=workers,
-        collate_fn=cast(Any, passthrough),
-        worker_init_fn=worker_init if workers else None,
-        prefetch_factor=4 if workers else None,
-        persistent_workers=False,
-    )
+    loader: Iterable[Message]
+    if workers:
+        loader = DataLoader(
+            stream,
+            batch_size=None,
+            num_workers=workers,
+            collate_fn=cast(Any, passthrough),
+            worker_init_fn=worker_init,
+            prefetch_factor=4,
+            persistent_workers=False,
+        )
+    else:
+        loader = ThreadedStream(stream)
     by_index = {j.index: j for j in jobs}
     batcher = _Embedder(embedder, settings.batch_size)
     images: dict[int, ImageItem] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -9,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lookalike.config import Settings
-from lookalike.indexer.discover import Skipped, walk
+from lookalike.indexer.discover import Skipped, classify, walk
 from lookalike.indexer.plan import Plan, make_plan, make_record, vanished
 from lookalike.storage.catalog import MediaRecord, VectorRecord
 from lookalike.storage.library import CollectionStore
@@ -76,7 +77,14 @@ class Indexer:
         started = time.perf_counter()
         report = IndexReport()
         known = self.store.catalog.known_media(self.store.info.id)
-        found = (item for root in roots for item in walk(Path(root), self.settings.follow_symlinks))
+
+        def kind_of(path: Path, st: os.stat_result) -> MediaKind | None:
+            old = known.get(str(path))
+            if old is not None and old.size == st.st_size and old.mtime_ns == st.st_mtime_ns:
+                return MediaKind(old.kind)  # unchanged: no need to open it again
+            return classify(path)
+
+        found = (item for root in roots for item in walk(Path(root), self.settings.follow_symlinks, kind_of=kind_of))
         plan = make_plan(found, known)
         report.skipped = plan.skipped
         report.unchanged = len(plan.unchanged) + len(plan.touched)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -124,6 +127,55 @@ class DecodeStream(IterableDataset):
         shard = self.jobs if info is None else self.jobs[info.id :: info.num_workers]
         for job in shard:
             yield from decode_job(job, self.preprocess, self.limits)
+
+
+class ThreadedStream:
+    """Iterate a stream in a background thread, a bounded queue ahead of the consumer.
+
+    Pillow and FFmpeg release the GIL while they decode and resize, and torch releases it during the forward
+    pass, so one decode thread overlaps inference without the copies and contention of a worker process.
+    """
+
+    _END = object()
+
+    def __init__(self, stream: DecodeStream, ahead: int = 64) -> None:
+        self.stream = stream
+        self.ahead = ahead
+
+    def __iter__(self) -> Iterator[Message]:
+        out: queue.Queue[object] = queue.Queue(maxsize=self.ahead)
+        stop = threading.Event()
+        failure: list[BaseException] = []
+
+        def produce() -> None:
+            try:
+                for message in self.stream:
+                    while not stop.is_set():
+                        try:
+                            out.put(message, timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
+            except BaseException as e:  # handed to the consumer, which re-raises it
+                failure.append(e)
+            finally:
+                out.put(self._END)
+
+        thread = threading.Thread(target=produce, name="lookalike-decode", daemon=True)
+        thread.start()
+        try:
+            while (item := out.get()) is not self._END:
+                yield item  # type: ignore[misc]
+            if failure:
+                raise failure[0]
+        finally:
+            stop.set()
+            while thread.is_alive():  # unblock a producer waiting on a full queue
+                with contextlib.suppress(queue.Empty):
+                    out.get(timeout=0.1)
+            thread.join()
 
 
 def worker_init(_worker_id: int) -> None:

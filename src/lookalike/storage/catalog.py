@@ -67,6 +67,7 @@ class KnownMedia:
     mtime_ns: int
     sha256: str | None
     status: str
+    kind: str
 
 
 @dataclass(frozen=True)
@@ -179,11 +180,11 @@ class Catalog:
         """Every catalogued file of the collection by path."""
         with self._session() as s:
             rows = s.execute(
-                select(Media.path, Media.id, Media.size, Media.mtime_ns, Media.sha256, Media.status).where(
+                select(Media.path, Media.id, Media.size, Media.mtime_ns, Media.sha256, Media.status, Media.kind).where(
                     Media.collection_id == collection_id
                 )
             )
-            return {r.path: KnownMedia(r.id, r.size, r.mtime_ns, r.sha256, r.status) for r in rows}
+            return {r.path: KnownMedia(r.id, r.size, r.mtime_ns, r.sha256, r.status, r.kind) for r in rows}
 
     def media(self, collection_id: int, media_id: int) -> MediaRecord | None:
         """The stored record of one file."""

@@ -1,0 +1,48 @@
+"""Decode streams: worker processes and the background thread give the same results; errors and early stops."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lookalike.config import Settings
+from lookalike.indexer.discover import walk
+from lookalike.indexer.embed import embed_jobs
+from lookalike.indexer.embedders.registry import create_embedder
+from lookalike.indexer.plan import make_plan
+from lookalike.indexer.worker import ThreadedStream
+
+
+class _Boom:
+    def __iter__(self):
+        yield 1
+        raise RuntimeError("decoder exploded")
+
+
+def test_threaded_stream_passes_on_producer_errors():
+    got = []
+    with pytest.raises(RuntimeError, match="decoder exploded"):
+        for item in ThreadedStream(_Boom()):  # type: ignore[arg-type]
+            got.append(item)
+    assert got == [1]
+
+
+def test_threaded_stream_stops_cleanly_when_the_consumer_stops():
+    stream = ThreadedStream(iter(range(10_000)), ahead=4)  # type: ignore[arg-type]
+    for i, item in enumerate(stream):
+        if i == 3:
+            break
+    assert item == 3
+
+
+def test_worker_processes_and_thread_give_the_same_vectors(corpus):
+    files = list(corpus.originals.values())[:3] + [corpus.videos["carphone"]]
+    jobs = make_plan((c for f in files for c in walk(f)), {}).jobs
+    emb = create_embedder(device="cpu")
+    out = {}
+    for workers in (0, 1):
+        done = embed_jobs(jobs, emb, Settings(workers=workers, batch_size=8))
+        out[workers] = {d.job.key: np.vstack([v.embedding for v in d.vectors]) for d in done}
+    assert out[0].keys() == out[1].keys() == {str(f) for f in files}
+    for key in out[0]:
+        assert np.allclose(out[0][key], out[1][key], atol=1e-5)
