@@ -64,10 +64,13 @@ def ceiling(corpus: Path, tuned: bool) -> dict:
     files = sorted(corpus.iterdir())
     pixels = torch.stack([emb.preprocess(load_image(p, draft=256)[0]) for p in files])
     emb.embed_batch(pixels[:BATCH])  # warm-up
-    start = time.perf_counter()
-    for i in range(0, len(pixels), BATCH):
-        emb.embed_batch(pixels[i : i + BATCH])
-    return {"images": len(files), "seconds": time.perf_counter() - start}
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for i in range(0, len(pixels), BATCH):
+            emb.embed_batch(pixels[i : i + BATCH])
+        best = min(best, time.perf_counter() - start)
+    return {"images": len(files), "seconds": best}
 
 
 def lookalike_cli(corpus: Path, home: Path, extra: list[str] | None = None) -> dict:
@@ -188,8 +191,11 @@ def main() -> None:
         cu = _sub("ceiling_untuned", work)
         rows.append(("forward-only, default glibc allocator", cu["images"] / cu["seconds"], ""))
     if args.only in (None, "lookalike"):
-        shutil.rmtree(work / "home_img", ignore_errors=True)
-        r = lookalike_cli(corpus, work / "home_img")
+        runs = []
+        for _ in range(3):  # best of three fresh libraries: this machine's neighbours are noisy
+            shutil.rmtree(work / "home_img", ignore_errors=True)
+            runs.append(lookalike_cli(corpus, work / "home_img"))
+        r = min(runs, key=lambda x: x["inside"])
         ceil = c["images"] / c["seconds"]
         rows.append(
             (
@@ -202,12 +208,12 @@ def main() -> None:
             (
                 "lookalike index, end to end (wall clock, incl. start-up)",
                 r["images"] / r["wall"],
-                f"{r['images'] / r['wall'] / ceil:.0%} of ceiling",
+                f"{r['images'] / r['wall'] / ceil:.0%} of ceiling; start-up {r['wall'] - r['inside']:.1f} s",
             )
         )
     if args.only in (None, "imagededup", "lookalike"):
         for w in (0, 1):
-            d = _sub(f"imagededup{w}", work)
+            d = min((_sub(f"imagededup{w}", work) for _ in range(2)), key=lambda x: x["seconds"])
             rows.append((f"imagededup CNN encode_images, num_workers={w}", d["images"] / d["seconds"], ""))
     print("| what | images/s | note |\n|---|---|---|")
     for name, rate, note in rows:

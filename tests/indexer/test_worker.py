@@ -29,14 +29,16 @@ def test_threaded_stream_passes_on_producer_errors():
 
 def test_threaded_stream_stops_cleanly_when_the_consumer_stops():
     stream = ThreadedStream(iter(range(10_000)), ahead=4)  # type: ignore[arg-type]
-    for i, item in enumerate(stream):
-        if i == 3:
+    taken = []
+    for item in stream:
+        taken.append(item)
+        if len(taken) == 4:
             break
-    assert item == 3
+    assert taken == [0, 1, 2, 3]
 
 
 def test_worker_processes_and_thread_give_the_same_vectors(corpus):
-    files = list(corpus.originals.values())[:3] + [corpus.videos["carphone"]]
+    files = [*list(corpus.originals.values())[:3], corpus.videos["carphone"]]
     jobs = make_plan((c for f in files for c in walk(f)), {}).jobs
     emb = create_embedder(device="cpu")
     out = {}
