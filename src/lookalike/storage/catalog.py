@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from lookalike.storage.orm import Collection, Media, Vector
@@ -92,6 +92,22 @@ class WriteResult:
     added_vectors: np.ndarray
     removed_ids: np.ndarray
     generation: int
+
+
+_MEDIA_FIELDS = (
+    "kind",
+    "size",
+    "mtime_ns",
+    "sha256",
+    "width",
+    "height",
+    "duration",
+    "fps",
+    "n_frames",
+    "status",
+    "error_code",
+    "error",
+)
 
 
 def _to_bytes(vec: np.ndarray) -> bytes:
@@ -236,61 +252,61 @@ class Catalog:
     ) -> WriteResult:
         """Store files and their vectors in one transaction, replacing what was stored for those paths.
 
+        Rows are written in bulk (one statement per table, RETURNING the new ids), so a batch costs a few
+        round trips, not a few per file.
+
         Returns:
             the new vector ids (FAISS ids) with their levels and vectors, and the replaced vector ids.
         """
-        added: list[Vector] = []
-        added_vecs: list[np.ndarray] = []
-        removed: list[int] = []
+        batch = list(items)
+        now = datetime.now(UTC)
         with self._session.begin() as s:
-            for rec, vectors in items:
-                row = s.scalar(select(Media).where(Media.collection_id == collection_id, Media.path == rec.path))
-                if row is None:
-                    row = Media(collection_id=collection_id, path=rec.path)
-                    s.add(row)
-                else:
-                    old = s.scalars(select(Vector.id).where(Vector.media_id == row.id)).all()
-                    removed.extend(old)
-                    s.execute(delete(Vector).where(Vector.media_id == row.id))
-                for key in (
-                    "kind",
-                    "size",
-                    "mtime_ns",
-                    "sha256",
-                    "width",
-                    "height",
-                    "duration",
-                    "fps",
-                    "n_frames",
-                    "status",
-                    "error_code",
-                    "error",
-                ):
-                    setattr(row, key, getattr(rec, key))
-                row.indexed_at = datetime.now(UTC)
-                s.flush()
+            found = s.execute(
+                select(Media.path, Media.id).where(
+                    Media.collection_id == collection_id, Media.path.in_([r.path for r, _ in batch])
+                )
+            )
+            existing: dict[str, int] = {r.path: r.id for r in found}
+            removed: list[int] = []
+            if existing:
+                old_ids = list(existing.values())
+                removed = list(s.scalars(select(Vector.id).where(Vector.media_id.in_(old_ids))))
+                s.execute(delete(Vector).where(Vector.media_id.in_(old_ids)))
+                for rec, _ in batch:
+                    if rec.path in existing:
+                        values = {k: getattr(rec, k) for k in _MEDIA_FIELDS}
+                        s.execute(update(Media).where(Media.id == existing[rec.path]).values(indexed_at=now, **values))
+            new_paths = [rec.path for rec, _ in batch if rec.path not in existing]
+            fresh: list[dict[str, Any]] = [
+                {"collection_id": collection_id, "path": rec.path, "indexed_at": now}
+                | {k: getattr(rec, k) for k in _MEDIA_FIELDS}
+                for rec, _ in batch
+                if rec.path not in existing
+            ]
+            if fresh:
+                ids = s.scalars(insert(Media).returning(Media.id, sort_by_parameter_order=True), fresh).all()
+                existing.update(zip(new_paths, ids, strict=True))
+            rows, levels, vecs = [], [], []
+            for rec, vectors in batch:
                 for v in vectors:
-                    vec = Vector(
-                        collection_id=collection_id,
-                        media_id=row.id,
-                        level=v.level,
-                        start_s=v.start,
-                        end_s=v.end,
-                        embedding=_to_bytes(v.embedding),
+                    rows.append(
+                        {
+                            "collection_id": collection_id,
+                            "media_id": existing[rec.path],
+                            "level": v.level,
+                            "start_s": v.start,
+                            "end_s": v.end,
+                            "embedding": _to_bytes(v.embedding),
+                        }
                     )
-                    s.add(vec)
-                    added.append(vec)
-                    added_vecs.append(np.asarray(v.embedding, np.float32))
-            s.flush()
+                    levels.append(v.level)
+                    vecs.append(np.asarray(v.embedding, np.float32))
+            vector_ids = (
+                s.scalars(insert(Vector).returning(Vector.id, sort_by_parameter_order=True), rows).all() if rows else []
+            )
             generation = self._bump(s, collection_id)
-        matrix = np.vstack(added_vecs).astype(np.float32) if added_vecs else np.zeros((0, dim), np.float32)
-        return WriteResult(
-            np.array([v.id for v in added], np.int64),
-            [v.level for v in added],
-            matrix,
-            np.array(removed, np.int64),
-            generation,
-        )
+        matrix = np.vstack(vecs).astype(np.float32) if vecs else np.zeros((0, dim), np.float32)
+        return WriteResult(np.array(vector_ids, np.int64), levels, matrix, np.array(removed, np.int64), generation)
 
     def delete_media(self, collection_id: int, paths: Sequence[str]) -> np.ndarray:
         """Forget files (and their vectors); returns the removed vector ids."""
