@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   := .demo
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test test-postgres lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# the same suite against PostgreSQL (a throwaway cluster on loopback; Debian's postgresql is installed if missing)
+test-postgres: install
+	bash -c '. .ci/postgres.sh && $(BIN)/python -m pytest -q'
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from benchmarks.corpus import EDITS, EXTENSIONS, edit_video, edited, package_images, save, video_dir
 from lookalike.config import Settings
@@ -13,6 +17,29 @@ from lookalike.workspace import Workspace
 
 SOURCES = ("chelsea", "coffee", "astronaut", "rocket", "china", "flower", "motorcycle_left", "camera")
 DISTRACTORS = ("coins", "moon", "page", "immunohistochemistry", "retina", "hubble_deep_field", "brick", "grass")
+
+
+# A PostgreSQL server URL runs the whole suite on PostgreSQL (.ci/postgres.sh sets it); unset means SQLite.
+TEST_SERVER = os.environ.get("LOOKALIKE_TEST_DB")
+
+
+def fresh_db_url(home: Path) -> str:
+    """A new, empty catalog database for one library: SQLite inside ``home``, or a new database on the
+    PostgreSQL test server."""
+    if not TEST_SERVER:
+        return f"sqlite:///{home / 'lookalike.db'}"
+    name = f"lookalike_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(TEST_SERVER, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(TEST_SERVER).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    """A fresh catalog database for one test."""
+    return fresh_db_url(tmp_path)
 
 
 @dataclass(frozen=True)
@@ -69,7 +96,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory, images: dict) -> Corpus:
 def settings_factory(tmp_path_factory: pytest.TempPathFactory):
     def make(**changes) -> Settings:
         home = tmp_path_factory.mktemp("home")
-        return Settings(home=home, workers=1, batch_size=16, **changes)
+        return Settings(home=home, db_url=fresh_db_url(home), workers=1, batch_size=16, **changes)
 
     return make
 

@@ -10,12 +10,21 @@ import pytest
 from typer.testing import CliRunner
 
 from lookalike.cli.main import app
+from tests.conftest import TEST_SERVER, fresh_db_url
 
 runner = CliRunner()
+_DB: dict[str, str] = {}
+
+
+def _db(home) -> list[str]:
+    """``--db URL`` of the home's own database when the suite runs on PostgreSQL (SQLite needs none)."""
+    if not TEST_SERVER:
+        return []
+    return ["--db", _DB.setdefault(str(home), fresh_db_url(home))]
 
 
 def _run(*args: str, home) -> tuple[int, str, str]:
-    result = runner.invoke(app, ["--home", str(home), *args])
+    result = runner.invoke(app, ["--home", str(home), *_db(home), *args])
     return result.exit_code, result.stdout, result.stderr
 
 
@@ -79,7 +88,8 @@ def test_bad_query_file_is_reported_per_query(cli_home, corpus, tmp_path):
 def test_errors_are_one_line_with_exit_code_1(tmp_path):
     code, _, err = _run("search", "--text", "a cat", home=tmp_path)
     assert code == 1 and "nothing is indexed" in err and "Traceback" not in err
-    code, _, err = _run("--model", "nope", "index", str(tmp_path), home=tmp_path)
+    result = runner.invoke(app, ["--home", str(tmp_path), *_db(tmp_path), "--model", "nope", "index", str(tmp_path)])
+    code, err = result.exit_code, result.stderr
     assert code == 1 and "unknown model 'nope'" in err
 
 
@@ -90,6 +100,8 @@ def test_text_search_needs_a_clip_model(cli_home):
 
 def test_console_script_and_env_home(cli_home):
     env = {"LOOKALIKE_HOME": str(cli_home), "PATH": "/usr/bin:/bin"}
+    if TEST_SERVER:
+        env["LOOKALIKE_DB"] = _db(cli_home)[1]
     out = subprocess.run(
         [sys.executable, "-m", "lookalike.cli.main", "info", "--json"],
         env=env,

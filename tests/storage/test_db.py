@@ -13,8 +13,8 @@ from lookalike.storage.orm import Base
 
 
 @pytest.fixture
-def engine(tmp_path):
-    eng = make_engine(f"sqlite:///{tmp_path / 'lib.db'}")
+def engine(db_url):
+    eng = make_engine(db_url)
     yield eng
     eng.dispose()
 
@@ -38,6 +38,8 @@ def test_models_match_migrations(engine):
 
 
 def test_sqlite_runs_in_wal_mode_with_foreign_keys(engine):
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite pragmas")
     with engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1

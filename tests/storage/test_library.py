@@ -25,8 +25,14 @@ def _items(start: int, n: int, rng: np.random.Generator):
     return out
 
 
+_URLS: dict[str, str] = {}
+
+
 def _open(tmp_path):
-    lib = Library(tmp_path, f"sqlite:///{tmp_path / 'lib.db'}")
+    from tests.conftest import fresh_db_url
+
+    url = _URLS.setdefault(str(tmp_path), fresh_db_url(tmp_path))  # the same database when reopened
+    lib = Library(tmp_path, url)
     info = lib.catalog.collection("m")
     store = lib.open_collection("m") if info else lib.create_collection("m", "model", "w1", DIM, {}, {})
     return lib, store
