@@ -8,6 +8,10 @@ DEMO   := .demo
 .PHONY: install demo test test-postgres lint bench clean
 
 $(STAMP): pyproject.toml
+	@# the ffmpeg CLI writes the rotated-video test's input; as root it comes from Debian, otherwise that test skips
+	@command -v ffmpeg >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; } || \
+		echo "ffmpeg CLI not installed: the rotated-video test will be skipped"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# torch first, pinned: pip takes these builds from the local wheel store (a newer one is a 3 GB download)

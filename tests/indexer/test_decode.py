@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import shutil
 import struct
+import subprocess
 import zlib
 from fractions import Fraction
 
@@ -230,3 +232,37 @@ def test_hostile_videos_fail_cleanly(tmp_path, clip, name, make):
         _, frames = sample_frames(path)
         list(frames)
     assert info.value.code in {"corrupt", "no_frames", "no_video_stream"}
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg CLI to write rotation metadata")
+@pytest.mark.parametrize("rotate", [90, 180, 270])
+def test_rotated_video_comes_out_as_ffmpeg_displays_it(tmp_path, rotate):
+    arr = np.zeros((32, 64, 3), np.uint8)
+    arr[:16, :16] = 255  # a white block in the top-left corner tells up from down and left from right
+    src = write_video(iter([Image.fromarray(arr)] * 10), tmp_path / "src.mp4", fps=10)
+    rotated = tmp_path / "rotated.mp4"
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-y",
+            "-loglevel",
+            "error",
+            "-i",
+            str(src),
+            "-c",
+            "copy",
+            "-metadata:s:v:0",
+            f"rotate={rotate}",
+            str(rotated),
+        ],
+        check=True,
+    )
+    subprocess.run(
+        ["ffmpeg", "-y", "-loglevel", "error", "-i", str(rotated), "-frames:v", "1", str(tmp_path / "shown.png")],
+        check=True,
+    )  # the ffmpeg CLI applies the rotation itself
+    shown = np.asarray(Image.open(tmp_path / "shown.png").convert("L"), np.float32)
+    _, frames = sample_frames(rotated)
+    ours = np.asarray(next(iter(frames)).image.convert("L"), np.float32)
+    assert ours.shape == shown.shape
+    assert np.abs(ours - shown).mean() < 8
