@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import warnings
@@ -21,6 +22,7 @@ IMAGE_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF", "AVIF")
 VIDEO_DEMUXERS = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi"
 _SNIFFABLE = {"JPG", "PNG", "WEBP", "GIF", "BMP", "TIF", "AVIF"}
 BACKGROUND = (255, 255, 255)  # transparent pixels are composited on white
+MAX_BAD_PACKETS = 1000  # past this many undecodable packets a video is treated as corrupt
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,12 +244,25 @@ def sample_frames(
     meta = VideoMeta(width, height, duration, fps, int(stream.frames or 0))
     step = 1.0 / frame_rate
 
+    def decoded() -> Iterator[av.VideoFrame]:
+        """Frames in order; a packet that fails to decode is skipped (counted), not the end of the video."""
+        bad = 0
+        for packet in container.demux(stream):
+            try:
+                yield from packet.decode()
+            except av.error.InvalidDataError:
+                bad += 1
+                if bad > MAX_BAD_PACKETS:
+                    raise
+        with contextlib.suppress(av.error.InvalidDataError):
+            yield from stream.decode(None)  # flush the decoder
+
     def frames() -> Iterator[Frame]:
         produced = 0
         next_t = 0.0
         start = float(stream.start_time * tb) if stream.start_time is not None and tb else 0.0
         try:
-            for frame in container.decode(stream):
+            for frame in decoded():
                 t = (float(frame.pts * tb) - start) if frame.pts is not None and tb else produced * step
                 if t + 1e-6 < next_t:
                     continue
