@@ -29,19 +29,6 @@ class MediaStatus(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class TimeRange:
-    """A closed time interval in seconds."""
-
-    start: float
-    end: float
-
-    @property
-    def duration(self) -> float:
-        """Length of the interval in seconds."""
-        return max(0.0, self.end - self.start)
-
-
-@dataclass(frozen=True, slots=True)
 class SearchHit:
     """One result of a search, best first in a result list.
 

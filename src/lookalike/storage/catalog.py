@@ -141,10 +141,6 @@ class Catalog:
         self.engine = engine
         self._session = sessionmaker(engine, expire_on_commit=False)
 
-    def session(self) -> Session:
-        """A new ORM session (for callers that need several reads in one transaction)."""
-        return self._session()
-
     # -- collections -------------------------------------------------------------------------
     def collections(self) -> list[CollectionInfo]:
         """All collections, oldest first."""
@@ -354,16 +350,6 @@ class Catalog:
                 return
             last = rows[-1].id
             yield np.array([r.id for r in rows], np.int64), _from_bytes([r.embedding for r in rows], dim)
-
-    def count_vectors(self, collection_id: int, levels: Sequence[str]) -> int:
-        """How many vectors of the given levels are stored."""
-        with self._session() as s:
-            return int(
-                s.scalar(
-                    select(func.count(Vector.id)).where(Vector.collection_id == collection_id, Vector.level.in_(levels))
-                )
-                or 0
-            )
 
     def hydrate(self, collection_id: int, vector_ids: Iterable[int]) -> dict[int, StoredVector]:
         """Files and time ranges behind vector ids; ids no longer stored are left out."""
