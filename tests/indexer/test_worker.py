@@ -48,3 +48,22 @@ def test_worker_processes_and_thread_give_the_same_vectors(corpus):
     assert out[0].keys() == out[1].keys() == {str(f) for f in files}
     for key in out[0]:
         assert np.allclose(out[0][key], out[1][key], atol=1e-5)
+
+
+def test_a_video_failing_midway_reports_one_failure_and_the_run_goes_on(corpus, monkeypatch):
+    """Frames already queued for the model must not crash the run when their video then fails."""
+    import lookalike.indexer.worker as worker
+
+    real = worker._video
+
+    def failing(job, pre, limits):
+        gen = real(job, pre, limits)
+        yield next(gen)  # one chunk of frames reaches the batcher ...
+        raise RuntimeError("decoder crashed mid-stream")  # ... then the decoder dies
+
+    monkeypatch.setattr(worker, "_video", failing)
+    files = [corpus.videos["carphone"], corpus.originals["coffee"]]
+    jobs = make_plan((c for f in files for c in walk(f)), {}).jobs
+    done = list(embed_jobs(jobs, create_embedder(device="cpu"), Settings(workers=0, batch_size=64)))
+    outcome = {d.job.key: (d.record.status, d.record.error_code) for d in done}
+    assert outcome == {str(files[0]): ("failed", "decoder_error"), str(files[1]): ("ok", None)}

@@ -121,6 +121,8 @@ def embed_jobs(jobs: Sequence[Job], embedder: Embedder, settings: Settings) -> I
     def drain() -> Iterator[Embedded]:
         for idx, vecs in batcher.flush():
             job = by_index[idx]
+            if idx not in images and idx not in videos:
+                continue  # a video that failed after some of its frames were queued: its failure is reported
             if idx in images:
                 meta = images.pop(idx).meta
                 record = make_record(job, MediaStatus.OK, width=meta.width, height=meta.height, n_frames=meta.n_frames)
