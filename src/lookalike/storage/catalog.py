@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -94,20 +94,7 @@ class WriteResult:
     generation: int
 
 
-_MEDIA_FIELDS = (
-    "kind",
-    "size",
-    "mtime_ns",
-    "sha256",
-    "width",
-    "height",
-    "duration",
-    "fps",
-    "n_frames",
-    "status",
-    "error_code",
-    "error",
-)
+_MEDIA_FIELDS = tuple(f.name for f in fields(MediaRecord) if f.name != "path")  # copied onto the row
 
 
 def _to_bytes(vec: np.ndarray) -> bytes:
