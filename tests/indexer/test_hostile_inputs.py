@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from benchmarks.corpus import write_video
+from lookalike.indexer.plan import key_path, path_key
 from lookalike.workspace import Workspace
 
 OK = "ok"
@@ -169,14 +170,16 @@ def build_hostile(root: Path, cat: Image.Image, coffee: Image.Image) -> dict[str
     expected["sparse_8g.jpg"] = "too_large"
     os.link(root / "cmyk.jpg", root / "hardlink_of_cmyk.jpg")
     expected["hardlink_of_cmyk.jpg"] = OK
+    (root / os.fsdecode(b"latin1_\xe9t\xe9.jpg")).write_bytes(_b(cat.rotate(180), "JPEG"))
+    expected["latin1_\udce9t\udce9.jpg"] = OK
     (root / "dir.jpg").mkdir()
     (root / "dir.jpg" / "inside.png").write_bytes(png)
     expected["dir.jpg/inside.png"] = OK
     return expected
 
 
-def _name(path: str, root: Path) -> str:
-    return os.path.relpath(path, root)
+def _name(key: str, root: Path) -> str:
+    return os.path.relpath(key_path(key), root)
 
 
 @pytest.fixture(scope="module")
@@ -234,3 +237,13 @@ def test_nothing_indexed_before_is_lost(hostile_run):
     root, _, first, _, _, _, hits = hostile_run
     assert first.new == 1
     assert hits[0].path == str(root / "ok_video.mp4") and hits[0].score > 0.999
+
+
+def test_non_utf8_names_are_indexed_and_round_trip(hostile_run):
+    root, *_ = hostile_run
+    name = os.fsdecode(b"latin1_\xe9t\xe9.jpg")
+    key = path_key(root / name)
+    assert key.startswith("bytes:") and key.encode("utf-8")
+    assert os.fsencode(key_path(key)) == os.fsencode(root / name)
+    ws_info = hostile_run[5]
+    assert ws_info["images_ok"] >= 1

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from lookalike.config import Settings
 from lookalike.indexer.discover import Skipped, classify, walk
-from lookalike.indexer.plan import Plan, make_plan, make_record, vanished
+from lookalike.indexer.plan import Plan, make_plan, make_record, path_key, vanished
 from lookalike.storage.catalog import MediaRecord, VectorRecord
 from lookalike.storage.library import CollectionStore
 from lookalike.types import MediaKind, MediaStatus
@@ -79,7 +79,7 @@ class Indexer:
         known = self.store.catalog.known_media(self.store.info.id)
 
         def kind_of(path: Path, st: os.stat_result) -> MediaKind | None:
-            old = known.get(str(path))
+            old = known.get(path_key(path))
             if old is not None and old.size == st.st_size and old.mtime_ns == st.st_mtime_ns:
                 return MediaKind(old.kind)  # unchanged: no need to open it again
             return classify(path)

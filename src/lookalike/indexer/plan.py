@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote_from_bytes, unquote_to_bytes
 
 from lookalike.indexer.discover import Candidate, Skipped
 from lookalike.storage.catalog import KnownMedia, MediaRecord
@@ -58,14 +59,26 @@ def sha256_file(path: Path) -> str | None:
         return None
 
 
-def path_key(path: Path) -> str | None:
-    """The catalog key of a path (its absolute text), or None when the name is not valid UTF-8."""
+BYTES_PREFIX = "bytes:"
+
+
+def path_key(path: Path) -> str:
+    """The catalog key of an absolute path: its text, or for a name that is not valid UTF-8 (which no database
+    text column can hold) ``bytes:`` and its percent-encoded bytes. Real keys start with "/", so the two forms
+    never collide, and :func:`key_path` turns either back into the same bytes."""
     text = str(path)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return None
+        return BYTES_PREFIX + quote_from_bytes(os.fsencode(path), safe="/")
     return text
+
+
+def key_path(key: str) -> Path:
+    """The filesystem path behind a catalog key (see :func:`path_key`)."""
+    if key.startswith(BYTES_PREFIX):
+        return Path(os.fsdecode(unquote_to_bytes(key[len(BYTES_PREFIX) :])))
+    return Path(key)
 
 
 def make_plan(found: Iterable[Candidate | Skipped], known: dict[str, KnownMedia], hash_threads: int = 4) -> Plan:
@@ -82,9 +95,6 @@ def make_plan(found: Iterable[Candidate | Skipped], known: dict[str, KnownMedia]
             plan.skipped.append(item)
             continue
         key = path_key(item.path)
-        if key is None:
-            plan.skipped.append(Skipped(item.path, "undecodable_name: the file name is not valid UTF-8"))
-            continue
         old = known.get(key)
         if old is not None and old.size == item.size and old.mtime_ns == item.mtime_ns:
             plan.unchanged.append(key)
@@ -113,10 +123,11 @@ def make_plan(found: Iterable[Candidate | Skipped], known: dict[str, KnownMedia]
 
 def vanished(known: dict[str, KnownMedia], roots: Iterable[Path]) -> list[str]:
     """Catalogued paths under ``roots`` that no longer exist on disk."""
-    prefixes = [str(r.expanduser().absolute()) for r in roots]
+    bases = [r.expanduser().absolute() for r in roots]
     out = []
     for key in known:
-        if any(key == p or key.startswith(p.rstrip(os.sep) + os.sep) for p in prefixes) and not os.path.lexists(key):
+        path = key_path(key)
+        if any(path == b or b in path.parents for b in bases) and not os.path.lexists(path):
             out.append(key)
     return out
 
