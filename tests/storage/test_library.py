@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import shutil
 import time
 
 import numpy as np
@@ -114,3 +115,32 @@ def test_second_writer_gets_a_clear_error_within_two_seconds(tmp_path):
     finally:
         holder.terminate()
         holder.join()
+
+
+def test_a_reader_beside_a_writer_uses_saved_files_and_writes_nothing(tmp_path):
+    rng = np.random.default_rng(3)
+    lib, store = _open(tmp_path)
+    store.load()
+    store.write(_items(0, 10, rng))
+    store.save()
+    store.write(_items(10, 5, rng))  # a running ingest has committed more than it has saved
+    files = {p.name: p.stat().st_mtime_ns for p in store.directory.iterdir()}
+    lib.close()
+    lib, reader = _open(tmp_path)
+    reader.load(repair=False)
+    assert len(reader.index("items")) == 10  # the last saved state, consistent in itself
+    assert {p.name: p.stat().st_mtime_ns for p in reader.directory.iterdir()} == files
+    lib.close()
+
+
+def test_a_reader_before_the_first_save_builds_in_memory(tmp_path):
+    rng = np.random.default_rng(4)
+    lib, store = _open(tmp_path)
+    store.write(_items(0, 7, rng))  # committed ...
+    lib.close()
+    shutil.rmtree(store.directory)  # ... and no index file on disk yet
+    lib, reader = _open(tmp_path)
+    reader.load(repair=False)
+    assert len(reader.index("items")) == 7
+    assert not (reader.directory / "manifest.json").exists()
+    lib.close()

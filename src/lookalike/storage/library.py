@@ -115,7 +115,8 @@ class CollectionStore:
 
         Args:
             repair: rebuild (and save) stale files; when False (a reader beside a running writer) the last
-                saved files are used as they are.
+                saved files are used as they are, and nothing is written: with no files yet, the indexes are
+                built in memory from the committed rows.
         """
         generation = self.catalog.generation(self.info.id)
         manifest = Manifest.load(self.directory)
@@ -130,10 +131,10 @@ class CollectionStore:
             self._indexes = {n: VectorIndex.load(self.directory / f"{n}.faiss") for n in INDEX_LEVELS}
             self._generation = manifest.generation
             return
-        self.rebuild(generation)
+        self.rebuild(generation, save=repair)
 
-    def rebuild(self, generation: int | None = None) -> None:
-        """Rebuild both FAISS files from the vectors stored in the database and save them."""
+    def rebuild(self, generation: int | None = None, save: bool = True) -> None:
+        """Rebuild both FAISS indexes from the vectors stored in the database (and save them)."""
         if generation is None:
             generation = self.catalog.generation(self.info.id)
         log.info("rebuilding FAISS indexes of %s from the database", self.info.name)
@@ -144,7 +145,8 @@ class CollectionStore:
                 idx.add(ids, mat)
             indexes[name] = idx
         self._indexes, self._generation = indexes, generation
-        self.save()
+        if save:
+            self.save()
 
     def save(self) -> None:
         """Write both FAISS files atomically, then the manifest that names their generation."""
