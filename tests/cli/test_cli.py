@@ -116,3 +116,34 @@ def test_importing_lookalike_loads_no_heavy_libraries():
     code = "import sys, lookalike, lookalike.cli.main; print(sorted({'torch','faiss','sqlalchemy'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "torch" not in out and "faiss" not in out
+
+
+def _hold(home, ready, seconds):
+    import time
+
+    from lookalike.storage.library import writer_lock
+
+    with writer_lock(home):
+        ready.set()
+        time.sleep(seconds)
+
+
+def test_while_a_writer_runs_search_works_and_a_second_index_is_refused(cli_home, corpus):
+    import multiprocessing as mp
+    import time
+
+    ctx = mp.get_context("spawn")
+    ready = ctx.Event()
+    writer = ctx.Process(target=_hold, args=(cli_home, ready, 60))
+    writer.start()
+    try:
+        assert ready.wait(30)
+        started = time.monotonic()
+        code, _, err = _run("index", str(corpus.root / "originals"), home=cli_home)
+        assert code == 1 and "another lookalike process is writing" in err
+        assert time.monotonic() - started < 10  # the lock wait itself is 2 s; the rest is start-up
+        code, out, _ = _run("search", str(corpus.originals["rocket"]), "--json", "-k", "1", home=cli_home)
+        assert code == 0 and json.loads(out)["results"][0]["path"] == str(corpus.originals["rocket"])
+    finally:
+        writer.terminate()
+        writer.join()
