@@ -95,6 +95,21 @@ class Workspace:
                 f"this run has {embedder.spec} [{embedder.weights_tag}]; pass the same --model/--weights"
             )
 
+    def reindex(self, factory: str | None = None) -> dict[str, str]:
+        """Rebuild the collection's FAISS indexes from the stored vectors.
+
+        Args:
+            factory: FAISS factory string for the ``items`` index (``Flat``, ``IVF1024,Flat``, ``HNSW32`` ...);
+                None chooses by size. The ``videos`` index is always chosen by size.
+
+        Returns:
+            the factory string of each index, as recorded in the manifest.
+        """
+        with writer_lock(self.settings.home):
+            store = self.store()
+            store.rebuild(factories={"items": factory} if factory else None)
+            return {name: store.index(name).factory for name in ("items", "videos")}
+
     # -- reading ---------------------------------------------------------------------------------------
     def store(self) -> CollectionStore:
         """The collection searches use: the configured model's, or the only one there is.

@@ -147,3 +147,10 @@ def test_while_a_writer_runs_search_works_and_a_second_index_is_refused(cli_home
     finally:
         writer.terminate()
         writer.join()
+
+
+def test_reindex_command(cli_home):
+    code, out, _ = _run("reindex", "--factory", "Flat", home=cli_home)
+    assert code == 0 and "items: Flat, videos: Flat" in out
+    code, _, err = _run("reindex", "--factory", "Bogus", home=cli_home)
+    assert code == 1 and "FAISS cannot build" in err

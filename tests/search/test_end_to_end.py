@@ -168,3 +168,41 @@ def test_model_used_for_search_is_the_one_that_built_the_index(indexed, corpus):
         with pytest.raises(NotIndexedError, match="timm:resnet18"):
             ws.search_files([corpus.originals["coffee"]])
     assert create_embedder  # the default collection is chosen when the model is not given
+
+
+@pytest.mark.parametrize("factory", ["IVF8,Flat", "HNSW16"])
+def test_reindex_to_another_index_type_keeps_search_and_updates_working(corpus, settings_factory, tmp_path, factory):
+    import shutil
+
+    from lookalike.storage.manifest import Manifest
+
+    root = tmp_path / "lib"
+    shutil.copytree(corpus.root / "copies", root)
+    settings = settings_factory()
+    with Workspace(settings) as ws:
+        ws.index([root])
+        assert ws.reindex(factory) == {"items": factory, "videos": "Flat"}
+    with Workspace(settings) as ws:  # reopened from the files
+        store = ws.store()
+        assert Manifest.load(store.directory).factories["items"] == factory
+        assert store.index("items").factory == factory
+        hit = ws.search_files([corpus.originals["rocket"]], k=1)[0].hits[0]
+        assert _source_of(hit.path) == "rocket"
+        # a changed file replaces its vectors (HNSW cannot remove: rebuilt on save) and a deleted one is pruned
+        shutil.copy(corpus.originals["coffee"], root / "rocket__crop.jpg")
+        (root / "rocket__text.jpg").unlink()
+        report = ws.index([root], prune=True)
+        assert (report.updated, report.pruned) == (1, 1)
+        store = ws.store()
+        store.load()
+        assert store.check()["ok"] and store.index("items").factory == factory
+        top = ws.search_files([corpus.originals["coffee"]], k=1)[0].hits[0]
+        assert top.score > 0.99
+
+
+def test_an_unknown_factory_is_a_clear_error(indexed):
+    from lookalike.errors import LookalikeError
+
+    settings, _ = indexed
+    with Workspace(settings) as ws, pytest.raises(LookalikeError, match="FAISS cannot build"):
+        ws.reindex("NotAnIndex")

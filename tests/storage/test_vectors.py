@@ -70,3 +70,24 @@ def test_wrong_dimension_is_a_clear_error():
     index = VectorIndex.create(8)
     with pytest.raises(DimensionMismatchError, match="dimension 8"):
         index.add(np.array([1]), np.ones((1, 9), np.float32))
+
+
+def test_factory_is_chosen_by_size():
+    from lookalike.storage.vectors import choose_factory, training_size
+
+    assert choose_factory(100_000) == "Flat"
+    assert choose_factory(1_000_000) == "IVF4096,Flat"
+    assert training_size("IVF4096,Flat") == 4096 * 40 and training_size("Flat") == 0
+
+
+def test_ivf_recall_against_exact_search():
+    ids, vecs = _data(3000, dim=32, seed=5)
+    exact = VectorIndex.create(32)
+    exact.add(ids, vecs)
+    ivf = VectorIndex.create(32, "IVF16,Flat")
+    ivf.train(vecs)
+    ivf.add(ids, vecs)
+    q = vecs[:100]
+    got, want = ivf.search(q, 10).ids, exact.search(q, 10).ids
+    recall = np.mean([len(set(g) & set(w)) / 10 for g, w in zip(got, want, strict=True)])
+    assert recall >= 0.95

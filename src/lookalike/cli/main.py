@@ -178,6 +178,23 @@ def info(
         out.print(f"  failed {p}: {c}: {m}")
 
 
+@app.command()
+def reindex(
+    ctx: typer.Context,
+    factory: Annotated[
+        str | None,
+        typer.Option(
+            help="FAISS factory string for the items index: Flat, IVF1024,Flat, HNSW32 ... "
+            "[default: by size: Flat up to 100k vectors, then IVF]."
+        ),
+    ] = None,
+) -> None:
+    """Rebuild the FAISS indexes from the stored vectors (choose another index type)."""
+    with workspace(ctx) as ws:
+        factories = ws.reindex(factory)
+    out.print(", ".join(f"{name}: {f}" for name, f in factories.items()))
+
+
 @db_app.command("upgrade")
 def db_upgrade(ctx: typer.Context) -> None:
     """Migrate the database to this version's schema."""

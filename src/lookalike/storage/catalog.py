@@ -338,6 +338,12 @@ class Catalog:
             last = rows[-1].id
             yield np.array([r.id for r in rows], np.int64), _from_bytes([r.embedding for r in rows], dim)
 
+    def count_vectors(self, collection_id: int, levels: Sequence[str]) -> int:
+        """How many vectors of the given levels are stored."""
+        with self._session() as s:
+            query = select(func.count(Vector.id)).where(Vector.collection_id == collection_id, Vector.level.in_(levels))
+            return int(s.scalar(query) or 0)
+
     def hydrate(self, collection_id: int, vector_ids: Iterable[int]) -> dict[int, StoredVector]:
         """Files and time ranges behind vector ids; ids no longer stored are left out."""
         wanted = sorted({int(i) for i in vector_ids if int(i) >= 0})

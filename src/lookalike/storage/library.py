@@ -16,7 +16,7 @@ from lookalike.errors import CollectionMismatchError, LibraryLockedError, NotInd
 from lookalike.storage.catalog import Catalog, CollectionInfo, MediaRecord, VectorRecord, WriteResult
 from lookalike.storage.db import ensure_schema, make_engine
 from lookalike.storage.manifest import Manifest
-from lookalike.storage.vectors import DEFAULT_FACTORY, VectorIndex
+from lookalike.storage.vectors import DEFAULT_FACTORY, FLAT_LIMIT, VectorIndex, choose_factory, training_size
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,7 @@ class CollectionStore:
         self._indexes: dict[str, VectorIndex] = {}
         self._generation = -1
         self._saved_generation = -1
+        self._stale = False  # an index type that cannot remove ids was asked to: rebuild before saving
 
     @property
     def dim(self) -> int:
@@ -93,7 +94,7 @@ class CollectionStore:
             weights_tag=self.info.weights_tag,
             dim=self.info.dim,
             metric=self.info.metric,
-            factory=f"IDMap2,{DEFAULT_FACTORY}",
+            factories={n: i.factory for n, i in self._indexes.items()},
             generation=self._generation,
             counts=counts,
             preprocessing=self.info.preprocessing,
@@ -121,35 +122,72 @@ class CollectionStore:
         generation = self.catalog.generation(self.info.id)
         manifest = Manifest.load(self.directory)
         current = self._files_current(manifest, generation)
+        factories = manifest.factories if manifest is not None else {}
         if current:
-            loaded = {n: VectorIndex.load(self.directory / f"{n}.faiss") for n in INDEX_LEVELS}
+            loaded = self._load_files(factories)
             if manifest is not None and all(len(loaded[n]) == manifest.counts.get(n, -1) for n in INDEX_LEVELS):
                 self._indexes, self._generation = loaded, generation
                 self._saved_generation = generation
                 return
         if not repair and manifest is not None and all((self.directory / f"{n}.faiss").exists() for n in INDEX_LEVELS):
-            self._indexes = {n: VectorIndex.load(self.directory / f"{n}.faiss") for n in INDEX_LEVELS}
+            self._indexes = self._load_files(factories)
             self._generation = manifest.generation
             return
-        self.rebuild(generation, save=repair)
+        self.rebuild(generation, save=repair, factories=factories)
 
-    def rebuild(self, generation: int | None = None, save: bool = True) -> None:
-        """Rebuild both FAISS indexes from the vectors stored in the database (and save them)."""
+    def _load_files(self, factories: dict[str, str]) -> dict[str, VectorIndex]:
+        return {
+            n: VectorIndex.load(self.directory / f"{n}.faiss", factories.get(n, DEFAULT_FACTORY)) for n in INDEX_LEVELS
+        }
+
+    def rebuild(
+        self, generation: int | None = None, save: bool = True, factories: dict[str, str] | None = None
+    ) -> None:
+        """Rebuild both FAISS indexes from the vectors stored in the database (and save them).
+
+        Args:
+            generation: the database generation the rebuilt indexes reflect (default: the current one).
+            save: write the files and manifest afterwards.
+            factories: FAISS factory string per index; missing ones are chosen by size (:func:`choose_factory`).
+                IVF indexes are trained on an evenly spread sample of the stored vectors.
+        """
         if generation is None:
             generation = self.catalog.generation(self.info.id)
         log.info("rebuilding FAISS indexes of %s from the database", self.info.name)
         indexes = {}
         for name, levels in INDEX_LEVELS.items():
-            idx = VectorIndex.create(self.info.dim)
+            count = self.catalog.count_vectors(self.info.id, levels)
+            factory = (factories or {}).get(name) or choose_factory(count)
+            idx = VectorIndex.create(self.info.dim, factory)
+            if not idx.is_trained:
+                idx.train(self._sample(levels, max(training_size(factory), 1), count))
             for ids, mat in self.catalog.iter_vectors(self.info.id, levels, self.info.dim):
                 idx.add(ids, mat)
             indexes[name] = idx
-        self._indexes, self._generation = indexes, generation
+        self._indexes, self._generation, self._stale = indexes, generation, False
         if save:
             self.save()
 
+    def _sample(self, levels: tuple[str, ...], size: int, total: int) -> np.ndarray:
+        """About ``size`` stored vectors spread evenly over the whole collection."""
+        rng = np.random.default_rng(0)
+        keep = min(1.0, size / max(1, total))
+        parts = [
+            mat[rng.random(len(mat)) < keep]
+            for _, mat in self.catalog.iter_vectors(self.info.id, levels, self.info.dim)
+        ]
+        return np.vstack(parts) if parts else np.zeros((0, self.info.dim), np.float32)
+
     def save(self) -> None:
-        """Write both FAISS files atomically, then the manifest that names their generation."""
+        """Write both FAISS files atomically, then the manifest that names their generation.
+
+        An index that outgrew exact search (more than ``FLAT_LIMIT`` vectors in ``Flat``), or one that could not
+        remove replaced vectors, is rebuilt from the database first.
+        """
+        outgrown = any(i.factory == DEFAULT_FACTORY and len(i) > FLAT_LIMIT for i in self._indexes.values())
+        if self._stale or outgrown:
+            keep = {n: i.factory for n, i in self._indexes.items() if not outgrown or i.factory != DEFAULT_FACTORY}
+            self.rebuild(self._generation, save=False, factories=keep)
         self.directory.mkdir(parents=True, exist_ok=True)
         for name, idx in self._indexes.items():
             idx.save(self.directory / f"{name}.faiss")
@@ -207,7 +245,10 @@ class CollectionStore:
     def _apply(self, removed: np.ndarray, result: WriteResult | None) -> None:
         if len(removed):
             for idx in self._indexes.values():
-                idx.remove(removed)
+                try:
+                    idx.remove(removed)
+                except RuntimeError:  # HNSW cannot remove: the removed rows are gone from SQL; rebuild on save
+                    self._stale = True
         if result is None or not len(result.added_ids):
             return
         levels = np.array(result.added_levels)

@@ -21,7 +21,7 @@ class Manifest:
         weights_tag: identifies the weights (file digest, pretrained tag or ``random``).
         dim: vector dimension.
         metric: ``cosine`` (inner product of L2-normalised vectors).
-        factory: FAISS factory string of the indexes.
+        factories: FAISS factory string of each index file (``items``, ``videos``).
         generation: the collection's database generation when the files were written.
         counts: vectors per index file, for a cheap consistency check.
         preprocessing: the model's preprocessing configuration.
@@ -32,7 +32,7 @@ class Manifest:
     weights_tag: str
     dim: int
     metric: str = "cosine"
-    factory: str = "IDMap2,Flat"
+    factories: dict[str, str] = field(default_factory=dict)
     generation: int = 0
     counts: dict[str, int] = field(default_factory=dict)
     preprocessing: dict[str, Any] = field(default_factory=dict)

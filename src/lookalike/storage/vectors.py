@@ -2,19 +2,38 @@
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lookalike.errors import DimensionMismatchError
+from lookalike.errors import DimensionMismatchError, LookalikeError
 from lookalike.storage.files import atomic_write
 
 if TYPE_CHECKING:
     import faiss
 
 DEFAULT_FACTORY = "Flat"
+FLAT_LIMIT = 100_000  # exact search up to here; beyond, an IVF index trained on a sample
+DEFAULT_NPROBE = 32
+TRAIN_PER_LIST = 40  # FAISS wants ~39 training points per IVF list
+
+
+def choose_factory(n: int) -> str:
+    """The FAISS factory string for ``n`` vectors: exact ``Flat`` up to 100k, else ``IVF<k>,Flat`` with
+    k ≈ 4·sqrt(n) lists (a power of two), the usual autofaiss-style rule."""
+    if n <= FLAT_LIMIT:
+        return DEFAULT_FACTORY
+    return f"IVF{1 << round(math.log2(4 * math.sqrt(n)))},Flat"
+
+
+def training_size(factory: str) -> int:
+    """How many sample vectors training ``factory`` needs (0: no training)."""
+    m = re.match(r"IVF(\d+)", factory)
+    return int(m.group(1)) * TRAIN_PER_LIST if m else 0
 
 
 def _faiss() -> Any:
@@ -51,12 +70,17 @@ class VectorIndex:
     def __init__(self, index: faiss.Index, factory: str = DEFAULT_FACTORY) -> None:
         self._index: Any = index
         self.factory = factory
+        if factory.startswith("IVF"):
+            _faiss().ParameterSpace().set_index_parameter(self._index, "nprobe", DEFAULT_NPROBE)
 
     @classmethod
     def create(cls, dim: int, factory: str = DEFAULT_FACTORY) -> VectorIndex:
         """An empty index of dimension ``dim`` built from a FAISS factory string."""
         faiss = _faiss()
-        base = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+        try:
+            base = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+        except RuntimeError as e:
+            raise LookalikeError(f"FAISS cannot build an index from {factory!r}") from e
         return cls(faiss.IndexIDMap2(base), factory)
 
     @classmethod
@@ -68,6 +92,15 @@ class VectorIndex:
         """Write the index atomically to ``path`` (the old file stays until the new one is complete)."""
         faiss = _faiss()
         atomic_write(path, lambda tmp: faiss.write_index(self._index, str(tmp)))
+
+    @property
+    def is_trained(self) -> bool:
+        """Whether vectors can be added (IVF indexes need :meth:`train` first)."""
+        return bool(self._index.is_trained)
+
+    def train(self, sample: np.ndarray) -> None:
+        """Train the index (IVF centroids) on a sample of the vectors it will hold."""
+        self._index.train(as_matrix(sample, self.dim))
 
     @property
     def dim(self) -> int:
@@ -88,7 +121,11 @@ class VectorIndex:
         self._index.add_with_ids(as_matrix(vectors, self.dim), np.asarray(ids, dtype=np.int64))
 
     def remove(self, ids: np.ndarray | list[int]) -> int:
-        """Remove ``ids``; returns how many were present."""
+        """Remove ``ids``; returns how many were present.
+
+        Raises:
+            RuntimeError: the index type cannot remove (HNSW); the caller rebuilds it instead.
+        """
         arr = np.asarray(ids, dtype=np.int64)
         if arr.size == 0:
             return 0
