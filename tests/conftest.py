@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing as mp
 import os
+import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +38,29 @@ def fresh_db_url(home: Path) -> str:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
     return make_url(TEST_SERVER).set(database=name).render_as_string(hide_password=False)
+
+
+def _hold_writer_lock(home: Path, ready, seconds: float) -> None:
+    from lookalike.storage.library import writer_lock
+
+    with writer_lock(home):
+        ready.set()
+        time.sleep(seconds)
+
+
+@contextlib.contextmanager
+def another_writer(home: Path, seconds: float = 60) -> Iterator[None]:
+    """Another process holds the library's writer lock while the block runs (as a running ingest would)."""
+    ctx = mp.get_context("spawn")
+    ready = ctx.Event()
+    holder = ctx.Process(target=_hold_writer_lock, args=(home, ready, seconds))
+    holder.start()
+    try:
+        assert ready.wait(30)
+        yield
+    finally:
+        holder.terminate()
+        holder.join()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from lookalike.cli.main import app
-from tests.conftest import TEST_SERVER, fresh_db_url
+from tests.conftest import TEST_SERVER, another_writer, fresh_db_url
 
 runner = CliRunner()
 _DB: dict[str, str] = {}
@@ -118,35 +118,16 @@ def test_importing_lookalike_loads_no_heavy_libraries():
     assert "torch" not in out and "faiss" not in out
 
 
-def _hold(home, ready, seconds):
-    import time
-
-    from lookalike.storage.library import writer_lock
-
-    with writer_lock(home):
-        ready.set()
-        time.sleep(seconds)
-
-
 def test_while_a_writer_runs_search_works_and_a_second_index_is_refused(cli_home, corpus):
-    import multiprocessing as mp
     import time
 
-    ctx = mp.get_context("spawn")
-    ready = ctx.Event()
-    writer = ctx.Process(target=_hold, args=(cli_home, ready, 60))
-    writer.start()
-    try:
-        assert ready.wait(30)
+    with another_writer(cli_home):
         started = time.monotonic()
         code, _, err = _run("index", str(corpus.root / "originals"), home=cli_home)
         assert code == 1 and "another lookalike process is writing" in err
         assert time.monotonic() - started < 10  # the lock wait itself is 2 s; the rest is start-up
         code, out, _ = _run("search", str(corpus.originals["rocket"]), "--json", "-k", "1", home=cli_home)
         assert code == 0 and json.loads(out)["results"][0]["path"] == str(corpus.originals["rocket"])
-    finally:
-        writer.terminate()
-        writer.join()
 
 
 def test_reindex_command(cli_home):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import shutil
 import time
 
@@ -95,26 +94,14 @@ def test_manifest_of_another_model_is_refused(tmp_path):
     lib.close()
 
 
-def _hold_lock(home, ready, seconds):
-    with writer_lock(home):
-        ready.set()
-        time.sleep(seconds)
-
-
 def test_second_writer_gets_a_clear_error_within_two_seconds(tmp_path):
-    ctx = mp.get_context("spawn")
-    ready = ctx.Event()
-    holder = ctx.Process(target=_hold_lock, args=(tmp_path, ready, 5))
-    holder.start()
-    try:
-        assert ready.wait(30)
+    from tests.conftest import another_writer
+
+    with another_writer(tmp_path, seconds=5):
         started = time.monotonic()
         with pytest.raises(LibraryLockedError, match="another lookalike process"), writer_lock(tmp_path):
             pass
         assert time.monotonic() - started < 2.5
-    finally:
-        holder.terminate()
-        holder.join()
 
 
 def test_a_reader_beside_a_writer_uses_saved_files_and_writes_nothing(tmp_path):
