@@ -2,7 +2,7 @@
 
 Front doors (CLI, HTTP service) are thin wrappers over :class:`Workspace`::
 
-    from lookalike.config import DEFAULT_MODEL, Settings
+    from lookalike.config import Settings
     from lookalike.workspace import Workspace
 
     with Workspace(Settings(home=Path("~/lib").expanduser())) as ws:

@@ -80,7 +80,7 @@ class Indexer:
 
         def kind_of(path: Path, st: os.stat_result) -> MediaKind | None:
             old = known.get(path_key(path))
-            if old is not None and old.size == st.st_size and old.mtime_ns == st.st_mtime_ns:
+            if old is not None and old.unchanged(st.st_size, st.st_mtime_ns):
                 return MediaKind(old.kind)  # unchanged: no need to open it again
             return classify(path)
 

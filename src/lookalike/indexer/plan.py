@@ -96,7 +96,7 @@ def make_plan(found: Iterable[Candidate | Skipped], known: dict[str, KnownMedia]
             continue
         key = path_key(item.path)
         old = known.get(key)
-        if old is not None and old.size == item.size and old.mtime_ns == item.mtime_ns:
+        if old is not None and old.unchanged(item.size, item.mtime_ns):
             plan.unchanged.append(key)
         else:
             fresh.append((key, item))

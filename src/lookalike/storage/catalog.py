@@ -69,6 +69,10 @@ class KnownMedia:
     status: str
     kind: str
 
+    def unchanged(self, size: int, mtime_ns: int) -> bool:
+        """Whether a file with this size and mtime is taken to be the one catalogued (no need to reopen it)."""
+        return self.size == size and self.mtime_ns == mtime_ns
+
 
 @dataclass(frozen=True)
 class StoredVector:
@@ -259,7 +263,6 @@ class Catalog:
                     if rec.path in existing:
                         values = {k: getattr(rec, k) for k in _MEDIA_FIELDS}
                         s.execute(update(Media).where(Media.id == existing[rec.path]).values(indexed_at=now, **values))
-            new_paths = [rec.path for rec, _ in batch if rec.path not in existing]
             fresh: list[dict[str, Any]] = [
                 {"collection_id": collection_id, "path": rec.path, "indexed_at": now}
                 | {k: getattr(rec, k) for k in _MEDIA_FIELDS}
@@ -268,7 +271,7 @@ class Catalog:
             ]
             if fresh:
                 ids = s.scalars(insert(Media).returning(Media.id, sort_by_parameter_order=True), fresh).all()
-                existing.update(zip(new_paths, ids, strict=True))
+                existing.update(zip((f["path"] for f in fresh), ids, strict=True))
             rows, levels, vecs = [], [], []
             for rec, vectors in batch:
                 for v in vectors:
