@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -181,8 +181,10 @@ def edited(im: Image.Image, edit: Edit) -> bytes:
 # -- video edits -----------------------------------------------------------------------------------------
 
 
-def write_video(frames: Iterator[Image.Image], path: Path, fps: float = 25.0, codec: str = "libx264") -> Path:
-    """Encode RGB frames (all the same size) into an H.264 MP4 (or another codec)."""
+def write_video(
+    frames: Iterable[Image.Image], path: Path, fps: float = 25.0, codec: str = "libx264", crf: int = 26
+) -> Path:
+    """Encode RGB frames (all the same size) into an H.264 MP4 (or another codec) at quality ``crf``."""
     import av
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -193,7 +195,7 @@ def write_video(frames: Iterator[Image.Image], path: Path, fps: float = 25.0, co
                 stream = out.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
                 stream.width, stream.height = im.width - im.width % 2, im.height - im.height % 2
                 stream.pix_fmt = "yuv420p"
-                stream.options = {"preset": "veryfast", "crf": "26"} if codec == "libx264" else {}
+                stream.options = {"preset": "veryfast", "crf": str(crf)} if codec == "libx264" else {}
             frame = av.VideoFrame.from_image(im.crop((0, 0, stream.width, stream.height)))
             for packet in stream.encode(frame):
                 out.mux(packet)

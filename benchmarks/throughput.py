@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 BATCH = 32
 
 
@@ -73,7 +75,7 @@ def ceiling(corpus: Path, tuned: bool) -> dict:
         tune_cpu_allocator()
     emb = create_embedder("efficientnet_lite0", device="cpu")
     files = sorted(corpus.iterdir())
-    pixels = torch.stack([emb.preprocess(load_image(p, draft=256)[0]) for p in files])
+    pixels = torch.from_numpy(np.stack([emb.preprocess(load_image(p, draft=256)[0]) for p in files]))
     emb.embed_batch(pixels[:BATCH])  # warm-up
     best = float("inf")
     for _ in range(3):

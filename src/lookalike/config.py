@@ -29,14 +29,20 @@ class Settings:
             or None for the model's default weights.
         device: ``cpu``, ``cuda``, ``cuda:N`` or None to pick CUDA when present.
         batch_size: images per forward pass.
-        workers: decode worker processes (DataLoader workers); 0 decodes in the main process; None picks
-            by machine (see ``indexer.device.decode_workers``).
+        workers: decode worker processes (supervised: a decoder crash, hang or memory blow-up fails only that
+            file); 0 decodes in a thread of the indexing process, unprotected; None picks by machine (see
+            ``indexer.device.decode_workers``).
+        decode_timeout: seconds a decode worker may go without progress on one file before it is stopped.
+        decode_memory_mb: address-space limit of each decode worker process in MiB (0: none).
         frame_rate: video frames sampled per second.
         segment_seconds: length of the windows frame vectors are pooled into.
+        trim_borders: cut black bars off video frames before embedding (new collections).
+        mirror: make video frame vectors flip-invariant (new collections; twice the video inference).
         max_image_pixels: images with more pixels are refused (``too_many_pixels``) before decoding.
         max_image_bytes: image files larger than this are refused (``too_large``) before reading.
         follow_symlinks: follow links that stay inside the indexed root.
-        dupe_threshold: cosine similarity above which two items are called duplicates.
+        dupe_threshold: cosine similarity above which two images are called duplicates.
+        video_dupe_threshold: aligned segment score above which two videos are called copies.
     """
 
     home: Path = field(default_factory=default_home)
@@ -46,12 +52,17 @@ class Settings:
     device: str | None = None
     batch_size: int = 32
     workers: int | None = None
+    decode_timeout: float = 60.0
+    decode_memory_mb: int = 4096
     frame_rate: float = 1.0
     segment_seconds: float = 2.0
+    trim_borders: bool = True
+    mirror: bool = True
     max_image_pixels: int = 64_000_000
     max_image_bytes: int = 512 * 1024 * 1024
     follow_symlinks: bool = False
     dupe_threshold: float = 0.90
+    video_dupe_threshold: float = 0.80
 
     @property
     def database_url(self) -> str:

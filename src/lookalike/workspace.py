@@ -131,8 +131,8 @@ class Workspace:
             names = ", ".join(c.model for c in collections)
             raise NotIndexedError(f"no collection of {wanted}; pass --model with one of: {names}")
         store = self.library.open_collection(chosen[0].name)
-        # a reader beside a running writer uses the last saved index files as they are
-        store.load(repair=not lock_is_held(self.settings.home))
+        # a reader beside a running writer uses the last saved index files as they are, memory-mapped
+        store.load(repair=not lock_is_held(self.settings.home), mmap=True)
         self._store = store
         return store
 
@@ -150,6 +150,8 @@ class Workspace:
             weights = RANDOM_WEIGHTS
         embedder = self.embedder(store.info.model, weights)
         self._check_weights(store, embedder)
+        if embedder.device.type == "cuda":
+            store.use_gpu(embedder.device.index or 0)
         return Searcher(store, embedder, self.settings)
 
     def search_files(self, paths: Sequence[Path], k: int = 10) -> list[QueryResult]:
@@ -168,7 +170,10 @@ class Workspace:
         """Near-duplicate groups at ``threshold`` (default: the calibrated setting)."""
         from lookalike.search.duplicates import find_duplicates
 
-        return find_duplicates(self.store(), self.settings.dupe_threshold if threshold is None else threshold)
+        s = self.settings
+        if threshold is None:
+            return find_duplicates(self.store(), s.dupe_threshold, s.video_dupe_threshold)
+        return find_duplicates(self.store(), threshold, threshold)
 
     def info(self) -> dict[str, Any]:
         """Counts per collection, and where the library lives."""

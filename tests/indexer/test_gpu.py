@@ -20,16 +20,18 @@ def test_cuda_embeddings_match_cpu(images):
 
 
 def test_faiss_gpu_search_matches_cpu_when_available():
-    import faiss
+    from lookalike.storage.vectors import gpu_count
 
-    if not hasattr(faiss, "StandardGpuResources"):
-        pytest.skip("faiss-cpu build")
+    if not gpu_count():
+        pytest.skip("faiss-cpu build, or faiss sees no GPU")
     rng = np.random.default_rng(0)
-    vecs = rng.normal(size=(1000, 64)).astype(np.float32)
+    vecs = rng.normal(size=(5000, 64)).astype(np.float32)
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-    index = VectorIndex.create(64)
-    index.add(np.arange(1000), vecs)
-    gpu = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, faiss.IndexFlatIP(64))
-    gpu.add(vecs)
-    _, ids = gpu.search(vecs[:10], 5)
-    assert np.array_equal(ids, index.search(vecs[:10], 5).ids)
+    for factory in ("Flat", "IVF64,Flat"):
+        cpu, gpu = VectorIndex.create(64, factory), VectorIndex.create(64, factory)
+        for index in (cpu, gpu):
+            if not index.is_trained:
+                index.train(vecs)
+            index.add(np.arange(5000) * 7, vecs)
+        assert gpu.to_gpu() and gpu.on_gpu
+        assert np.array_equal(gpu.search(vecs[:50], 10).ids, cpu.search(vecs[:50], 10).ids)

@@ -32,7 +32,7 @@ def test_decode_worker_policy():
 
     from lookalike.indexer.device import decode_workers, resolve_device
 
-    assert decode_workers(torch.device("cpu"), cpus=2) == 0  # measured: inline decode wins on 2 cores
+    assert decode_workers(torch.device("cpu"), cpus=2) == 1  # isolation by default, even on 2 cores
     assert decode_workers(torch.device("cpu"), cpus=16) >= 1
     assert decode_workers(torch.device("cuda"), cpus=16) == 8
     assert decode_workers(torch.device("cpu"), requested=3) == 3

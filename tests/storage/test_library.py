@@ -70,6 +70,27 @@ def test_crash_before_save_is_repaired_from_the_database(tmp_path):
     lib.close()
 
 
+def test_a_writer_with_nothing_to_write_still_repairs_files_left_behind(tmp_path):
+    """The next index run after a kill may find no new files; it must still leave current files for readers,
+    and remove the temp file an interrupted save left."""
+    rng = np.random.default_rng(2)
+    lib, store = _open(tmp_path)
+    store.load()
+    store.write(_items(0, 10, rng))
+    store.save()
+    store.write(_items(10, 5, rng))
+    (store.directory / ".items.faiss.abc123.tmp").write_bytes(b"half a save")
+    lib.close()
+    lib, store = _open(tmp_path)
+    store.sync_files()  # what `lookalike index` does at the end of every run
+    assert Manifest.load(store.directory).counts["items"] == 15
+    assert not list(store.directory.glob("*.tmp"))
+    saved = (store.directory / "items.faiss").stat().st_mtime_ns
+    store.sync_files()  # current now: nothing is rewritten
+    assert (store.directory / "items.faiss").stat().st_mtime_ns == saved
+    lib.close()
+
+
 def test_replacing_a_file_replaces_its_vectors(tmp_path):
     rng = np.random.default_rng(2)
     lib, store = _open(tmp_path)

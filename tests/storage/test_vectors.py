@@ -31,6 +31,31 @@ def test_search_matches_brute_force():
     assert np.allclose(found.scores, np.sort(sims, axis=1)[:, ::-1][:, :10], atol=1e-5)
 
 
+def test_memory_mapped_index_answers_like_the_loaded_one_and_survives_replacement(tmp_path):
+    ids, vecs = _data(2000)
+    index = VectorIndex.create(vecs.shape[1])
+    index.add(ids, vecs)
+    index.save(tmp_path / "v.faiss")
+    mapped = VectorIndex.load(tmp_path / "v.faiss", mmap=True)
+    expected = index.search(vecs[:30], 10)
+    index.remove(ids[:1000])
+    index.save(tmp_path / "v.faiss")  # a writer replaces the file while a reader has it mapped
+    assert np.array_equal(mapped.search(vecs[:30], 10).ids, expected.ids)
+    assert len(VectorIndex.load(tmp_path / "v.faiss", mmap=True)) == 1000
+
+
+def test_without_a_faiss_gpu_search_stays_on_the_cpu():
+    from lookalike.storage.vectors import gpu_count
+
+    if gpu_count():
+        pytest.skip("faiss sees a GPU; tests/indexer/test_gpu.py covers it")
+    ids, vecs = _data(300)
+    index = VectorIndex.create(vecs.shape[1])
+    index.add(ids, vecs)
+    assert index.to_gpu() is False and not index.on_gpu
+    assert np.array_equal(index.search(vecs[:5], 3).ids[:, 0], ids[:5])
+
+
 def test_remove_and_ids():
     ids, vecs = _data(100)
     index = VectorIndex.create(vecs.shape[1])

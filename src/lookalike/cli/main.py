@@ -64,7 +64,14 @@ def index(
     ctx: typer.Context,
     paths: Annotated[list[Path], typer.Argument(help="Folders or files to index.", exists=True)],
     prune: Annotated[bool, typer.Option(help="Forget files under PATHS that no longer exist.")] = False,
-    workers: Annotated[int | None, typer.Option(help="Decode worker processes.")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Decode worker processes (0: decode in this process, without crash isolation)."),
+    ] = None,
+    decode_timeout: Annotated[
+        float | None, typer.Option(help="Seconds a decoder may go without progress on one file.")
+    ] = None,
+    decode_memory: Annotated[int | None, typer.Option(help="Memory limit of each decode process, MiB.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Images per forward pass.")] = None,
     frame_rate: Annotated[float | None, typer.Option(help="Video frames sampled per second.")] = None,
     follow_symlinks: Annotated[bool, typer.Option(help="Follow links that stay inside PATHS.")] = False,
@@ -76,7 +83,12 @@ def index(
     from lookalike.cli.render import print_report, report_dict
 
     ctx.obj = ctx.obj.with_(
-        workers=workers, batch_size=batch_size, frame_rate=frame_rate, follow_symlinks=follow_symlinks or None
+        workers=workers,
+        decode_timeout=decode_timeout,
+        decode_memory_mb=decode_memory,
+        batch_size=batch_size,
+        frame_rate=frame_rate,
+        follow_symlinks=follow_symlinks or None,
     )
     with workspace(ctx) as ws:
         progress = Progress(
@@ -137,16 +149,21 @@ def dupes(
     ctx: typer.Context,
     threshold: Annotated[
         float | None,
-        typer.Option(help="Cosine similarity for 'duplicate' [default: calibrated, see README]."),
+        typer.Option(help="Image cosine similarity for 'duplicate' [default: calibrated, see README]."),
+    ] = None,
+    video_threshold: Annotated[
+        float | None,
+        typer.Option(help="Aligned video segment score for 'copy' [default: calibrated, see README]."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print groups as JSON.")] = False,
 ) -> None:
-    """Group near-duplicate images and videos."""
+    """Group near-duplicate images, and videos that share footage (with the matched time ranges)."""
     from lookalike.cli.render import dupes_json, print_dupes
 
+    ctx.obj = ctx.obj.with_(dupe_threshold=threshold, video_dupe_threshold=video_threshold)
     with workspace(ctx) as ws:
-        value = ws.settings.dupe_threshold if threshold is None else threshold
-        groups = ws.duplicates(value)
+        groups = ws.duplicates()
+        value = ws.settings.dupe_threshold
     if as_json:
         sys.stdout.write(dupes_json(groups) + "\n")
     else:

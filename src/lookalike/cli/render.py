@@ -101,7 +101,8 @@ def print_dupes(console: Console, groups: list[DuplicateGroup], threshold: float
     for n, g in enumerate(groups, 1):
         console.print(f"[bold]group {n}[/bold] ({len(g.items)} files, min similarity {g.score:.3f})")
         for it in g.items:
-            console.print(f"  {it.kind:5} {it.path}", highlight=False)
+            where = f"  {_range(it.start, it.end)}" if it.start is not None else ""
+            console.print(f"  {it.kind:5} {it.path}{where}", highlight=False)
 
 
 def report_dict(report: IndexReport) -> dict[str, Any]:

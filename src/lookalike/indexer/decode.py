@@ -107,7 +107,7 @@ def load_image(
 
     Raises:
         DecodeError: with code ``unidentified_format``, ``unsupported_format``, ``too_large``,
-            ``too_many_pixels``, ``truncated`` or ``corrupt``.
+            ``too_many_pixels``, ``out_of_memory``, ``truncated`` or ``corrupt``.
     """
     if data is None:
         size = os.stat(path).st_size
@@ -178,7 +178,7 @@ def _load(im: Image.Image) -> None:
     except (SyntaxError, ValueError, EOFError) as e:
         raise DecodeError("corrupt", str(e) or type(e).__name__) from e
     except MemoryError as e:
-        raise DecodeError("too_many_pixels", "image needs more memory than is available") from e
+        raise DecodeError("out_of_memory", "decoding the image needs more memory than the decoder may use") from e
 
 
 def _open_video(path: Path):

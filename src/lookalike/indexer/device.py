@@ -31,19 +31,19 @@ def resolve_device(requested: str | None = None) -> torch.device:
 
 
 def decode_workers(device: torch.device, requested: int | None = None, cpus: int | None = None) -> int:
-    """How many DataLoader worker processes decode while the model runs.
+    """How many supervised decode processes run beside the model.
 
-    On CUDA the GPU does the maths, so decoding gets every core but one. On a CPU the forward pass already
-    keeps all cores busy; a decode process only pays off with cores to spare. With 0 workers, decoding runs in
-    one background thread of the main process: on a 2-core machine that measured 80 images/s, against 70 with
-    one worker process and 67 decoding inline (benchmarks/RESULTS.md).
+    On CUDA the GPU does the maths, so decoding gets every core but one. On a CPU the forward pass already keeps
+    all cores busy, so one process decodes (a few more on big machines). 0 (only when asked for) decodes in a
+    thread of the indexing process: slightly faster on 2 cores, but without crash isolation
+    (benchmarks/RESULTS.md has both).
     """
     if requested is not None:
         return max(0, requested)
     cpus = cpus or os.cpu_count() or 1
     if device.type == "cuda":
         return max(1, min(8, cpus - 1))
-    return 0 if cpus <= 2 else min(4, cpus // 4 + 1)
+    return 1 if cpus <= 2 else min(4, cpus // 4 + 1)
 
 
 def tune_cpu_allocator() -> bool:

@@ -1,32 +1,32 @@
-"""Decode in DataLoader workers and embed in batches: jobs in, finished files (record + vectors) out."""
+"""Decode in supervised worker processes and embed in batches: jobs in, finished files (record + vectors) out."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
 from lookalike.config import Settings
 from lookalike.indexer.decode import VideoMeta
+from lookalike.indexer.decode_pool import DecodePool
 from lookalike.indexer.device import decode_workers, tune_cpu_allocator
 from lookalike.indexer.embedders.base import Embedder
+from lookalike.indexer.frames import VideoDescriptor
 from lookalike.indexer.plan import Job, make_record
+from lookalike.indexer.pooling import normalise as l2_normalise_np
 from lookalike.indexer.pooling import pool_segments, pool_video
 from lookalike.indexer.worker import (
     DecodeLimits,
-    DecodeStream,
     Failed,
     FrameChunk,
     ImageItem,
     Message,
+    Task,
     ThreadedStream,
     VideoEnd,
-    passthrough,
-    worker_init,
+    decode_all,
 )
 from lookalike.storage.catalog import MediaRecord, VectorRecord
 from lookalike.types import Level, MediaStatus
@@ -49,9 +49,9 @@ class _Embedder:
         self.pixels: list[torch.Tensor] = []
         self.owners: list[tuple[int, int]] = []  # (job, rows)
 
-    def add(self, job: int, pixels: torch.Tensor) -> bool:
-        """Queue a (n, 3, H, W) block; True when a forward pass is due."""
-        self.pixels.append(pixels)
+    def add(self, job: int, pixels: np.ndarray) -> bool:
+        """Queue a uint8 (n, 3, H, W) block; True when a forward pass is due."""
+        self.pixels.append(torch.from_numpy(pixels))
         self.owners.append((job, pixels.shape[0]))
         return sum(n for _, n in self.owners) >= self.batch_size
 
@@ -67,14 +67,14 @@ class _Embedder:
             row += n
 
 
-def _video_vectors(buf: _VideoBuffer, settings: Settings, meta: VideoMeta) -> list[VectorRecord]:
+def _video_vectors(buf: _VideoBuffer, video: VideoDescriptor, meta: VideoMeta) -> list[VectorRecord]:
     times = np.concatenate(buf.times)
     vectors = np.vstack(buf.vectors)
     order = np.argsort(times, kind="stable")
     times, vectors = times[order], vectors[order]
-    segments = pool_segments(times, vectors, settings.segment_seconds, 1.0 / settings.frame_rate, meta.duration)
+    segments = pool_segments(times, vectors, video.segment_seconds, 1.0 / video.frame_rate, meta.duration)
     out = [VectorRecord(Level.SEGMENT.value, s.vector, s.start, s.end) for s in segments]
-    end = meta.duration if meta.duration else float(times[-1]) + 1.0 / settings.frame_rate
+    end = meta.duration if meta.duration else float(times[-1]) + 1.0 / video.frame_rate
     out.append(VectorRecord(Level.VIDEO.value, pool_video(vectors), 0.0, float(end)))
     return out
 
@@ -89,30 +89,30 @@ class Embedded:
     frames: int = 0
 
 
-def embed_jobs(jobs: Sequence[Job], embedder: Embedder, settings: Settings) -> Iterator[Embedded]:
-    """Decode (in worker processes, or a background thread) and embed files in batches.
+def embed_jobs(
+    jobs: Sequence[Job], embedder: Embedder, settings: Settings, video: VideoDescriptor | None = None
+) -> Iterator[Embedded]:
+    """Decode (in supervised worker processes, or a background thread) and embed files in batches.
 
     Yields each file's record and vectors as it completes; a file that fails to decode yields its error record.
+    With ``settings.workers == 0`` decoding runs in a thread of this process: a little faster on 2 cores, but a
+    decoder crash then ends the run (what was written stays; the next run resumes).
     """
     if embedder.device.type == "cpu":
         tune_cpu_allocator()
     pre = embedder.preprocess
-    limits = DecodeLimits(settings.max_image_pixels, settings.max_image_bytes, settings.frame_rate, settings.batch_size)
-    stream = DecodeStream(list(jobs), pre, limits)
+    video = video or VideoDescriptor(settings.frame_rate, settings.segment_seconds)
+    limits = DecodeLimits(
+        settings.max_image_pixels, settings.max_image_bytes, video.frame_rate, settings.batch_size, video.trim_borders
+    )
+    tasks = [Task(j.index, j.path, j.kind) for j in jobs]
     workers = min(decode_workers(embedder.device, settings.workers), len(jobs))
     loader: Iterable[Message]
     if workers:
-        loader = DataLoader(
-            stream,
-            batch_size=None,
-            num_workers=workers,
-            collate_fn=cast(Any, passthrough),
-            worker_init_fn=worker_init,
-            prefetch_factor=4,
-            persistent_workers=False,
-        )
+        memory = settings.decode_memory_mb * 2**20 if settings.decode_memory_mb else None
+        loader = DecodePool(tasks, pre, limits, workers, settings.decode_timeout, memory)
     else:
-        loader = ThreadedStream(stream)
+        loader = ThreadedStream(decode_all(tasks, pre, limits))
     by_index = {j.index: j for j in jobs}
     batcher = _Embedder(embedder, settings.batch_size)
     images: dict[int, ImageItem] = {}
@@ -129,6 +129,8 @@ def embed_jobs(jobs: Sequence[Job], embedder: Embedder, settings: Settings) -> I
                 yield Embedded(job, record, [VectorRecord(Level.IMAGE.value, vecs[0])])
                 continue
             buf = videos[idx]
+            if video.mirror:  # the block holds the frames, then their mirror images
+                vecs = l2_normalise_np(vecs[: len(vecs) // 2] + vecs[len(vecs) // 2 :])
             buf.vectors.append(vecs)
             buf.pending -= len(vecs)
             if buf.end is not None and buf.pending == 0:
@@ -149,7 +151,7 @@ def embed_jobs(jobs: Sequence[Job], embedder: Embedder, settings: Settings) -> I
             fps=meta.fps,
             n_frames=meta.n_frames or end.frames,
         )
-        yield Embedded(job, record, _video_vectors(buf, settings, meta), end.frames)
+        yield Embedded(job, record, _video_vectors(buf, video, meta), end.frames)
 
     message: Message
     for message in loader:
@@ -161,13 +163,16 @@ def embed_jobs(jobs: Sequence[Job], embedder: Embedder, settings: Settings) -> I
             )
         elif isinstance(message, ImageItem):
             images[message.job] = message
-            if batcher.add(message.job, message.pixels.unsqueeze(0)):
+            if batcher.add(message.job, message.pixels[None]):
                 yield from drain()
         elif isinstance(message, FrameChunk):
             buf = videos.setdefault(message.job, _VideoBuffer())
             buf.times.append(message.times)
             buf.pending += len(message.times)
-            if batcher.add(message.job, message.pixels):
+            pixels = message.pixels
+            if video.mirror:
+                pixels = np.concatenate([pixels, pixels[..., ::-1]])
+            if batcher.add(message.job, pixels):
                 yield from drain()
         elif isinstance(message, VideoEnd):
             buf = videos.setdefault(message.job, _VideoBuffer())

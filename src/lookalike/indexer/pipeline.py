@@ -7,11 +7,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lookalike.config import Settings
 from lookalike.indexer.discover import Skipped, classify, walk
-from lookalike.indexer.plan import Plan, make_plan, make_record, path_key, vanished
+from lookalike.indexer.frames import VideoDescriptor
+from lookalike.indexer.plan import Plan, make_plan, make_record, path_key, settled, vanished
 from lookalike.storage.catalog import MediaRecord, VectorRecord
 from lookalike.storage.library import CollectionStore
 from lookalike.types import MediaKind, MediaStatus
@@ -52,9 +53,11 @@ class IndexReport:
     skipped: list[Skipped] = field(default_factory=list)
 
 
-def pooling_config(settings: Settings) -> dict[str, float | str]:
-    """How video frames are pooled; stored with the collection."""
-    return {"frame_rate": settings.frame_rate, "segment_seconds": settings.segment_seconds, "method": "mean"}
+def pooling_config(settings: Settings) -> dict[str, Any]:
+    """How a new collection turns videos into vectors (:class:`VideoDescriptor`); stored with it."""
+    return VideoDescriptor(
+        settings.frame_rate, settings.segment_seconds, settings.trim_borders, settings.mirror
+    ).to_pooling()
 
 
 class Indexer:
@@ -80,7 +83,7 @@ class Indexer:
 
         def kind_of(path: Path, st: os.stat_result) -> MediaKind | None:
             old = known.get(path_key(path))
-            if old is not None and old.unchanged(st.st_size, st.st_mtime_ns):
+            if old is not None and settled(old, st.st_size, st.st_mtime_ns):
                 return MediaKind(old.kind)  # unchanged: no need to open it again
             return classify(path)
 
@@ -101,7 +104,7 @@ class Indexer:
             if gone:
                 self.store.delete_paths(gone)
             report.pruned = len(gone)
-        self.store.save_if_changed()
+        self.store.sync_files()  # also repairs files an interrupted earlier run left behind
         report.seconds = time.perf_counter() - started
         return report
 
@@ -110,7 +113,8 @@ class Indexer:
 
         pending: list[tuple[MediaRecord, list[VectorRecord]]] = []
         last_write = last_save = time.monotonic()
-        for done, done_file in enumerate(embed_jobs(plan.jobs, self.embedder(), self.settings), 1):
+        video = VideoDescriptor.from_pooling(self.store.info.pooling)  # what the collection was built with
+        for done, done_file in enumerate(embed_jobs(plan.jobs, self.embedder(), self.settings, video), 1):
             pending.append((done_file.record, done_file.vectors))
             self._count(done_file, plan, report)
             if progress:

@@ -81,12 +81,21 @@ def key_path(key: str) -> Path:
     return Path(key)
 
 
+# Failures that say more about the machine or the moment than about the file: tried again on every run.
+RETRY_CODES = frozenset({"out_of_memory", "decode_timeout", "decoder_crashed", "vanished", "permission_denied"})
+
+
+def settled(old: KnownMedia, size: int, mtime_ns: int) -> bool:
+    """Whether a catalogued file needs no work: same size and mtime, and not a failure worth retrying."""
+    return old.unchanged(size, mtime_ns) and not (old.status == "failed" and old.error_code in RETRY_CODES)
+
+
 def make_plan(found: Iterable[Candidate | Skipped], known: dict[str, KnownMedia], hash_threads: int = 4) -> Plan:
     """Compare discovered files with the catalog.
 
-    A file is unchanged when size and mtime match; otherwise its SHA-256 decides: same content as its own
-    row means only the mtime moved; same content as another indexed file (or another file of this run)
-    means its vectors are copied, not recomputed.
+    A file is unchanged when size and mtime match (failures in :data:`RETRY_CODES` are retried); otherwise its
+    SHA-256 decides: same content as its own row means only the mtime moved; same content as another indexed
+    file (or another file of this run) means its vectors are copied, not recomputed.
     """
     plan = Plan()
     fresh: list[tuple[str, Candidate]] = []
@@ -96,7 +105,7 @@ def make_plan(found: Iterable[Candidate | Skipped], known: dict[str, KnownMedia]
             continue
         key = path_key(item.path)
         old = known.get(key)
-        if old is not None and old.unchanged(item.size, item.mtime_ns):
+        if old is not None and settled(old, item.size, item.mtime_ns):
             plan.unchanged.append(key)
         else:
             fresh.append((key, item))
@@ -107,7 +116,7 @@ def make_plan(found: Iterable[Candidate | Skipped], known: dict[str, KnownMedia]
     for n, ((key, cand), sha) in enumerate(zip(fresh, digests, strict=True)):
         job = Job(n, cand.path, key, cand.kind, cand.size, cand.mtime_ns, sha)
         old = known.get(key)
-        if old is not None and sha is not None and old.sha256 == sha:
+        if old is not None and sha is not None and old.sha256 == sha and settled(old, old.size, old.mtime_ns):
             plan.touched.append(job)
             continue
         if old is not None:

@@ -1,23 +1,25 @@
-"""Decoding in DataLoader workers: files in, preprocessed pixel tensors (or per-file errors) out."""
+"""Decoding one file into messages: preprocessed uint8 pixels (or one per-file error). No torch here: this runs in
+the decode worker processes (``decode_pool``) or in a background thread of the indexing process."""
 
 from __future__ import annotations
 
 import contextlib
-import os
 import queue
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
-import torch
-from torch.utils.data import IterableDataset, get_worker_info
 
 from lookalike.errors import DecodeError
 from lookalike.indexer.decode import ImageMeta, VideoMeta, load_image, sample_frames
-from lookalike.indexer.embedders.base import Preprocess
-from lookalike.indexer.plan import Job
+from lookalike.indexer.frames import trim_borders
+from lookalike.indexer.preprocess import Preprocess
 from lookalike.types import MediaKind
+
+CHUNK_SECONDS = 2.0  # a video's sampled frames are sent at least this often, so a supervisor sees progress
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,16 @@ class DecodeLimits:
     max_image_bytes: int
     frame_rate: float
     chunk: int
+    trim_borders: bool = False
+
+
+@dataclass(frozen=True)
+class Task:
+    """One file to decode: its job number, path and kind (small and cheap to send to a worker process)."""
+
+    index: int
+    path: Path
+    kind: MediaKind
 
 
 @dataclass(frozen=True)
@@ -35,7 +47,7 @@ class ImageItem:
     """A decoded image."""
 
     job: int
-    pixels: torch.Tensor
+    pixels: np.ndarray  # uint8 (3, size, size)
     meta: ImageMeta
 
 
@@ -44,7 +56,7 @@ class FrameChunk:
     """Some consecutive sampled frames of a video."""
 
     job: int
-    pixels: torch.Tensor
+    pixels: np.ndarray  # uint8 (n, 3, size, size)
     times: np.ndarray
 
 
@@ -69,32 +81,33 @@ class Failed:
 Message = ImageItem | FrameChunk | VideoEnd | Failed
 
 
-def _image(job: Job, pre: Preprocess, limits: DecodeLimits) -> Iterator[Message]:
+def _image(job: Task, pre: Preprocess, limits: DecodeLimits) -> Iterator[Message]:
     image, meta = load_image(
         job.path, max_pixels=limits.max_image_pixels, max_bytes=limits.max_image_bytes, draft=pre.resize
     )
     yield ImageItem(job.index, pre(image), meta)
 
 
-def _video(job: Job, pre: Preprocess, limits: DecodeLimits) -> Iterator[Message]:
+def _video(job: Task, pre: Preprocess, limits: DecodeLimits) -> Iterator[Message]:
     meta, frames = sample_frames(job.path, limits.frame_rate, short_side=pre.resize)
-    pixels: list[torch.Tensor] = []
+    pixels: list[np.ndarray] = []
     times: list[float] = []
     total = 0
+    sent = time.monotonic()
     for frame in frames:
-        pixels.append(pre(frame.image))
+        pixels.append(pre(trim_borders(frame.image) if limits.trim_borders else frame.image))
         times.append(frame.time)
-        if len(pixels) >= limits.chunk:
-            yield FrameChunk(job.index, torch.stack(pixels), np.array(times))
+        if len(pixels) >= limits.chunk or time.monotonic() - sent > CHUNK_SECONDS:
+            yield FrameChunk(job.index, np.stack(pixels), np.array(times))
             total += len(pixels)
-            pixels, times = [], []
+            pixels, times, sent = [], [], time.monotonic()
     if pixels:
-        yield FrameChunk(job.index, torch.stack(pixels), np.array(times))
+        yield FrameChunk(job.index, np.stack(pixels), np.array(times))
         total += len(pixels)
     yield VideoEnd(job.index, meta, total)
 
 
-def decode_job(job: Job, pre: Preprocess, limits: DecodeLimits) -> Iterator[Message]:
+def decode_job(job: Task, pre: Preprocess, limits: DecodeLimits) -> Iterator[Message]:
     """Decode one file into messages; any failure becomes one :class:`Failed` message, never an exception."""
     try:
         if job.kind == MediaKind.IMAGE:
@@ -108,25 +121,15 @@ def decode_job(job: Job, pre: Preprocess, limits: DecodeLimits) -> Iterator[Mess
     except PermissionError:
         yield Failed(job.index, "permission_denied", "the file cannot be read")
     except MemoryError:
-        yield Failed(job.index, "too_many_pixels", "decoding needs more memory than is available")
+        yield Failed(job.index, "out_of_memory", "decoding needs more memory than the decoder may use")
     except Exception as e:
         yield Failed(job.index, "decoder_error", f"{type(e).__name__}: {e}")
 
 
-class DecodeStream(IterableDataset):
-    """Iterable dataset over jobs; each DataLoader worker decodes every n-th job."""
-
-    def __init__(self, jobs: list[Job], preprocess: Preprocess, limits: DecodeLimits) -> None:
-        super().__init__()
-        self.jobs = jobs
-        self.preprocess = preprocess
-        self.limits = limits
-
-    def __iter__(self) -> Iterator[Message]:
-        info = get_worker_info()
-        shard = self.jobs if info is None else self.jobs[info.id :: info.num_workers]
-        for job in shard:
-            yield from decode_job(job, self.preprocess, self.limits)
+def decode_all(tasks: Iterable[Task], pre: Preprocess, limits: DecodeLimits) -> Iterator[Message]:
+    """Decode files one after the other in this process."""
+    for task in tasks:
+        yield from decode_job(task, pre, limits)
 
 
 class ThreadedStream:
@@ -138,7 +141,7 @@ class ThreadedStream:
 
     _END = object()
 
-    def __init__(self, stream: DecodeStream, ahead: int = 64) -> None:
+    def __init__(self, stream: Iterable[Message], ahead: int = 64) -> None:
         self.stream = stream
         self.ahead = ahead
 
@@ -176,14 +179,3 @@ class ThreadedStream:
                 with contextlib.suppress(queue.Empty):
                     out.get(timeout=0.1)
             thread.join()
-
-
-def worker_init(_worker_id: int) -> None:
-    """Keep each decode worker on one thread so it does not fight the model for cores."""
-    torch.set_num_threads(1)
-    os.environ["OMP_NUM_THREADS"] = "1"
-
-
-def passthrough(message: Message) -> Message:
-    """Collate function: messages are already what the main loop wants."""
-    return message

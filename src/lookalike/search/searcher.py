@@ -8,12 +8,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from PIL import Image, ImageOps
 
 from lookalike.config import Settings
 from lookalike.errors import DecodeError, NotIndexedError
 from lookalike.indexer.decode import load_image, sample_frames
 from lookalike.indexer.discover import classify
-from lookalike.indexer.pooling import pool_segments
+from lookalike.indexer.frames import VideoDescriptor, trim_borders
+from lookalike.indexer.pooling import normalise, pool_segments
 from lookalike.search.alignment import QueryVideo, score_video
 from lookalike.storage.library import CollectionStore
 from lookalike.types import MediaKind, SearchHit
@@ -40,6 +42,7 @@ class Searcher:
         self.store = store
         self.embedder = embedder
         self.settings = settings
+        self.video = VideoDescriptor.from_pooling(store.info.pooling)
 
     # -- entry points ---------------------------------------------------------------------------------
     def search_files(self, paths: Sequence[Path], k: int = 10) -> list[QueryResult]:
@@ -105,22 +108,28 @@ class Searcher:
         except DecodeError as e:
             return QueryResult(str(path), error=str(e))
 
+    def _embed_frames(self, frames: list[Image.Image]) -> np.ndarray:
+        vectors = self.embedder.embed_images(frames)
+        if self.video.mirror:
+            vectors = normalise(vectors + self.embedder.embed_images([ImageOps.mirror(im) for im in frames]))
+        return vectors
+
     def _embed_video(self, path: Path) -> QueryVideo:
-        meta, frames = sample_frames(path, self.settings.frame_rate, short_side=self.embedder.preprocess.resize)
+        """A query video described exactly as the collection describes its videos."""
+        video = self.video
+        meta, frames = sample_frames(path, video.frame_rate, short_side=self.embedder.preprocess.resize)
         times, vectors = [], []
-        batch: list = []
+        batch: list[Image.Image] = []
         for frame in frames:
-            batch.append(frame.image)
+            batch.append(trim_borders(frame.image) if video.trim_borders else frame.image)
             times.append(frame.time)
             if len(batch) == self.settings.batch_size:
-                vectors.append(self.embedder.embed_images(batch))
+                vectors.append(self._embed_frames(batch))
                 batch = []
         if batch:
-            vectors.append(self.embedder.embed_images(batch))
+            vectors.append(self._embed_frames(batch))
         mat = np.vstack(vectors)
-        segments = pool_segments(
-            np.array(times), mat, self.settings.segment_seconds, 1.0 / self.settings.frame_rate, meta.duration
-        )
+        segments = pool_segments(np.array(times), mat, video.segment_seconds, 1.0 / video.frame_rate, meta.duration)
         return QueryVideo.from_segments(segments)
 
     def _search_video(self, query: QueryVideo, k: int) -> list[SearchHit]:

@@ -68,6 +68,7 @@ class KnownMedia:
     sha256: str | None
     status: str
     kind: str
+    error_code: str | None = None
 
     def unchanged(self, size: int, mtime_ns: int) -> bool:
         """Whether a file with this size and mtime is taken to be the one catalogued (no need to reopen it)."""
@@ -183,11 +184,20 @@ class Catalog:
         """Every catalogued file of the collection by path."""
         with self._session() as s:
             rows = s.execute(
-                select(Media.path, Media.id, Media.size, Media.mtime_ns, Media.sha256, Media.status, Media.kind).where(
-                    Media.collection_id == collection_id
-                )
+                select(
+                    Media.path,
+                    Media.id,
+                    Media.size,
+                    Media.mtime_ns,
+                    Media.sha256,
+                    Media.status,
+                    Media.kind,
+                    Media.error_code,
+                ).where(Media.collection_id == collection_id)
             )
-            return {r.path: KnownMedia(r.id, r.size, r.mtime_ns, r.sha256, r.status, r.kind) for r in rows}
+            return {
+                r.path: KnownMedia(r.id, r.size, r.mtime_ns, r.sha256, r.status, r.kind, r.error_code) for r in rows
+            }
 
     def media(self, collection_id: int, media_id: int) -> MediaRecord | None:
         """The stored record of one file."""

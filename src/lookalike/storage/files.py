@@ -22,7 +22,7 @@ def atomic_write(target: Path, write: Callable[[Path], None]) -> None:
     """Replace ``target`` atomically with what ``write`` puts in a temp file beside it.
 
     A reader sees either the old file or the complete new one, never a partial file; a crash leaves at
-    most a stray ``.tmp`` file, which is removed the next time.
+    most a stray ``.tmp`` file, which the next save removes (:func:`remove_stray_temps`).
 
     Args:
         target: the file to replace.
@@ -42,6 +42,17 @@ def atomic_write(target: Path, write: Callable[[Path], None]) -> None:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def remove_stray_temps(directory: Path) -> int:
+    """Delete temp files that a crash in :func:`atomic_write` left in ``directory`` (only the single writer may
+    call this: a live writer's temp file looks the same). Returns how many were removed."""
+    removed = 0
+    for tmp in directory.glob(".*.tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+            removed += 1
+    return removed
 
 
 def atomic_write_bytes(target: Path, data: bytes) -> None:

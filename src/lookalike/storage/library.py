@@ -15,6 +15,7 @@ from filelock import FileLock, Timeout
 from lookalike.errors import CollectionMismatchError, LibraryLockedError, NotIndexedError
 from lookalike.storage.catalog import Catalog, CollectionInfo, MediaRecord, VectorRecord, WriteResult
 from lookalike.storage.db import ensure_schema, make_engine
+from lookalike.storage.files import remove_stray_temps
 from lookalike.storage.manifest import Manifest
 from lookalike.storage.vectors import DEFAULT_FACTORY, FLAT_LIMIT, VectorIndex, choose_factory, training_size
 
@@ -75,6 +76,7 @@ class CollectionStore:
         self._generation = -1
         self._saved_generation = -1
         self._stale = False  # an index type that cannot remove ids was asked to: rebuild before saving
+        self._mmap = False
 
     @property
     def dim(self) -> int:
@@ -111,14 +113,17 @@ class CollectionStore:
             )
         return all((self.directory / f"{name}.faiss").exists() for name in INDEX_LEVELS)
 
-    def load(self, repair: bool = True) -> None:
+    def load(self, repair: bool = True, mmap: bool = False) -> None:
         """Load the FAISS files; rebuild them from the stored vectors when they lag the database.
 
         Args:
             repair: rebuild (and save) stale files; when False (a reader beside a running writer) the last
                 saved files are used as they are, and nothing is written: with no files yet, the indexes are
                 built in memory from the committed rows.
+            mmap: map current files read-only instead of reading them (searchers: the page cache is shared
+                and the process stays small); such a store cannot be written to.
         """
+        self._mmap = mmap
         generation = self.catalog.generation(self.info.id)
         manifest = Manifest.load(self.directory)
         current = self._files_current(manifest, generation)
@@ -137,8 +142,13 @@ class CollectionStore:
 
     def _load_files(self, factories: dict[str, str]) -> dict[str, VectorIndex]:
         return {
-            n: VectorIndex.load(self.directory / f"{n}.faiss", factories.get(n, DEFAULT_FACTORY)) for n in INDEX_LEVELS
+            n: VectorIndex.load(self.directory / f"{n}.faiss", factories.get(n, DEFAULT_FACTORY), mmap=self._mmap)
+            for n in INDEX_LEVELS
         }
+
+    def use_gpu(self, device: int = 0) -> bool:
+        """Search from GPU copies of the indexes when faiss-gpu sees a GPU; False when they stay on the CPU."""
+        return all([self.index(name).to_gpu(device) for name in INDEX_LEVELS])
 
     def rebuild(
         self, generation: int | None = None, save: bool = True, factories: dict[str, str] | None = None
@@ -189,6 +199,8 @@ class CollectionStore:
             keep = {n: i.factory for n, i in self._indexes.items() if not outgrown or i.factory != DEFAULT_FACTORY}
             self.rebuild(self._generation, save=False, factories=keep)
         self.directory.mkdir(parents=True, exist_ok=True)
+        if remove_stray_temps(self.directory):
+            log.info("removed temp files an interrupted save left in %s", self.directory)
         for name, idx in self._indexes.items():
             idx.save(self.directory / f"{name}.faiss")
         self._manifest({n: len(i) for n, i in self._indexes.items()}).save(self.directory)
@@ -198,6 +210,14 @@ class CollectionStore:
         """:meth:`save`, unless nothing was written since the files were last loaded or saved."""
         if self._indexes and self._generation != self._saved_generation:
             self.save()
+
+    def sync_files(self) -> None:
+        """Leave FAISS files that reflect the database: save what changed in memory, or, when nothing was loaded,
+        repair files that an interrupted run left behind the database (cheap when they are current)."""
+        if self._indexes:
+            self.save_if_changed()
+        elif not self._files_current(Manifest.load(self.directory), self.catalog.generation(self.info.id)):
+            self.load(repair=True)
 
     def check(self) -> dict[str, Any]:
         """Compare FAISS ids with database rows; a report with ``ok`` and the differences."""
@@ -228,6 +248,8 @@ class CollectionStore:
         """
         if not self._indexes:
             self.load()
+        if self._mmap:
+            raise RuntimeError("a store loaded with mmap=True is read-only")
         result = self.catalog.write(self.info.id, self.info.dim, items)
         self._apply(result.removed_ids, result)
         self._generation = result.generation

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from dataclasses import dataclass
@@ -20,6 +21,9 @@ DEFAULT_FACTORY = "Flat"
 FLAT_LIMIT = 100_000  # exact search up to here; beyond, an IVF index trained on a sample
 DEFAULT_NPROBE = 32
 TRAIN_PER_LIST = 40  # FAISS wants ~39 training points per IVF list
+GPU_MAX_K = 2048  # faiss-gpu's limit on k
+
+log = logging.getLogger(__name__)
 
 
 def choose_factory(n: int) -> str:
@@ -34,6 +38,13 @@ def training_size(factory: str) -> int:
     """How many sample vectors training ``factory`` needs (0: no training)."""
     m = re.match(r"IVF(\d+)", factory)
     return int(m.group(1)) * TRAIN_PER_LIST if m else 0
+
+
+def gpu_count() -> int:
+    """GPUs faiss can use: 0 with faiss-cpu or without CUDA."""
+    faiss = _faiss()
+    get = getattr(faiss, "get_num_gpus", None)
+    return int(get()) if get is not None and hasattr(faiss, "StandardGpuResources") else 0
 
 
 def _faiss() -> Any:
@@ -69,6 +80,8 @@ class VectorIndex:
 
     def __init__(self, index: faiss.Index, factory: str = DEFAULT_FACTORY) -> None:
         self._index: Any = index
+        self._searcher: Any = index  # a GPU copy after :meth:`to_gpu`
+        self._gpu_resources: Any = None
         self.factory = factory
         if factory.startswith("IVF"):
             _faiss().ParameterSpace().set_index_parameter(self._index, "nprobe", DEFAULT_NPROBE)
@@ -84,14 +97,46 @@ class VectorIndex:
         return cls(faiss.IndexIDMap2(base), factory)
 
     @classmethod
-    def load(cls, path: Path, factory: str = DEFAULT_FACTORY) -> VectorIndex:
-        """The index stored at ``path``."""
-        return cls(_faiss().read_index(str(path)), factory)
+    def load(cls, path: Path, factory: str = DEFAULT_FACTORY, mmap: bool = False) -> VectorIndex:
+        """The index stored at ``path``.
+
+        Args:
+            mmap: map the vectors read-only from the file instead of reading them into memory (for searchers of
+                large libraries: the page cache is shared between processes and RSS stays small). Such an index
+                cannot be changed. Files are replaced, never rewritten in place, so a mapping stays valid while a
+                writer saves a newer version beside it.
+        """
+        faiss = _faiss()
+        flags = faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY if mmap else 0
+        return cls(faiss.read_index(str(path), flags), factory)
 
     def save(self, path: Path) -> None:
         """Write the index atomically to ``path`` (the old file stays until the new one is complete)."""
         faiss = _faiss()
         atomic_write(path, lambda tmp: faiss.write_index(self._index, str(tmp)))
+
+    def to_gpu(self, device: int = 0) -> bool:
+        """Answer :meth:`search` from a copy of the index on a GPU (faiss-gpu's ``index_cpu_to_gpu``).
+
+        Returns False, leaving search on the CPU, when FAISS was built without GPU support, sees no GPU, or
+        cannot put this index type there (HNSW). Writes, removals and range searches stay on the CPU copy.
+        """
+        faiss = _faiss()
+        if not gpu_count():
+            return False
+        try:
+            resources = faiss.StandardGpuResources()
+            self._searcher = faiss.index_cpu_to_gpu(resources, device, self._index)
+        except (RuntimeError, AttributeError) as e:
+            log.warning("FAISS index %s stays on the CPU: %s", self.factory, e)
+            return False
+        self._gpu_resources = resources  # must outlive the GPU index
+        return True
+
+    @property
+    def on_gpu(self) -> bool:
+        """Whether searches run on a GPU copy."""
+        return self._searcher is not self._index
 
     @property
     def is_trained(self) -> bool:
@@ -119,6 +164,7 @@ class VectorIndex:
         if len(ids) == 0:
             return
         self._index.add_with_ids(as_matrix(vectors, self.dim), np.asarray(ids, dtype=np.int64))
+        self._drop_gpu()
 
     def remove(self, ids: np.ndarray | list[int]) -> int:
         """Remove ``ids``; returns how many were present.
@@ -129,7 +175,9 @@ class VectorIndex:
         arr = np.asarray(ids, dtype=np.int64)
         if arr.size == 0:
             return 0
-        return int(self._index.remove_ids(_faiss().IDSelectorBatch(arr)))
+        removed = int(self._index.remove_ids(_faiss().IDSelectorBatch(arr)))
+        self._drop_gpu()
+        return removed
 
     def search(self, queries: np.ndarray, k: int) -> Neighbours:
         """The ``k`` nearest ids of each query by inner product, best first."""
@@ -137,8 +185,13 @@ class VectorIndex:
         if len(self) == 0 or k <= 0:
             n = q.shape[0]
             return Neighbours(np.zeros((n, 0), np.float32), np.zeros((n, 0), np.int64))
-        scores, ids = self._index.search(q, min(k, len(self)))
+        k = min(k, len(self), GPU_MAX_K if self.on_gpu else k)
+        scores, ids = self._searcher.search(q, k)
         return Neighbours(scores, ids)
+
+    def _drop_gpu(self) -> None:
+        """The CPU copy changed: search it until :meth:`to_gpu` is called again."""
+        self._searcher, self._gpu_resources = self._index, None
 
     def range_search(self, queries: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """All ids scoring above ``threshold`` per query, as FAISS ``(lims, scores, ids)``."""

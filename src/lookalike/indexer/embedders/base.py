@@ -5,8 +5,6 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -14,58 +12,14 @@ from PIL import Image
 
 from lookalike.errors import TextQueryNotSupportedError
 from lookalike.indexer.device import resolve_device
-
-_INTERPOLATION = {
-    "bicubic": Image.Resampling.BICUBIC,
-    "bilinear": Image.Resampling.BILINEAR,
-    "nearest": Image.Resampling.NEAREST,
-    "lanczos": Image.Resampling.LANCZOS,
-}
+from lookalike.indexer.preprocess import Preprocess
 
 
-@dataclass(frozen=True)
-class Preprocess:
-    """How a picture becomes a model input; saved with the index so queries are treated the same way.
-
-    Attributes:
-        size: side of the square model input.
-        resize: the short side is resized to this before the centre crop.
-        interpolation: ``bicubic``, ``bilinear``, ``nearest`` or ``lanczos``.
-        mean: per-channel mean subtracted from pixels in [0, 1].
-        std: per-channel divisor after the mean.
-    """
-
-    size: int = 224
-    resize: int = 256
-    interpolation: str = "bicubic"
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly form for manifests and the catalog."""
-        return asdict(self)
-
-    def __call__(self, image: Image.Image) -> torch.Tensor:
-        """An RGB picture resized and centre-cropped, as a uint8 (3, size, size) tensor.
-
-        Pictures travel from decode workers as uint8 (4x less to copy); :meth:`normalise` finishes the job
-        on the model's device.
-        """
-        w, h = image.size
-        scale = self.resize / min(w, h)
-        # The centre crop of the resized picture, computed in source coordinates so that only the pixels
-        # that survive the crop are resampled (same result as resize-then-crop, less work).
-        side = self.size / scale  # the crop's side in source pixels
-        left, top = (w - min(side, w)) / 2, (h - min(side, h)) / 2
-        box = (left, top, left + min(side, w), top + min(side, h))
-        crop = image.resize((self.size, self.size), _INTERPOLATION[self.interpolation], box=box, reducing_gap=3.0)
-        return torch.from_numpy(np.asarray(crop, dtype=np.uint8).copy()).permute(2, 0, 1)
-
-    def normalise(self, pixels: torch.Tensor) -> torch.Tensor:
-        """A uint8 (n, 3, size, size) batch as the float input the model expects (on the batch's device)."""
-        mean = torch.tensor(self.mean, device=pixels.device).view(1, 3, 1, 1) * 255.0
-        std = torch.tensor(self.std, device=pixels.device).view(1, 3, 1, 1) * 255.0
-        return (pixels.float() - mean) / std
+def normalise(pre: Preprocess, pixels: torch.Tensor) -> torch.Tensor:
+    """A uint8 (n, 3, size, size) batch as the float input the model expects (on the batch's device)."""
+    mean = torch.tensor(pre.mean, device=pixels.device).view(1, 3, 1, 1) * 255.0
+    std = torch.tensor(pre.std, device=pixels.device).view(1, 3, 1, 1) * 255.0
+    return (pixels.float() - mean) / std
 
 
 class Embedder(ABC):
@@ -105,7 +59,7 @@ class Embedder(ABC):
         """Embed RGB pictures."""
         if not images:
             return np.zeros((0, self.dim), np.float32)
-        return self.embed_batch(torch.stack([self.preprocess(im) for im in images]))
+        return self.embed_batch(torch.from_numpy(np.stack([self.preprocess(im) for im in images])))
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Embed text queries into the picture space (CLIP models only).
@@ -155,7 +109,7 @@ class TorchEmbedder(Embedder):
     def embed_batch(self, pixels: torch.Tensor) -> np.ndarray:
         """Embed a batch: channels-last, inference mode, autocast to fp16 on CUDA."""
         module = self.load()
-        x = self.preprocess.normalise(pixels.to(self.device, non_blocking=True))
+        x = normalise(self.preprocess, pixels.to(self.device, non_blocking=True))
         x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
             if self.device.type == "cuda":

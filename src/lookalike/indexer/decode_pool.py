@@ -1,0 +1,184 @@
+"""Decoding in supervised worker processes: a decoder that crashes, hangs or runs out of memory loses one file.
+
+Each worker is a spawned process (no inherited threads, locks or CUDA state) that decodes one file at a time and
+streams its messages back over a pipe. The pool hands out the next file when a worker finishes one, and watches
+them all:
+
+* a worker that dies (segfault, abort, the kernel's OOM killer) fails its file with ``decoder_crashed``;
+* a worker silent for ``timeout`` seconds while the pool waits for it fails its file with ``decode_timeout``;
+* a worker's address space is capped (``RLIMIT_AS``), so a file that needs more memory fails with
+  ``out_of_memory`` (or, if the decoder aborts on the failed allocation, ``decoder_crashed``);
+
+and a fresh worker takes over the remaining files. Back-pressure comes from the pipes: a worker whose messages are
+not read blocks, and that time does not count as silence.
+
+``multiprocessing`` pools cannot do this (a dead worker breaks the whole ``ProcessPoolExecutor``; torch's
+DataLoader ends the iteration), and pebble's pool returns one result per task where videos need a stream, so the
+supervision loop is written here (~100 lines).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing as mp
+import resource
+import signal
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from lookalike.indexer.preprocess import Preprocess
+from lookalike.indexer.worker import DecodeLimits, Failed, Message, Task, decode_job
+
+log = logging.getLogger(__name__)
+
+DecodeFn = Callable[[Task, Preprocess, DecodeLimits], Iterator[Message]]
+
+
+@dataclass(frozen=True)
+class _Done:
+    job: int
+
+
+def _limit_memory(limit_bytes: int | None) -> None:
+    if not limit_bytes:
+        return
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit_bytes = min(limit_bytes, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, hard))
+
+
+def _serve(conn: Connection, pre: Preprocess, limits: DecodeLimits, memory: int | None, decode: DecodeFn) -> None:
+    """Worker main loop: receive a task, send its messages, then a done marker; stop on None or a closed pipe."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    import av  # noqa: F401  (FFmpeg's libraries load before the limit: it is for decoding, not start-up)
+
+    _limit_memory(memory)
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):
+            return  # the indexing process is gone
+        if task is None:
+            return
+        try:
+            for message in decode(task, pre, limits):
+                conn.send(message)
+            conn.send(_Done(task.index))
+        except (BrokenPipeError, OSError):
+            return
+
+
+class _Worker:
+    def __init__(self, ctx: Any, args: tuple[Any, ...]) -> None:
+        self.conn, child = ctx.Pipe(duplex=True)
+        self.process = ctx.Process(target=_serve, args=(child, *args), name="lookalike-decoder", daemon=True)
+        self.process.start()
+        child.close()
+        self.task: Task | None = None
+        self.silent = 0.0
+
+    def give(self, task: Task | None) -> None:
+        self.task, self.silent = task, 0.0
+        self.conn.send(task)
+
+    def stop(self, kill: bool = False) -> None:
+        if kill and self.process.is_alive():
+            self.process.kill()
+        else:
+            with contextlib.suppress(OSError):
+                self.conn.send(None)
+        self.process.join(timeout=5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        self.conn.close()
+
+
+def _death(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        with contextlib.suppress(ValueError):
+            return signal.Signals(-exitcode).name
+    return f"exit code {exitcode}"
+
+
+class DecodePool:
+    """Decode tasks in ``workers`` supervised processes; iterate to receive their messages as they come.
+
+    Args:
+        tasks: the files to decode.
+        pre: preprocessing applied in the workers.
+        limits: decode limits and video sampling.
+        workers: number of processes (at least 1).
+        timeout: seconds a worker may stay silent on one file before it is killed.
+        memory_bytes: address-space limit per worker (None: unlimited).
+        decode: the per-file decode function (a module-level function, so spawned workers can import it).
+    """
+
+    def __init__(
+        self,
+        tasks: Sequence[Task],
+        pre: Preprocess,
+        limits: DecodeLimits,
+        workers: int = 1,
+        timeout: float = 60.0,
+        memory_bytes: int | None = None,
+        decode: DecodeFn = decode_job,
+    ) -> None:
+        self.tasks = list(tasks)
+        self.workers = max(1, min(workers, len(self.tasks) or 1))
+        self.timeout = timeout
+        self._args = (pre, limits, memory_bytes, decode)
+        self.restarts = 0
+
+    def __iter__(self) -> Iterator[Message]:
+        ctx = mp.get_context("spawn")
+        todo = deque(self.tasks)
+        pool = [_Worker(ctx, self._args) for _ in range(self.workers)]
+        try:
+            for w in pool:
+                w.give(todo.popleft() if todo else None)
+            while busy := [w for w in pool if w.task is not None]:
+                began = time.monotonic()
+                ready = set(wait([w.conn for w in busy], timeout=min(1.0, self.timeout)))
+                waited = time.monotonic() - began
+                for w in busy:
+                    if w.conn not in ready:
+                        w.silent += waited
+                        if w.silent > self.timeout:
+                            yield from self._replace(w, pool, todo, ctx, "decode_timeout")
+                        continue
+                    while w.task is not None and w.conn.poll():
+                        try:
+                            message = w.conn.recv()
+                        except (EOFError, OSError):
+                            yield from self._replace(w, pool, todo, ctx, "decoder_crashed")
+                            break
+                        w.silent = 0.0
+                        if isinstance(message, _Done):
+                            w.give(todo.popleft() if todo else None)
+                        else:
+                            yield message
+        finally:
+            for w in pool:
+                w.stop(kill=w.task is not None)
+
+    def _replace(self, w: _Worker, pool: list[_Worker], todo: deque[Task], ctx: Any, code: str) -> Iterator[Message]:
+        """Fail ``w``'s file, kill ``w`` and start a fresh worker on the next file."""
+        task = w.task
+        assert task is not None
+        w.stop(kill=True)
+        if code == "decode_timeout":
+            message = f"decoding made no progress for {self.timeout:.0f} s; the decoder was stopped"
+        else:
+            message = f"the decoder process died ({_death(w.process.exitcode)}) while reading this file"
+        log.warning("%s: %s", task.path, message)
+        pool[pool.index(w)] = fresh = _Worker(ctx, self._args)
+        self.restarts += 1
+        fresh.give(todo.popleft() if todo else None)
+        yield Failed(task.index, code, message)

@@ -1,0 +1,82 @@
+"""Video frame descriptors: how sampled frames are cleaned before embedding, stored with the collection.
+
+Copies of a video often come letterboxed, pillarboxed or mirrored. Black bars are cut off each frame before it is
+embedded (:func:`trim_borders`), and with ``mirror`` a frame's vector is the mean of its own and its horizontal
+mirror's (the embedding side does that), so a flipped copy gets the same vectors. Both were measured on
+``benchmarks/video_copies.py`` (benchmarks/RESULTS.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+BLACK = 24  # luma at or below which a row or column of a bar counts as black (video black is 16, plus noise)
+MIN_BAR = 0.02  # bars thinner than this fraction of the side are left alone
+MIN_CONTENT = 0.3  # never cut a frame down to less than this fraction of a side (a dark scene is not a bar)
+
+
+@dataclass(frozen=True)
+class VideoDescriptor:
+    """How a collection turns a video into vectors; queries must use the same.
+
+    Attributes:
+        frame_rate: frames sampled per second.
+        segment_seconds: length of the windows frame vectors are mean-pooled into.
+        trim_borders: cut black bars off frames before embedding.
+        mirror: average each frame's vector with its horizontal mirror's (flip-invariant vectors).
+    """
+
+    frame_rate: float = 1.0
+    segment_seconds: float = 2.0
+    trim_borders: bool = True
+    mirror: bool = True
+
+    def to_pooling(self) -> dict[str, Any]:
+        """The JSON stored with the collection."""
+        return {
+            "frame_rate": self.frame_rate,
+            "segment_seconds": self.segment_seconds,
+            "method": "mean",
+            "trim_borders": self.trim_borders,
+            "mirror": self.mirror,
+        }
+
+    @classmethod
+    def from_pooling(cls, pooling: dict[str, Any]) -> VideoDescriptor:
+        """What a collection stored (collections made before trimming and mirroring existed have neither)."""
+        return cls(
+            float(pooling.get("frame_rate", 1.0)),
+            float(pooling.get("segment_seconds", 2.0)),
+            bool(pooling.get("trim_borders", False)),
+            bool(pooling.get("mirror", False)),
+        )
+
+
+def _content_span(dark: np.ndarray) -> tuple[int, int] | None:
+    """First and one-past-last index of the non-dark lines, or None when nothing should be cut."""
+    n = len(dark)
+    lit = np.flatnonzero(~dark)
+    if len(lit) == 0:
+        return None
+    first, last = int(lit[0]), int(lit[-1]) + 1
+    if last - first < MIN_CONTENT * n or (first < MIN_BAR * n and n - last < MIN_BAR * n):
+        return None
+    return first, last
+
+
+def trim_borders(image: Image.Image) -> Image.Image:
+    """``image`` without black letterbox/pillarbox bars (unchanged when there are none)."""
+    luma = np.asarray(image.convert("L"), dtype=np.uint8)
+    if luma.size == 0:
+        return image
+    rows = _content_span(np.percentile(luma, 98, axis=1) <= BLACK)
+    cols = _content_span(np.percentile(luma, 98, axis=0) <= BLACK)
+    if rows is None and cols is None:
+        return image
+    top, bottom = rows or (0, luma.shape[0])
+    left, right = cols or (0, luma.shape[1])
+    return image.crop((left, top, right, bottom))

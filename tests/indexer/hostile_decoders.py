@@ -1,0 +1,23 @@
+"""Decode functions that misbehave like broken native decoders, for the decode-pool tests.
+
+They run inside spawned worker processes, so they live in a module the workers can import.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import time
+from collections.abc import Iterator
+
+from lookalike.indexer.preprocess import Preprocess
+from lookalike.indexer.worker import DecodeLimits, Message, Task, decode_job
+
+
+def decode_or_misbehave(task: Task, pre: Preprocess, limits: DecodeLimits) -> Iterator[Message]:
+    """Real decoding, except: ``segfault*`` files dereference NULL (a real SIGSEGV) and ``hang*`` files block."""
+    name = task.path.name
+    if name.startswith("segfault"):
+        ctypes.string_at(0)
+    if name.startswith("hang"):
+        time.sleep(3600)
+    yield from decode_job(task, pre, limits)
