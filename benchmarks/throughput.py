@@ -201,12 +201,15 @@ def main() -> None:
     if args.only in (None, "ceiling", "lookalike"):
         # Ceiling and end-to-end runs alternate (A B A B A B) and each pair gives a ratio: the VM's speed drifts
         # by ±10% from minute to minute, and adjacent runs share the same drift.
-        pairs = []
+        pairs, thread_ratios = [], []
         for _ in range(3):
             c = _sub("ceiling", work)
             shutil.rmtree(work / "home_img", ignore_errors=True)
             e = lookalike_cli(corpus, work / "home_img")
             pairs.append((c["images"] / c["seconds"], e))
+            shutil.rmtree(work / "home_img_thread", ignore_errors=True)
+            t = lookalike_cli(corpus, work / "home_img_thread", ["--workers", "0"])
+            thread_ratios.append(t["images"] / t["inside"] / (c["images"] / c["seconds"]))
         pairs.sort(key=lambda p: p[1]["images"] / p[1]["inside"] / p[0])
         ceil, r = pairs[1]  # the pair with the median ratio
         ratios = ", ".join(f"{p[1]['images'] / p[1]['inside'] / p[0]:.0%}" for p in pairs)
@@ -219,6 +222,14 @@ def main() -> None:
                 "lookalike index, end to end (in-process time), median pair",
                 r["images"] / r["inside"],
                 f"{r['images'] / r['inside'] / ceil:.0%} of ceiling (pairs: {ratios})",
+            )
+        )
+        thread_ratios.sort()
+        rows.append(
+            (
+                "lookalike index --workers 0 (decode thread, no crash isolation), median of the same rounds",
+                thread_ratios[1] * ceil,
+                f"{thread_ratios[1]:.0%} of ceiling (rounds: {', '.join(f'{x:.0%}' for x in thread_ratios)})",
             )
         )
         rows.append(

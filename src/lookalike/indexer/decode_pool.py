@@ -76,6 +76,7 @@ def _serve(conn: Connection, pre: Preprocess, limits: DecodeLimits, memory: int 
 
 class _Worker:
     def __init__(self, ctx: Any, args: tuple[Any, ...]) -> None:
+        self.ctx = ctx
         self.conn, child = ctx.Pipe(duplex=True)
         self.process = ctx.Process(target=_serve, args=(child, *args), name="lookalike-decoder", daemon=True)
         self.process.start()
@@ -142,7 +143,7 @@ class DecodePool:
         pool = [_Worker(ctx, self._args) for _ in range(self.workers)]
         try:
             for w in pool:
-                w.give(todo.popleft() if todo else None)
+                self._give(w, pool, todo)
             while busy := [w for w in pool if w.task is not None]:
                 began = time.monotonic()
                 ready = set(wait([w.conn for w in busy], timeout=min(1.0, self.timeout)))
@@ -161,12 +162,23 @@ class DecodePool:
                             break
                         w.silent = 0.0
                         if isinstance(message, _Done):
-                            w.give(todo.popleft() if todo else None)
+                            self._give(w, pool, todo)
                         else:
                             yield message
         finally:
             for w in pool:
                 w.stop(kill=w.task is not None)
+
+    def _give(self, w: _Worker, pool: list[_Worker], todo: deque[Task]) -> None:
+        """Hand ``w`` the next file (or its stop signal); a worker that died while idle is replaced first."""
+        task = todo.popleft() if todo else None
+        try:
+            w.give(task)
+        except OSError:  # it died between files (the OOM killer, say): nothing was lost, start another
+            w.stop(kill=True)
+            pool[pool.index(w)] = fresh = _Worker(w.ctx, self._args)
+            self.restarts += 1
+            fresh.give(task)
 
     def _replace(self, w: _Worker, pool: list[_Worker], todo: deque[Task], ctx: Any, code: str) -> Iterator[Message]:
         """Fail ``w``'s file, kill ``w`` and start a fresh worker on the next file."""
@@ -180,5 +192,5 @@ class DecodePool:
         log.warning("%s: %s", task.path, message)
         pool[pool.index(w)] = fresh = _Worker(ctx, self._args)
         self.restarts += 1
-        fresh.give(todo.popleft() if todo else None)
+        self._give(fresh, pool, todo)
         yield Failed(task.index, code, message)

@@ -103,7 +103,7 @@ def embed_jobs(
     pre = embedder.preprocess
     video = video or VideoDescriptor(settings.frame_rate, settings.segment_seconds)
     limits = DecodeLimits(
-        settings.max_image_pixels, settings.max_image_bytes, video.frame_rate, settings.batch_size, video.trim_borders
+        settings.max_image_pixels, settings.max_image_bytes, video.frame_rate, settings.batch_size, video
     )
     tasks = [Task(j.index, j.path, j.kind) for j in jobs]
     workers = min(decode_workers(embedder.device, settings.workers), len(jobs))

@@ -1,9 +1,10 @@
 """Video frame descriptors: how sampled frames are cleaned before embedding, stored with the collection.
 
-Copies of a video often come letterboxed, pillarboxed or mirrored. Black bars are cut off each frame before it is
-embedded (:func:`trim_borders`), and with ``mirror`` a frame's vector is the mean of its own and its horizontal
-mirror's (the embedding side does that), so a flipped copy gets the same vectors. Both were measured on
-``benchmarks/video_copies.py`` (benchmarks/RESULTS.md).
+Copies of a video often come letterboxed, pillarboxed, mirrored or in grayscale. Black bars are cut off each frame
+before it is embedded (:func:`trim_borders`), and with ``mirror`` a frame's vector is the mean of its own and its
+horizontal mirror's (the embedding side does that), so a flipped copy gets the same vectors. ``grayscale`` (off by
+default) embeds frames without colour. Each choice was measured on ``benchmarks/video_copies.py``
+(benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -28,12 +29,14 @@ class VideoDescriptor:
         segment_seconds: length of the windows frame vectors are mean-pooled into.
         trim_borders: cut black bars off frames before embedding.
         mirror: average each frame's vector with its horizontal mirror's (flip-invariant vectors).
+        grayscale: embed frames in grayscale (colour-invariant vectors, less discriminative).
     """
 
     frame_rate: float = 1.0
     segment_seconds: float = 2.0
     trim_borders: bool = True
     mirror: bool = True
+    grayscale: bool = False
 
     def to_pooling(self) -> dict[str, Any]:
         """The JSON stored with the collection."""
@@ -43,6 +46,7 @@ class VideoDescriptor:
             "method": "mean",
             "trim_borders": self.trim_borders,
             "mirror": self.mirror,
+            "grayscale": self.grayscale,
         }
 
     @classmethod
@@ -53,7 +57,14 @@ class VideoDescriptor:
             float(pooling.get("segment_seconds", 2.0)),
             bool(pooling.get("trim_borders", False)),
             bool(pooling.get("mirror", False)),
+            bool(pooling.get("grayscale", False)),
         )
+
+    def clean(self, image: Image.Image) -> Image.Image:
+        """A sampled frame as it is embedded: bars trimmed, in grayscale when asked."""
+        if self.trim_borders:
+            image = trim_borders(image)
+        return image.convert("L").convert("RGB") if self.grayscale else image
 
 
 def _content_span(dark: np.ndarray) -> tuple[int, int] | None:

@@ -8,14 +8,14 @@ import queue
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from lookalike.errors import DecodeError
 from lookalike.indexer.decode import ImageMeta, VideoMeta, load_image, sample_frames
-from lookalike.indexer.frames import trim_borders
+from lookalike.indexer.frames import VideoDescriptor
 from lookalike.indexer.preprocess import Preprocess
 from lookalike.types import MediaKind
 
@@ -30,7 +30,7 @@ class DecodeLimits:
     max_image_bytes: int
     frame_rate: float
     chunk: int
-    trim_borders: bool = False
+    video: VideoDescriptor = field(default_factory=lambda: VideoDescriptor(trim_borders=False, mirror=False))
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def _video(job: Task, pre: Preprocess, limits: DecodeLimits) -> Iterator[Message
     total = 0
     sent = time.monotonic()
     for frame in frames:
-        pixels.append(pre(trim_borders(frame.image) if limits.trim_borders else frame.image))
+        pixels.append(pre(limits.video.clean(frame.image)))
         times.append(frame.time)
         if len(pixels) >= limits.chunk or time.monotonic() - sent > CHUNK_SECONDS:
             yield FrameChunk(job.index, np.stack(pixels), np.array(times))

@@ -14,7 +14,7 @@ from lookalike.config import Settings
 from lookalike.errors import DecodeError, NotIndexedError
 from lookalike.indexer.decode import load_image, sample_frames
 from lookalike.indexer.discover import classify
-from lookalike.indexer.frames import VideoDescriptor, trim_borders
+from lookalike.indexer.frames import VideoDescriptor
 from lookalike.indexer.pooling import normalise, pool_segments
 from lookalike.search.alignment import QueryVideo, score_video
 from lookalike.storage.library import CollectionStore
@@ -121,7 +121,7 @@ class Searcher:
         times, vectors = [], []
         batch: list[Image.Image] = []
         for frame in frames:
-            batch.append(trim_borders(frame.image) if video.trim_borders else frame.image)
+            batch.append(video.clean(frame.image))
             times.append(frame.time)
             if len(batch) == self.settings.batch_size:
                 vectors.append(self._embed_frames(batch))

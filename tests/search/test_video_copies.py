@@ -1,0 +1,84 @@
+"""Video copy detection end to end: every edit kind finds its source, a partial copy is localised on both sides,
+and `dupes` groups copies with their source but no unrelated video (real videos, real model, real decoding)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import fresh_db_url
+
+from benchmarks.corpus import package_images
+from benchmarks.video_copies import EDIT_KINDS, FPS, SIZE, Clip, _save, _shot, photo_video, real_video
+from lookalike.config import Settings
+from lookalike.workspace import Workspace
+
+
+def _iou(a: tuple[float, float], b: tuple[float, float]) -> float:
+    inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+    return inter / (max(a[1], b[1]) - min(a[0], b[0]))
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("video_copies")
+    rng = np.random.default_rng(7)
+    photos = package_images()
+    source_clip = real_video("bikes")  # 10 s of real footage
+    source = _save(source_clip, root / "sources" / "bikes.mp4")
+    distractors = [
+        _save(photo_video(photos["horse"], rng), root / "sources" / "horse_tour.mp4"),
+        _save(real_video("carphone_pristine"), root / "sources" / "carphone.mp4"),
+    ]
+    copies = {
+        kind: _save(fn(source_clip), root / "copies" / f"{kind}.mp4", crf) for kind, (fn, crf) in EDIT_KINDS.items()
+    }
+    # partial copy: bikes 3.0-8.0 s between two shots of another photo (5 s in, so 5.0-10.0 s of the copy)
+    excerpt = [f.resize(SIZE) for f in source_clip.frames[int(3.0 * FPS) : int(8.0 * FPS)]]
+    lead, tail = _shot(photos["page"], rng, 5.0), _shot(photos["page"], rng, 4.0)
+    partial = _save(Clip(lead + excerpt + tail), root / "copies" / "partial.mp4")
+    home = root / "home"
+    home.mkdir()
+    settings = Settings(home=home, db_url=fresh_db_url(home), workers=1)
+    with Workspace(settings) as ws:
+        report = ws.index([root / "sources"])
+        assert report.failed == [] and report.videos == 3
+    return settings, source, distractors, copies, partial, root
+
+
+@pytest.mark.parametrize("kind", list(EDIT_KINDS))
+def test_each_edit_kind_finds_its_source_first(library, kind: str) -> None:
+    settings, source, _, copies, _, _ = library
+    with Workspace(settings) as ws:
+        (result,) = ws.search_files([copies[kind]], k=3)
+    assert result.error is None and result.hits
+    top = result.hits[0]
+    assert Path(top.path) == source, [(Path(h.path).name, round(h.score, 3)) for h in result.hits]
+    assert all(h.score < settings.video_dupe_threshold for h in result.hits[1:])  # unrelated: never a "copy"
+    if kind.startswith("speed"):
+        assert top.end - top.start > 7.0  # the whole source is matched, not a fragment
+
+
+def test_partial_copy_is_localised_on_both_sides(library) -> None:
+    settings, source, _, _, partial, _ = library
+    with Workspace(settings) as ws:
+        (result,) = ws.search_files([partial], k=3)
+    top = result.hits[0]
+    assert Path(top.path) == source
+    assert _iou((top.start, top.end), (3.0, 8.0)) >= 0.5, (top.start, top.end)
+    assert _iou((top.query_start, top.query_end), (5.0, 10.0)) >= 0.5, (top.query_start, top.query_end)
+
+
+def test_dupes_groups_copies_with_their_source_and_nothing_unrelated(library) -> None:
+    settings, source, distractors, copies, partial, root = library
+    with Workspace(settings) as ws:
+        ws.index([root / "copies"])
+        groups = [g for g in ws.duplicates() if g.items[0].kind == "video"]
+    assert len(groups) == 1
+    members = {Path(it.path): it for it in groups[0].items}
+    assert source in members and not set(distractors) & set(members)
+    assert len(set(copies.values()) & set(members)) >= len(copies) - 1
+    if partial in members:
+        it = members[partial]
+        assert _iou((it.start, it.end), (5.0, 10.0)) >= 0.5
