@@ -47,6 +47,9 @@ bench: install
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python -m benchmarks.dedup_quality
 	$(BIN)/python -m benchmarks.throughput
+	$(BIN)/python -m benchmarks.video_copies
+	$(BIN)/python -m benchmarks.video_speed
+	$(BIN)/python -m benchmarks.index_scale --sizes 100000 1000000
 
 clean:
 	rm -rf $(DEMO) .bench .pytest_cache .ruff_cache .mypy_cache

@@ -28,6 +28,7 @@ SHORT_SIDE = 256
 
 def repeat_clip(src: Path, dst: Path, seconds: float) -> Path:
     """``src`` repeated (packets copied, timestamps shifted) until ``seconds`` long: a long real H.264 file."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(src)) as inp:
         packets = [(p.pts, p.dts, bytes(p), p.is_keyframe) for p in inp.demux(inp.streams.video[0]) if p.size]
         stream_in = inp.streams.video[0]
