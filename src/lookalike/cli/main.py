@@ -163,11 +163,11 @@ def dupes(
     ctx.obj = ctx.obj.with_(dupe_threshold=threshold, video_dupe_threshold=video_threshold)
     with workspace(ctx) as ws:
         groups = ws.duplicates()
-        value = ws.settings.dupe_threshold
+        settings = ws.settings
     if as_json:
         sys.stdout.write(dupes_json(groups) + "\n")
     else:
-        print_dupes(out, groups, value)
+        print_dupes(out, groups, settings.dupe_threshold, settings.video_dupe_threshold)
 
 
 @app.command()

@@ -92,12 +92,13 @@ def dupes_json(groups: list[DuplicateGroup]) -> str:
     )
 
 
-def print_dupes(console: Console, groups: list[DuplicateGroup], threshold: float) -> None:
+def print_dupes(console: Console, groups: list[DuplicateGroup], threshold: float, video_threshold: float) -> None:
     """Duplicate groups, one block each."""
+    at = f"image threshold {threshold:.2f}, video threshold {video_threshold:.2f}"
     if not groups:
-        console.print(f"no duplicate groups at threshold {threshold:.2f}")
+        console.print(f"no duplicate groups at {at}")
         return
-    console.print(f"{len(groups)} duplicate groups at threshold {threshold:.2f}")
+    console.print(f"{len(groups)} duplicate groups at {at}")
     for n, g in enumerate(groups, 1):
         console.print(f"[bold]group {n}[/bold] ({len(g.items)} files, min similarity {g.score:.3f})")
         for it in g.items:
