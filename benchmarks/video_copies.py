@@ -69,7 +69,7 @@ class Clip:
         return len(self.frames) / self.fps
 
 
-def _shot(photo: Image.Image, rng: np.random.Generator, seconds: float = 5.0) -> Frames:
+def camera_shot(photo: Image.Image, rng: np.random.Generator, seconds: float = 5.0) -> Frames:
     """One camera move: a 16:9 window gliding and zooming between two random places of the photo."""
     w, h = photo.size
 
@@ -91,7 +91,7 @@ def _shot(photo: Image.Image, rng: np.random.Generator, seconds: float = 5.0) ->
 
 def photo_video(photo: Image.Image, rng: np.random.Generator, shots: int = 3) -> Clip:
     """Three camera moves over one photo, cut together (15 s)."""
-    return Clip([f for _ in range(shots) for f in _shot(photo, rng)])
+    return Clip([f for _ in range(shots) for f in camera_shot(photo, rng)])
 
 
 def real_video(name: str) -> Clip:
@@ -166,7 +166,7 @@ class Split:
     queries: list[Query]
 
 
-def _save(clip: Clip, path: Path, crf: int = 28) -> Path:
+def save_clip(clip: Clip, path: Path, crf: int = 28) -> Path:
     frames = [
         f.resize((f.width // 2 * 2, f.height // 2 * 2)) if f.width % 2 or f.height % 2 else f for f in clip.frames
     ]
@@ -180,25 +180,27 @@ def build_split(name: str, root: Path, seed: int) -> Split:
     rng = np.random.default_rng(seed)
     clips = {p: photo_video(photos[p], rng) for p in spec["photos"]}
     clips.update({r: real_video(r) for r in spec["real"]})
-    sources = {n: _save(c, root / "sources" / f"{n}.mp4") for n, c in clips.items()}
-    distractors = [_save(photo_video(photos[d], rng), root / "distractors" / f"{d}.mp4") for d in spec["distractors"]]
+    sources = {n: save_clip(c, root / "sources" / f"{n}.mp4") for n, c in clips.items()}
+    distractors = [
+        save_clip(photo_video(photos[d], rng), root / "distractors" / f"{d}.mp4") for d in spec["distractors"]
+    ]
     fillers = [photos[f] for f in spec["filler"]]
     queries = []
     partials = 0
     for n, clip in clips.items():
         for kind, (fn, crf) in EDIT_KINDS.items():
-            path = _save(fn(clip), root / "copies" / f"{n}__{kind}.mp4", crf)
+            path = save_clip(fn(clip), root / "copies" / f"{n}__{kind}.mp4", crf)
             queries.append(Query(path, sources[n], kind))
         for p in range(PARTIALS_PER_SOURCE):
             filler = fillers[partials % len(fillers)]
             length = float(min(rng.uniform(4.0, 8.0), 0.75 * clip.duration))
             start = float(rng.uniform(0.0, clip.duration - length))
-            lead = _shot(filler, rng, float(rng.uniform(2.0, 6.0)))
-            tail = _shot(filler, rng, float(rng.uniform(2.0, 6.0)))
+            lead = camera_shot(filler, rng, float(rng.uniform(2.0, 6.0)))
+            tail = camera_shot(filler, rng, float(rng.uniform(2.0, 6.0)))
             excerpt = clip.frames[int(start * clip.fps) : int((start + length) * clip.fps)]
             excerpt = [f.resize(SIZE, Image.Resampling.BILINEAR) for f in excerpt]
             q_start = len(lead) / FPS
-            path = _save(Clip(lead + excerpt + tail), root / "copies" / f"{n}__partial{p}.mp4")
+            path = save_clip(Clip(lead + excerpt + tail), root / "copies" / f"{n}__partial{p}.mp4")
             ref = (start, start + len(excerpt) / clip.fps)
             q_range = (q_start, q_start + len(excerpt) / FPS)
             queries.append(Query(path, sources[n], "partial", ref, q_range, partials >= len(fillers)))

@@ -10,7 +10,7 @@ import pytest
 from conftest import fresh_db_url
 
 from benchmarks.corpus import package_images
-from benchmarks.video_copies import EDIT_KINDS, FPS, SIZE, Clip, _save, _shot, photo_video, real_video
+from benchmarks.video_copies import EDIT_KINDS, FPS, SIZE, Clip, camera_shot, photo_video, real_video, save_clip
 from lookalike.config import Settings
 from lookalike.workspace import Workspace
 
@@ -26,18 +26,18 @@ def library(tmp_path_factory: pytest.TempPathFactory):
     rng = np.random.default_rng(7)
     photos = package_images()
     source_clip = real_video("bikes")  # 10 s of real footage
-    source = _save(source_clip, root / "sources" / "bikes.mp4")
+    source = save_clip(source_clip, root / "sources" / "bikes.mp4")
     distractors = [
-        _save(photo_video(photos["horse"], rng), root / "sources" / "horse_tour.mp4"),
-        _save(real_video("carphone_pristine"), root / "sources" / "carphone.mp4"),
+        save_clip(photo_video(photos["horse"], rng), root / "sources" / "horse_tour.mp4"),
+        save_clip(real_video("carphone_pristine"), root / "sources" / "carphone.mp4"),
     ]
     copies = {
-        kind: _save(fn(source_clip), root / "copies" / f"{kind}.mp4", crf) for kind, (fn, crf) in EDIT_KINDS.items()
+        kind: save_clip(fn(source_clip), root / "copies" / f"{kind}.mp4", crf) for kind, (fn, crf) in EDIT_KINDS.items()
     }
     # partial copy: bikes 3.0-8.0 s between two shots of another photo (5 s in, so 5.0-10.0 s of the copy)
     excerpt = [f.resize(SIZE) for f in source_clip.frames[int(3.0 * FPS) : int(8.0 * FPS)]]
-    lead, tail = _shot(photos["page"], rng, 5.0), _shot(photos["page"], rng, 4.0)
-    partial = _save(Clip(lead + excerpt + tail), root / "copies" / "partial.mp4")
+    lead, tail = camera_shot(photos["page"], rng, 5.0), camera_shot(photos["page"], rng, 4.0)
+    partial = save_clip(Clip(lead + excerpt + tail), root / "copies" / "partial.mp4")
     home = root / "home"
     home.mkdir()
     settings = Settings(home=home, db_url=fresh_db_url(home), workers=1)
