@@ -10,9 +10,9 @@ import pytest
 
 from lookalike.errors import CollectionMismatchError, LibraryLockedError
 from lookalike.indexer.pooling import normalise
-from lookalike.storage.catalog import MediaRecord, VectorRecord
 from lookalike.storage.library import Library, writer_lock
 from lookalike.storage.manifest import Manifest
+from lookalike.storage.records import MediaRecord, VectorRecord
 
 DIM = 16
 

@@ -28,7 +28,7 @@ from lookalike.indexer.worker import (
     VideoEnd,
     decode_all,
 )
-from lookalike.storage.catalog import MediaRecord, VectorRecord
+from lookalike.storage.records import MediaRecord, VectorRecord
 from lookalike.types import Level, MediaStatus
 
 

@@ -13,8 +13,8 @@ from lookalike.config import Settings
 from lookalike.indexer.discover import Skipped, classify, walk
 from lookalike.indexer.frames import VideoDescriptor
 from lookalike.indexer.plan import Plan, make_plan, make_record, path_key, settled, vanished
-from lookalike.storage.catalog import MediaRecord, VectorRecord
 from lookalike.storage.library import CollectionStore
+from lookalike.storage.records import MediaRecord, VectorRecord
 from lookalike.types import MediaKind, MediaStatus
 
 if TYPE_CHECKING:

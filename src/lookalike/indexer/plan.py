@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import quote_from_bytes, unquote_to_bytes
 
 from lookalike.indexer.discover import Candidate, Skipped
-from lookalike.storage.catalog import KnownMedia, MediaRecord
+from lookalike.storage.records import KnownMedia, MediaRecord
 from lookalike.types import MediaKind, MediaStatus
 
 

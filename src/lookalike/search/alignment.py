@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lookalike.indexer.pooling import Segment, normalise
-from lookalike.storage.catalog import VectorRecord
+from lookalike.storage.records import VectorRecord
 from lookalike.types import Level
 
 MATCH_FLOOR = 0.5  # segment pairs below this similarity are not evidence of shared content

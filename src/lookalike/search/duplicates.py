@@ -10,8 +10,8 @@ from scipy.sparse.csgraph import connected_components
 
 from lookalike.indexer.pooling import normalise
 from lookalike.search.alignment import MATCH_FLOOR, QueryVideo, VideoMatch, align
-from lookalike.storage.catalog import StoredVector
 from lookalike.storage.library import CollectionStore
+from lookalike.storage.records import StoredVector
 from lookalike.types import Level
 
 CHUNK = 4096

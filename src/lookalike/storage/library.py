@@ -13,10 +13,11 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from lookalike.errors import CollectionMismatchError, LibraryLockedError, NotIndexedError
-from lookalike.storage.catalog import Catalog, CollectionInfo, MediaRecord, VectorRecord, WriteResult
+from lookalike.storage.catalog import Catalog
 from lookalike.storage.db import ensure_schema, make_engine
 from lookalike.storage.files import remove_stray_temps
 from lookalike.storage.manifest import Manifest
+from lookalike.storage.records import CollectionInfo, MediaRecord, VectorRecord, WriteResult
 from lookalike.storage.vectors import DEFAULT_FACTORY, FLAT_LIMIT, VectorIndex, choose_factory, training_size
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,93 @@
+"""Plain records the catalog reads and writes, detached from SQL sessions: what other rooms exchange with storage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """A collection row, detached from its session."""
+
+    id: int
+    name: str
+    model: str
+    weights_tag: str
+    dim: int
+    metric: str
+    preprocessing: dict[str, Any]
+    pooling: dict[str, Any]
+    generation: int
+
+
+@dataclass(frozen=True)
+class MediaRecord:
+    """What the indexer learned about one file."""
+
+    path: str
+    kind: str
+    size: int
+    mtime_ns: int
+    status: str
+    sha256: str | None = None
+    width: int | None = None
+    height: int | None = None
+    duration: float | None = None
+    fps: float | None = None
+    n_frames: int | None = None
+    error_code: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class VectorRecord:
+    """One embedding to store, with the time range it covers (videos)."""
+
+    level: str
+    embedding: np.ndarray
+    start: float | None = None
+    end: float | None = None
+
+
+@dataclass(frozen=True)
+class KnownMedia:
+    """The state of an already catalogued file, for incremental planning."""
+
+    id: int
+    size: int
+    mtime_ns: int
+    sha256: str | None
+    status: str
+    kind: str
+    error_code: str | None = None
+
+    def unchanged(self, size: int, mtime_ns: int) -> bool:
+        """Whether a file with this size and mtime is taken to be the one catalogued (no need to reopen it)."""
+        return self.size == size and self.mtime_ns == mtime_ns
+
+
+@dataclass(frozen=True)
+class StoredVector:
+    """Where a vector id points: its file and the time range it covers."""
+
+    vector_id: int
+    media_id: int
+    path: str
+    kind: str
+    level: str
+    start: float | None
+    end: float | None
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """Vectors a write added (to put in FAISS) and vector ids it replaced (to take out)."""
+
+    added_ids: np.ndarray
+    added_levels: list[str]
+    added_vectors: np.ndarray
+    removed_ids: np.ndarray
+    generation: int
