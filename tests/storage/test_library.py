@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -38,6 +39,19 @@ def _open(tmp_path):
     return lib, store
 
 
+def _saved_then_committed(tmp_path, saved: int, more: int, seed: int) -> Path:
+    """A library whose FAISS files hold ``saved`` vectors while the database has ``more`` beyond them, as after a
+    kill (or during an ingest) between a commit and the next save. Returns the collection's directory."""
+    rng = np.random.default_rng(seed)
+    lib, store = _open(tmp_path)
+    store.load()
+    store.write(_items(0, saved, rng))
+    store.save()
+    store.write(_items(saved, more, rng))  # committed to SQL, FAISS files not saved
+    lib.close()
+    return store.directory
+
+
 def test_write_save_reopen_is_consistent(tmp_path):
     rng = np.random.default_rng(0)
     lib, store = _open(tmp_path)
@@ -53,14 +67,8 @@ def test_write_save_reopen_is_consistent(tmp_path):
 
 
 def test_crash_before_save_is_repaired_from_the_database(tmp_path):
-    rng = np.random.default_rng(1)
-    lib, store = _open(tmp_path)
-    store.load()
-    store.write(_items(0, 20, rng))
-    store.save()
-    store.write(_items(20, 15, rng))  # committed to SQL, FAISS files not saved: as after a kill
-    lib.close()
-    assert Manifest.load(store.directory).counts["items"] == 20
+    directory = _saved_then_committed(tmp_path, 20, 15, seed=1)
+    assert Manifest.load(directory).counts["items"] == 20
     lib, store = _open(tmp_path)
     store.load()
     report = store.check()
@@ -73,14 +81,8 @@ def test_crash_before_save_is_repaired_from_the_database(tmp_path):
 def test_a_writer_with_nothing_to_write_still_repairs_files_left_behind(tmp_path):
     """The next index run after a kill may find no new files; it must still leave current files for readers,
     and remove the temp file an interrupted save left."""
-    rng = np.random.default_rng(2)
-    lib, store = _open(tmp_path)
-    store.load()
-    store.write(_items(0, 10, rng))
-    store.save()
-    store.write(_items(10, 5, rng))
-    (store.directory / ".items.faiss.abc123.tmp").write_bytes(b"half a save")
-    lib.close()
+    directory = _saved_then_committed(tmp_path, 10, 5, seed=2)
+    (directory / ".items.faiss.abc123.tmp").write_bytes(b"half a save")
     lib, store = _open(tmp_path)
     store.sync_files()  # what `lookalike index` does at the end of every run
     assert Manifest.load(store.directory).counts["items"] == 15
@@ -126,14 +128,8 @@ def test_second_writer_gets_a_clear_error_within_two_seconds(tmp_path):
 
 
 def test_a_reader_beside_a_writer_uses_saved_files_and_writes_nothing(tmp_path):
-    rng = np.random.default_rng(3)
-    lib, store = _open(tmp_path)
-    store.load()
-    store.write(_items(0, 10, rng))
-    store.save()
-    store.write(_items(10, 5, rng))  # a running ingest has committed more than it has saved
-    files = {p.name: p.stat().st_mtime_ns for p in store.directory.iterdir()}
-    lib.close()
+    directory = _saved_then_committed(tmp_path, 10, 5, seed=3)  # an ingest committed more than it saved
+    files = {p.name: p.stat().st_mtime_ns for p in directory.iterdir()}
     lib, reader = _open(tmp_path)
     reader.load(repair=False)
     assert len(reader.index("items")) == 10  # the last saved state, consistent in itself
