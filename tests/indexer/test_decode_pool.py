@@ -19,7 +19,7 @@ from lookalike.indexer.worker import DecodeLimits, Failed, ImageItem, Task
 from lookalike.types import MediaKind
 from lookalike.workspace import Workspace
 
-LIMITS = DecodeLimits(max_image_pixels=64_000_000, max_image_bytes=2**29, frame_rate=1.0, chunk=32)
+LIMITS = DecodeLimits(max_image_pixels=64_000_000, max_image_bytes=2**29, chunk=32)
 
 
 @pytest.fixture(scope="module")

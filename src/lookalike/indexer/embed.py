@@ -13,9 +13,8 @@ from lookalike.indexer.decode import VideoMeta
 from lookalike.indexer.decode_pool import DecodePool
 from lookalike.indexer.device import decode_workers, tune_cpu_allocator
 from lookalike.indexer.embedders.base import Embedder
-from lookalike.indexer.frames import VideoDescriptor
+from lookalike.indexer.frames import VideoDescriptor, fold_mirrors, with_mirrors
 from lookalike.indexer.plan import Job, make_record
-from lookalike.indexer.pooling import normalise as l2_normalise_np
 from lookalike.indexer.pooling import pool_segments, pool_video
 from lookalike.indexer.worker import (
     DecodeLimits,
@@ -101,10 +100,8 @@ def embed_jobs(
     if embedder.device.type == "cpu":
         tune_cpu_allocator()
     pre = embedder.preprocess
-    video = video or VideoDescriptor(settings.frame_rate, settings.segment_seconds)
-    limits = DecodeLimits(
-        settings.max_image_pixels, settings.max_image_bytes, video.frame_rate, settings.batch_size, video
-    )
+    video = video or VideoDescriptor.from_settings(settings)
+    limits = DecodeLimits(settings.max_image_pixels, settings.max_image_bytes, settings.batch_size, video)
     tasks = [Task(j.index, j.path, j.kind) for j in jobs]
     workers = min(decode_workers(embedder.device, settings.workers), len(jobs))
     loader: Iterable[Message]
@@ -130,7 +127,7 @@ def embed_jobs(
                 continue
             buf = videos[idx]
             if video.mirror:  # the block holds the frames, then their mirror images
-                vecs = l2_normalise_np(vecs[: len(vecs) // 2] + vecs[len(vecs) // 2 :])
+                vecs = fold_mirrors(vecs)
             buf.vectors.append(vecs)
             buf.pending -= len(vecs)
             if buf.end is not None and buf.pending == 0:
@@ -169,9 +166,7 @@ def embed_jobs(
             buf = videos.setdefault(message.job, _VideoBuffer())
             buf.times.append(message.times)
             buf.pending += len(message.times)
-            pixels = message.pixels
-            if video.mirror:
-                pixels = np.concatenate([pixels, pixels[..., ::-1]])
+            pixels = with_mirrors(message.pixels) if video.mirror else message.pixels
             if batcher.add(message.job, pixels):
                 yield from drain()
         elif isinstance(message, VideoEnd):

@@ -10,10 +10,15 @@ default) embeds frames without colour. Each choice was measured on ``benchmarks/
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
+
+from lookalike.indexer.pooling import normalise
+
+if TYPE_CHECKING:
+    from lookalike.config import Settings
 
 BLACK = 24  # luma at or below which a row or column of a bar counts as black (video black is 16, plus noise)
 MIN_BAR = 0.02  # bars thinner than this fraction of the side are left alone
@@ -50,6 +55,13 @@ class VideoDescriptor:
         }
 
     @classmethod
+    def from_settings(cls, settings: Settings) -> VideoDescriptor:
+        """The descriptor a new collection gets from the settings."""
+        return cls(
+            settings.frame_rate, settings.segment_seconds, settings.trim_borders, settings.mirror, settings.grayscale
+        )
+
+    @classmethod
     def from_pooling(cls, pooling: dict[str, Any]) -> VideoDescriptor:
         """What a collection stored (collections made before trimming and mirroring existed have neither)."""
         return cls(
@@ -65,6 +77,17 @@ class VideoDescriptor:
         if self.trim_borders:
             image = trim_borders(image)
         return image.convert("L").convert("RGB") if self.grayscale else image
+
+
+def with_mirrors(pixels: np.ndarray) -> np.ndarray:
+    """A uint8 (n, 3, H, W) block followed by its n horizontal mirror images (embed them all in one pass)."""
+    return np.concatenate([pixels, pixels[..., ::-1]])
+
+
+def fold_mirrors(vectors: np.ndarray) -> np.ndarray:
+    """The 2n vectors of a :func:`with_mirrors` block as n flip-invariant vectors (normalised means)."""
+    half = len(vectors) // 2
+    return normalise(vectors[:half] + vectors[half:])
 
 
 def _content_span(dark: np.ndarray) -> tuple[int, int] | None:

@@ -55,9 +55,7 @@ class IndexReport:
 
 def pooling_config(settings: Settings) -> dict[str, Any]:
     """How a new collection turns videos into vectors (:class:`VideoDescriptor`); stored with it."""
-    return VideoDescriptor(
-        settings.frame_rate, settings.segment_seconds, settings.trim_borders, settings.mirror, settings.grayscale
-    ).to_pooling()
+    return VideoDescriptor.from_settings(settings).to_pooling()
 
 
 class Indexer:

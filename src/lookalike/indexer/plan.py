@@ -85,9 +85,14 @@ def key_path(key: str) -> Path:
 RETRY_CODES = frozenset({"out_of_memory", "decode_timeout", "decoder_crashed", "vanished", "permission_denied"})
 
 
+def retried(old: KnownMedia) -> bool:
+    """Whether a catalogued file failed for a reason in :data:`RETRY_CODES` (so it is decoded again)."""
+    return old.status == "failed" and old.error_code in RETRY_CODES
+
+
 def settled(old: KnownMedia, size: int, mtime_ns: int) -> bool:
     """Whether a catalogued file needs no work: same size and mtime, and not a failure worth retrying."""
-    return old.unchanged(size, mtime_ns) and not (old.status == "failed" and old.error_code in RETRY_CODES)
+    return old.unchanged(size, mtime_ns) and not retried(old)
 
 
 def make_plan(found: Iterable[Candidate | Skipped], known: dict[str, KnownMedia], hash_threads: int = 4) -> Plan:
@@ -116,7 +121,7 @@ def make_plan(found: Iterable[Candidate | Skipped], known: dict[str, KnownMedia]
     for n, ((key, cand), sha) in enumerate(zip(fresh, digests, strict=True)):
         job = Job(n, cand.path, key, cand.kind, cand.size, cand.mtime_ns, sha)
         old = known.get(key)
-        if old is not None and sha is not None and old.sha256 == sha and settled(old, old.size, old.mtime_ns):
+        if old is not None and sha is not None and old.sha256 == sha and not retried(old):
             plan.touched.append(job)
             continue
         if old is not None:

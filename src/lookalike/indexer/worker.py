@@ -28,7 +28,6 @@ class DecodeLimits:
 
     max_image_pixels: int
     max_image_bytes: int
-    frame_rate: float
     chunk: int
     video: VideoDescriptor = field(default_factory=lambda: VideoDescriptor(trim_borders=False, mirror=False))
 
@@ -89,7 +88,7 @@ def _image(job: Task, pre: Preprocess, limits: DecodeLimits) -> Iterator[Message
 
 
 def _video(job: Task, pre: Preprocess, limits: DecodeLimits) -> Iterator[Message]:
-    meta, frames = sample_frames(job.path, limits.frame_rate, short_side=pre.resize)
+    meta, frames = sample_frames(job.path, limits.video.frame_rate, short_side=pre.resize)
     pixels: list[np.ndarray] = []
     times: list[float] = []
     total = 0

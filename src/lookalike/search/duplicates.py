@@ -62,22 +62,26 @@ def _pairs(
     return np.array(rows, np.int64), np.array(cols, np.int64), np.array(sims, np.float32), stored
 
 
+def _connected(rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Connected components of the graph with edges ``rows[i] - cols[i]``: the nodes (sorted), each node's
+    component label, and each edge's label."""
+    nodes = np.unique(np.concatenate([rows, cols]))
+    r, c = np.searchsorted(nodes, rows), np.searchsorted(nodes, cols)
+    graph = coo_matrix((np.ones(len(r)), (r, c)), shape=(len(nodes), len(nodes)))
+    _, labels = connected_components(graph, directed=False)
+    return nodes, labels, labels[r]
+
+
 def _components(
     rows: np.ndarray, cols: np.ndarray, sims: np.ndarray, stored: dict[int, StoredVector]
 ) -> list[DuplicateGroup]:
     if len(rows) == 0:
         return []
-    nodes = np.unique(np.concatenate([rows, cols]))
-    pos = {int(n): i for i, n in enumerate(nodes)}
-    r = np.array([pos[int(x)] for x in rows])
-    c = np.array([pos[int(x)] for x in cols])
-    graph = coo_matrix((np.ones(len(r)), (r, c)), shape=(len(nodes), len(nodes)))
-    _, labels = connected_components(graph, directed=False)
+    nodes, labels, edge_labels = _connected(rows, cols)
     groups = []
     for label in np.unique(labels):
         members = nodes[labels == label]
-        edge_mask = labels[r] == label
-        score = float(sims[edge_mask].min())
+        score = float(sims[edge_labels == label].min())
         items = sorted(
             (GroupItem(stored[int(m)].media_id, stored[int(m)].path, stored[int(m)].kind) for m in members),
             key=lambda it: it.path,
@@ -136,15 +140,10 @@ def find_video_copies(store: CollectionStore, threshold: float, k: int = VIDEO_N
                 edges[pair] = match
     if not edges:
         return []
-    nodes = sorted({n for pair in edges for n in pair})
-    pos = {n: i for i, n in enumerate(nodes)}
-    r = np.array([pos[a] for a, _ in edges])
-    c = np.array([pos[b] for _, b in edges])
-    graph = coo_matrix((np.ones(len(r)), (r, c)), shape=(len(nodes), len(nodes)))
-    _, labels = connected_components(graph, directed=False)
+    nodes, labels, _ = _connected(np.array([a for a, _ in edges]), np.array([b for _, b in edges]))
     groups = []
     for label in np.unique(labels):
-        members = {nodes[i] for i in np.flatnonzero(labels == label)}
+        members = {int(n) for n in nodes[labels == label]}
         group_edges = [(pair, m) for pair, m in edges.items() if pair[0] in members]
         ranges: dict[int, tuple[float, float]] = {}
         for (a, b), match in group_edges:  # each member's matched range: the union over its links

@@ -8,14 +8,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from lookalike.config import Settings
 from lookalike.errors import DecodeError, NotIndexedError
 from lookalike.indexer.decode import load_image, sample_frames
 from lookalike.indexer.discover import classify
-from lookalike.indexer.frames import VideoDescriptor
-from lookalike.indexer.pooling import normalise, pool_segments
+from lookalike.indexer.frames import VideoDescriptor, fold_mirrors, with_mirrors
+from lookalike.indexer.pooling import pool_segments
 from lookalike.search.alignment import QueryVideo, score_video
 from lookalike.storage.library import CollectionStore
 from lookalike.types import MediaKind, SearchHit
@@ -109,10 +109,11 @@ class Searcher:
             return QueryResult(str(path), error=str(e))
 
     def _embed_frames(self, frames: list[Image.Image]) -> np.ndarray:
-        vectors = self.embedder.embed_images(frames)
-        if self.video.mirror:
-            vectors = normalise(vectors + self.embedder.embed_images([ImageOps.mirror(im) for im in frames]))
-        return vectors
+        """Frame vectors made as the indexer makes them (the same mirror handling)."""
+        pixels = np.stack([self.embedder.preprocess(im) for im in frames])
+        if not self.video.mirror:
+            return self.embedder.embed_pixels(pixels)
+        return fold_mirrors(self.embedder.embed_pixels(with_mirrors(pixels)))
 
     def _embed_video(self, path: Path) -> QueryVideo:
         """A query video described exactly as the collection describes its videos."""

@@ -59,7 +59,11 @@ class Embedder(ABC):
         """Embed RGB pictures."""
         if not images:
             return np.zeros((0, self.dim), np.float32)
-        return self.embed_batch(torch.from_numpy(np.stack([self.preprocess(im) for im in images])))
+        return self.embed_pixels(np.stack([self.preprocess(im) for im in images]))
+
+    def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """Embed a uint8 (n, 3, size, size) array made by :attr:`preprocess`."""
+        return self.embed_batch(torch.from_numpy(pixels))
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Embed text queries into the picture space (CLIP models only).
