@@ -136,6 +136,17 @@ class Workspace:
         self._store = store
         return store
 
+    def refresh(self) -> bool:
+        """Forget the loaded collection when a writer has saved newer index files since; the next search loads them.
+
+        Long-lived readers (the HTTP service) call this between requests so that searches see what an index job
+        beside them has written. Returns whether anything was dropped.
+        """
+        if self._store is not None and self._store.outdated():
+            self._store = None
+            return True
+        return False
+
     def searcher(self) -> Searcher:
         """A searcher over :meth:`store` with the embedder that built it.
 

@@ -15,7 +15,7 @@ from PIL import Image
 
 from benchmarks.corpus import write_video
 from lookalike.errors import DecodeError
-from lookalike.indexer.decode import load_image, sample_frames
+from lookalike.indexer.decode import frame_at, load_image, sample_frames
 
 
 @pytest.fixture(scope="module")
@@ -195,6 +195,27 @@ def test_video_sampled_at_frame_rate_with_timestamps(clip):
 def test_video_sampling_rate_is_configurable(clip):
     _, frames = sample_frames(clip, frame_rate=2.0)
     assert len(list(frames)) == 10
+
+
+def test_frame_at_a_time_is_the_frame_sampled_there(clip):
+    _, frames = sample_frames(clip, frame_rate=1.0, short_side=None)
+    sampled = {round(f.time): np.asarray(f.image, np.float32) for f in frames}
+    for t in (0.0, 2.0, 3.0):
+        got = np.asarray(frame_at(clip, t, short_side=None), np.float32)
+        assert got.shape == sampled[int(t)].shape
+        assert np.abs(got - sampled[int(t)]).mean() < 1.0  # the same frame (the clip rotates 3 degrees a frame)
+        others = [np.abs(got - v).mean() for k, v in sampled.items() if k != int(t)]
+        assert min(others) > 5.0
+    past_end = frame_at(clip, 60.0, short_side=60)
+    assert min(past_end.size) == 60  # the last frame, scaled
+
+
+def test_frame_at_in_an_undecodable_file_is_a_decode_error(tmp_path, clip):
+    path = tmp_path / "half.mp4"
+    path.write_bytes(clip.read_bytes()[:2000])
+    with pytest.raises(DecodeError) as info:
+        frame_at(path, 1.0)
+    assert info.value.code in {"corrupt", "no_frames"}
 
 
 def test_audio_only_file_has_no_video_stream(tmp_path):

@@ -284,3 +284,39 @@ def sample_frames(
             raise DecodeError("no_frames", "the video stream holds no decodable frame")
 
     return meta, frames()
+
+
+def frame_at(path: Path, time: float, short_side: int | None = 256) -> Image.Image:
+    """The frame of a video shown at ``time`` seconds (the last frame when ``time`` is past the end).
+
+    Seeks to the keyframe before ``time`` and decodes forward to it: a thumbnail of one moment, not a scan.
+
+    Raises:
+        DecodeError: ``corrupt``, ``no_video_stream`` or ``no_frames``.
+    """
+    import av
+
+    container = _open_video(path)
+    try:
+        stream = _video_stream(container)
+        tb = float(stream.time_base) if stream.time_base else 0.0
+        start = float(stream.start_time * tb) if stream.start_time is not None and tb else 0.0
+        target = start + max(0.0, time)
+        if tb and time > 0:
+            with contextlib.suppress(av.error.FFmpegError):
+                container.seek(int(target / tb), stream=stream, backward=True, any_frame=False)
+        chosen = None
+        for frame in container.decode(stream):
+            chosen = frame
+            if frame.pts is None or not tb or frame.pts * tb >= target - 1e-3:
+                break
+        if chosen is None:
+            raise DecodeError("no_frames", f"no frame could be decoded at {time:.2f} s")
+        w, h = _scaled(chosen.width, chosen.height, short_side)
+        image = chosen.to_image(width=w, height=h) if (w, h) != (chosen.width, chosen.height) else chosen.to_image()
+        rotation = int(getattr(chosen, "rotation", 0) or 0)
+        return image.rotate(rotation, expand=True) if rotation % 360 else image
+    except av.error.FFmpegError as e:
+        raise DecodeError("corrupt", f"no frame could be decoded at {time:.2f} s: {e}") from e
+    finally:
+        container.close()

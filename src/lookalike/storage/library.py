@@ -141,6 +141,18 @@ class CollectionStore:
             return
         self.rebuild(generation, save=repair, factories=factories)
 
+    @property
+    def generation(self) -> int:
+        """The database generation the loaded indexes reflect (-1 before loading)."""
+        return self._generation
+
+    def outdated(self) -> bool:
+        """Whether a writer saved index files of another generation since these were loaded (a reader reloads)."""
+        if not self._indexes:
+            return False
+        manifest = Manifest.load(self.directory)
+        return manifest is not None and manifest.generation != self._generation
+
     def _load_files(self, factories: dict[str, str]) -> dict[str, VectorIndex]:
         return {
             n: VectorIndex.load(self.directory / f"{n}.faiss", factories.get(n, DEFAULT_FACTORY), mmap=self._mmap)
