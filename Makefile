@@ -8,10 +8,13 @@ DEMO   := .demo
 .PHONY: install demo test test-postgres lint bench clean
 
 $(STAMP): pyproject.toml
-	@# the ffmpeg CLI writes the rotated-video test's input; as root it comes from Debian, otherwise that test skips
-	@command -v ffmpeg >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; } || \
-		echo "ffmpeg CLI not installed: the rotated-video test will be skipped"
+	@# Debian packages some tests use: the ffmpeg CLI (rotated-video input) and chromium (the web page, driven by
+	@# Playwright's Python package; no browser download). As root they are installed, otherwise those tests skip.
+	@missing="$$(for p in ffmpeg chromium; do command -v $$p >/dev/null || echo $$p; done)"; \
+	if [ -n "$$missing" ]; then \
+		{ [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+		  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; } || \
+		echo "not installed: $$missing (the tests that need them will be skipped)"; fi
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# torch first, pinned: pip takes these builds from the local wheel store (a newer one is a 3 GB download)

@@ -45,6 +45,10 @@ class Settings:
         follow_symlinks: follow links that stay inside the indexed root.
         dupe_threshold: cosine similarity above which two images are called duplicates.
         video_dupe_threshold: aligned segment score above which two videos are called copies.
+        api_key: when set, every route of the HTTP service but ``/healthz`` (and the page's static shell)
+            needs it, in the ``X-API-Key`` header or the session cookie the page sets.
+        max_upload_bytes: the largest request body the HTTP service reads (413 past it, counted as it streams).
+        max_in_flight: requests the HTTP service works on at once; more are answered 503 at once.
     """
 
     home: Path = field(default_factory=default_home)
@@ -66,6 +70,9 @@ class Settings:
     follow_symlinks: bool = False
     dupe_threshold: float = 0.90
     video_dupe_threshold: float = 0.70
+    api_key: str | None = field(default=None, repr=False)
+    max_upload_bytes: int = 64 * 1024 * 1024
+    max_in_flight: int = 16
 
     @property
     def database_url(self) -> str:
@@ -88,6 +95,7 @@ class Settings:
             ("model", "LOOKALIKE_MODEL"),
             ("device", "LOOKALIKE_DEVICE"),
             ("weights", "LOOKALIKE_WEIGHTS"),
+            ("api_key", "LOOKALIKE_API_KEY"),
         ):
             if env.get(name):
                 values[key] = env[name]

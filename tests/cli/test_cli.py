@@ -135,3 +135,44 @@ def test_reindex_command(cli_home):
     assert code == 0 and "items: Flat, videos: Flat" in out
     code, _, err = _run("reindex", "--factory", "Bogus", home=cli_home)
     assert code == 1 and "FAISS cannot build" in err
+
+
+def test_serve_binds_loopback_and_asks_for_the_key(cli_home, tmp_path):
+    import socket
+    import time
+    import urllib.error
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    key_file = tmp_path / "key"
+    key_file.write_text("k3y-from-a-file\n")
+    cmd = [sys.executable, "-m", "lookalike.cli.main", "--home", str(cli_home), *_db(cli_home)]
+    cmd += ["serve", "--port", str(port), "--api-key-file", str(key_file)]
+    server = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, server.stderr.read() if server.stderr else ""
+            try:
+                with urllib.request.urlopen(base + "/healthz", timeout=5) as r:
+                    assert json.load(r) == {"status": "ok", "ready": True}
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert time.monotonic() < deadline, "lookalike serve did not come up"
+                time.sleep(0.2)
+        with pytest.raises(urllib.error.HTTPError) as denied:
+            urllib.request.urlopen(base + "/api/info", timeout=5)
+        assert denied.value.code == 401
+        keyed = urllib.request.Request(base + "/api/info", headers={"X-API-Key": "k3y-from-a-file"})
+        with urllib.request.urlopen(keyed, timeout=5) as r:
+            assert json.load(r)["items"] > 0
+        with socket.socket() as s:  # loopback only: the port is not open on the machine's other addresses
+            other = socket.gethostbyname(socket.gethostname())
+            if not other.startswith("127."):
+                assert s.connect_ex((other, port)) != 0
+    finally:
+        server.terminate()
+        server.wait(20)

@@ -212,6 +212,39 @@ def reindex(
     out.print(", ".join(f"{name}: {f}" for name, f in factories.items()))
 
 
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to listen on (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    api_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="File holding the API key every route but /healthz requires [env LOOKALIKE_API_KEY].", exists=True
+        ),
+    ] = None,
+    max_upload_mb: Annotated[int | None, typer.Option(help="Largest request body, MiB [64].")] = None,
+    max_in_flight: Annotated[
+        int | None, typer.Option(help="Requests worked on at once; more get 503 at once [16].")
+    ] = None,
+) -> None:
+    """Serve the search API and web page (http://HOST:PORT/, API docs at /docs)."""
+    import uvicorn
+
+    from lookalike.api.app import create_app
+
+    key = api_key_file.read_text().strip() if api_key_file else None
+    settings = ctx.obj.with_(
+        api_key=key or None,
+        max_upload_bytes=max_upload_mb * 1024 * 1024 if max_upload_mb else None,
+        max_in_flight=max_in_flight,
+    )
+    if settings.api_key is None and host not in ("127.0.0.1", "localhost", "::1"):
+        err.print(f"[yellow]warning:[/yellow] serving on {host} without an API key: anyone who can reach it can search")
+    out.print(f"lookalike serving {settings.home} on http://{host}:{port}/ (API docs at /docs)")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+
+
 @db_app.command("upgrade")
 def db_upgrade(ctx: typer.Context) -> None:
     """Migrate the database to this version's schema."""

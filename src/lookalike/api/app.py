@@ -1,0 +1,131 @@
+"""The HTTP service: ``create_app(settings)`` builds the FastAPI app (nothing happens at import time).
+
+Routes live in ``routes/``; the shared model, indexes and caches in ``service.Service``, made when the app starts
+(its lifespan) and closed when it stops; request guards in ``guards``. Domain errors become HTTP statuses here.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
+
+from lookalike import __version__
+from lookalike.api.deps import api_key_header
+from lookalike.api.guards import SESSION_COOKIE, ApiKeyGuard, InFlightLimit, session_token
+from lookalike.api.routes import items, library, search
+from lookalike.api.schemas import Health
+from lookalike.api.service import FileChangedError, Service
+from lookalike.config import Settings
+from lookalike.errors import (
+    CollectionMismatchError,
+    DecodeError,
+    LookalikeError,
+    NotIndexedError,
+    SchemaOutOfDateError,
+    TextQueryNotSupportedError,
+)
+
+STATIC = Path(__file__).with_name("static")
+
+# most specific first: the first class an error is an instance of gives its status
+STATUS_OF: list[tuple[type[LookalikeError], int]] = [
+    (FileChangedError, 410),
+    (NotIndexedError, 404),
+    (DecodeError, 422),
+    (TextQueryNotSupportedError, 400),
+    (CollectionMismatchError, 409),
+    (SchemaOutOfDateError, 503),
+    (LookalikeError, 400),
+]
+
+
+class SessionRequest(BaseModel):
+    """The API key, exchanged for a session cookie by the web page."""
+
+    key: str
+
+
+def _status(error: LookalikeError) -> int:
+    return next(code for cls, code in STATUS_OF if isinstance(error, cls))
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The lookalike HTTP service over the library ``settings`` names.
+
+    The model and indexes are loaded once when the app starts and shared by all requests; searches keep
+    working while ``lookalike index`` writes to the same library, and see its work once it saves.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service = Service(settings)
+        app.state.service = service
+        service.warm_up()
+        try:
+            yield
+        finally:
+            service.close()
+
+    app = FastAPI(
+        title="lookalike",
+        version=__version__,
+        description="Find duplicate and similar images and videos.",
+        lifespan=lifespan,
+        max_body_size=settings.max_upload_bytes,
+        docs_url=None,
+        openapi_url=None,
+        redoc_url=None,
+    )
+    secured = [Depends(api_key_header)]
+    for router in (search.router, items.router, library.router):
+        app.include_router(router, dependencies=secured)
+
+    @app.exception_handler(LookalikeError)
+    async def domain_error(_request: Request, error: LookalikeError) -> JSONResponse:
+        body = {"detail": str(error)}
+        if isinstance(error, DecodeError):
+            body["code"] = error.code
+        return JSONResponse(body, status_code=_status(error))
+
+    @app.get("/healthz", response_model=Health, tags=["service"])
+    def healthz(request: Request) -> Health:
+        """Liveness (always answered, never needs the key) and readiness (a collection is loaded)."""
+        service: Service = request.app.state.service
+        return Health(status="ok", ready=service.ready)
+
+    @app.post("/api/session", tags=["service"], status_code=204)
+    def login(body: SessionRequest) -> Response:
+        """Exchange the API key for an HttpOnly session cookie (how the web page authenticates its images)."""
+        if settings.api_key is None:
+            return Response(status_code=204)
+        if not hmac.compare_digest(body.key.encode(), settings.api_key.encode()):
+            return JSONResponse({"detail": "wrong API key"}, status_code=401)
+        response = Response(status_code=204)
+        response.set_cookie(SESSION_COOKIE, session_token(settings.api_key), httponly=True, samesite="strict")
+        return response
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="lookalike API")
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    if settings.api_key is not None:
+        app.add_middleware(ApiKeyGuard, api_key=settings.api_key)
+    app.add_middleware(InFlightLimit, limit=settings.max_in_flight)  # outermost: refuses before anything else
+    return app

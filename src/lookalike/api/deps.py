@@ -1,0 +1,28 @@
+"""Dependencies shared by the routes: the service object, id and ``k`` bounds, and the documented key header."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Path, Query, Request
+from fastapi.security import APIKeyHeader
+
+from lookalike.api.guards import API_KEY_HEADER
+from lookalike.api.service import Service
+
+MAX_K = 100  # results per query, at most
+MAX_ID = 2**63 - 1
+
+# Enforcement is ApiKeyGuard's (it runs before any body is read); this declares the header in the OpenAPI document
+api_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="The service's API key, when set.")
+
+
+def get_service(request: Request) -> Service:
+    """The app's shared service (made by the app's lifespan)."""
+    service: Service = request.app.state.service
+    return service
+
+
+ServiceDep = Annotated[Service, Depends(get_service)]
+ItemId = Annotated[int, Path(ge=1, le=MAX_ID, description="Id of an indexed file.")]
+K = Annotated[int, Query(ge=1, le=MAX_K, description=f"Results wanted (1-{MAX_K}).")]

@@ -1,0 +1,105 @@
+"""Request guards of the HTTP service, as plain ASGI middleware: a cap on requests in flight and the API key.
+
+Both look at the request line and headers only, so a refused request's body is never read. The body size limit
+is FastAPI's own (``FastAPI(max_body_size=...)``), which counts the streamed body and answers 413 with or
+without a Content-Length header.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from http.cookies import SimpleCookie
+
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+API_KEY_HEADER = "X-API-Key"
+SESSION_COOKIE = "lookalike_session"
+# reachable without the key: liveness, the page's static shell (no library data in it) and the key check itself
+PUBLIC_PATHS = frozenset({"/healthz", "/", "/api/session", "/favicon.ico"})
+PUBLIC_PREFIXES = ("/static/",)
+
+
+def session_token(api_key: str) -> str:
+    """The cookie value that stands for ``api_key`` (derived, so the key itself is never stored in a browser)."""
+    return hmac.new(api_key.encode(), b"lookalike-session", hashlib.sha256).hexdigest()
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def is_public(path: str) -> bool:
+    """Whether ``path`` is served without the API key."""
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+
+
+class InFlightLimit:
+    """Answers 503 at once when ``limit`` requests are already being worked on, instead of queueing them.
+
+    ``/healthz`` is not counted and never refused, so a busy service still reports itself alive.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        self.in_flight = 0  # touched only on the event loop thread
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] == "/healthz":
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.limit:
+            busy = JSONResponse(
+                {"detail": f"busy: {self.in_flight} requests in flight (limit {self.limit}); retry shortly"},
+                status_code=503,
+                headers={"Retry-After": "1"},
+            )
+            await busy(scope, receive, send)
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+
+class ApiKeyGuard:
+    """Requires the API key (``X-API-Key`` header, or the session cookie the page sets) outside the public paths."""
+
+    def __init__(self, app: ASGIApp, api_key: str) -> None:
+        self.app = app
+        self.key = api_key.encode()
+        self.token = session_token(api_key).encode()
+
+    def allowed(self, scope: Scope) -> bool:
+        """Whether the request carries the key or the session cookie."""
+        given = _header(scope, API_KEY_HEADER.lower().encode())
+        if given is not None and hmac.compare_digest(given.encode(), self.key):
+            return True
+        cookie_header = _header(scope, b"cookie")
+        if cookie_header:
+            cookies = SimpleCookie()
+            try:
+                cookies.load(cookie_header)
+            except Exception:  # a malformed Cookie header is simply no session
+                return False
+            morsel = cookies.get(SESSION_COOKIE)
+            if morsel is not None and hmac.compare_digest(morsel.value.encode(), self.token):
+                return True
+        return False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or is_public(scope["path"]) or self.allowed(scope):
+            await self.app(scope, receive, send)
+            return
+        denied = JSONResponse(
+            {"detail": f"an API key is required: send it in the {API_KEY_HEADER} header"},
+            status_code=401,
+            headers={"WWW-Authenticate": API_KEY_HEADER},
+        )
+        await denied(scope, receive, send)

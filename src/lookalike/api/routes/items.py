@@ -1,0 +1,45 @@
+"""Item routes: metadata, thumbnails and the files themselves (only files the catalog holds)."""
+
+from __future__ import annotations
+
+import mimetypes
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import FileResponse, Response
+
+from lookalike.api.deps import ItemId, ServiceDep
+from lookalike.api.schemas import ItemInfo
+
+router = APIRouter(prefix="/api/items", tags=["items"])
+
+
+@router.get("/{item_id}", response_model=ItemInfo)
+def item(service: ServiceDep, item_id: ItemId) -> ItemInfo:
+    """What the catalog knows about one file (failed files say why)."""
+    found = service.item(item_id)
+    return ItemInfo.of(found.id, found.record)
+
+
+@router.get("/{item_id}/thumbnail", response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
+def thumbnail(
+    service: ServiceDep,
+    item_id: ItemId,
+    t: Annotated[float | None, Query(ge=0, le=1e7, description="Seconds into a video (default: its start).")] = None,
+    size: Annotated[int, Query(ge=16, le=1024, description="Longest side in pixels.")] = 320,
+) -> Response:
+    """A JPEG thumbnail of an image, or of a video's frame at ``t`` seconds."""
+    data = service.thumbnail(item_id, size, t)
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
+
+@router.get("/{item_id}/file", response_class=FileResponse)
+def original(service: ServiceDep, item_id: ItemId) -> FileResponse:
+    """The indexed file itself, with range requests (a video plays and seeks from it)."""
+    _, path = service.indexed_file(item_id)
+    media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return FileResponse(
+        path,
+        media_type=media_type,
+        headers={"Cache-Control": "private, max-age=60", "X-Content-Type-Options": "nosniff"},
+    )

@@ -1,0 +1,45 @@
+"""Library routes: what is indexed, and duplicate groups."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from lookalike.api.deps import ServiceDep
+from lookalike.api.schemas import DuplicatesResponse, LibraryInfo
+
+router = APIRouter(prefix="/api", tags=["library"])
+
+Threshold = Annotated[float | None, Query(ge=-1.0, le=1.0, description="Default: the calibrated setting.")]
+
+
+@router.get("/info", response_model=LibraryInfo)
+def info(service: ServiceDep) -> LibraryInfo:
+    """The searched collection: model, whether it takes text queries, counts."""
+    searcher = service.searcher()
+    store = searcher.store
+    stats = store.catalog.stats(store.info.id)
+    return LibraryInfo(
+        model=store.info.model,
+        text_search=searcher.embedder.supports_text,
+        items=sum(v for k, v in stats.items() if k.endswith("_ok")),
+        vectors=sum(v for k, v in stats.items() if k.startswith("vectors_")),
+        generation=store.generation,
+        auth=service.settings.api_key is not None,
+        max_upload_bytes=service.settings.max_upload_bytes,
+    )
+
+
+@router.get("/duplicates", response_model=DuplicatesResponse)
+def duplicates(
+    service: ServiceDep, threshold: Threshold = None, video_threshold: Threshold = None
+) -> DuplicatesResponse:
+    """Groups of near-duplicate images, and videos sharing footage with the matched ranges."""
+    groups = service.duplicates(threshold, video_threshold)
+    s = service.settings
+    return DuplicatesResponse.of(
+        groups,
+        s.dupe_threshold if threshold is None else threshold,
+        s.video_dupe_threshold if video_threshold is None else video_threshold,
+    )

@@ -1,0 +1,175 @@
+"""Request and response bodies of the HTTP API (they make the OpenAPI document)."""
+
+from __future__ import annotations
+
+from pathlib import PurePath
+
+from pydantic import BaseModel, Field
+
+from lookalike.search.duplicates import DuplicateGroup
+from lookalike.search.searcher import QueryResult
+from lookalike.storage.records import MediaRecord
+from lookalike.types import SearchHit
+
+
+class Hit(BaseModel):
+    """One result: an indexed file, its similarity, and for videos the matched time ranges."""
+
+    id: int
+    name: str = Field(description="File name (the full path is in `path`).")
+    path: str
+    kind: str = Field(description="image or video")
+    score: float = Field(description="Cosine similarity (images, video moments) or aligned segment score (videos).")
+    start: float | None = Field(None, description="Start of the match inside this result, seconds (videos).")
+    end: float | None = None
+    query_start: float | None = Field(None, description="Start of the match inside the query video, seconds.")
+    query_end: float | None = None
+    thumbnail: str = Field(description="URL of a thumbnail (a video's frame at the match).")
+    file: str = Field(description="URL of the file itself (supports range requests, for video playback).")
+
+    @classmethod
+    def of(cls, hit: SearchHit) -> Hit:
+        """The API shape of a search hit."""
+        at = f"?t={hit.start:.2f}" if hit.start is not None else ""
+        return cls(
+            id=hit.media_id,
+            name=PurePath(hit.path).name,
+            path=hit.path,
+            kind=hit.kind.value,
+            score=round(hit.score, 4),
+            start=hit.start,
+            end=hit.end,
+            query_start=hit.query_start,
+            query_end=hit.query_end,
+            thumbnail=f"/api/items/{hit.media_id}/thumbnail{at}",
+            file=f"/api/items/{hit.media_id}/file",
+        )
+
+
+class SearchResponse(BaseModel):
+    """Results of one query, best first."""
+
+    query: str
+    hits: list[Hit]
+
+    @classmethod
+    def of(cls, result: QueryResult, query: str | None = None) -> SearchResponse:
+        """The API shape of a query result."""
+        return cls(query=query or result.query, hits=[Hit.of(h) for h in result.hits])
+
+
+class TextQuery(BaseModel):
+    """A text query (CLIP models)."""
+
+    text: str = Field(min_length=1, max_length=1000)
+    k: int = Field(10, ge=1, le=100)
+
+
+class ItemInfo(BaseModel):
+    """What the catalog knows about one file."""
+
+    id: int
+    name: str
+    path: str
+    kind: str
+    status: str = Field(description="ok, or failed (see error_code)")
+    size: int
+    width: int | None = None
+    height: int | None = None
+    duration: float | None = None
+    fps: float | None = None
+    error_code: str | None = None
+    error: str | None = None
+    thumbnail: str | None = None
+    file: str | None = None
+
+    @classmethod
+    def of(cls, media_id: int, r: MediaRecord) -> ItemInfo:
+        """The API shape of a catalog record."""
+        ok = r.status == "ok"
+        return cls(
+            id=media_id,
+            name=PurePath(r.path).name,
+            path=r.path,
+            kind=r.kind,
+            status=r.status,
+            size=r.size,
+            width=r.width,
+            height=r.height,
+            duration=r.duration,
+            fps=r.fps,
+            error_code=r.error_code,
+            error=r.error,
+            thumbnail=f"/api/items/{media_id}/thumbnail" if ok else None,
+            file=f"/api/items/{media_id}/file" if ok else None,
+        )
+
+
+class GroupItem(BaseModel):
+    """A member of a duplicate group; videos say which part of them matched."""
+
+    id: int
+    name: str
+    path: str
+    kind: str
+    start: float | None = None
+    end: float | None = None
+    thumbnail: str
+    file: str
+
+
+class Group(BaseModel):
+    """Files that are near-duplicates of each other; ``score`` is the weakest link that joins them."""
+
+    score: float
+    items: list[GroupItem]
+
+
+class DuplicatesResponse(BaseModel):
+    """Duplicate groups at the thresholds used."""
+
+    threshold: float
+    video_threshold: float
+    groups: list[Group]
+
+    @classmethod
+    def of(cls, groups: list[DuplicateGroup], threshold: float, video_threshold: float) -> DuplicatesResponse:
+        """The API shape of duplicate groups."""
+        out = []
+        for g in groups:
+            members = []
+            for it in g.items:
+                at = f"?t={it.start:.2f}" if it.start is not None else ""
+                members.append(
+                    GroupItem(
+                        id=it.media_id,
+                        name=PurePath(it.path).name,
+                        path=it.path,
+                        kind=it.kind,
+                        start=it.start,
+                        end=it.end,
+                        thumbnail=f"/api/items/{it.media_id}/thumbnail{at}",
+                        file=f"/api/items/{it.media_id}/file",
+                    )
+                )
+            out.append(Group(score=round(g.score, 4), items=members))
+        return cls(threshold=threshold, video_threshold=video_threshold, groups=out)
+
+
+class LibraryInfo(BaseModel):
+    """The collection the service searches."""
+
+    model: str | None
+    text_search: bool = Field(description="Whether the model can embed text queries (CLIP models).")
+    items: int
+    vectors: int
+    generation: int
+    auth: bool = Field(description="Whether the service asks for an API key.")
+    max_upload_bytes: int
+
+
+class Health(BaseModel):
+    """Liveness and readiness."""
+
+    status: str
+    ready: bool = Field(description="A collection is loaded and searches can be answered.")

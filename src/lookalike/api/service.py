@@ -1,0 +1,174 @@
+"""What the HTTP service shares between requests: one workspace, its model and indexes, and small caches.
+
+Request handlers run in a thread pool, so everything here is guarded by locks. The loaded indexes are memory-mapped
+read-only; when an index job beside the service saves a newer generation, the next request (at most once a second)
+drops the old store and loads the new files, while requests already running finish on the old mapping.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PIL import Image
+
+from lookalike.config import Settings
+from lookalike.errors import NotIndexedError
+from lookalike.indexer.decode import frame_at, load_image
+from lookalike.storage.records import MediaRecord
+from lookalike.types import MediaKind
+from lookalike.workspace import Workspace
+
+if TYPE_CHECKING:
+    from lookalike.search.duplicates import DuplicateGroup
+    from lookalike.search.searcher import Searcher
+
+REFRESH_SECONDS = 1.0  # how often a request checks whether an index job saved newer files
+THUMBNAIL_CACHE = 512  # thumbnails kept in memory
+
+
+class FileChangedError(NotIndexedError):
+    """The file at an indexed path is no longer the one that was indexed (so it is not served)."""
+
+
+@dataclass(frozen=True)
+class Item:
+    """An indexed file as the service shows it."""
+
+    id: int
+    record: MediaRecord
+
+
+class Service:
+    """One library opened for the lifetime of an app; thread-safe."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.workspace = Workspace(settings)
+        self._lock = threading.Lock()
+        self._embed_lock = threading.Lock()  # one query embedding at a time: predictable latency on few cores
+        self._searcher: Searcher | None = None
+        self._checked = 0.0
+        self._dupes: dict[tuple[int, float, float], list[DuplicateGroup]] = {}
+        self._thumbs: OrderedDict[tuple[int, int, float | None, int], bytes] = OrderedDict()
+
+    def close(self) -> None:
+        """Release the database."""
+        self.workspace.close()
+
+    def warm_up(self) -> bool:
+        """Load the model and indexes now rather than on the first request; False when nothing is indexed yet."""
+        try:
+            self.searcher()
+        except NotIndexedError:
+            return False
+        return True
+
+    @property
+    def ready(self) -> bool:
+        """Whether a collection is loaded (searches can be answered without loading first)."""
+        return self._searcher is not None
+
+    def searcher(self) -> Searcher:
+        """The shared searcher, reloaded when an index job has saved newer index files.
+
+        Raises:
+            NotIndexedError: nothing is indexed yet.
+        """
+        with self._lock:
+            now = time.monotonic()
+            if now - self._checked >= REFRESH_SECONDS:
+                self._checked = now
+                if self.workspace.refresh():
+                    self._searcher = None
+            if self._searcher is None:
+                self._searcher = self.workspace.searcher()
+                self._dupes.clear()
+            return self._searcher
+
+    def embedding(self) -> threading.Lock:
+        """Held while a query is decoded and embedded."""
+        return self._embed_lock
+
+    def item(self, media_id: int) -> Item:
+        """An indexed file by id.
+
+        Raises:
+            NotIndexedError: no file has that id.
+        """
+        store = self.searcher().store
+        record = store.catalog.media(store.info.id, media_id)
+        if record is None:
+            raise NotIndexedError(f"no item with id {media_id}")
+        return Item(media_id, record)
+
+    def indexed_file(self, media_id: int) -> tuple[Item, Path]:
+        """The path of an indexed file that may be served: indexed ok, still a regular file, unchanged.
+
+        Only paths the catalog holds are ever opened; a file replaced after indexing (another size or mtime,
+        or no longer a regular file) is refused rather than served.
+
+        Raises:
+            NotIndexedError: no ok item has that id.
+            FileChangedError: the file is gone or changed since it was indexed.
+        """
+        item = self.item(media_id)
+        if item.record.status != "ok":
+            raise NotIndexedError(f"item {media_id} failed to index ({item.record.error_code}); nothing to show")
+        path = Path(item.record.path)
+        try:
+            st = os.stat(path)
+        except OSError as e:
+            raise FileChangedError(f"item {media_id} is no longer on disk; run `lookalike index --prune`") from e
+        if not stat.S_ISREG(st.st_mode) or st.st_size != item.record.size or st.st_mtime_ns != item.record.mtime_ns:
+            raise FileChangedError(f"item {media_id} changed on disk since it was indexed; index it again")
+        return item, path
+
+    def thumbnail(self, media_id: int, size: int, at: float | None) -> bytes:
+        """A JPEG of an indexed image, or of a video's frame at ``at`` seconds (default: its first), ``size`` px."""
+        item, path = self.indexed_file(media_id)
+        is_video = item.record.kind == MediaKind.VIDEO.value
+        at = (at or 0.0) if is_video else None
+        key = (media_id, item.record.mtime_ns, None if at is None else round(at, 1), size)
+        with self._lock:
+            if key in self._thumbs:
+                self._thumbs.move_to_end(key)
+                return self._thumbs[key]
+        if is_video:
+            image = frame_at(path, at or 0.0, short_side=size)
+        else:
+            image, _ = load_image(
+                path, max_pixels=self.settings.max_image_pixels, max_bytes=self.settings.max_image_bytes, draft=size
+            )
+        image.thumbnail((size, size), Image.Resampling.BILINEAR)
+        buf = io.BytesIO()
+        image.convert("RGB").save(buf, "JPEG", quality=85)
+        data = buf.getvalue()
+        with self._lock:
+            self._thumbs[key] = data
+            while len(self._thumbs) > THUMBNAIL_CACHE:
+                self._thumbs.popitem(last=False)
+        return data
+
+    def duplicates(self, threshold: float | None, video_threshold: float | None) -> list[DuplicateGroup]:
+        """Duplicate groups, computed once per index generation and thresholds."""
+        from lookalike.search.duplicates import find_duplicates
+
+        store = self.searcher().store
+        image_t = self.settings.dupe_threshold if threshold is None else threshold
+        video_t = self.settings.video_dupe_threshold if video_threshold is None else video_threshold
+        key = (store.generation, image_t, video_t)
+        with self._lock:
+            cached = self._dupes.get(key)
+        if cached is None:
+            cached = find_duplicates(store, image_t, video_t)
+            with self._lock:
+                self._dupes[key] = cached
+        return cached

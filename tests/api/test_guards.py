@@ -1,0 +1,175 @@
+"""The service's guards: body size limit, API key, requests in flight; and its life beside an index job."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+
+import pytest
+
+from lookalike.workspace import Workspace
+from tests.api.conftest import serving
+
+LIMIT = 200_000
+
+
+def _chunks(total: int, size: int = 16_384):
+    sent = 0
+    while sent < total:
+        yield b"\xff" * min(size, total - sent)
+        sent += size
+
+
+@pytest.fixture(scope="module")
+def small_limit(indexed):
+    settings, _ = indexed
+    with serving(settings, max_upload_bytes=LIMIT) as c:
+        yield c
+
+
+def test_oversized_body_with_content_length_is_413(small_limit, corpus):
+    big = corpus.originals["astronaut"].read_bytes()
+    assert len(big) > LIMIT
+    r = small_limit.post("/api/search/upload", files={"file": ("big.png", big, "image/png")})
+    assert r.status_code == 413
+    # a body just under the limit is read and searched
+    ok = small_limit.post("/api/search/upload", files={"file": ("ok.jpg", corpus.distractors["coins"].read_bytes())})
+    assert ok.status_code == 200, ok.text
+
+
+def test_oversized_streamed_body_without_content_length_is_413(small_limit):
+    boundary = "lookalikeboundary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.jpg"\r\n'
+        "Content-Type: image/jpeg\r\n\r\n"
+    ).encode()
+
+    def body():
+        yield head
+        yield from _chunks(3 * LIMIT)
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    r = small_limit.post(
+        "/api/search/upload",
+        content=body(),
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert r.request.headers.get("content-length") is None
+    assert r.request.headers["transfer-encoding"] == "chunked"
+    assert r.status_code == 413
+
+
+def test_api_key_is_required_except_for_health_and_page(indexed):
+    settings, _ = indexed
+    with serving(settings, api_key="s3cret-key") as c:
+        assert c.get("/healthz").status_code == 200
+        assert c.get("/").status_code == 200  # the page shell holds no library data
+        for url in ("/api/info", "/api/duplicates", "/api/items/1", "/api/items/1/file", "/openapi.json", "/docs"):
+            r = c.get(url)
+            assert r.status_code == 401, url
+            assert "X-API-Key" in r.json()["detail"]
+        assert c.get("/api/info", headers={"X-API-Key": "wrong"}).status_code == 401
+        # an upload without the key is refused before its body is read
+        r = c.post("/api/search/upload", files={"file": ("x.jpg", b"\xff" * 1000)})
+        assert r.status_code == 401
+        assert c.get("/api/info", headers={"X-API-Key": "s3cret-key"}).status_code == 200
+        # the page exchanges the key for an HttpOnly cookie, which then opens the routes (thumbnails in <img>)
+        assert c.post("/api/session", json={"key": "nope"}).status_code == 401
+        assert "lookalike_session" not in c.cookies
+        login = c.post("/api/session", json={"key": "s3cret-key"})
+        assert login.status_code == 204
+        assert "httponly" in login.headers["set-cookie"].lower()
+        assert "s3cret-key" not in login.headers["set-cookie"]
+        assert c.get("/api/info").status_code == 200
+        c.cookies.clear()
+        assert c.get("/api/info").status_code == 401
+
+
+def test_requests_beyond_the_in_flight_cap_get_503_at_once(indexed, corpus):
+    settings, _ = indexed
+    with serving(settings, max_in_flight=1) as c:
+        service = c.app.state.service
+        first: dict = {}
+        with service.embedding():  # the first upload waits inside its handler, in flight
+            worker = threading.Thread(
+                target=lambda: first.update(
+                    r=c.post("/api/search/upload", files={"file": ("q.jpg", corpus.distractors["moon"].read_bytes())})
+                )
+            )
+            worker.start()
+            deadline = time.monotonic() + 10
+            while c.app.middleware_stack is None or _in_flight(c.app) == 0:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            t0 = time.monotonic()
+            busy = c.get("/api/info")
+            assert busy.status_code == 503
+            assert busy.headers["retry-after"] == "1"
+            assert time.monotonic() - t0 < 1.0
+            assert c.get("/healthz").status_code == 200  # health is never refused
+        worker.join(30)
+        assert first["r"].status_code == 200
+        assert c.get("/api/info").status_code == 200
+
+
+def _in_flight(app) -> int:
+    layer = app.middleware_stack
+    while layer is not None and type(layer).__name__ != "InFlightLimit":
+        layer = getattr(layer, "app", None)
+    return layer.in_flight if layer is not None else 0
+
+
+def test_searches_go_on_while_an_index_job_runs_and_then_see_its_files(settings_factory, corpus, tmp_path):
+    settings = settings_factory()
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    for name in ("chelsea", "coffee", "rocket"):
+        shutil.copy(corpus.originals[name], first / f"{name}.png")
+    for name in ("astronaut", "camera"):
+        shutil.copy(corpus.originals[name], second / f"{name}.png")
+    for n in range(30):  # enough work that the index job takes a while
+        shutil.copy(corpus.copies[("astronaut", "resize")], second / f"astronaut_{n}.jpg")
+        os.utime(second / f"astronaut_{n}.jpg", ns=(n * 10**9, n * 10**9))
+    with Workspace(settings) as ws:
+        ws.index([first])
+    query = corpus.copies[("astronaut", "crop")].read_bytes()
+    with serving(settings) as c:
+        before = c.post("/api/search/upload?k=3", files={"file": ("q.jpg", query)}).json()
+        assert not any(h["name"].startswith("astronaut") for h in before["hits"])
+        job = threading.Thread(target=lambda: Workspace(settings).index([second]))
+        job.start()
+        answered = 0
+        while job.is_alive():
+            r = c.post("/api/search/upload?k=3", files={"file": ("q.jpg", query)})
+            assert r.status_code == 200, r.text
+            answered += 1
+        job.join()
+        assert answered >= 2
+        time.sleep(1.1)  # the service looks for newer index files at most once a second
+        after = c.post("/api/search/upload?k=3", files={"file": ("q.jpg", query)}).json()
+        assert after["hits"][0]["name"].startswith("astronaut")
+        assert c.get("/api/info").json()["items"] == 3 + 2 + 30
+
+
+def test_a_file_changed_after_indexing_is_not_served(settings_factory, corpus, tmp_path):
+    settings = settings_factory()
+    folder = tmp_path / "lib"
+    folder.mkdir()
+    target = shutil.copy(corpus.originals["chelsea"], folder / "chelsea.png")
+    with Workspace(settings) as ws:
+        ws.index([folder])
+    with serving(settings) as c:
+        hit = c.post("/api/search/upload?k=1", files={"file": ("q.png", corpus.originals["chelsea"].read_bytes())})
+        item = hit.json()["hits"][0]
+        assert c.get(item["file"]).status_code == 200
+        with open(target, "ab") as fh:
+            fh.write(b"appended after indexing")
+        r = c.get(item["file"])
+        assert r.status_code == 410
+        assert "changed" in r.json()["detail"]
+        assert c.get(item["thumbnail"]).status_code == 410
+        os.remove(target)
+        assert c.get(item["file"]).status_code == 410
