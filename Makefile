@@ -53,6 +53,7 @@ bench: install
 	$(BIN)/python -m benchmarks.video_copies
 	$(BIN)/python -m benchmarks.video_speed
 	$(BIN)/python -m benchmarks.index_scale --sizes 100000 1000000
+	$(BIN)/python -m benchmarks.serve_load --rates 10 20 40 --seconds 60
 
 clean:
 	rm -rf $(DEMO) .bench .pytest_cache .ruff_cache .mypy_cache

@@ -87,20 +87,24 @@ def test_api_key_is_required_except_for_health_and_page(indexed):
         assert c.get("/api/info").status_code == 401
 
 
-def test_requests_beyond_the_in_flight_cap_get_503_at_once(indexed, corpus):
+def test_requests_beyond_the_in_flight_cap_get_503_at_once(indexed, monkeypatch):
     settings, _ = indexed
     with serving(settings, max_in_flight=1) as c:
         service = c.app.state.service
+        release = threading.Event()
+        real_item = service.item
+
+        def slow_item(media_id):  # the first request stays in its handler until released
+            release.wait(30)
+            return real_item(media_id)
+
+        monkeypatch.setattr(service, "item", slow_item)
         first: dict = {}
-        with service.embedding():  # the first upload waits inside its handler, in flight
-            worker = threading.Thread(
-                target=lambda: first.update(
-                    r=c.post("/api/search/upload", files={"file": ("q.jpg", corpus.distractors["moon"].read_bytes())})
-                )
-            )
-            worker.start()
+        worker = threading.Thread(target=lambda: first.update(r=c.get("/api/items/1")))
+        worker.start()
+        try:
             deadline = time.monotonic() + 10
-            while c.app.middleware_stack is None or _in_flight(c.app) == 0:
+            while _in_flight(c.app) == 0:
                 assert time.monotonic() < deadline
                 time.sleep(0.01)
             t0 = time.monotonic()
@@ -109,7 +113,9 @@ def test_requests_beyond_the_in_flight_cap_get_503_at_once(indexed, corpus):
             assert busy.headers["retry-after"] == "1"
             assert time.monotonic() - t0 < 1.0
             assert c.get("/healthz").status_code == 200  # health is never refused
-        worker.join(30)
+        finally:
+            release.set()
+            worker.join(30)
         assert first["r"].status_code == 200
         assert c.get("/api/info").status_code == 200
 

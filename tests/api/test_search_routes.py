@@ -116,6 +116,7 @@ def test_ids_and_k_are_validated(client):
     assert client.get("/api/search/similar/1?k=0").status_code == 422
     assert client.get("/api/search/similar/1?k=101").status_code == 422
     assert client.get("/api/items/1/thumbnail?size=100000").status_code == 422
+    assert client.get("/api/duplicates?threshold=0.1").status_code == 422  # would pair nearly everything
 
 
 def test_text_search_needs_a_clip_model(client):

@@ -129,3 +129,19 @@ def create_app(settings: Settings) -> FastAPI:
         app.add_middleware(ApiKeyGuard, api_key=settings.api_key)
     app.add_middleware(InFlightLimit, limit=settings.max_in_flight)  # outermost: refuses before anything else
     return app
+
+
+def run(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve the app with uvicorn in this process, tuned for serving: one compute thread per request.
+
+    torch and FAISS are set to one thread each (process-wide), so concurrent requests use the cores side by side
+    instead of each spreading over all of them; see ``indexer.device.one_thread_per_request``.
+    """
+    import uvicorn
+
+    from lookalike.indexer.device import one_thread_per_request
+    from lookalike.storage.vectors import set_search_threads
+
+    one_thread_per_request()
+    set_search_threads(1)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)

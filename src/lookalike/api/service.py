@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 from PIL import Image
 
 from lookalike.config import Settings
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
 REFRESH_SECONDS = 1.0  # how often a request checks whether an index job saved newer files
 THUMBNAIL_CACHE = 512  # thumbnails kept in memory
+DUPES_CACHE = 8  # duplicate listings kept (per index generation and thresholds)
 
 
 class FileChangedError(NotIndexedError):
@@ -53,7 +55,6 @@ class Service:
         self.settings = settings
         self.workspace = Workspace(settings)
         self._lock = threading.Lock()
-        self._embed_lock = threading.Lock()  # one query embedding at a time: predictable latency on few cores
         self._searcher: Searcher | None = None
         self._checked = 0.0
         self._dupes: dict[tuple[int, float, float], list[DuplicateGroup]] = {}
@@ -66,9 +67,15 @@ class Service:
     def warm_up(self) -> bool:
         """Load the model and indexes now rather than on the first request; False when nothing is indexed yet."""
         try:
-            self.searcher()
+            searcher = self.searcher()
         except NotIndexedError:
             return False
+        store = searcher.store
+        searcher.embedder.embed_images([Image.new("RGB", (256, 256), (128, 128, 128))])  # first inference is slow
+        for name in ("items", "videos"):  # fault the memory-mapped index pages in now, not in a user's request
+            index = store.index(name)
+            if len(index):
+                index.search(np.zeros((1, store.dim), np.float32), 1)
         return True
 
     @property
@@ -92,10 +99,6 @@ class Service:
                 self._searcher = self.workspace.searcher()
                 self._dupes.clear()
             return self._searcher
-
-    def embedding(self) -> threading.Lock:
-        """Held while a query is decoded and embedded."""
-        return self._embed_lock
 
     def item(self, media_id: int) -> Item:
         """An indexed file by id.
@@ -170,5 +173,7 @@ class Service:
         if cached is None:
             cached = find_duplicates(store, image_t, video_t)
             with self._lock:
+                if len(self._dupes) >= DUPES_CACHE:
+                    self._dupes.clear()
                 self._dupes[key] = cached
         return cached

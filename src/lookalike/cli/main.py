@@ -229,9 +229,7 @@ def serve(
     ] = None,
 ) -> None:
     """Serve the search API and web page (http://HOST:PORT/, API docs at /docs)."""
-    import uvicorn
-
-    from lookalike.api.app import create_app
+    from lookalike.api.app import run
 
     key = api_key_file.read_text().strip() if api_key_file else None
     settings = ctx.obj.with_(
@@ -242,7 +240,7 @@ def serve(
     if settings.api_key is None and host not in ("127.0.0.1", "localhost", "::1"):
         err.print(f"[yellow]warning:[/yellow] serving on {host} without an API key: anyone who can reach it can search")
     out.print(f"lookalike serving {settings.home} on http://{host}:{port}/ (API docs at /docs)")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+    run(settings, host, port)
 
 
 @db_app.command("upgrade")

@@ -63,3 +63,14 @@ def tune_cpu_allocator() -> bool:
         return False
     log.debug("glibc allocator tuned for CPU inference: %s", ok)
     return bool(ok)
+
+
+def one_thread_per_request() -> None:
+    """Tune a serving process: each request's forward pass runs on one thread, requests run side by side.
+
+    torch's default (a thread per core for every forward pass) makes concurrent requests fight for the cores;
+    on 2 cores at 20 requests/s it doubled p99 latency (benchmarks/RESULTS.md, serve_load). Process-wide, so
+    only a process that does nothing but serve calls it (``lookalike serve`` does, through ``api.app.run``).
+    """
+    torch.set_num_threads(1)
+    torch.set_num_interop_threads(1)

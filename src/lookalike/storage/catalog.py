@@ -285,9 +285,12 @@ class Catalog:
         out: dict[int, StoredVector] = {}
         with self._session() as s:
             for start in range(0, len(wanted), 500):
+                # by primary key only: with the collection in the WHERE clause SQLite's planner walked the
+                # collection's index instead (every vector of the collection: 12 ms a query at 100k vectors)
                 rows = s.execute(
                     select(
                         Vector.id,
+                        Vector.collection_id,
                         Vector.media_id,
                         Vector.level,
                         Vector.start_s,
@@ -296,10 +299,11 @@ class Catalog:
                         Media.kind,
                     )
                     .join(Media, Media.id == Vector.media_id)
-                    .where(Vector.collection_id == collection_id, Vector.id.in_(wanted[start : start + 500]))
+                    .where(Vector.id.in_(wanted[start : start + 500]))
                 )
                 for r in rows:
-                    out[r.id] = StoredVector(r.id, r.media_id, r.path, r.kind, r.level, r.start_s, r.end_s)
+                    if r.collection_id == collection_id:
+                        out[r.id] = StoredVector(r.id, r.media_id, r.path, r.kind, r.level, r.start_s, r.end_s)
         return out
 
     # -- reporting -----------------------------------------------------------------------------------

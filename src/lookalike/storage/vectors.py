@@ -40,6 +40,11 @@ def training_size(factory: str) -> int:
     return int(m.group(1)) * TRAIN_PER_LIST if m else 0
 
 
+def set_search_threads(threads: int) -> None:
+    """Threads one FAISS search may use (process-wide; a serving process runs requests side by side instead)."""
+    _faiss().omp_set_num_threads(threads)
+
+
 def gpu_count() -> int:
     """GPUs faiss can use: 0 with faiss-cpu or without CUDA."""
     faiss = _faiss()

@@ -11,7 +11,8 @@ from lookalike.api.schemas import DuplicatesResponse, LibraryInfo
 
 router = APIRouter(prefix="/api", tags=["library"])
 
-Threshold = Annotated[float | None, Query(ge=-1.0, le=1.0, description="Default: the calibrated setting.")]
+# below 0.5 nearly everything would pair with everything (a quadratic answer): not a duplicate threshold
+Threshold = Annotated[float | None, Query(ge=0.5, le=1.0, description="Default: the calibrated setting.")]
 
 
 @router.get("/info", response_model=LibraryInfo)

@@ -37,9 +37,7 @@ def search_upload(
         path = Path(tmp) / f"query.{ext}"
         with open(path, "wb") as out:
             shutil.copyfileobj(file.file, out, 1 << 20)
-        searcher = service.searcher()
-        with service.embedding():
-            result = searcher.search_files([path], k)[0]
+        result = service.searcher().search_files([path], k)[0]
     name = file.filename or "upload"
     if result.error:
         raise HTTPException(422, f"{name}: {result.error}")
@@ -49,9 +47,7 @@ def search_upload(
 @router.post("/text", response_model=SearchResponse)
 def search_text(service: ServiceDep, query: TextQuery) -> SearchResponse:
     """Items matching a text description (CLIP models only; other models answer 400)."""
-    searcher = service.searcher()
-    with service.embedding():
-        result = searcher.search_texts([query.text], query.k)[0]
+    result = service.searcher().search_texts([query.text], query.k)[0]
     return SearchResponse.of(result)
 
 
