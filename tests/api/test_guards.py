@@ -10,7 +10,7 @@ import time
 import pytest
 
 from lookalike.workspace import Workspace
-from tests.api.conftest import serving
+from tests.api.serving import serving
 
 LIMIT = 200_000
 

@@ -5,7 +5,18 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import pytest
 from PIL import Image
+
+from tests.api.serving import serving
+
+
+@pytest.fixture(scope="module")
+def client(indexed):
+    """The service over the shared indexed corpus, default settings (no key)."""
+    settings, _ = indexed
+    with serving(settings) as c:
+        yield c
 
 
 def _upload(client, path: Path, name: str | None = None, content_type: str = "application/octet-stream", k: int = 5):
@@ -93,6 +104,7 @@ def test_video_file_supports_range_requests(client, corpus):
     assert part.status_code == 206
     assert part.content == Path(hit["path"]).read_bytes()[100:200]
     assert part.headers["content-type"] == "video/mp4"
+    assert part.headers["x-content-type-options"] == "nosniff"
 
 
 def test_similar_by_id_and_item_metadata(client, images, tmp_path):

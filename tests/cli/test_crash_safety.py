@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import fresh_db_url
 from PIL import ImageEnhance
 from sqlalchemy import create_engine, func, inspect, select
 
@@ -27,6 +26,7 @@ from lookalike.storage.library import INDEX_LEVELS, collection_dirname
 from lookalike.storage.manifest import Manifest
 from lookalike.storage.orm import Collection, Media, Vector
 from lookalike.storage.vectors import VectorIndex
+from tests.conftest import fresh_db_url
 
 KILLS = 50
 PHOTOS = 2000

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import fresh_db_url
 
 from benchmarks.corpus import package_images
 from benchmarks.video_copies import EDIT_KINDS, FPS, SIZE, Clip, camera_shot, photo_video, real_video, save_clip
 from lookalike.config import Settings
 from lookalike.workspace import Workspace
+from tests.conftest import fresh_db_url
 
 
 def _iou(a: tuple[float, float], b: tuple[float, float]) -> float:

@@ -34,6 +34,11 @@ from lookalike.errors import (
 )
 
 STATIC = Path(__file__).with_name("static")
+# the page runs only its own script and shows only this server's pictures and videos (or the user's own blobs)
+PAGE_POLICY = (
+    "default-src 'self'; img-src 'self' blob:; media-src 'self' blob:; script-src 'self'; style-src 'self'; "
+    "object-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+)
 
 # most specific first: the first class an error is an instance of gives its status
 STATUS_OF: list[tuple[type[LookalikeError], int]] = [
@@ -122,7 +127,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
-        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+        headers = {"Cache-Control": "no-cache", "Content-Security-Policy": PAGE_POLICY}
+        return FileResponse(STATIC / "index.html", headers=headers)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     if settings.api_key is not None:

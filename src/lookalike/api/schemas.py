@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import PurePath
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -10,6 +11,21 @@ from lookalike.search.duplicates import DuplicateGroup
 from lookalike.search.searcher import QueryResult
 from lookalike.storage.records import MediaRecord
 from lookalike.types import SearchHit
+
+
+def _media_fields(media_id: int, path: str, kind: str, start: float | None, end: float | None) -> dict[str, Any]:
+    """The fields every listed file has: id, name, path, kind, matched range and the URLs to show it."""
+    at = f"?t={start:.2f}" if start is not None else ""
+    return {
+        "id": media_id,
+        "name": PurePath(path).name,
+        "path": path,
+        "kind": kind,
+        "start": start,
+        "end": end,
+        "thumbnail": f"/api/items/{media_id}/thumbnail{at}",
+        "file": f"/api/items/{media_id}/file",
+    }
 
 
 class Hit(BaseModel):
@@ -30,19 +46,11 @@ class Hit(BaseModel):
     @classmethod
     def of(cls, hit: SearchHit) -> Hit:
         """The API shape of a search hit."""
-        at = f"?t={hit.start:.2f}" if hit.start is not None else ""
         return cls(
-            id=hit.media_id,
-            name=PurePath(hit.path).name,
-            path=hit.path,
-            kind=hit.kind.value,
+            **_media_fields(hit.media_id, hit.path, hit.kind.value, hit.start, hit.end),
             score=round(hit.score, 4),
-            start=hit.start,
-            end=hit.end,
             query_start=hit.query_start,
             query_end=hit.query_end,
-            thumbnail=f"/api/items/{hit.media_id}/thumbnail{at}",
-            file=f"/api/items/{hit.media_id}/file",
         )
 
 
@@ -135,24 +143,13 @@ class DuplicatesResponse(BaseModel):
     @classmethod
     def of(cls, groups: list[DuplicateGroup], threshold: float, video_threshold: float) -> DuplicatesResponse:
         """The API shape of duplicate groups."""
-        out = []
-        for g in groups:
-            members = []
-            for it in g.items:
-                at = f"?t={it.start:.2f}" if it.start is not None else ""
-                members.append(
-                    GroupItem(
-                        id=it.media_id,
-                        name=PurePath(it.path).name,
-                        path=it.path,
-                        kind=it.kind,
-                        start=it.start,
-                        end=it.end,
-                        thumbnail=f"/api/items/{it.media_id}/thumbnail{at}",
-                        file=f"/api/items/{it.media_id}/file",
-                    )
-                )
-            out.append(Group(score=round(g.score, 4), items=members))
+        out = [
+            Group(
+                score=round(g.score, 4),
+                items=[GroupItem(**_media_fields(it.media_id, it.path, it.kind, it.start, it.end)) for it in g.items],
+            )
+            for g in groups
+        ]
         return cls(threshold=threshold, video_threshold=video_threshold, groups=out)
 
 

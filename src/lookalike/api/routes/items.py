@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import mimetypes
 from typing import Annotated
 
+import filetype
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, Response
 
 from lookalike.api.deps import ItemId, ServiceDep
 from lookalike.api.schemas import ItemInfo
+from lookalike.indexer.discover import IMAGE_MIMES, VIDEO_MIMES
 
 router = APIRouter(prefix="/api/items", tags=["items"])
 
@@ -37,9 +38,10 @@ def thumbnail(
 def original(service: ServiceDep, item_id: ItemId) -> FileResponse:
     """The indexed file itself, with range requests (a video plays and seeks from it)."""
     _, path = service.indexed_file(item_id)
-    media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    return FileResponse(
-        path,
-        media_type=media_type,
-        headers={"Cache-Control": "private, max-age=60", "X-Content-Type-Options": "nosniff"},
-    )
+    # the type comes from the content, as it did when indexing; the name is not trusted (no HTML served inline)
+    media_type = filetype.guess_mime(str(path))
+    headers = {"Cache-Control": "private, max-age=60", "X-Content-Type-Options": "nosniff"}
+    if media_type not in IMAGE_MIMES | VIDEO_MIMES:
+        media_type = "application/octet-stream"
+        headers["Content-Disposition"] = "attachment"
+    return FileResponse(path, media_type=media_type, headers=headers)
