@@ -179,3 +179,22 @@ def test_a_file_changed_after_indexing_is_not_served(settings_factory, corpus, t
         assert c.get(item["thumbnail"]).status_code == 410
         os.remove(target)
         assert c.get(item["file"]).status_code == 410
+
+
+def test_a_decoder_crash_on_an_upload_fails_that_request_not_the_service(indexed, corpus):
+    from tests.indexer.hostile_decoders import always_segfault
+
+    settings, _ = indexed
+    with serving(settings) as c:
+        decoder = c.app.state.service._decoder
+        real = decoder.decode_fn
+        decoder.decode_fn = always_segfault  # stands in for a native decoder crashing on a hostile upload
+        try:
+            r = c.post("/api/search/upload", files={"file": ("evil.jpg", corpus.distractors["moon"].read_bytes())})
+        finally:
+            decoder.decode_fn = real
+        assert r.status_code == 422
+        assert "decoder_crashed" in r.json()["detail"] and "evil.jpg" in r.json()["detail"]
+        again = c.post("/api/search/upload", files={"file": ("moon.jpg", corpus.distractors["moon"].read_bytes())})
+        assert again.status_code == 200
+        assert again.json()["hits"][0]["name"] == "moon.jpg"

@@ -156,3 +156,27 @@ def test_openapi_document(client):
     )
     assert "APIKeyHeader" in doc["components"]["securitySchemes"]
     assert client.get("/docs").status_code == 200
+
+
+def test_text_search_with_a_clip_model(settings_factory, corpus, tmp_path):
+    """Plumbing only (random weights, nothing downloaded): the text route embeds with the collection's CLIP model."""
+    import shutil
+
+    from lookalike.workspace import Workspace
+
+    folder = tmp_path / "few"
+    folder.mkdir()
+    for name in ("chelsea", "coffee", "rocket"):
+        shutil.copy(corpus.originals[name], folder / f"{name}.png")
+    settings = settings_factory(model="open_clip:RN50", weights="random")
+    with Workspace(settings) as ws:
+        ws.index([folder])
+    with serving(settings) as c:
+        assert c.get("/api/info").json()["text_search"] is True
+        r = c.post("/api/search/text", json={"text": "a cat", "k": 2})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["query"] == "a cat"
+        assert len(body["hits"]) == 2 and all(-1.0 <= h["score"] <= 1.0 for h in body["hits"])
+        assert c.post("/api/search/text", json={"text": ""}).status_code == 422
+        assert c.post("/api/search/text", json={"text": "a cat", "k": 500}).status_code == 422

@@ -21,3 +21,9 @@ def decode_or_misbehave(task: Task, pre: Preprocess, limits: DecodeLimits) -> It
     if name.startswith("hang"):
         time.sleep(3600)
     yield from decode_job(task, pre, limits)
+
+
+def always_segfault(task: Task, pre: Preprocess, limits: DecodeLimits) -> Iterator[Message]:
+    """A decoder that crashes (a real SIGSEGV) on every file."""
+    ctypes.string_at(0)
+    yield from decode_job(task, pre, limits)

@@ -23,6 +23,9 @@ from PIL import Image
 from lookalike.config import Settings
 from lookalike.errors import NotIndexedError
 from lookalike.indexer.decode import frame_at, load_image
+from lookalike.indexer.query_decoder import QueryDecoder
+from lookalike.indexer.worker import DecodeLimits
+from lookalike.search.searcher import QueryResult
 from lookalike.storage.records import MediaRecord
 from lookalike.types import MediaKind
 from lookalike.workspace import Workspace
@@ -33,6 +36,7 @@ if TYPE_CHECKING:
 
 REFRESH_SECONDS = 1.0  # how often a request checks whether an index job saved newer files
 THUMBNAIL_CACHE = 512  # thumbnails kept in memory
+QUERY_DECODERS = 2  # upload decoding processes
 DUPES_CACHE = 8  # duplicate listings kept (per index generation and thresholds)
 
 
@@ -59,10 +63,28 @@ class Service:
         self._checked = 0.0
         self._dupes: dict[tuple[int, float, float], list[DuplicateGroup]] = {}
         self._thumbs: OrderedDict[tuple[int, int, float | None, int], bytes] = OrderedDict()
+        self._decoder: QueryDecoder | None = None
+        if settings.workers != 0:  # 0: uploads are decoded in this process, unprotected (as `index --workers 0`)
+            memory = settings.decode_memory_mb * 2**20 if settings.decode_memory_mb else None
+            self._decoder = QueryDecoder(settings.workers or QUERY_DECODERS, settings.decode_timeout, memory)
 
     def close(self) -> None:
-        """Release the database."""
+        """Stop the decode workers; release the database."""
+        if self._decoder is not None:
+            self._decoder.close()
         self.workspace.close()
+
+    def search_upload(self, path: Path, kind: MediaKind, name: str, k: int) -> QueryResult:
+        """Search with an uploaded file, decoded in a worker process: a decoder crash, hang or memory blow-up
+        fails this query (``decoder_crashed``, ``decode_timeout``, ``out_of_memory``), not the service."""
+        searcher = self.searcher()
+        if self._decoder is None:
+            result = searcher.search_files([path], k)[0]
+            return QueryResult(name, result.hits, result.error)
+        s = self.settings
+        limits = DecodeLimits(s.max_image_pixels, s.max_image_bytes, s.batch_size, searcher.video)
+        messages = self._decoder.decode(path, kind, searcher.embedder.preprocess, limits)
+        return searcher.search_decoded(name, messages, k)
 
     def warm_up(self) -> bool:
         """Load the model and indexes now rather than on the first request; False when nothing is indexed yet."""

@@ -53,12 +53,25 @@ def _limit_memory(limit_bytes: int | None) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, hard))
 
 
-def _serve(conn: Connection, pre: Preprocess, limits: DecodeLimits, memory: int | None, decode: DecodeFn) -> None:
-    """Worker main loop: receive a task, send its messages, then a done marker; stop on None or a closed pipe."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+def prepare_decoder_process(memory: int | None) -> None:
+    """Start-up of a decode worker process: ignore Ctrl-C (the parent's to handle), load FFmpeg, cap memory."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     import av  # noqa: F401  (FFmpeg's libraries load before the limit: it is for decoding, not start-up)
 
     _limit_memory(memory)
+
+
+def death(exitcode: int | None) -> str:
+    """How a worker process ended, in words (a signal's name, or the exit code)."""
+    if exitcode is not None and exitcode < 0:
+        with contextlib.suppress(ValueError):
+            return signal.Signals(-exitcode).name
+    return f"exit code {exitcode}"
+
+
+def _serve(conn: Connection, pre: Preprocess, limits: DecodeLimits, memory: int | None, decode: DecodeFn) -> None:
+    """Worker main loop: receive a task, send its messages, then a done marker; stop on None or a closed pipe."""
+    prepare_decoder_process(memory)
     while True:
         try:
             task = conn.recv()
@@ -99,13 +112,6 @@ class _Worker:
             self.process.kill()
             self.process.join()
         self.conn.close()
-
-
-def _death(exitcode: int | None) -> str:
-    if exitcode is not None and exitcode < 0:
-        with contextlib.suppress(ValueError):
-            return signal.Signals(-exitcode).name
-    return f"exit code {exitcode}"
 
 
 class DecodePool:
@@ -188,7 +194,7 @@ class DecodePool:
         if code == "decode_timeout":
             message = f"decoding made no progress for {self.timeout:.0f} s; the decoder was stopped"
         else:
-            message = f"the decoder process died ({_death(w.process.exitcode)}) while reading this file"
+            message = f"the decoder process died ({death(w.process.exitcode)}) while reading this file"
         log.warning("%s: %s", task.path, message)
         pool[pool.index(w)] = fresh = _Worker(ctx, self._args)
         self.restarts += 1

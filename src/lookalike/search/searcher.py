@@ -16,6 +16,7 @@ from lookalike.indexer.decode import load_image, sample_frames
 from lookalike.indexer.discover import classify
 from lookalike.indexer.frames import VideoDescriptor, fold_mirrors, with_mirrors
 from lookalike.indexer.pooling import pool_segments
+from lookalike.indexer.worker import Failed, FrameChunk, ImageItem, Message, VideoEnd
 from lookalike.search.alignment import QueryVideo, score_video
 from lookalike.storage.library import CollectionStore
 from lookalike.types import MediaKind, SearchHit
@@ -108,12 +109,42 @@ class Searcher:
         except DecodeError as e:
             return QueryResult(str(path), error=str(e))
 
-    def _embed_frames(self, frames: list[Image.Image]) -> np.ndarray:
+    def search_decoded(self, name: str, messages: Sequence[Message], k: int = 10) -> QueryResult:
+        """Search with a query file decoded elsewhere (in a worker process) into the indexer's messages.
+
+        An image's pixels find images and video moments; a video's frame chunks find videos with ranges; a
+        :class:`Failed` message becomes the result's error.
+        """
+        failed = next((m for m in messages if isinstance(m, Failed)), None)
+        if failed is not None:
+            return QueryResult(name, error=f"{failed.code}: {failed.message}")
+        image = next((m for m in messages if isinstance(m, ImageItem)), None)
+        if image is not None:
+            vector = self.embedder.embed_pixels(image.pixels[None])[0]
+            return QueryResult(name, self.search_vector(vector, k))
+        chunks = [m for m in messages if isinstance(m, FrameChunk)]
+        end = next((m for m in messages if isinstance(m, VideoEnd)), None)
+        if not chunks or end is None:
+            return QueryResult(name, error="no_frames: the query video holds no decodable frame")
+        size = self.settings.batch_size
+        pixels = np.concatenate([c.pixels for c in chunks])
+        vectors = np.vstack([self._embed_pixels(pixels[i : i + size]) for i in range(0, len(pixels), size)])
+        times = np.concatenate([c.times for c in chunks])
+        return QueryResult(name, self._search_video(self._query_video(times, vectors, end.meta.duration), k))
+
+    def _embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """Frame vectors made as the indexer makes them (the same mirror handling)."""
-        pixels = np.stack([self.embedder.preprocess(im) for im in frames])
         if not self.video.mirror:
             return self.embedder.embed_pixels(pixels)
         return fold_mirrors(self.embedder.embed_pixels(with_mirrors(pixels)))
+
+    def _embed_frames(self, frames: list[Image.Image]) -> np.ndarray:
+        return self._embed_pixels(np.stack([self.embedder.preprocess(im) for im in frames]))
+
+    def _query_video(self, times: np.ndarray, vectors: np.ndarray, duration: float | None) -> QueryVideo:
+        video = self.video
+        segments = pool_segments(times, vectors, video.segment_seconds, 1.0 / video.frame_rate, duration)
+        return QueryVideo.from_segments(segments)
 
     def _embed_video(self, path: Path) -> QueryVideo:
         """A query video described exactly as the collection describes its videos."""
@@ -129,9 +160,7 @@ class Searcher:
                 batch = []
         if batch:
             vectors.append(self._embed_frames(batch))
-        mat = np.vstack(vectors)
-        segments = pool_segments(np.array(times), mat, video.segment_seconds, 1.0 / video.frame_rate, meta.duration)
-        return QueryVideo.from_segments(segments)
+        return self._query_video(np.array(times), np.vstack(vectors), meta.duration)
 
     def _search_video(self, query: QueryVideo, k: int) -> list[SearchHit]:
         """Videos sharing content with the query, ranked by the aligned segment score."""

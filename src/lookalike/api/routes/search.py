@@ -26,19 +26,19 @@ def search_upload(
     """Items similar to an uploaded image (images and video moments) or video (videos, with matched ranges)."""
     head = file.file.read(SNIFF_BYTES)
     file.file.seek(0)
-    if sniff_kind(head) is None:
+    kind = sniff_kind(head)
+    if kind is None:
         raise HTTPException(
             415,
             f"{file.filename or 'the upload'} is not an image or video format lookalike reads "
             "(judged by its content; the name and Content-Type are not trusted)",
         )
-    ext = filetype.guess_extension(head)
+    name = file.filename or "upload"
     with tempfile.TemporaryDirectory(prefix="lookalike-upload-") as tmp:
-        path = Path(tmp) / f"query.{ext}"
+        path = Path(tmp) / f"query.{filetype.guess_extension(head)}"
         with open(path, "wb") as out:
             shutil.copyfileobj(file.file, out, 1 << 20)
-        result = service.searcher().search_files([path], k)[0]
-    name = file.filename or "upload"
+        result = service.search_upload(path, kind, name, k)
     if result.error:
         raise HTTPException(422, f"{name}: {result.error}")
     return SearchResponse.of(result, query=name)
