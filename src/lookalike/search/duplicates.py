@@ -14,7 +14,7 @@ from lookalike.storage.library import CollectionStore
 from lookalike.storage.records import StoredVector
 from lookalike.types import Level
 
-CHUNK = 4096
+CHUNK = 512  # images per range search: bounds memory when big clusters give each query many neighbours
 VIDEO_NEIGHBOURS = 10  # nearest segments looked up per video segment when finding copies
 
 
@@ -37,29 +37,81 @@ class DuplicateGroup:
     items: list[GroupItem]
 
 
-def _pairs(
-    store: CollectionStore, index_name: str, level: str, threshold: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, StoredVector]]:
-    """All (a, b, similarity) pairs with a < b above ``threshold`` among vectors of one level."""
-    index = store.index(index_name)
+class _Forest:
+    """Union-find over ``n`` nodes that keeps each component's weakest edge; edges are added in vectorised batches.
+
+    Memory is O(n) whatever the number of edges, so a library with big clusters of near-duplicates (bursts of
+    photos: millions of pairs above the threshold) is grouped without holding its pairs.
+    """
+
+    def __init__(self, n: int) -> None:
+        self.parent = np.arange(n)
+        self.weakest = np.full(n, np.inf, np.float32)
+        self.linked = np.zeros(n, bool)
+
+    def roots(self, x: np.ndarray) -> np.ndarray:
+        """The component root of each node in ``x``."""
+        r = self.parent[x]
+        while True:
+            up = self.parent[r]
+            if np.array_equal(up, r):
+                return r
+            r = up
+
+    def add(self, a: np.ndarray, b: np.ndarray, sims: np.ndarray) -> None:
+        """Join ``a[i]`` and ``b[i]`` by an edge of similarity ``sims[i]``."""
+        if not len(a):
+            return
+        ra, rb = self.roots(a), self.roots(b)
+        nodes = np.unique(np.concatenate([ra, rb]))
+        ia, ib = np.searchsorted(nodes, ra), np.searchsorted(nodes, rb)
+        graph = coo_matrix((np.ones(len(ia)), (ia, ib)), shape=(len(nodes), len(nodes)))
+        count, labels = connected_components(graph, directed=False)
+        rep = np.full(count, len(self.parent), np.int64)
+        np.minimum.at(rep, labels, nodes)  # each merged component's new root: its smallest old root
+        weakest = np.full(count, np.inf, np.float32)
+        np.minimum.at(weakest, labels, self.weakest[nodes])
+        np.minimum.at(weakest, labels[ia], sims.astype(np.float32))
+        self.parent[nodes] = rep[labels]
+        self.weakest[rep] = weakest
+        self.linked[a] = True
+        self.linked[b] = True
+        self.parent = self.roots(np.arange(len(self.parent)))  # flatten: every node points at its root
+
+    def components(self) -> list[tuple[np.ndarray, float]]:
+        """Each component of two or more nodes: its nodes and its weakest edge."""
+        linked = np.flatnonzero(self.linked)
+        roots = self.parent[linked]
+        return [(linked[roots == r], float(self.weakest[r])) for r in np.unique(roots)]
+
+
+def _image_groups(store: CollectionStore, threshold: float) -> list[DuplicateGroup]:
+    """Images joined by similarities at or above ``threshold`` (two vectors of one file never pair)."""
+    index = store.index("items")
     ids = index.ids()
     stored = store.catalog.hydrate(store.info.id, ids.tolist())
-    wanted = np.array([i for i in ids if i in stored and stored[int(i)].level == level], np.int64)
-    rows, cols, sims = [], [], []
+    wanted = np.array(sorted(int(i) for i in ids if int(i) in stored and stored[int(i)].level == Level.IMAGE.value))
+    if len(wanted) < 2:
+        return []
+    media = np.array([stored[int(i)].media_id for i in wanted], np.int64)
+    forest = _Forest(len(wanted))
     for start in range(0, len(wanted), CHUNK):
         chunk = wanted[start : start + CHUNK]
         lims, scores, found = index.range_search(index.reconstruct(chunk), threshold)
-        for q, qid in enumerate(chunk):
-            for s, other in zip(scores[lims[q] : lims[q + 1]], found[lims[q] : lims[q + 1]], strict=True):
-                sv = stored.get(int(other))
-                if sv is None or sv.level != level or int(other) <= int(qid):
-                    continue
-                if sv.media_id == stored[int(qid)].media_id:
-                    continue
-                rows.append(int(qid))
-                cols.append(int(other))
-                sims.append(float(s))
-    return np.array(rows, np.int64), np.array(cols, np.int64), np.array(sims, np.float32), stored
+        q = np.repeat(np.arange(start, start + len(chunk)), np.diff(lims).astype(np.int64))
+        o = np.minimum(np.searchsorted(wanted, found), len(wanted) - 1)
+        keep = (wanted[o] == found) & (o > q)  # an image vector, and each pair once
+        q, o, sims = q[keep], o[keep], scores[keep]
+        keep = media[q] != media[o]
+        forest.add(q[keep], o[keep], sims[keep])
+    groups = []
+    for members, score in forest.components():
+        items = sorted(
+            (GroupItem(stored[int(v)].media_id, stored[int(v)].path, stored[int(v)].kind) for v in wanted[members]),
+            key=lambda it: it.path,
+        )
+        groups.append(DuplicateGroup(score, items))
+    return groups
 
 
 def _connected(rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -70,25 +122,6 @@ def _connected(rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarr
     graph = coo_matrix((np.ones(len(r)), (r, c)), shape=(len(nodes), len(nodes)))
     _, labels = connected_components(graph, directed=False)
     return nodes, labels, labels[r]
-
-
-def _components(
-    rows: np.ndarray, cols: np.ndarray, sims: np.ndarray, stored: dict[int, StoredVector]
-) -> list[DuplicateGroup]:
-    if len(rows) == 0:
-        return []
-    nodes, labels, edge_labels = _connected(rows, cols)
-    groups = []
-    for label in np.unique(labels):
-        members = nodes[labels == label]
-        score = float(sims[edge_labels == label].min())
-        items = sorted(
-            (GroupItem(stored[int(m)].media_id, stored[int(m)].path, stored[int(m)].kind) for m in members),
-            key=lambda it: it.path,
-        )
-        groups.append(DuplicateGroup(score, items))
-    groups.sort(key=lambda g: (-len(g.items), -g.score, g.items[0].path))
-    return groups
 
 
 def _video_segments(store: CollectionStore) -> dict[int, tuple[str, np.ndarray]]:
@@ -130,7 +163,11 @@ def find_video_copies(store: CollectionStore, threshold: float, k: int = VIDEO_N
     edges: dict[tuple[int, int], VideoMatch] = {}
     for m, q in queries.items():
         hits = index.search(q.vectors, k)
-        others = {owner[int(i)] for i, s in zip(hits.ids.ravel(), hits.scores.ravel(), strict=True) if s >= MATCH_FLOOR}
+        # the items index holds images too: a segment's neighbours that are not video segments are not candidates
+        near = (
+            owner.get(int(i)) for i, s in zip(hits.ids.ravel(), hits.scores.ravel(), strict=True) if s >= MATCH_FLOOR
+        )
+        others = {o for o in near if o is not None}
         for other in others - {m}:
             pair = (min(m, other), max(m, other))
             if pair in edges:
@@ -167,8 +204,7 @@ def find_duplicates(
         threshold: cosine similarity at or above which two images are duplicates.
         video_threshold: aligned segment score at or above which two videos are copies (default: ``threshold``).
     """
-    rows, cols, sims, stored = _pairs(store, "items", Level.IMAGE.value, threshold)
-    groups = _components(rows, cols, sims, stored)
+    groups = _image_groups(store, threshold)
     groups.extend(find_video_copies(store, threshold if video_threshold is None else video_threshold))
     groups.sort(key=lambda g: (-len(g.items), -g.score, g.items[0].path))
     return groups
