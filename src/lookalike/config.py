@@ -43,7 +43,8 @@ class Settings:
         max_image_pixels: images with more pixels are refused (``too_many_pixels``) before decoding.
         max_image_bytes: image files larger than this are refused (``too_large``) before reading.
         follow_symlinks: follow links that stay inside the indexed root.
-        dupe_threshold: cosine similarity above which two images are called duplicates.
+        similar_threshold: cosine similarity at which two images are called similar (``dupes --similar``: not
+            verified; duplicates are decided by local-feature verification, see ``search/image_dupes.py``).
         video_dupe_threshold: aligned segment score above which two videos are called copies.
         api_key: when set, every route of the HTTP service but ``/healthz`` (and the page's static shell)
             needs it, in the ``X-API-Key`` header or the session cookie the page sets.
@@ -68,7 +69,7 @@ class Settings:
     max_image_pixels: int = 64_000_000
     max_image_bytes: int = 512 * 1024 * 1024
     follow_symlinks: bool = False
-    dupe_threshold: float = 0.90
+    similar_threshold: float = 0.90
     video_dupe_threshold: float = 0.70
     api_key: str | None = field(default=None, repr=False)
     max_upload_bytes: int = 64 * 1024 * 1024

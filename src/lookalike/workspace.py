@@ -25,7 +25,7 @@ from lookalike.storage.library import CollectionStore, Library, lock_is_held, wr
 
 if TYPE_CHECKING:
     from lookalike.indexer.embedders.base import Embedder
-    from lookalike.search.duplicates import DuplicateGroup
+    from lookalike.search.groups import DuplicateGroup
     from lookalike.search.searcher import QueryResult, Searcher
 
 
@@ -177,14 +177,22 @@ class Workspace:
         """Search by the id of an indexed file."""
         return self.searcher().search_media(media_id, k)
 
-    def duplicates(self, threshold: float | None = None) -> list[DuplicateGroup]:
-        """Near-duplicate groups at ``threshold`` (default: the calibrated setting)."""
+    def duplicates(self, similar: bool = False, video_threshold: float | None = None) -> list[DuplicateGroup]:
+        """Verified duplicate groups (images and whole video copies), video overlaps, and with ``similar`` also
+        groups of similar images (not verified) at the settings' ``similar_threshold``.
+
+        Args:
+            similar: add groups of images whose global vectors are close (kind ``similar``).
+            video_threshold: aligned segment score for video copies (default: the settings').
+        """
         from lookalike.search.duplicates import find_duplicates
 
         s = self.settings
-        if threshold is None:
-            return find_duplicates(self.store(), s.dupe_threshold, s.video_dupe_threshold)
-        return find_duplicates(self.store(), threshold, threshold)
+        return find_duplicates(
+            self.store(),
+            s.video_dupe_threshold if video_threshold is None else video_threshold,
+            s.similar_threshold if similar else None,
+        )
 
     def info(self) -> dict[str, Any]:
         """Counts per collection, and where the library lives."""

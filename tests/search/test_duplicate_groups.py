@@ -1,41 +1,151 @@
-"""Grouping near-duplicate pairs in bounded memory: the streaming union-find equals grouping all pairs at once."""
+"""Duplicate groups: stars that never chain, relations of each member to its representative, every index type."""
 
 from __future__ import annotations
 
-import numpy as np
+import shutil
+from pathlib import Path
+
 import pytest
+from PIL import Image, ImageFilter, ImageOps
 
-from lookalike.search.duplicates import _connected, _Forest
+from lookalike.search.groups import GroupKind, Relation, star_groups
+from lookalike.workspace import Workspace
 
 
-@pytest.mark.parametrize("seed", range(5))
-def test_forest_in_batches_equals_components_of_all_pairs(seed):
-    rng = np.random.default_rng(seed)
-    n, m = 600, 300  # near the critical density: a few big groups and many small ones
-    a, b = rng.integers(n, size=m), rng.integers(n, size=m)
-    keep = a != b
-    a, b = a[keep], b[keep]
-    sims = rng.uniform(0.9, 1.0, size=len(a)).astype(np.float32)
-    forest = _Forest(n)
-    for start in range(0, len(a), 37):  # edges arrive in batches, as range searches return them
-        forest.add(a[start : start + 37], b[start : start + 37], sims[start : start + 37])
-    got = {tuple(nodes.tolist()): score for nodes, score in forest.components()}
+def _chain(n: int) -> dict[int, dict[int, bool]]:
+    links: dict[int, dict[int, bool]] = {i: {} for i in range(n)}
+    for i in range(n - 1):
+        links[i][i + 1] = links[i + 1][i] = True
+    return links
 
-    nodes, labels, edge_labels = _connected(a, b)  # the reference: every pair held at once
-    want = {
-        tuple(nodes[labels == label].tolist()): float(sims[edge_labels == label].min()) for label in np.unique(labels)
+
+def test_a_chain_of_links_never_becomes_one_group():
+    """Ten files each linked to the next only (the ring whose ends are opposites): stars of direct links."""
+    groups = star_groups(_chain(10), rank=lambda m: m)
+    assert groups == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
+    links = _chain(10)
+    for g in groups:
+        assert all(links[g[0]].get(m) for m in g[1:])  # every member linked to its representative
+
+
+def test_members_join_the_best_representative_they_are_linked_to():
+    links = {0: {1: True, 2: True}, 1: {0: True, 3: True}, 2: {0: True}, 3: {1: True}}
+    assert star_groups(links, rank=lambda m: m) == [[0, 1, 2]]  # 3 is linked to member 1 only: left alone
+    confirmed = star_groups(links, rank=lambda m: m, confirm=lambda rep, m: (rep, m) == (0, 3))
+    assert confirmed == [[0, 1, 2, 3]]  # ... unless verified against the representative itself
+
+
+def test_a_file_that_may_not_represent_another_waits_for_it():
+    links = {0: {1: False}, 1: {0: True}}  # 0 (a collage, ranked first) may not represent 1 (the photo it holds)
+    assert star_groups(links, rank=lambda m: m) == [[1, 0]]
+
+
+def _save(im: Image.Image, path: Path, **kw) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    im.save(path, **kw)
+    return path
+
+
+@pytest.fixture(scope="module")
+def relations_library(images, settings_factory, tmp_path_factory):
+    """One photo and one copy per relation kind, a panorama cut into a chain of overlapping windows, and
+    unrelated photos; indexed once."""
+    root = tmp_path_factory.mktemp("relations")
+    cat = images["chelsea"]  # 451 x 300
+    w, h = cat.size
+    _save(cat, root / "cat.png")
+    shutil.copy(root / "cat.png", root / "cat_identical.png")
+    _save(cat.resize((w // 2, h // 2), Image.Resampling.LANCZOS), root / "cat_resized.jpg", quality=90)
+    _save(cat.crop((90, 60, 361, 240)), root / "cat_cropped.jpg", quality=90)
+    _save(cat.rotate(90, expand=True), root / "cat_rotated.jpg", quality=90)
+    _save(ImageOps.mirror(cat), root / "cat_flipped.jpg", quality=90)
+    _save(ImageOps.grayscale(cat).filter(ImageFilter.GaussianBlur(1)), root / "cat_edited.png")
+    collage = Image.new("RGB", (2 * w, 2 * h))
+    fillers = ("retina", "hubble_deep_field", "immunohistochemistry")  # never indexed on their own
+    for (x, y), other in zip(((0, 0), (w, 0), (0, h)), fillers, strict=True):
+        collage.paste(images[other].resize((w, h)), (x, y))
+    collage.paste(cat, (w, h))
+    _save(collage, root / "cat_in_collage.jpg", quality=90)
+    # a chain: eight windows sliding over a wide photo, each overlapping the next by half, the far ones not at all
+    wide = images["china"].resize((1600, 400))
+    for i in range(8):
+        _save(wide.crop((i * 150, 0, i * 150 + 300, 400)), root / "chain" / f"window_{i}.png")
+    for name in ("coffee", "rocket", "astronaut", "coins"):
+        _save(images[name], root / "others" / f"{name}.png")
+    settings = settings_factory()
+    with Workspace(settings) as ws:
+        ws.index([root])
+    return settings, root
+
+
+def _groups(settings, **kw):
+    with Workspace(settings) as ws:
+        return [g for g in ws.duplicates(**kw) if g.items[0].kind == "image"]
+
+
+def test_each_relation_kind_is_named_against_the_representative(relations_library):
+    settings, root = relations_library
+    groups = _groups(settings)
+    cat = next(g for g in groups if any(it.path.endswith("/cat.png") for it in g.items))
+    assert cat.kind == GroupKind.DUPLICATES
+    assert cat.representative.path == str(root / "cat.png")  # the largest lossless whole picture
+    relations = {Path(it.path).name: it.relation for it in cat.items}
+    assert relations == {
+        "cat.png": Relation.REPRESENTATIVE,
+        "cat_identical.png": Relation.IDENTICAL,
+        "cat_resized.jpg": Relation.RESIZED,
+        "cat_cropped.jpg": Relation.CROPPED,
+        "cat_rotated.jpg": Relation.ROTATED,
+        "cat_flipped.jpg": Relation.ROTATED,
+        "cat_edited.png": Relation.EDITED,
+        "cat_in_collage.jpg": Relation.CONTAINS,
     }
-    assert got.keys() == want.keys()
-    for members, score in want.items():
-        assert got[members] == pytest.approx(score)
-    assert len(got) > 5 and max(len(k) for k in got) > 10  # the random graph has both small and big groups
+    by_name = {Path(it.path).name: it for it in cat.items}
+    crop = by_name["cat_cropped.jpg"]
+    assert all(abs(a - b) <= 4 for a, b in zip(crop.rep_region, (90, 60, 361, 240), strict=True)), crop.rep_region
+    assert crop.region == (0, 0, 271, 180) and crop.inliers >= 50
+    inside = by_name["cat_in_collage.jpg"]
+    assert all(abs(a - b) <= 4 for a, b in zip(inside.region, (451, 300, 902, 600), strict=True)), inside.region
+    assert by_name["cat_identical.png"].method == "identical"
 
 
-def test_a_node_without_edges_is_in_no_group():
-    forest = _Forest(5)
-    forest.add(np.array([0, 3]), np.array([1, 4]), np.array([0.95, 0.91], np.float32))
-    groups = sorted((nodes.tolist(), round(s, 2)) for nodes, s in forest.components())
-    assert groups == [([0, 1], 0.95), ([3, 4], 0.91)]
+def test_overlapping_windows_never_chain_into_one_group(relations_library):
+    settings, _ = relations_library
+    for g in _groups(settings):
+        windows = sorted(int(Path(it.path).stem.split("_")[1]) for it in g.items if "/chain/" in it.path)
+        if not windows:
+            continue
+        assert len(windows) == len(g.items)  # windows group with windows only
+        rep = int(Path(g.representative.path).stem.split("_")[1])
+        assert all(abs(w - rep) == 1 or w == rep for w in windows), windows  # each overlaps its representative
+
+
+def test_unrelated_photos_are_in_no_group(relations_library):
+    settings, _ = relations_library
+    assert not [it.path for g in _groups(settings) for it in g.items if "/others/" in it.path]
+
+
+@pytest.mark.parametrize("factory", ["IVF16,Flat", "HNSW32"])
+def test_dupes_give_the_same_groups_on_every_index_type(relations_library, factory):
+    settings, _ = relations_library
+    flat = _groups(settings)
+    with Workspace(settings) as ws:
+        ws.reindex(factory)
+    try:
+        with Workspace(settings) as ws:
+            assert ws.store().index("items").factory == factory
+        other = _groups(settings)
+    finally:
+        with Workspace(settings) as ws:
+            ws.reindex("Flat")
+    assert [[it.path for it in g.items] for g in other] == [[it.path for it in g.items] for g in flat]
+
+
+def test_similar_groups_come_only_when_asked(relations_library):
+    settings, _ = relations_library
+    assert all(g.kind == GroupKind.DUPLICATES for g in _groups(settings))
+    similar = [g for g in _groups(settings, similar=True) if g.kind == GroupKind.SIMILAR]
+    assert similar and all(it.relation == Relation.SIMILAR for g in similar for it in g.items[1:])
 
 
 def test_video_copies_ignore_images_among_a_segments_neighbours(settings_factory, corpus, tmp_path):

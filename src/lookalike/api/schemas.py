@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from lookalike.search.duplicates import DuplicateGroup
+from lookalike.search.groups import DuplicateGroup
 from lookalike.search.searcher import QueryResult
 from lookalike.storage.records import MediaRecord
 from lookalike.types import SearchHit
@@ -114,7 +114,7 @@ class ItemInfo(BaseModel):
 
 
 class GroupItem(BaseModel):
-    """A member of a duplicate group; videos say which part of them matched."""
+    """A member of a duplicate group and the evidence tying it to the group's representative (the first item)."""
 
     id: int
     name: str
@@ -124,33 +124,66 @@ class GroupItem(BaseModel):
     end: float | None = None
     thumbnail: str
     file: str
+    relation: str = Field(
+        description="What this file is to the representative: representative, identical, "
+        "resized, cropped, rotated, edited, contained, contains, similar, copy, partial."
+    )
+    score: float = Field(description="Verification score against the representative (1 for the representative).")
+    inliers: int | None = Field(None, description="Keypoint matches one geometric transform explains (images).")
+    region: list[int] | None = Field(
+        None, description="[left, top, right, bottom] of this file that shows the representative, in its pixels."
+    )
+    rep_region: list[int] | None = Field(None, description="The representative's box that shows this file.")
+    rep_start: float | None = Field(None, description="Videos: the representative's matched range start.")
+    rep_end: float | None = None
+    method: str | None = Field(None, description="identical, local (keypoints), global (vectors), aligned (videos).")
 
 
 class Group(BaseModel):
-    """Files that are near-duplicates of each other; ``score`` is the weakest link that joins them."""
+    """Files that are the same picture or footage; the first item is the representative."""
 
-    score: float
+    kind: str = Field(
+        description="duplicates (verified), overlap (two videos sharing part of their footage) or "
+        "similar (global vectors only, not verified)."
+    )
+    score: float = Field(description="The weakest member's verification score.")
     items: list[GroupItem]
 
 
 class DuplicatesResponse(BaseModel):
     """Duplicate groups at the thresholds used."""
 
-    threshold: float
+    similar_threshold: float | None
     video_threshold: float
     groups: list[Group]
 
     @classmethod
-    def of(cls, groups: list[DuplicateGroup], threshold: float, video_threshold: float) -> DuplicatesResponse:
+    def of(
+        cls, groups: list[DuplicateGroup], similar_threshold: float | None, video_threshold: float
+    ) -> DuplicatesResponse:
         """The API shape of duplicate groups."""
         out = [
             Group(
+                kind=g.kind.value,
                 score=round(g.score, 4),
-                items=[GroupItem(**_media_fields(it.media_id, it.path, it.kind, it.start, it.end)) for it in g.items],
+                items=[
+                    GroupItem(
+                        **_media_fields(it.media_id, it.path, it.kind, it.start, it.end),
+                        relation=it.relation.value,
+                        score=it.score,
+                        inliers=it.inliers,
+                        region=None if it.region is None else list(it.region),
+                        rep_region=None if it.rep_region is None else list(it.rep_region),
+                        rep_start=it.rep_start,
+                        rep_end=it.rep_end,
+                        method=it.method,
+                    )
+                    for it in g.items
+                ],
             )
             for g in groups
         ]
-        return cls(threshold=threshold, video_threshold=video_threshold, groups=out)
+        return cls(similar_threshold=similar_threshold, video_threshold=video_threshold, groups=out)
 
 
 class LibraryInfo(BaseModel):

@@ -31,7 +31,7 @@ from lookalike.types import MediaKind
 from lookalike.workspace import Workspace
 
 if TYPE_CHECKING:
-    from lookalike.search.duplicates import DuplicateGroup
+    from lookalike.search.groups import DuplicateGroup
     from lookalike.search.searcher import Searcher
 
 REFRESH_SECONDS = 1.0  # how often a request checks whether an index job saved newer files
@@ -61,7 +61,7 @@ class Service:
         self._lock = threading.Lock()
         self._searcher: Searcher | None = None
         self._checked = 0.0
-        self._dupes: dict[tuple[int, float, float], list[DuplicateGroup]] = {}
+        self._dupes: dict[tuple[int, float | None, float], list[DuplicateGroup]] = {}
         self._thumbs: OrderedDict[tuple[int, int, float | None, int], bytes] = OrderedDict()
         self._decoder: QueryDecoder | None = None
         if settings.workers != 0:  # 0: uploads are decoded in this process, unprotected (as `index --workers 0`)
@@ -182,18 +182,18 @@ class Service:
                 self._thumbs.popitem(last=False)
         return data
 
-    def duplicates(self, threshold: float | None, video_threshold: float | None) -> list[DuplicateGroup]:
-        """Duplicate groups, computed once per index generation and thresholds."""
+    def duplicates(self, similar_threshold: float | None, video_threshold: float | None) -> list[DuplicateGroup]:
+        """Duplicate groups (and similar groups when ``similar_threshold`` is given), computed once per index
+        generation and thresholds."""
         from lookalike.search.duplicates import find_duplicates
 
         store = self.searcher().store
-        image_t = self.settings.dupe_threshold if threshold is None else threshold
         video_t = self.settings.video_dupe_threshold if video_threshold is None else video_threshold
-        key = (store.generation, image_t, video_t)
+        key = (store.generation, similar_threshold, video_t)
         with self._lock:
             cached = self._dupes.get(key)
         if cached is None:
-            cached = find_duplicates(store, image_t, video_t)
+            cached = find_duplicates(store, video_t, similar_threshold)
             with self._lock:
                 if len(self._dupes) >= DUPES_CACHE:
                     self._dupes.clear()

@@ -147,27 +147,33 @@ def search(
 @app.command()
 def dupes(
     ctx: typer.Context,
+    similar: Annotated[
+        bool, typer.Option("--similar", help="Also list similar images (close global vectors, not verified).")
+    ] = False,
     threshold: Annotated[
         float | None,
-        typer.Option(help="Image cosine similarity for 'duplicate' [default: calibrated, see README]."),
+        typer.Option(min=0.5, max=1.0, help="Cosine similarity for 'similar' with --similar [default: 0.90]."),
     ] = None,
     video_threshold: Annotated[
         float | None,
-        typer.Option(help="Aligned video segment score for 'copy' [default: calibrated, see README]."),
+        typer.Option(
+            min=0.0, max=1.0, help="Aligned video segment score for 'copy' [default: calibrated, see README]."
+        ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print groups as JSON.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print groups as JSON, with the evidence per file.")] = False,
 ) -> None:
-    """Group near-duplicate images, and videos that share footage (with the matched time ranges)."""
+    """Group duplicate images (verified with local features: the same picture, edited) and videos that share
+    footage (whole copies as groups, partial overlaps as pairs, with the matched time ranges)."""
     from lookalike.cli.render import dupes_json, print_dupes
 
-    ctx.obj = ctx.obj.with_(dupe_threshold=threshold, video_dupe_threshold=video_threshold)
+    ctx.obj = ctx.obj.with_(similar_threshold=threshold, video_dupe_threshold=video_threshold)
     with workspace(ctx) as ws:
-        groups = ws.duplicates()
+        groups = ws.duplicates(similar=similar)
         settings = ws.settings
     if as_json:
         sys.stdout.write(dupes_json(groups) + "\n")
     else:
-        print_dupes(out, groups, settings.dupe_threshold, settings.video_dupe_threshold)
+        print_dupes(out, groups, settings.similar_threshold if similar else None, settings.video_dupe_threshold)
 
 
 @app.command()

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
+
 if TYPE_CHECKING:
     from rich.console import Console
 
     from lookalike.indexer.pipeline import IndexReport
-    from lookalike.search.duplicates import DuplicateGroup
+    from lookalike.search.groups import DuplicateGroup, GroupItem
     from lookalike.search.searcher import QueryResult
 
 
@@ -67,24 +69,32 @@ def print_query(console: Console, result: QueryResult) -> None:
     console.print(table)
 
 
+def item_dict(it: GroupItem) -> dict[str, Any]:
+    """One group member with the evidence that ties it to the representative."""
+    return {
+        "path": it.path,
+        "id": it.media_id,
+        "kind": it.kind,
+        "relation": it.relation.value,
+        "score": round(it.score, 4),
+        "method": it.method,
+        "inliers": it.inliers,
+        "region": None if it.region is None else list(it.region),
+        "rep_region": None if it.rep_region is None else list(it.rep_region),
+        "start": _t(it.start),
+        "end": _t(it.end),
+        "rep_start": _t(it.rep_start),
+        "rep_end": _t(it.rep_end),
+    }
+
+
 def dupes_json(groups: list[DuplicateGroup]) -> str:
-    """``{"groups": [{"score", "items": [{"path", "kind", "start", "end"}]}]}``."""
+    """``{"groups": [{"kind", "score", "items": [item_dict(...)]}]}``; the first item of a group is its
+    representative, every other item was verified against it."""
     return json.dumps(
         {
             "groups": [
-                {
-                    "score": round(g.score, 6),
-                    "items": [
-                        {
-                            "path": it.path,
-                            "kind": it.kind,
-                            "start": _t(it.start),
-                            "end": _t(it.end),
-                            "id": it.media_id,
-                        }
-                        for it in g.items
-                    ],
-                }
+                {"kind": g.kind.value, "score": round(g.score, 6), "items": [item_dict(it) for it in g.items]}
                 for g in groups
             ]
         },
@@ -92,18 +102,37 @@ def dupes_json(groups: list[DuplicateGroup]) -> str:
     )
 
 
-def print_dupes(console: Console, groups: list[DuplicateGroup], threshold: float, video_threshold: float) -> None:
-    """Duplicate groups, one block each."""
-    at = f"image threshold {threshold:.2f}, video threshold {video_threshold:.2f}"
+def _evidence(it: GroupItem) -> str:
+    parts = [it.relation.value]
+    if it.inliers is not None:
+        parts.append(f"{it.inliers} keypoints")
+    if it.relation.value != "representative":
+        parts.append(f"score {it.score:.2f}")
+    if it.region is not None and it.relation.value in ("cropped", "contains", "contained"):
+        parts.append("region " + ",".join(str(v) for v in it.region))
+    if it.start is not None:
+        parts.append(_range(it.start, it.end))
+    if it.rep_start is not None:
+        parts.append(f"= {_range(it.rep_start, it.rep_end)} of the first")
+    return ", ".join(parts)
+
+
+def print_dupes(
+    console: Console, groups: list[DuplicateGroup], similar_threshold: float | None, video_threshold: float
+) -> None:
+    """Groups, one block each: the representative first, then each member with what it is to it and why."""
+    at = f"video threshold {video_threshold:.2f}"
+    if similar_threshold is not None:
+        at += f", similar threshold {similar_threshold:.2f}"
     if not groups:
-        console.print(f"no duplicate groups at {at}")
+        console.print(f"no duplicate groups ({at})")
         return
-    console.print(f"{len(groups)} duplicate groups at {at}")
+    counts = ", ".join(f"{sum(g.kind == k for g in groups)} {k.value}" for k in dict.fromkeys(g.kind for g in groups))
+    console.print(f"{len(groups)} groups: {counts} ({at})")
     for n, g in enumerate(groups, 1):
-        console.print(f"[bold]group {n}[/bold] ({len(g.items)} files, min similarity {g.score:.3f})")
+        console.print(f"[bold]group {n}[/bold] {g.kind.value} ({len(g.items)} files, weakest score {g.score:.3f})")
         for it in g.items:
-            where = f"  {_range(it.start, it.end)}" if it.start is not None else ""
-            console.print(f"  {it.kind:5} {it.path}{where}", highlight=False)
+            console.print(f"  {it.kind:5} {escape(it.path)}  [dim]{_evidence(it)}[/dim]", highlight=False)
 
 
 def report_dict(report: IndexReport) -> dict[str, Any]:

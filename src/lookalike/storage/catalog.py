@@ -123,25 +123,20 @@ class Catalog:
 
     def media(self, collection_id: int, media_id: int) -> MediaRecord | None:
         """The stored record of one file."""
+        return self.media_many(collection_id, [media_id]).get(media_id)
+
+    def media_many(self, collection_id: int, media_ids: Iterable[int]) -> dict[int, MediaRecord]:
+        """The stored records of files by id; ids not in the collection are left out."""
+        wanted = sorted({int(i) for i in media_ids})
+        out: dict[int, MediaRecord] = {}
         with self._session() as s:
-            row = s.scalar(select(Media).where(Media.collection_id == collection_id, Media.id == media_id))
-            if row is None:
-                return None
-            return MediaRecord(
-                row.path,
-                row.kind,
-                row.size,
-                row.mtime_ns,
-                row.status,
-                row.sha256,
-                row.width,
-                row.height,
-                row.duration,
-                row.fps,
-                row.n_frames,
-                row.error_code,
-                row.error,
-            )
+            for start in range(0, len(wanted), 500):
+                rows = s.scalars(
+                    select(Media).where(Media.collection_id == collection_id, Media.id.in_(wanted[start : start + 500]))
+                )
+                for row in rows:
+                    out[row.id] = MediaRecord(path=row.path, **{k: getattr(row, k) for k in _MEDIA_FIELDS})
+        return out
 
     def media_id(self, collection_id: int, path: str) -> int | None:
         """The id of the file at ``path``, if catalogued."""
@@ -272,6 +267,16 @@ class Catalog:
                 return
             last = rows[-1].id
             yield np.array([r.id for r in rows], np.int64), _from_bytes([r.embedding for r in rows], dim)
+
+    def vector_ids(self, collection_id: int, levels: Sequence[str]) -> np.ndarray:
+        """The ids of all stored vectors of the given levels, ascending."""
+        with self._session() as s:
+            ids = s.scalars(
+                select(Vector.id)
+                .where(Vector.collection_id == collection_id, Vector.level.in_(levels))
+                .order_by(Vector.id)
+            ).all()
+        return np.array(ids, np.int64)
 
     def count_vectors(self, collection_id: int, levels: Sequence[str]) -> int:
         """How many vectors of the given levels are stored."""

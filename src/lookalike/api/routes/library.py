@@ -34,13 +34,12 @@ def info(service: ServiceDep) -> LibraryInfo:
 
 @router.get("/duplicates", response_model=DuplicatesResponse)
 def duplicates(
-    service: ServiceDep, threshold: Threshold = None, video_threshold: Threshold = None
+    service: ServiceDep, similar_threshold: Threshold = None, video_threshold: Threshold = None
 ) -> DuplicatesResponse:
-    """Groups of near-duplicate images, and videos sharing footage with the matched ranges."""
-    groups = service.duplicates(threshold, video_threshold)
+    """Verified groups of duplicate images (with the matched regions), videos sharing footage (with the matched
+    ranges), and, when ``similar_threshold`` is given, groups of similar images (not verified)."""
+    groups = service.duplicates(similar_threshold, video_threshold)
     s = service.settings
     return DuplicatesResponse.of(
-        groups,
-        s.dupe_threshold if threshold is None else threshold,
-        s.video_dupe_threshold if video_threshold is None else video_threshold,
+        groups, similar_threshold, s.video_dupe_threshold if video_threshold is None else video_threshold
     )

@@ -1,0 +1,223 @@
+"""Image duplicates: candidates from the vectors, each pair verified with local features, grouped as stars.
+
+A pair is a duplicate when its bytes are identical, or when local features tie it with one geometric transform
+(at least :attr:`VerifyRule.min_inliers` consistent keypoints) and the two pictures agree in their aligned
+overlap (:attr:`VerifyRule.min_agreement`), or, for pictures too smooth for keypoints, when the global vectors are
+already decisive and the whole frames agree patch by patch. Groups are stars: a representative and members each
+verified against it (:func:`lookalike.search.groups.star_groups`); a weak link between two members never joins
+anything.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+
+import numpy as np
+
+from lookalike.errors import LookalikeError
+from lookalike.indexer.decode import load_image
+from lookalike.search.candidates import image_candidates
+from lookalike.search.groups import DuplicateGroup, GroupItem, GroupKind, Relation, star_groups
+from lookalike.search.verify import Features, Match, extract, match, plain_surround, whole_frame
+from lookalike.storage.library import CollectionStore
+from lookalike.storage.records import MediaRecord
+
+log = logging.getLogger(__name__)
+
+LOSSLESS = {".png", ".tif", ".tiff", ".bmp", ".ppm", ".pgm"}
+WHOLE = 0.8  # a side whose matched region covers this share of it is shown whole
+CACHE = 2048  # pictures whose features are kept while verifying (about 0.8 MB each)
+
+
+@dataclass(frozen=True)
+class VerifyRule:
+    """When a candidate pair is a duplicate; calibrated on the dev half of ``benchmarks/dupes_quality.py``.
+
+    Attributes:
+        k: nearest images per image taken as candidates.
+        floor: cosine under which a neighbour is not a candidate.
+        min_inliers: keypoint matches one transform must explain.
+        min_agreement: share of the aligned overlap's structured patches that must agree.
+        smooth_keypoints: pictures with fewer keypoints than this are too smooth to verify locally ...
+        smooth_cosine: ... and are duplicates by their global vectors at this cosine when their whole frames
+            agree (:attr:`smooth_agreement`).
+        smooth_agreement: patch agreement the whole frames of two smooth pictures need.
+        mirror_cosine: a flipped copy is looked for (a second matching pass) only at this cosine or above.
+    """
+
+    k: int = 10
+    floor: float = 0.4
+    min_inliers: int = 15
+    min_agreement: float = 0.5
+    smooth_keypoints: int = 40
+    smooth_cosine: float = 0.93
+    smooth_agreement: float = 0.8
+    mirror_cosine: float = 0.75
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The decision on one pair ``(a, b)``: ``match`` maps ``a`` onto ``b``."""
+
+    duplicate: bool
+    method: str
+    score: float
+    match: Match | None = None
+
+
+class FeatureCache:
+    """Local features of catalogued images, extracted on first use from the files, least recently used dropped.
+
+    A file that cannot be read or decoded any more (moved, changed, broken) has no features: its pairs are not
+    verified, and the reason is logged once.
+    """
+
+    def __init__(self, records: dict[int, MediaRecord], size: int = CACHE) -> None:
+        self.records = records
+        self.size = size
+        self._items: OrderedDict[int, Features | None] = OrderedDict()
+
+    def get(self, media_id: int) -> Features | None:
+        """The features of one file, or None when it cannot be decoded."""
+        if media_id in self._items:
+            self._items.move_to_end(media_id)
+            return self._items[media_id]
+        feats = self._load(media_id)
+        self._items[media_id] = feats
+        if len(self._items) > self.size:
+            self._items.popitem(last=False)
+        return feats
+
+    def _load(self, media_id: int) -> Features | None:
+        rec = self.records[media_id]
+        try:
+            image, _ = load_image(Path(rec.path), draft=640)
+        except (LookalikeError, OSError) as e:
+            log.warning("%s: not verified: %s", rec.path, e)
+            return None
+        size = (rec.width, rec.height) if rec.width and rec.height else None
+        return extract(image, size)
+
+
+def verify(fa: Features | None, fb: Features | None, cosine: float, rule: VerifyRule) -> Verdict:
+    """Whether two pictures are the same picture, edited; ``cosine`` is their global vectors' similarity."""
+    if fa is None or fb is None:
+        return Verdict(False, "unreadable", 0.0)
+    m = match(fa, fb, mirror=cosine >= rule.mirror_cosine)
+    if m is not None and m.inliers >= rule.min_inliers and m.agreement >= rule.min_agreement:
+        return Verdict(True, "local", m.agreement, m)
+    if min(len(fa), len(fb)) < rule.smooth_keypoints and cosine >= rule.smooth_cosine:
+        whole = whole_frame(fa, fb)
+        if whole.agreement >= rule.smooth_agreement:
+            return Verdict(True, "global", whole.agreement, whole)
+    return Verdict(False, "local", 0.0 if m is None else m.agreement, m)
+
+
+def relation(rep: Features, member: Features, m: Match) -> Relation:
+    """What ``member`` is to ``rep`` given the match of ``rep`` onto ``member``."""
+    rep_whole = m.coverage_a >= WHOLE or plain_surround(rep, m.region_a)
+    member_whole = m.coverage_b >= WHOLE or plain_surround(member, m.region_b)
+    if rep_whole and member_whole:
+        if m.flipped or abs(m.rotation) > 2.0:
+            return Relation.ROTATED
+        return Relation.EDITED if rep.size == member.size else Relation.RESIZED
+    if member_whole:
+        return Relation.CROPPED
+    if rep_whole:
+        return Relation.CONTAINS
+    return Relation.CROPPED
+
+
+def _lossless(path: str) -> bool:
+    return PurePath(path).suffix.lower() in LOSSLESS
+
+
+def find_image_duplicates(store: CollectionStore, rule: VerifyRule | None = None) -> list[DuplicateGroup]:
+    """Verified groups of duplicate images (see the module docstring)."""
+    rule = rule or VerifyRule()
+    cands = image_candidates(store, rule.k, rule.floor)
+    if not len(cands):
+        return []
+    cid = store.info.id
+    involved = np.unique(np.concatenate([cands.a, cands.b]))
+    stored = store.catalog.hydrate(cid, cands.ids[involved].tolist())
+    media_of = {int(p): stored[int(cands.ids[p])].media_id for p in involved if int(cands.ids[p]) in stored}
+    records = store.catalog.media_many(cid, media_of.values())
+    cache = FeatureCache(records)
+    verdicts: dict[tuple[int, int], Verdict] = {}
+    cosine: dict[tuple[int, int], float] = {}
+    for a, b, cos in zip(cands.a.tolist(), cands.b.tolist(), cands.cosine.tolist(), strict=True):
+        ma, mb = media_of.get(a), media_of.get(b)
+        if ma is None or mb is None or ma == mb:
+            continue
+        cosine[(ma, mb)] = cosine[(mb, ma)] = float(cos)
+        if records[ma].sha256 and records[ma].sha256 == records[mb].sha256:
+            verdicts[(ma, mb)] = Verdict(True, "identical", 1.0)
+        else:
+            verdicts[(ma, mb)] = verify(cache.get(ma), cache.get(mb), float(cos), rule)
+    return _stars(verdicts, records, cache)
+
+
+def _own_coverage(media_id: int, verdicts: dict[tuple[int, int], Verdict]) -> float:
+    """The median share of a picture that its verified duplicates show: low for collages and screenshots."""
+    shares = [
+        (v.match.coverage_a if a == media_id else v.match.coverage_b)
+        for (a, b), v in verdicts.items()
+        if v.duplicate and v.match is not None and media_id in (a, b)
+    ]
+    return float(np.median(shares)) if shares else 1.0
+
+
+def _stars(
+    verdicts: dict[tuple[int, int], Verdict], records: dict[int, MediaRecord], cache: FeatureCache
+) -> list[DuplicateGroup]:
+    links: dict[int, dict[int, bool]] = {}
+    for (a, b), v in verdicts.items():
+        if v.duplicate:
+            links.setdefault(a, {})[b] = True
+            links.setdefault(b, {})[a] = True
+    # a picture shown whole by its duplicates counts as whole (1.0): small differences do not decide the rank
+    coverage = {m: c if c < WHOLE else 1.0 for m, c in ((m, _own_coverage(m, verdicts)) for m in links)}
+
+    def rank(media_id: int) -> tuple:
+        rec = records[media_id]
+        pixels = (rec.width or 0) * (rec.height or 0) * coverage[media_id]
+        # a picture mostly made of other things (collage, screenshot) never represents what it holds
+        return (coverage[media_id] < 0.5, -pixels, not _lossless(rec.path), -rec.size, rec.path)
+
+    groups = []
+    for members in star_groups(links, rank):
+        rep = members[0]
+        items = [_item(rep, records[rep], Relation.REPRESENTATIVE, None, 1.0, "representative")]
+        for m in members[1:]:
+            v = verdicts.get((rep, m)) or verdicts[(m, rep)]
+            assert v.match is not None or v.method == "identical"
+            mt = None if v.match is None else (v.match if (rep, m) in verdicts else v.match.swapped())
+            rel = Relation.IDENTICAL if v.method == "identical" else _relation(rep, m, mt, cache)
+            items.append(_item(m, records[m], rel, mt, v.score, v.method))
+        groups.append(DuplicateGroup(min(it.score for it in items), items, GroupKind.DUPLICATES))
+    return groups
+
+
+def _relation(rep: int, member: int, m: Match | None, cache: FeatureCache) -> Relation:
+    fr, fm = cache.get(rep), cache.get(member)
+    if m is None or fr is None or fm is None:
+        return Relation.EDITED
+    return relation(fr, fm, m)
+
+
+def _item(media_id: int, rec: MediaRecord, rel: Relation, m: Match | None, score: float, method: str) -> GroupItem:
+    return GroupItem(
+        media_id,
+        rec.path,
+        rec.kind,
+        relation=rel,
+        score=round(float(score), 4),
+        inliers=None if m is None else m.inliers,
+        region=None if m is None else m.region_b,
+        rep_region=None if m is None else m.region_a,
+        method=method,
+    )

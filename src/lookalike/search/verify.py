@@ -1,0 +1,318 @@
+"""Verification of a duplicate candidate with local features: RootSIFT matches, a MAGSAC homography, and the
+agreement of the two pictures in their aligned overlap.
+
+A global CNN vector finds candidates but cannot tell "the same picture, edited" from "another photo of the same
+scene". Local features can: an edited copy shares dozens of keypoints that one geometric transform explains (the
+crop, resize, rotation or the place of the picture inside a collage), and once aligned its pixels agree with the
+original's except where the edit painted over them. Pure functions on arrays; the caller decodes the files.
+
+Flipped copies need no second extraction: a SIFT descriptor of a mirrored image is the original descriptor with
+its 4x4 cells mirrored across the keypoint's orientation axis and its 8 orientation bins reversed
+(:func:`mirrored`), so one extraction per picture serves both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from lookalike.search.groups import Box
+
+MAX_SIDE = 640  # pictures are scaled to this long side before extraction (cost and scale both bounded)
+N_FEATURES = 1000
+CONTRAST = 0.02  # half OpenCV's default: smooth artwork (gradients, pastel hills) keeps enough keypoints
+RATIO = 0.8  # Lowe's ratio test
+RANSAC_PX = 5.0  # inlier reprojection error, in pixels of the scaled pictures
+MIN_MATCHES = 8  # fewer ratio-test matches cannot support a homography worth checking
+CHECK_SIDE = 96  # the photometric check compares the aligned overlap on this grid
+PATCH = 12  # ... in patches of this many grid cells a side
+MIN_PATCH_STD = 2.0  # patches flatter than this (grey levels) say nothing about structure
+
+
+@dataclass(frozen=True)
+class Features:
+    """Local features of one picture.
+
+    Attributes:
+        points: (n, 2) keypoint positions in pixels of the scaled picture.
+        descriptors: (n, 128) RootSIFT descriptors (float32).
+        gray: the scaled picture in grey levels (uint8), for the check in the aligned overlap.
+        scale: original pixels per scaled pixel.
+        size: the original picture's (width, height).
+    """
+
+    points: np.ndarray
+    descriptors: np.ndarray
+    gray: np.ndarray
+    scale: float
+    size: tuple[int, int]
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+
+@dataclass(frozen=True)
+class Match:
+    """How picture ``a`` maps onto picture ``b``.
+
+    Attributes:
+        inliers: ratio-test matches consistent with the homography.
+        matches: ratio-test matches tried.
+        homography: 3x3 map from ``a``'s original pixels to ``b``'s original pixels.
+        region_a: the box of ``a`` that shows what ``b`` shows (original pixels of ``a``).
+        region_b: the box of ``b`` that shows what ``a`` shows.
+        coverage_a: the share of ``a``'s area inside the overlap.
+        coverage_b: the share of ``b``'s area inside the overlap.
+        agreement: the share of structured patches of the aligned overlap whose grey levels correlate
+            (normalised cross-correlation >= 0.5): an edited copy agrees nearly everywhere but where it was
+            painted over; another moment of the same scene disagrees wherever something moved.
+        rotation: degrees ``a`` is turned by to land on ``b`` (counter-clockwise), from the homography.
+        flipped: ``b`` is a mirror image of ``a``.
+    """
+
+    inliers: int
+    matches: int
+    homography: np.ndarray
+    region_a: Box
+    region_b: Box
+    coverage_a: float
+    coverage_b: float
+    agreement: float
+    rotation: float
+    flipped: bool
+
+    def swapped(self) -> Match:
+        """The same match seen from ``b``: ``b`` onto ``a``."""
+        inverse = np.linalg.inv(self.homography)
+        return Match(
+            self.inliers,
+            self.matches,
+            inverse,
+            self.region_b,
+            self.region_a,
+            self.coverage_b,
+            self.coverage_a,
+            self.agreement,
+            -self.rotation if not self.flipped else self.rotation,
+            self.flipped,
+        )
+
+
+def _sift() -> Any:
+    import cv2  # heavy import, only when verifying
+
+    return cv2.SIFT_create(nfeatures=N_FEATURES, contrastThreshold=CONTRAST)  # type: ignore[attr-defined]
+
+
+def _root(desc: np.ndarray) -> np.ndarray:
+    """RootSIFT: L1-normalise, then square-root (Hellinger distance becomes L2)."""
+    d = desc / (np.abs(desc).sum(axis=1, keepdims=True) + 1e-7)
+    return np.sqrt(d).astype(np.float32)
+
+
+def extract(image: Image.Image, size: tuple[int, int] | None = None) -> Features:
+    """Local features of a picture (any mode; alpha is dropped, EXIF orientation must already be applied).
+
+    Args:
+        image: the decoded picture, possibly decoded at a reduced scale (JPEG draft mode).
+        size: the original file's (width, height), in which regions are reported; default: ``image.size``.
+    """
+    w, h = image.size
+    shrink = max(1.0, max(w, h) / MAX_SIDE)
+    small = image.convert("L")
+    if shrink > 1.0:
+        small = small.resize((max(1, round(w / shrink)), max(1, round(h / shrink))), Image.Resampling.BILINEAR)
+    gray = np.asarray(small, dtype=np.uint8)
+    size = size or (w, h)
+    scale = size[0] / gray.shape[1]
+    keypoints, desc = _sift().detectAndCompute(gray, None)
+    if desc is None or not keypoints:
+        return Features(np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32), gray, scale, size)
+    points = np.array([k.pt for k in keypoints], np.float32)
+    return Features(points, _root(desc), gray, scale, size)
+
+
+_MIRROR_BINS = (8 - np.arange(8)) % 8
+
+
+def mirrored(f: Features) -> Features:
+    """The features of the horizontal mirror image, derived without a second extraction."""
+    # RootSIFT is elementwise after an L1 norm that a permutation keeps: permuting it permutes the raw descriptor
+    desc = f.descriptors.reshape(-1, 4, 4, 8)[:, ::-1, :, :][..., _MIRROR_BINS].reshape(-1, 128)
+    points = f.points.copy()
+    points[:, 0] = f.gray.shape[1] - 1 - points[:, 0]
+    return Features(points, np.ascontiguousarray(desc), np.ascontiguousarray(f.gray[:, ::-1]), f.scale, f.size)
+
+
+def _ratio_matches(a: Features, b: Features) -> tuple[np.ndarray, np.ndarray]:
+    """Indices into ``a`` and ``b`` of mutual-best ratio-test matches."""
+    import cv2
+
+    if len(a) < 2 or len(b) < 2:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    matcher = cv2.BFMatcher(cv2.NORM_L2)
+    pairs = matcher.knnMatch(a.descriptors, b.descriptors, k=2)
+    ia, ib = [], []
+    for m in pairs:
+        if len(m) == 2 and m[0].distance < RATIO * m[1].distance:
+            ia.append(m[0].queryIdx)
+            ib.append(m[0].trainIdx)
+    ia_arr, ib_arr = np.array(ia, np.int64), np.array(ib, np.int64)
+    # one keypoint of b may be the best of several in a (repeated texture): keep its closest only
+    _, first = np.unique(ib_arr, return_index=True)
+    return ia_arr[first], ib_arr[first]
+
+
+def _scaled(f: Features) -> np.ndarray:
+    """Scaled-picture pixels -> original pixels."""
+    sy = f.size[1] / f.gray.shape[0]
+    return np.diag([f.scale, sy, 1.0])
+
+
+def _frame(w: float, h: float) -> np.ndarray:
+    return np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
+
+
+def _project(h: np.ndarray, points: np.ndarray) -> np.ndarray:
+    p = np.c_[points, np.ones(len(points))] @ h.T
+    z = np.where(np.abs(p[:, 2:]) < 1e-9, 1e-9, p[:, 2:])
+    return p[:, :2] / z
+
+
+def _region(homography: np.ndarray, src: tuple[float, float], dst: tuple[float, float]) -> tuple[Box, float]:
+    """The box of ``dst`` covered by the frame of ``src`` mapped through ``homography``, and its share of ``dst``."""
+    import cv2
+
+    corners = _project(homography, _frame(*src)).astype(np.float32)
+    clip = _frame(*dst)
+    area, poly = cv2.intersectConvexConvex(corners, clip)
+    if poly is None or area <= 0:
+        return (0, 0, 0, 0), 0.0
+    pts = poly.reshape(-1, 2)
+    x0, y0 = np.floor(pts.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(pts.max(axis=0)).astype(int)
+    w, h = dst
+    box = (max(0, int(x0)), max(0, int(y0)), min(int(w), int(x1)), min(int(h), int(y1)))
+    return box, float(area / max(1.0, w * h))
+
+
+def _agreement(a: Features, b: Features, h_small: np.ndarray) -> float:
+    """Share of structured patches of the overlap where ``a``, warped onto ``b``, correlates with ``b``.
+
+    Both are compared on a :data:`CHECK_SIDE` grid over ``b``'s box of the overlap, lightly blurred so that
+    resampling, compression and blur edits do not count as disagreement.
+    """
+    import cv2
+
+    hb, wb = b.gray.shape
+    box, _ = _region(h_small, (a.gray.shape[1], a.gray.shape[0]), (wb, hb))
+    x0, y0, x1, y1 = box
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return 0.0
+    side = float(max(x1 - x0, y1 - y0))
+    size = (max(8, round(CHECK_SIDE * (x1 - x0) / side)), max(8, round(CHECK_SIDE * (y1 - y0) / side)))
+    # grid pixel -> b pixel (crop + scale), then b -> a by the inverse homography
+    to_b = np.array([[(x1 - x0) / size[0], 0, x0], [0, (y1 - y0) / size[1], y0], [0, 0, 1]])
+    to_a = np.linalg.inv(h_small) @ to_b
+    flags = cv2.INTER_AREA | cv2.WARP_INVERSE_MAP
+    warped_a = cv2.warpPerspective(a.gray, to_a, size, flags=flags)
+    valid = cv2.warpPerspective(np.full(a.gray.shape, 255, np.uint8), to_a, size, flags=flags) > 250
+    crop_b = cv2.warpPerspective(b.gray, to_b, size, flags=flags)
+    ga = cv2.GaussianBlur(warped_a.astype(np.float32), (0, 0), 1.0)
+    gb = cv2.GaussianBlur(crop_b.astype(np.float32), (0, 0), 1.0)
+    agree = structured = 0
+    for y in range(0, size[1] - PATCH + 1, PATCH // 2):
+        for x in range(0, size[0] - PATCH + 1, PATCH // 2):
+            if not valid[y : y + PATCH, x : x + PATCH].all():
+                continue
+            pa = ga[y : y + PATCH, x : x + PATCH].ravel()
+            pb = gb[y : y + PATCH, x : x + PATCH].ravel()
+            sa, sb = pa.std(), pb.std()
+            if sa < MIN_PATCH_STD and sb < MIN_PATCH_STD:
+                continue  # flat in both: no evidence either way
+            structured += 1
+            if sa >= MIN_PATCH_STD and sb >= MIN_PATCH_STD:
+                ncc = float(((pa - pa.mean()) * (pb - pb.mean())).mean() / (sa * sb))
+                agree += ncc >= 0.5
+    return agree / structured if structured else 0.0
+
+
+def _rotation(h: np.ndarray, flipped: bool) -> float:
+    """The rotation, in degrees, of the homography's linear part (after undoing a mirror)."""
+    lin = h[:2, :2] / max(abs(h[2, 2]), 1e-9)
+    if flipped:
+        lin = lin @ np.diag([-1.0, 1.0])
+    return float(np.degrees(np.arctan2(lin[1, 0] - lin[0, 1], lin[0, 0] + lin[1, 1])))
+
+
+def _fit(a: Features, b: Features) -> tuple[np.ndarray, int, int] | None:
+    """The homography from ``a``'s scaled pixels to ``b``'s, its inlier count and the matches tried."""
+    import cv2
+
+    ia, ib = _ratio_matches(a, b)
+    if len(ia) < MIN_MATCHES:
+        return None
+    h, mask = cv2.findHomography(a.points[ia], b.points[ib], cv2.USAC_MAGSAC, RANSAC_PX)
+    if h is None or mask is None:
+        return None
+    return h, int(mask.sum()), len(ia)
+
+
+def match(a: Features, b: Features, mirror: bool = True) -> Match | None:
+    """The best geometric match of ``a`` onto ``b`` or (with ``mirror``) onto ``b``'s mirror image, or None when
+    neither holds.
+
+    The homography is fitted in the scaled pictures' pixels and reported in the originals'.
+    """
+    best: tuple[np.ndarray, int, int, bool, Features] | None = None
+    for flipped in (False, True) if mirror else (False,):
+        target = mirrored(b) if flipped else b
+        fit = _fit(a, target)
+        if fit is not None and (best is None or fit[1] > best[1]):
+            best = (*fit, flipped, target)
+        if best is not None and not flipped and best[1] >= 4 * MIN_MATCHES:
+            break  # a strong direct match: the mirror cannot be better
+    if best is None:
+        return None
+    h_small, inliers, tried, flipped, target = best
+    agreement = _agreement(a, target, h_small)
+    if flipped:  # b's mirrored pixels -> b's pixels
+        unflip = np.array([[-1.0, 0, b.gray.shape[1] - 1], [0, 1, 0], [0, 0, 1]])
+        h_small = unflip @ h_small
+    h = _scaled(b) @ h_small @ np.linalg.inv(_scaled(a))
+    region_b, coverage_b = _region(h, a.size, b.size)
+    try:
+        inverse = np.linalg.inv(h)
+    except np.linalg.LinAlgError:
+        return None
+    region_a, coverage_a = _region(inverse, b.size, a.size)
+    return Match(
+        inliers, tried, h, region_a, region_b, coverage_a, coverage_b, agreement, _rotation(h, flipped), flipped
+    )
+
+
+def whole_frame(a: Features, b: Features) -> Match:
+    """``a`` laid over the whole of ``b`` (scaled to its frame): the second verifier, for pictures too smooth for
+    keypoints, where a resized, recoloured or blurred copy still agrees with its original patch by patch."""
+    (ha, wa), (hb, wb) = a.gray.shape, b.gray.shape
+    h_small = np.diag([wb / wa, hb / ha, 1.0])
+    h = _scaled(b) @ h_small @ np.linalg.inv(_scaled(a))
+    full_a = (0, 0, a.size[0], a.size[1])
+    full_b = (0, 0, b.size[0], b.size[1])
+    return Match(0, 0, h, full_a, full_b, 1.0, 1.0, _agreement(a, b, h_small), 0.0, False)
+
+
+PLAIN_STD = 6.0  # grey-level spread under which what surrounds a matched region is a plain border
+
+
+def plain_surround(f: Features, box: Box) -> bool:
+    """Whether everything of the picture outside ``box`` (original pixels) is plain: a letterbox, a mat, a canvas."""
+    sx, sy = f.size[0] / f.gray.shape[1], f.size[1] / f.gray.shape[0]
+    x0, y0, x1, y1 = round(box[0] / sx), round(box[1] / sy), round(box[2] / sx), round(box[3] / sy)
+    mask = np.ones(f.gray.shape, bool)
+    mask[max(0, y0) : max(0, y1), max(0, x0) : max(0, x1)] = False
+    outside = f.gray[mask]
+    return len(outside) == 0 or float(outside.std()) < PLAIN_STD
