@@ -34,6 +34,8 @@ class SearchHit:
 
     ``start``/``end`` locate the match inside the result (videos); ``query_start``/``query_end`` locate it
     inside the query when the query is a video. Times are seconds, or None where they do not apply.
+    ``relation`` (what the hit is to the query: ``resized``, ``cropped`` ... or ``unverified``) and ``inliers``
+    are set by a verified search.
     """
 
     media_id: int
@@ -44,3 +46,5 @@ class SearchHit:
     end: float | None = None
     query_start: float | None = None
     query_end: float | None = None
+    relation: str | None = None
+    inliers: int | None = None

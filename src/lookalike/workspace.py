@@ -25,6 +25,7 @@ from lookalike.storage.library import CollectionStore, Library, lock_is_held, wr
 
 if TYPE_CHECKING:
     from lookalike.indexer.embedders.base import Embedder
+    from lookalike.search.explain import Explanation
     from lookalike.search.groups import DuplicateGroup
     from lookalike.search.searcher import QueryResult, Searcher
 
@@ -165,9 +166,15 @@ class Workspace:
             store.use_gpu(embedder.device.index or 0)
         return Searcher(store, embedder, self.settings)
 
-    def search_files(self, paths: Sequence[Path], k: int = 10) -> list[QueryResult]:
-        """Search by example files (images or videos)."""
-        return self.searcher().search_files(paths, k)
+    def search_files(self, paths: Sequence[Path], k: int = 10, verify: bool = False) -> list[QueryResult]:
+        """Search by example files (images or videos); ``verify`` checks image results with local features and
+        puts verified copies first, each with its relation to the query."""
+        return self.searcher().search_files(paths, k, verify)
+
+    def explain(self, a: Path, b: Path, picture: Path | None = None) -> Explanation:
+        """Why two image files are or are not duplicates (see :meth:`Searcher.explain`); with ``picture``, a
+        side-by-side picture of the matched regions and keypoints is written there."""
+        return self.searcher().explain(a, b, picture)
 
     def search_texts(self, texts: Sequence[str], k: int = 10) -> list[QueryResult]:
         """Search by text (CLIP models)."""

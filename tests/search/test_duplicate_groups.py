@@ -168,3 +168,31 @@ def test_video_copies_ignore_images_among_a_segments_neighbours(settings_factory
     kinds = [{it.kind for it in g.items} for g in groups]
     assert {"video"} in kinds  # the two videos are one group
     assert all(len(k) == 1 for k in kinds)  # images and videos are never grouped together
+
+
+def test_explain_gives_the_decision_its_evidence_and_a_picture(relations_library, tmp_path):
+    settings, root = relations_library
+    picture = tmp_path / "why.png"
+    with Workspace(settings) as ws:
+        crop = ws.explain(root / "cat.png", root / "cat_cropped.jpg", picture)
+        other = ws.explain(root / "cat.png", root / "others" / "coffee.png")
+    assert crop.duplicate and crop.relation == Relation.CROPPED and crop.method == "local"
+    assert crop.inliers >= 50 and crop.score >= 0.9
+    assert all(abs(a - b) <= 4 for a, b in zip(crop.region_a, (90, 60, 361, 240), strict=True)), crop.region_a
+    with Image.open(picture) as im:
+        assert im.height == 480 and im.width > 480 + 240  # both pictures side by side
+        # the matched box is drawn in the first picture: its yellow outline crosses the box's top edge
+        scale = 480 / 300
+        assert im.getpixel((round(200 * scale), round(60 * scale))) == (255, 200, 0)
+    assert not other.duplicate and other.relation is None and other.inliers < 15
+
+
+def test_verified_search_puts_verified_copies_first_with_their_relation(relations_library):
+    settings, root = relations_library
+    with Workspace(settings) as ws:
+        hits = ws.search_files([root / "cat_cropped.jpg"], k=8, verify=True)[0].hits
+    verified = [h for h in hits if h.relation != "unverified"]
+    assert {Path(h.path).name for h in verified} >= {"cat.png", "cat_identical.png", "cat_resized.jpg"}
+    assert hits[: len(verified)] == verified  # verified first
+    assert all(h.inliers and h.inliers >= 15 for h in verified)
+    assert not any("/others/" in h.path for h in verified)

@@ -119,6 +119,9 @@ def search(
     text: Annotated[list[str] | None, typer.Option("--text", help="Text query (CLIP models); repeatable.")] = None,
     item: Annotated[list[int] | None, typer.Option("--id", help="Id of an indexed file; repeatable.")] = None,
     k: Annotated[int, typer.Option("-k", "--k", min=1, max=1000, help="Results per query.")] = 10,
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Verify image results with local features; verified copies first.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="JSON Lines, one object per query.")] = False,
 ) -> None:
     """Find items similar to query files, texts or indexed ids (the model is loaded once for all)."""
@@ -130,7 +133,7 @@ def search(
     with workspace(ctx) as ws:
         results = []
         if queries:
-            results += ws.search_files(queries, k)
+            results += ws.search_files(queries, k, verify)
         if text:
             results += ws.search_texts(text, k)
         for media_id in item or []:
@@ -174,6 +177,27 @@ def dupes(
         sys.stdout.write(dupes_json(groups) + "\n")
     else:
         print_dupes(out, groups, settings.similar_threshold if similar else None, settings.video_dupe_threshold)
+
+
+@app.command()
+def explain(
+    ctx: typer.Context,
+    a: Annotated[Path, typer.Argument(help="First image (taken as the representative).")],
+    b: Annotated[Path, typer.Argument(help="Second image.")],
+    picture: Annotated[
+        Path | None, typer.Option("--picture", help="Write a side-by-side picture of the matched regions here.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the decision as JSON.")] = False,
+) -> None:
+    """Say whether two images are duplicates, as `dupes` decides, and on what evidence."""
+    from lookalike.cli.render import explanation_dict, print_explanation
+
+    with workspace(ctx) as ws:
+        expl = ws.explain(a, b, picture)
+    if as_json:
+        sys.stdout.write(json.dumps(explanation_dict(expl), ensure_ascii=False) + "\n")
+    else:
+        print_explanation(out, expl, picture)
 
 
 @app.command()

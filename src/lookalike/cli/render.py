@@ -8,9 +8,12 @@ from typing import TYPE_CHECKING, Any
 from rich.markup import escape
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from rich.console import Console
 
     from lookalike.indexer.pipeline import IndexReport
+    from lookalike.search.explain import Explanation
     from lookalike.search.groups import DuplicateGroup, GroupItem
     from lookalike.search.searcher import QueryResult
 
@@ -34,6 +37,7 @@ def query_json(result: QueryResult) -> str:
                 "query_start": _t(h.query_start),
                 "query_end": _t(h.query_end),
                 "id": h.media_id,
+                **({"relation": h.relation, "inliers": h.inliers} if h.relation is not None else {}),
             }
             for h in result.hits
         ],
@@ -55,16 +59,18 @@ def print_query(console: Console, result: QueryResult) -> None:
         console.print(f"[red]{result.query}: {result.error}[/red]")
         return
     table = Table(title=f"{result.query}", title_justify="left", show_edge=False)
-    for col in ("#", "score", "kind", "path", "match", "query"):
+    verified = any(h.relation is not None for h in result.hits)
+    for col in ("#", "score", "kind", "path", "match", "query", *(("verified",) if verified else ())):
         table.add_column(col, overflow="fold")
     for i, h in enumerate(result.hits, 1):
         table.add_row(
             str(i),
             f"{h.score:.3f}",
             h.kind.value,
-            h.path,
+            escape(h.path),
             _range(h.start, h.end),
             _range(h.query_start, h.query_end),
+            *((h.relation or "",) if verified else ()),
         )
     console.print(table)
 
@@ -133,6 +139,54 @@ def print_dupes(
         console.print(f"[bold]group {n}[/bold] {g.kind.value} ({len(g.items)} files, weakest score {g.score:.3f})")
         for it in g.items:
             console.print(f"  {it.kind:5} {escape(it.path)}  [dim]{_evidence(it)}[/dim]", highlight=False)
+
+
+def explanation_dict(expl: Explanation) -> dict[str, Any]:
+    """The decision on two pictures with its evidence and the thresholds it used."""
+    rule = expl.rule
+    return {
+        "a": expl.path_a,
+        "b": expl.path_b,
+        "duplicate": expl.duplicate,
+        "relation": None if expl.relation is None else expl.relation.value,
+        "method": expl.method,
+        "cosine": expl.cosine,
+        "score": expl.score,
+        "inliers": expl.inliers,
+        "keypoints": list(expl.keypoints),
+        "region_a": None if expl.region_a is None else list(expl.region_a),
+        "region_b": None if expl.region_b is None else list(expl.region_b),
+        "thresholds": {
+            "min_inliers": rule.min_inliers,
+            "min_agreement": rule.min_agreement,
+            "smooth_keypoints": rule.smooth_keypoints,
+            "smooth_cosine": rule.smooth_cosine,
+            "smooth_agreement": rule.smooth_agreement,
+        },
+    }
+
+
+def print_explanation(console: Console, expl: Explanation, picture: Path | None) -> None:
+    """The decision in words, then the evidence line by line."""
+    rule = expl.rule
+    a, b = escape(expl.path_a), escape(expl.path_b)
+    if expl.duplicate:
+        console.print(f"[green]duplicates[/green]: {b} is {expl.relation.value if expl.relation else 'a copy'} of {a}")
+    else:
+        console.print(f"[yellow]not duplicates[/yellow]: {a} and {b}")
+    console.print(f"  global vectors: cosine {expl.cosine:.3f}")
+    console.print(
+        f"  local features: {expl.keypoints[0]} and {expl.keypoints[1]} keypoints, {expl.inliers} matched "
+        f"consistently with one transform (needs {rule.min_inliers})"
+    )
+    console.print(
+        f"  aligned overlap: {expl.score:.2f} of its structured patches agree (needs {rule.min_agreement:.2f}); "
+        f"decided by: {expl.method}"
+    )
+    if expl.region_a is not None and expl.region_b is not None:
+        console.print(f"  matched region: {list(expl.region_a)} of the first, {list(expl.region_b)} of the second")
+    if picture is not None:
+        console.print(f"  picture: {escape(str(picture))}")
 
 
 def report_dict(report: IndexReport) -> dict[str, Any]:

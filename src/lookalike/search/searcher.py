@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +18,10 @@ from lookalike.indexer.frames import VideoDescriptor, fold_mirrors, with_mirrors
 from lookalike.indexer.pooling import pool_segments
 from lookalike.indexer.worker import Failed, FrameChunk, ImageItem, Message, VideoEnd
 from lookalike.search.alignment import QueryVideo, score_video
+from lookalike.search.explain import Explanation, draw, explain_images
+from lookalike.search.image_dupes import VerifyRule, relation
+from lookalike.search.image_dupes import verify as verify_pair
+from lookalike.search.verify import extract
 from lookalike.storage.library import CollectionStore
 from lookalike.types import MediaKind, SearchHit
 
@@ -25,6 +29,7 @@ if TYPE_CHECKING:
     from lookalike.indexer.embedders.base import Embedder
 
 OVERFETCH = 4  # several segments of one video can crowd the top k; fetch more, keep one per file
+VERIFY_POOL = 40  # candidates a verified search checks with local features
 
 
 @dataclass
@@ -46,9 +51,65 @@ class Searcher:
         self.video = VideoDescriptor.from_pooling(store.info.pooling)
 
     # -- entry points ---------------------------------------------------------------------------------
-    def search_files(self, paths: Sequence[Path], k: int = 10) -> list[QueryResult]:
-        """One result list per query file: images find images and video moments, videos find videos."""
-        return [self._search_file(Path(p), k) for p in paths]
+    def search_files(self, paths: Sequence[Path], k: int = 10, verify: bool = False) -> list[QueryResult]:
+        """One result list per query file: images find images and video moments, videos find videos.
+
+        Args:
+            paths: query files.
+            k: results per query.
+            verify: verify an image query's top candidates with local features (as ``dupes`` does): verified
+                copies come first, each with its relation to the query.
+        """
+        return [self._search_file(Path(p), k, verify) for p in paths]
+
+    def explain(self, a: Path, b: Path, picture: Path | None = None) -> Explanation:
+        """The duplicate decision on two image files, as ``dupes`` makes it, with its evidence.
+
+        Args:
+            a: the first picture (taken as the representative).
+            b: the second picture.
+            picture: where to write a side-by-side picture of the matched regions and keypoints.
+
+        Raises:
+            DecodeError: a file is missing or cannot be decoded as an image.
+        """
+        image_a, image_b = self._load_image(a), self._load_image(b)
+        va, vb = self.embedder.embed_images([image_a, image_b])
+        expl, m = explain_images(a, image_a, b, image_b, float(va @ vb), VerifyRule())
+        if picture is not None:
+            draw(image_a, image_b, m, picture)
+        return expl
+
+    def _load_image(self, path: Path) -> Image.Image:
+        if not path.is_file():
+            raise DecodeError("not_found", f"{path} is not a file")
+        if classify(path) != MediaKind.IMAGE:
+            raise DecodeError("not_an_image", f"{path} is not an image")
+        s = self.settings
+        return load_image(path, max_pixels=s.max_image_pixels, max_bytes=s.max_image_bytes)[0]
+
+    def _verified(self, query: Image.Image, hits: list[SearchHit], k: int) -> list[SearchHit]:
+        """``hits`` verified against the query picture: verified copies first, then the rest as ranked."""
+        rule = VerifyRule()
+        fq = extract(query)
+        confirmed, others = [], []
+        for h in hits:
+            if h.kind != MediaKind.IMAGE:
+                others.append(replace(h, relation="unverified"))
+                continue
+            try:
+                image = self._load_image(Path(h.path))
+            except (DecodeError, OSError):
+                others.append(replace(h, relation="unverified"))
+                continue
+            fh = extract(image)
+            verdict = verify_pair(fq, fh, h.score, rule)
+            if verdict.duplicate and verdict.match is not None:
+                rel = relation(fq, fh, verdict.match).value
+                confirmed.append(replace(h, relation=rel, inliers=verdict.match.inliers))
+            else:
+                others.append(replace(h, relation="unverified"))
+        return (confirmed + others)[:k]
 
     def search_texts(self, texts: Sequence[str], k: int = 10) -> list[QueryResult]:
         """Text queries (CLIP models only)."""
@@ -91,7 +152,7 @@ class Searcher:
         return hits
 
     # -- helpers ---------------------------------------------------------------------------------------
-    def _search_file(self, path: Path, k: int) -> QueryResult:
+    def _search_file(self, path: Path, k: int, verify: bool = False) -> QueryResult:
         try:
             if not path.is_file():
                 raise DecodeError("not_found", f"{path} is not a file")
@@ -105,6 +166,9 @@ class Searcher:
                 draft=self.embedder.preprocess.resize,
             )
             vector = self.embedder.embed_images([image])[0]
+            if verify:
+                pool = self.search_vector(vector, max(k, VERIFY_POOL))
+                return QueryResult(str(path), self._verified(image, pool, k))
             return QueryResult(str(path), self.search_vector(vector, k))
         except DecodeError as e:
             return QueryResult(str(path), error=str(e))

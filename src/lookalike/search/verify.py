@@ -71,6 +71,7 @@ class Match:
             painted over; another moment of the same scene disagrees wherever something moved.
         rotation: degrees ``a`` is turned by to land on ``b`` (counter-clockwise), from the homography.
         flipped: ``b`` is a mirror image of ``a``.
+        pairs: (inliers, 4) matched keypoints ``x_a, y_a, x_b, y_b`` in original pixels (for pictures).
     """
 
     inliers: int
@@ -83,6 +84,7 @@ class Match:
     agreement: float
     rotation: float
     flipped: bool
+    pairs: np.ndarray | None = None
 
     def swapped(self) -> Match:
         """The same match seen from ``b``: ``b`` onto ``a``."""
@@ -98,6 +100,7 @@ class Match:
             self.agreement,
             -self.rotation if not self.flipped else self.rotation,
             self.flipped,
+            None if self.pairs is None else self.pairs[:, [2, 3, 0, 1]],
         )
 
 
@@ -248,8 +251,9 @@ def _rotation(h: np.ndarray, flipped: bool) -> float:
     return float(np.degrees(np.arctan2(lin[1, 0] - lin[0, 1], lin[0, 0] + lin[1, 1])))
 
 
-def _fit(a: Features, b: Features) -> tuple[np.ndarray, int, int] | None:
-    """The homography from ``a``'s scaled pixels to ``b``'s, its inlier count and the matches tried."""
+def _fit(a: Features, b: Features) -> tuple[np.ndarray, int, int, np.ndarray] | None:
+    """The homography from ``a``'s scaled pixels to ``b``'s, its inlier count, the matches tried and the inlier
+    pairs (scaled pixels)."""
     import cv2
 
     ia, ib = _ratio_matches(a, b)
@@ -258,7 +262,8 @@ def _fit(a: Features, b: Features) -> tuple[np.ndarray, int, int] | None:
     h, mask = cv2.findHomography(a.points[ia], b.points[ib], cv2.USAC_MAGSAC, RANSAC_PX)
     if h is None or mask is None:
         return None
-    return h, int(mask.sum()), len(ia)
+    keep = mask.ravel().astype(bool)
+    return h, int(keep.sum()), len(ia), np.c_[a.points[ia[keep]], b.points[ib[keep]]]
 
 
 def match(a: Features, b: Features, mirror: bool = True) -> Match | None:
@@ -267,7 +272,7 @@ def match(a: Features, b: Features, mirror: bool = True) -> Match | None:
 
     The homography is fitted in the scaled pictures' pixels and reported in the originals'.
     """
-    best: tuple[np.ndarray, int, int, bool, Features] | None = None
+    best: tuple[np.ndarray, int, int, np.ndarray, bool, Features] | None = None
     for flipped in (False, True) if mirror else (False,):
         target = mirrored(b) if flipped else b
         fit = _fit(a, target)
@@ -277,12 +282,14 @@ def match(a: Features, b: Features, mirror: bool = True) -> Match | None:
             break  # a strong direct match: the mirror cannot be better
     if best is None:
         return None
-    h_small, inliers, tried, flipped, target = best
+    h_small, inliers, tried, pairs, flipped, target = best
     agreement = _agreement(a, target, h_small)
     if flipped:  # b's mirrored pixels -> b's pixels
         unflip = np.array([[-1.0, 0, b.gray.shape[1] - 1], [0, 1, 0], [0, 0, 1]])
         h_small = unflip @ h_small
+        pairs[:, 2] = b.gray.shape[1] - 1 - pairs[:, 2]
     h = _scaled(b) @ h_small @ np.linalg.inv(_scaled(a))
+    pairs = pairs * np.r_[np.diag(_scaled(a))[:2], np.diag(_scaled(b))[:2]]
     region_b, coverage_b = _region(h, a.size, b.size)
     try:
         inverse = np.linalg.inv(h)
@@ -290,7 +297,17 @@ def match(a: Features, b: Features, mirror: bool = True) -> Match | None:
         return None
     region_a, coverage_a = _region(inverse, b.size, a.size)
     return Match(
-        inliers, tried, h, region_a, region_b, coverage_a, coverage_b, agreement, _rotation(h, flipped), flipped
+        inliers,
+        tried,
+        h,
+        region_a,
+        region_b,
+        coverage_a,
+        coverage_b,
+        agreement,
+        _rotation(h, flipped),
+        flipped,
+        pairs.astype(np.float32),
     )
 
 

@@ -1,0 +1,104 @@
+"""Why two pictures are (or are not) duplicates: the verdict, its evidence, and a side-by-side picture of it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from lookalike.search.groups import Box, Relation
+from lookalike.search.image_dupes import VerifyRule, relation, verify
+from lookalike.search.verify import Match, extract
+
+PANEL = 480  # height of each side of the picture
+MAX_LINES = 80  # keypoint lines drawn (a sample of the inliers)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """The decision on two pictures ``a`` and ``b`` and what it rests on.
+
+    Attributes:
+        path_a: the first file.
+        path_b: the second file.
+        duplicate: whether ``b`` is the same picture as ``a``, edited.
+        relation: what ``b`` is to ``a`` (None when not duplicates).
+        cosine: the similarity of their global vectors.
+        method: what decided: ``local`` (keypoints and geometry), ``global`` (vectors and whole-frame agreement)
+            or ``unreadable``.
+        score: the share of the aligned overlap that agrees.
+        inliers: keypoint matches one transform explains.
+        keypoints: keypoints found in each picture.
+        region_a: the box of ``a`` showing what ``b`` shows.
+        region_b: the box of ``b`` showing what ``a`` shows.
+        rule: the thresholds the decision used.
+    """
+
+    path_a: str
+    path_b: str
+    duplicate: bool
+    relation: Relation | None
+    cosine: float
+    method: str
+    score: float
+    inliers: int
+    keypoints: tuple[int, int]
+    region_a: Box | None
+    region_b: Box | None
+    rule: VerifyRule
+
+
+def explain_images(
+    path_a: Path, image_a: Image.Image, path_b: Path, image_b: Image.Image, cosine: float, rule: VerifyRule
+) -> tuple[Explanation, Match | None]:
+    """Verify two decoded pictures as ``dupes`` does and say why; also returns the match for drawing."""
+    fa, fb = extract(image_a), extract(image_b)
+    verdict = verify(fa, fb, cosine, rule)
+    m = verdict.match
+    rel = relation(fa, fb, m) if verdict.duplicate and m is not None else None
+    return (
+        Explanation(
+            str(path_a),
+            str(path_b),
+            verdict.duplicate,
+            rel,
+            round(cosine, 4),
+            verdict.method,
+            round(verdict.score, 4),
+            0 if m is None else m.inliers,
+            (len(fa), len(fb)),
+            None if m is None else m.region_a,
+            None if m is None else m.region_b,
+            rule,
+        ),
+        m,
+    )
+
+
+def _panel(image: Image.Image) -> tuple[Image.Image, float]:
+    scale = PANEL / image.height
+    return image.convert("RGB").resize((max(1, round(image.width * scale)), PANEL)), scale
+
+
+def draw(image_a: Image.Image, image_b: Image.Image, m: Match | None, out: Path, features: bool = True) -> Path:
+    """Write ``a`` and ``b`` side by side with the matched regions boxed and lines between matched keypoints."""
+    left, sa = _panel(image_a)
+    right, sb = _panel(image_b)
+    canvas = Image.new("RGB", (left.width + 16 + right.width, PANEL), (32, 32, 32))
+    canvas.paste(left, (0, 0))
+    x_off = left.width + 16
+    canvas.paste(right, (x_off, 0))
+    pen = ImageDraw.Draw(canvas)
+    if m is not None:
+        for box, s, dx in ((m.region_a, sa, 0), (m.region_b, sb, x_off)):
+            x0, y0, x1, y1 = (v * s for v in box)
+            pen.rectangle((x0 + dx, y0, x1 + dx, y1), outline=(255, 200, 0), width=3)
+        if features and m.pairs is not None and len(m.pairs):
+            pick = np.linspace(0, len(m.pairs) - 1, min(MAX_LINES, len(m.pairs))).astype(int)
+            for xa, ya, xb, yb in m.pairs[pick]:
+                pen.line((xa * sa, ya * sa, xb * sb + x_off, yb * sb), fill=(0, 220, 120), width=1)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(out)
+    return out
