@@ -91,4 +91,3 @@ def test_a_plain_border_is_told_from_other_content(cat):
     f = extract(canvas)
     assert plain_surround(f, (100, 50, 551, 350))
     assert not plain_surround(f, (0, 0, 300, 300))
-
