@@ -128,7 +128,7 @@ def test_ids_and_k_are_validated(client):
     assert client.get("/api/search/similar/1?k=0").status_code == 422
     assert client.get("/api/search/similar/1?k=101").status_code == 422
     assert client.get("/api/items/1/thumbnail?size=100000").status_code == 422
-    assert client.get("/api/duplicates?threshold=0.1").status_code == 422  # would pair nearly everything
+    assert client.get("/api/duplicates?similar_threshold=0.1").status_code == 422  # would pair nearly everything
 
 
 def test_text_search_needs_a_clip_model(client):
@@ -139,11 +139,18 @@ def test_text_search_needs_a_clip_model(client):
 
 def test_duplicates(client):
     body = client.get("/api/duplicates").json()
-    assert body["threshold"] == 0.9 and body["video_threshold"] == 0.7
-    groups = [{it["name"] for it in g["items"]} for g in body["groups"]]
-    chelsea = next(g for g in groups if "chelsea.png" in g)
-    assert any(n.startswith("chelsea__") for n in chelsea)
-    assert not any(n.startswith("coffee") for n in chelsea)
+    assert body["similar_threshold"] is None and body["video_threshold"] == 0.7
+    assert {g["kind"] for g in body["groups"]} <= {"duplicates", "overlap"}
+    chelsea = next(g for g in body["groups"] if any(it["name"] == "chelsea.png" for it in g["items"]))
+    assert chelsea["items"][0]["name"] == "chelsea.png" and chelsea["items"][0]["relation"] == "representative"
+    members = {it["name"]: it for it in chelsea["items"][1:]}
+    assert all(n.startswith("chelsea__") for n in members)
+    crop = members["chelsea__crop.jpg"]
+    assert crop["relation"] == "cropped" and crop["method"] == "local" and crop["inliers"] >= 15
+    # the crop keeps x 5-85% and y 12-92% of the 451 x 300 original (benchmarks.corpus._crop)
+    want = (0.05 * 451, 0.12 * 300, 0.85 * 451, 0.92 * 300)
+    assert all(abs(a - b) <= 5 for a, b in zip(crop["rep_region"], want, strict=True)), crop["rep_region"]
+    assert members["chelsea__flip.jpg"]["relation"] == "rotated"
     videos = next(g for g in body["groups"] if any(it["name"] == "bikes.mp4" for it in g["items"]))
     assert {it["name"] for it in videos["items"]} >= {"bikes.mp4", "bikes_small.mp4"}
     assert all(it["start"] is not None for it in videos["items"])

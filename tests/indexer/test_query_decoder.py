@@ -7,8 +7,8 @@ import shutil
 import numpy as np
 import pytest
 
+from lookalike.indexer.describe import MediaDescriptor
 from lookalike.indexer.embedders.registry import create_embedder
-from lookalike.indexer.frames import VideoDescriptor
 from lookalike.indexer.query_decoder import QueryDecoder
 from lookalike.indexer.worker import DecodeLimits, Failed, FrameChunk, ImageItem, Task, VideoEnd, decode_job
 from lookalike.types import MediaKind
@@ -20,7 +20,7 @@ def pre():
     return create_embedder("efficientnet_lite0", device="cpu").preprocess
 
 
-LIMITS = DecodeLimits(64_000_000, 512 * 2**20, 16, VideoDescriptor(trim_borders=True, mirror=True))
+LIMITS = DecodeLimits(64_000_000, 512 * 2**20, 16, MediaDescriptor(trim_borders=True, mirror=True))
 
 
 def test_messages_equal_in_process_decoding(corpus, pre):

@@ -11,9 +11,9 @@ import torch
 from lookalike.config import Settings
 from lookalike.indexer.decode import VideoMeta
 from lookalike.indexer.decode_pool import DecodePool
+from lookalike.indexer.describe import MediaDescriptor, fold_mirrors, with_mirrors
 from lookalike.indexer.device import decode_workers, tune_cpu_allocator
 from lookalike.indexer.embedders.base import Embedder
-from lookalike.indexer.frames import VideoDescriptor, fold_mirrors, with_mirrors
 from lookalike.indexer.plan import Job, make_record
 from lookalike.indexer.pooling import pool_segments, pool_video
 from lookalike.indexer.worker import (
@@ -66,7 +66,7 @@ class _Embedder:
             row += n
 
 
-def _video_vectors(buf: _VideoBuffer, video: VideoDescriptor, meta: VideoMeta) -> list[VectorRecord]:
+def _video_vectors(buf: _VideoBuffer, video: MediaDescriptor, meta: VideoMeta) -> list[VectorRecord]:
     times = np.concatenate(buf.times)
     vectors = np.vstack(buf.vectors)
     order = np.argsort(times, kind="stable")
@@ -89,7 +89,7 @@ class Embedded:
 
 
 def embed_jobs(
-    jobs: Sequence[Job], embedder: Embedder, settings: Settings, video: VideoDescriptor | None = None
+    jobs: Sequence[Job], embedder: Embedder, settings: Settings, video: MediaDescriptor | None = None
 ) -> Iterator[Embedded]:
     """Decode (in supervised worker processes, or a background thread) and embed files in batches.
 
@@ -100,7 +100,7 @@ def embed_jobs(
     if embedder.device.type == "cpu":
         tune_cpu_allocator()
     pre = embedder.preprocess
-    video = video or VideoDescriptor.from_settings(settings)
+    video = video or MediaDescriptor.from_settings(settings)
     limits = DecodeLimits(settings.max_image_pixels, settings.max_image_bytes, settings.batch_size, video)
     tasks = [Task(j.index, j.path, j.kind) for j in jobs]
     workers = min(decode_workers(embedder.device, settings.workers), len(jobs))

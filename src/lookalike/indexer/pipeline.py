@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lookalike.config import Settings
+from lookalike.indexer.describe import MediaDescriptor
 from lookalike.indexer.discover import Skipped, classify, walk
-from lookalike.indexer.frames import VideoDescriptor
 from lookalike.indexer.plan import Plan, make_plan, make_record, path_key, settled, vanished
 from lookalike.storage.library import CollectionStore
 from lookalike.storage.records import MediaRecord, VectorRecord
@@ -54,8 +54,8 @@ class IndexReport:
 
 
 def pooling_config(settings: Settings) -> dict[str, Any]:
-    """How a new collection turns videos into vectors (:class:`VideoDescriptor`); stored with it."""
-    return VideoDescriptor.from_settings(settings).to_pooling()
+    """How a new collection turns videos into vectors (:class:`MediaDescriptor`); stored with it."""
+    return MediaDescriptor.from_settings(settings).to_pooling()
 
 
 class Indexer:
@@ -111,7 +111,7 @@ class Indexer:
 
         pending: list[tuple[MediaRecord, list[VectorRecord]]] = []
         last_write = last_save = time.monotonic()
-        video = VideoDescriptor.from_pooling(self.store.info.pooling)  # what the collection was built with
+        video = MediaDescriptor.from_pooling(self.store.info.pooling)  # what the collection was built with
         for done, done_file in enumerate(embed_jobs(plan.jobs, self.embedder(), self.settings, video), 1):
             pending.append((done_file.record, done_file.vectors))
             self._count(done_file, plan, report)

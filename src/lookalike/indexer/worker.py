@@ -15,7 +15,7 @@ import numpy as np
 
 from lookalike.errors import DecodeError
 from lookalike.indexer.decode import ImageMeta, VideoMeta, load_image, sample_frames
-from lookalike.indexer.frames import VideoDescriptor
+from lookalike.indexer.describe import MediaDescriptor
 from lookalike.indexer.preprocess import Preprocess
 from lookalike.types import MediaKind
 
@@ -29,7 +29,9 @@ class DecodeLimits:
     max_image_pixels: int
     max_image_bytes: int
     chunk: int
-    video: VideoDescriptor = field(default_factory=lambda: VideoDescriptor(trim_borders=False, mirror=False))
+    video: MediaDescriptor = field(
+        default_factory=lambda: MediaDescriptor(trim_borders=False, mirror=False, trim_images=False)
+    )
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,7 @@ def _image(job: Task, pre: Preprocess, limits: DecodeLimits) -> Iterator[Message
     image, meta = load_image(
         job.path, max_pixels=limits.max_image_pixels, max_bytes=limits.max_image_bytes, draft=pre.resize
     )
-    yield ImageItem(job.index, pre(image), meta)
+    yield ImageItem(job.index, pre(limits.video.clean_image(image)), meta)
 
 
 def _video(job: Task, pre: Preprocess, limits: DecodeLimits) -> Iterator[Message]:

@@ -11,6 +11,7 @@ anything.
 from __future__ import annotations
 
 import logging
+import math
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path, PurePath
@@ -179,14 +180,16 @@ def _stars(
         if v.duplicate:
             links.setdefault(a, {})[b] = True
             links.setdefault(b, {})[a] = True
-    # a picture shown whole by its duplicates counts as whole (1.0): small differences do not decide the rank
-    coverage = {m: c if c < WHOLE else 1.0 for m, c in ((m, _own_coverage(m, verdicts)) for m in links)}
+    coverage = {m: _own_coverage(m, verdicts) for m in links}
 
     def rank(media_id: int) -> tuple:
+        """Best copy first: never a picture mostly made of other things (collage, screenshot); then the most
+        pixels of the shared picture (within 10%: resampling adds none); then no added borders or corners (a
+        rotated or padded copy); then lossless, larger file, path."""
         rec = records[media_id]
-        pixels = (rec.width or 0) * (rec.height or 0) * coverage[media_id]
-        # a picture mostly made of other things (collage, screenshot) never represents what it holds
-        return (coverage[media_id] < 0.5, -pixels, not _lossless(rec.path), -rec.size, rec.path)
+        share = coverage[media_id]
+        pixels = max(1.0, (rec.width or 0) * (rec.height or 0) * share)
+        return (share < 0.5, -round(math.log(pixels, 1.1)), share < 0.95, not _lossless(rec.path), -rec.size, rec.path)
 
     groups = []
     for members in star_groups(links, rank):

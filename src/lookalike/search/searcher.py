@@ -13,8 +13,8 @@ from PIL import Image
 from lookalike.config import Settings
 from lookalike.errors import DecodeError, NotIndexedError
 from lookalike.indexer.decode import load_image, sample_frames
+from lookalike.indexer.describe import MediaDescriptor, fold_mirrors, with_mirrors
 from lookalike.indexer.discover import classify
-from lookalike.indexer.frames import VideoDescriptor, fold_mirrors, with_mirrors
 from lookalike.indexer.pooling import pool_segments
 from lookalike.indexer.worker import Failed, FrameChunk, ImageItem, Message, VideoEnd
 from lookalike.search.alignment import QueryVideo, score_video
@@ -48,7 +48,7 @@ class Searcher:
         self.store = store
         self.embedder = embedder
         self.settings = settings
-        self.video = VideoDescriptor.from_pooling(store.info.pooling)
+        self.video = MediaDescriptor.from_pooling(store.info.pooling)
 
     # -- entry points ---------------------------------------------------------------------------------
     def search_files(self, paths: Sequence[Path], k: int = 10, verify: bool = False) -> list[QueryResult]:
@@ -74,7 +74,7 @@ class Searcher:
             DecodeError: a file is missing or cannot be decoded as an image.
         """
         image_a, image_b = self._load_image(a), self._load_image(b)
-        va, vb = self.embedder.embed_images([image_a, image_b])
+        va, vb = self.embedder.embed_images([self.video.clean_image(image_a), self.video.clean_image(image_b)])
         expl, m = explain_images(a, image_a, b, image_b, float(va @ vb), VerifyRule())
         if picture is not None:
             draw(image_a, image_b, m, picture)
@@ -165,7 +165,7 @@ class Searcher:
                 max_bytes=self.settings.max_image_bytes,
                 draft=self.embedder.preprocess.resize,
             )
-            vector = self.embedder.embed_images([image])[0]
+            vector = self.embedder.embed_images([self.video.clean_image(image)])[0]
             if verify:
                 pool = self.search_vector(vector, max(k, VERIFY_POOL))
                 return QueryResult(str(path), self._verified(image, pool, k))

@@ -151,22 +151,27 @@ def mirrored(f: Features) -> Features:
 
 
 def _ratio_matches(a: Features, b: Features) -> tuple[np.ndarray, np.ndarray]:
-    """Indices into ``a`` and ``b`` of mutual-best ratio-test matches."""
-    import cv2
+    """Indices into ``a`` and ``b`` of the ratio-test matches, each keypoint of ``b`` used once.
 
+    RootSIFT descriptors have unit L2 norm, so squared distances are ``2 - 2 a.b``: one matrix product gives every
+    distance (several times faster than OpenCV's brute-force matcher here).
+    """
     if len(a) < 2 or len(b) < 2:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    matcher = cv2.BFMatcher(cv2.NORM_L2)
-    pairs = matcher.knnMatch(a.descriptors, b.descriptors, k=2)
-    ia, ib = [], []
-    for m in pairs:
-        if len(m) == 2 and m[0].distance < RATIO * m[1].distance:
-            ia.append(m[0].queryIdx)
-            ib.append(m[0].trainIdx)
-    ia_arr, ib_arr = np.array(ia, np.int64), np.array(ib, np.int64)
-    # one keypoint of b may be the best of several in a (repeated texture): keep its closest only
-    _, first = np.unique(ib_arr, return_index=True)
-    return ia_arr[first], ib_arr[first]
+    sims = a.descriptors @ b.descriptors.T
+    rows = np.arange(len(sims))
+    best = sims.argmax(axis=1)
+    s1 = sims[rows, best]
+    sims[rows, best] = -np.inf
+    s2 = sims.max(axis=1)
+    d1 = np.sqrt(np.maximum(0.0, 2.0 - 2.0 * s1))
+    d2 = np.sqrt(np.maximum(0.0, 2.0 - 2.0 * s2))
+    keep = d1 < RATIO * d2
+    ia, ib = rows[keep], best[keep]
+    # one keypoint of b may be the best of several in a (repeated texture): keep the closest only
+    closest = np.lexsort((d1[keep], ib))
+    first = np.r_[True, ib[closest][1:] != ib[closest][:-1]]
+    return ia[closest][first], ib[closest][first]
 
 
 def _scaled(f: Features) -> np.ndarray:
@@ -216,7 +221,7 @@ def _agreement(a: Features, b: Features, h_small: np.ndarray) -> float:
     if x1 - x0 < 8 or y1 - y0 < 8:
         return 0.0
     side = float(max(x1 - x0, y1 - y0))
-    size = (max(8, round(CHECK_SIDE * (x1 - x0) / side)), max(8, round(CHECK_SIDE * (y1 - y0) / side)))
+    size = (max(PATCH, round(CHECK_SIDE * (x1 - x0) / side)), max(PATCH, round(CHECK_SIDE * (y1 - y0) / side)))
     # grid pixel -> b pixel (crop + scale), then b -> a by the inverse homography
     to_b = np.array([[(x1 - x0) / size[0], 0, x0], [0, (y1 - y0) / size[1], y0], [0, 0, 1]])
     to_a = np.linalg.inv(h_small) @ to_b
@@ -226,21 +231,22 @@ def _agreement(a: Features, b: Features, h_small: np.ndarray) -> float:
     crop_b = cv2.warpPerspective(b.gray, to_b, size, flags=flags)
     ga = cv2.GaussianBlur(warped_a.astype(np.float32), (0, 0), 1.0)
     gb = cv2.GaussianBlur(crop_b.astype(np.float32), (0, 0), 1.0)
-    agree = structured = 0
-    for y in range(0, size[1] - PATCH + 1, PATCH // 2):
-        for x in range(0, size[0] - PATCH + 1, PATCH // 2):
-            if not valid[y : y + PATCH, x : x + PATCH].all():
-                continue
-            pa = ga[y : y + PATCH, x : x + PATCH].ravel()
-            pb = gb[y : y + PATCH, x : x + PATCH].ravel()
-            sa, sb = pa.std(), pb.std()
-            if sa < MIN_PATCH_STD and sb < MIN_PATCH_STD:
-                continue  # flat in both: no evidence either way
-            structured += 1
-            if sa >= MIN_PATCH_STD and sb >= MIN_PATCH_STD:
-                ncc = float(((pa - pa.mean()) * (pb - pb.mean())).mean() / (sa * sb))
-                agree += ncc >= 0.5
-    return agree / structured if structured else 0.0
+    pa, pb, pv = (_patches(x) for x in (ga, gb, valid))
+    inside = pv.all(axis=1)
+    pa, pb = pa[inside], pb[inside]
+    sa, sb = pa.std(axis=1), pb.std(axis=1)
+    structured = (sa >= MIN_PATCH_STD) | (sb >= MIN_PATCH_STD)  # flat in both: no evidence either way
+    both = (sa >= MIN_PATCH_STD) & (sb >= MIN_PATCH_STD)
+    cov = ((pa - pa.mean(axis=1, keepdims=True)) * (pb - pb.mean(axis=1, keepdims=True))).mean(axis=1)
+    ncc = np.where(both, cov / np.maximum(sa * sb, 1e-6), 0.0)
+    n = int(structured.sum())
+    return float((both & (ncc >= 0.5)).sum() / n) if n else 0.0
+
+
+def _patches(img: np.ndarray) -> np.ndarray:
+    """Overlapping ``PATCH``-square patches (half a patch apart) of a 2-D array, one per row."""
+    win = np.lib.stride_tricks.sliding_window_view(img, (PATCH, PATCH))[:: PATCH // 2, :: PATCH // 2]
+    return win.reshape(-1, PATCH * PATCH).astype(np.float32)
 
 
 def _rotation(h: np.ndarray, flipped: bool) -> float:

@@ -1,10 +1,14 @@
-"""Video frame descriptors: how sampled frames are cleaned before embedding, stored with the collection.
+"""Media descriptors: how pictures and sampled video frames are cleaned before embedding, stored with the collection.
+
+Copies of a picture often come with borders added: a letterbox, a mat, the photo shown small on a plain canvas.
+Uniform borders of any colour are cut off every picture before it is embedded (:func:`trim_uniform_borders`), so
+the copy and its original describe the same pixels.
 
 Copies of a video often come letterboxed, pillarboxed, mirrored or in grayscale. Black bars are cut off each frame
 before it is embedded (:func:`trim_borders`), and with ``mirror`` a frame's vector is the mean of its own and its
 horizontal mirror's (the embedding side does that), so a flipped copy gets the same vectors. ``grayscale`` (off by
 default) embeds frames without colour. Each choice was measured on ``benchmarks/video_copies.py``
-(benchmarks/RESULTS.md).
+(benchmarks/RESULTS.md) and ``benchmarks/dupes_quality.py``.
 """
 
 from __future__ import annotations
@@ -26,10 +30,11 @@ MIN_CONTENT = 0.3  # never cut a frame down to less than this fraction of a side
 
 
 @dataclass(frozen=True)
-class VideoDescriptor:
-    """How a collection turns a video into vectors; queries must use the same.
+class MediaDescriptor:
+    """How a collection turns pictures and videos into vectors; queries must use the same.
 
     Attributes:
+        trim_images: cut uniform borders of any colour off pictures before embedding.
         frame_rate: frames sampled per second.
         segment_seconds: length of the windows frame vectors are mean-pooled into.
         trim_borders: cut black bars off frames before embedding.
@@ -42,6 +47,7 @@ class VideoDescriptor:
     trim_borders: bool = True
     mirror: bool = True
     grayscale: bool = False
+    trim_images: bool = True
 
     def to_pooling(self) -> dict[str, Any]:
         """The JSON stored with the collection."""
@@ -52,17 +58,23 @@ class VideoDescriptor:
             "trim_borders": self.trim_borders,
             "mirror": self.mirror,
             "grayscale": self.grayscale,
+            "trim_images": self.trim_images,
         }
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> VideoDescriptor:
+    def from_settings(cls, settings: Settings) -> MediaDescriptor:
         """The descriptor a new collection gets from the settings."""
         return cls(
-            settings.frame_rate, settings.segment_seconds, settings.trim_borders, settings.mirror, settings.grayscale
+            settings.frame_rate,
+            settings.segment_seconds,
+            settings.trim_borders,
+            settings.mirror,
+            settings.grayscale,
+            settings.trim_borders,
         )
 
     @classmethod
-    def from_pooling(cls, pooling: dict[str, Any]) -> VideoDescriptor:
+    def from_pooling(cls, pooling: dict[str, Any]) -> MediaDescriptor:
         """What a collection stored (collections made before trimming and mirroring existed have neither)."""
         return cls(
             float(pooling.get("frame_rate", 1.0)),
@@ -70,6 +82,7 @@ class VideoDescriptor:
             bool(pooling.get("trim_borders", False)),
             bool(pooling.get("mirror", False)),
             bool(pooling.get("grayscale", False)),
+            bool(pooling.get("trim_images", False)),
         )
 
     def clean(self, image: Image.Image) -> Image.Image:
@@ -77,6 +90,10 @@ class VideoDescriptor:
         if self.trim_borders:
             image = trim_borders(image)
         return image.convert("L").convert("RGB") if self.grayscale else image
+
+    def clean_image(self, image: Image.Image) -> Image.Image:
+        """A picture as it is embedded: uniform borders trimmed."""
+        return trim_uniform_borders(image) if self.trim_images else image
 
 
 def with_mirrors(pixels: np.ndarray) -> np.ndarray:
@@ -114,3 +131,41 @@ def trim_borders(image: Image.Image) -> Image.Image:
     top, bottom = rows or (0, luma.shape[0])
     left, right = cols or (0, luma.shape[1])
     return image.crop((left, top, right, bottom))
+
+
+UNIFORM = 12  # a border line's pixels differ from the border colour by at most this (any channel)
+PROBE = 256  # borders are looked for on a copy of this long side
+
+
+def trim_uniform_borders(image: Image.Image) -> Image.Image:
+    """``image`` without uniform borders of one colour (letterbox, mat, canvas); unchanged when there are none."""
+    box = content_box(image)
+    return image if box is None else image.crop(box)
+
+
+def content_box(image: Image.Image) -> tuple[int, int, int, int] | None:
+    """The box of ``image`` inside uniform borders of one colour, or None when it has none.
+
+    The border colour is the one all four corners share (a photo whose corners differ has no frame); a line is
+    border when nearly all of its pixels are that colour.
+    """
+    w, h = image.size
+    if w < 8 or h < 8:
+        return None
+    probe = image.convert("RGB")
+    probe.thumbnail((PROBE, PROBE), Image.Resampling.BILINEAR)
+    arr = np.asarray(probe, dtype=np.int16)
+    corners = arr[[0, 0, -1, -1], [0, -1, 0, -1]]
+    colour = np.median(corners, axis=0)
+    if np.abs(corners - colour).max() > UNIFORM:
+        return None
+    off = np.abs(arr - colour).max(axis=2) > UNIFORM
+    rows = _content_span(np.mean(off, axis=1) <= 0.02)
+    cols = _content_span(np.mean(off, axis=0) <= 0.02)
+    if rows is None and cols is None:
+        return None
+    ph, pw = off.shape
+    top, bottom = rows or (0, ph)
+    left, right = cols or (0, pw)
+    sx, sy = w / pw, h / ph
+    return int(left * sx), int(top * sy), min(w, round(right * sx)), min(h, round(bottom * sy))

@@ -1,0 +1,51 @@
+"""Cleaning before embedding: black bars come off video frames, uniform borders off pictures; whole frames stay."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image, ImageEnhance
+
+from lookalike.indexer.describe import MediaDescriptor, content_box, trim_borders, trim_uniform_borders
+
+
+def _pad(im: Image.Image, size: tuple[int, int]) -> Image.Image:
+    canvas = Image.new("RGB", size, (16, 16, 16))  # video black is 16, not 0
+    canvas.paste(im, ((size[0] - im.width) // 2, (size[1] - im.height) // 2))
+    return canvas
+
+
+def test_letterbox_and_pillarbox_bars_are_trimmed(images):
+    frame = images["chelsea"].resize((320, 180))
+    assert trim_borders(_pad(frame, (320, 240))).size == (320, 180)
+    assert trim_borders(_pad(frame, (420, 180))).size == (320, 180)
+    assert trim_borders(_pad(frame, (400, 240))).size == (320, 180)  # windowboxed: both
+
+
+def test_frames_without_bars_and_dark_scenes_are_left_alone(images):
+    frame = images["coffee"].resize((320, 180))
+    assert trim_borders(frame).size == frame.size
+    night = ImageEnhance.Brightness(frame).enhance(0.05)  # almost black everywhere: not a bar
+    assert trim_borders(night).size == night.size
+
+
+def test_descriptor_round_trips_and_old_collections_keep_their_behaviour():
+    d = MediaDescriptor(frame_rate=2.0, segment_seconds=1.0, trim_borders=True, mirror=False, grayscale=True)
+    assert MediaDescriptor.from_pooling(d.to_pooling()) == d
+    old = MediaDescriptor.from_pooling({"frame_rate": 1.0, "segment_seconds": 2.0, "method": "mean"})
+    assert not old.trim_borders and not old.mirror and not old.grayscale
+
+
+@pytest.mark.parametrize("colour", [(0, 0, 0), (255, 255, 255), (120, 160, 200)])
+def test_uniform_borders_of_any_colour_are_trimmed(images, colour):
+    cat = images["chelsea"]  # 451 x 300
+    canvas = Image.new("RGB", (1000, 700), colour)
+    canvas.paste(cat, (300, 250))  # a photo shown small on a plain canvas, off centre
+    box = content_box(canvas)
+    assert box is not None
+    assert all(abs(a - b) <= 5 for a, b in zip(box, (300, 250, 751, 550), strict=True)), box
+    assert trim_uniform_borders(canvas).size == (box[2] - box[0], box[3] - box[1])
+
+
+def test_a_photo_without_a_frame_is_left_whole(images):
+    for name in ("chelsea", "coffee", "astronaut", "rocket", "china", "camera", "moon", "hubble_deep_field"):
+        assert content_box(images[name]) is None, name
