@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import shutil
 import socket
 import threading
@@ -39,6 +40,7 @@ FLAGS = [
     "--no-first-run",
     "--autoplay-policy=no-user-gesture-required",
 ]
+DUPES_TIMEOUT_MS = 180_000
 
 
 def _free_port() -> int:
@@ -154,7 +156,8 @@ def test_drop_an_image_then_open_the_duplicates_view(indexed, corpus, browser, s
         assert "dropped.jpg" in page.inner_text("#status")
 
         page.click("#tab-dupes")
-        page.wait_for_selector("#dupes .group")
+        # the first answer verifies every candidate pair with local features: tens of seconds on a busy small machine
+        page.wait_for_selector("#dupes .group", timeout=DUPES_TIMEOUT_MS)
         assert page.locator("#dupes .group").count() >= 8
         first_groups = "#dupes .group:nth-child(-n+2) img"  # in view; the rest load lazily as one scrolls
         page.wait_for_function(f"() => [...document.querySelectorAll('{first_groups}')].every(i => i.complete)")
@@ -179,3 +182,102 @@ def test_a_keyed_service_asks_for_the_key_once_and_thumbnails_load(indexed, corp
         page.wait_for_selector("#results .card")
         page.wait_for_function("() => [...document.querySelectorAll('#results .card img')].every(i => i.complete)")
         assert _loaded_images(page, "#results .card img") == page.locator("#results .card").count() > 0
+
+
+@pytest.fixture(scope="module")
+def collage_library(images, settings_factory, tmp_path_factory) -> tuple[Settings, Path]:
+    """A photo, a tight crop of it, a 2x2 collage holding it in the bottom-right quadrant (the other quadrants are
+    pictures not indexed on their own), and an unrelated photo; indexed once."""
+    from lookalike.workspace import Workspace
+
+    root = tmp_path_factory.mktemp("explained")
+    cat = images["chelsea"]  # 451 x 300
+    w, h = cat.size
+    cat.save(root / "cat.png")
+    cat.crop((90, 60, 361, 240)).save(root / "cat_cropped.jpg", quality=90)
+    collage = Image.new("RGB", (2 * w, 2 * h))
+    fillers = ("retina", "hubble_deep_field", "immunohistochemistry")  # never indexed on their own
+    for (x, y), other in zip(((0, 0), (w, 0), (0, h)), fillers, strict=True):
+        collage.paste(images[other].resize((w, h)), (x, y))
+    collage.paste(cat, (w, h))
+    collage.save(root / "cat_in_collage.jpg", quality=90)
+    images["coffee"].save(root / "coffee.png")
+    settings = settings_factory()
+    with Workspace(settings) as ws:
+        ws.index([root])
+    return settings, root
+
+
+def _box_in(page, box: str, image: str) -> tuple[float, float, float, float]:
+    """Where the element ``box`` lies over the element ``image``: (left, top, right, bottom) in fractions of it."""
+    b = page.locator(box).bounding_box()
+    i = page.locator(image).bounding_box()
+    assert b is not None and i is not None and i["width"] > 0 and i["height"] > 0
+    return (
+        (b["x"] - i["x"]) / i["width"],
+        (b["y"] - i["y"]) / i["height"],
+        (b["x"] + b["width"] - i["x"]) / i["width"],
+        (b["y"] + b["height"] - i["y"]) / i["height"],
+    )
+
+
+def _console_error(message, errors: list[str]) -> None:
+    """Keep the page's console errors (a CSP refusal is one); the browser's own favicon request, a 404 here, is not
+    the page's."""
+    if message.type == "error" and not message.location["url"].endswith("/favicon.ico"):
+        errors.append(message.text)
+
+
+def test_the_duplicates_view_explains_each_member_and_draws_its_matched_box(collage_library, browser, shots):
+    settings, _ = collage_library
+    with live_server(settings) as base:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("console", lambda m: _console_error(m, errors))
+        page.goto(base + "/")
+        page.wait_for_selector("body[data-ready=true]")
+        page.click("#tab-dupes")
+        page.wait_for_selector("#dupes .group", timeout=DUPES_TIMEOUT_MS)
+
+        assert page.locator("#dupes .group").count() == 1  # the unrelated photo is in no group
+        group = page.locator("#dupes .group")
+        assert group.get_attribute("data-kind") == "duplicates"
+        assert group.locator(".group-kind").text_content() == "duplicates"
+        cards = group.locator(".card")
+        by_name = {c.get_attribute("title").rsplit("/", 1)[-1]: c for c in cards.all()}
+        assert {n: c.get_attribute("data-relation") for n, c in by_name.items()} == {
+            "cat.png": "representative",
+            "cat_in_collage.jpg": "contains",
+            "cat_cropped.jpg": "cropped",
+        }
+        assert [c.locator(".relation").inner_text() for c in by_name.values()] == [
+            c.get_attribute("data-relation") for c in by_name.values()
+        ]
+        assert cards.first.get_attribute("title").endswith("/cat.png")  # the representative comes first
+        for name in ("cat_in_collage.jpg", "cat_cropped.jpg"):
+            facts = by_name[name].locator(".score").inner_text()
+            assert re.fullmatch(r"score [01]\.\d{3} · \d+ inliers · local", facts), facts
+
+        # the collage's box is its bottom-right quadrant (where the photo was pasted), drawn over its thumbnail
+        collage = '#dupes .card[data-relation="contains"]'
+        page.wait_for_selector(f"{collage} .region:not([hidden])")
+        assert _box_in(page, f"{collage} .region", f"{collage} img") == pytest.approx((0.5, 0.5, 1.0, 1.0), abs=0.03)
+        # the crop matched the representative with all of itself ...
+        crop = '#dupes .card[data-relation="cropped"]'
+        page.wait_for_selector(f"{crop} .region:not([hidden])")
+        assert _box_in(page, f"{crop} .region", f"{crop} img") == pytest.approx((0.0, 0.0, 1.0, 1.0), abs=0.03)
+        # ... and hovering it shows on the representative which part of it the crop is: (90, 60, 361, 240) of 451x300
+        rep = '#dupes .card[data-relation="representative"]'
+        assert page.locator(f"{rep} .region").is_hidden()  # the representative has no box of its own
+        assert page.locator(f"{rep} .rep-region").is_hidden()
+        page.hover(crop)
+        page.wait_for_selector(f"{rep} .rep-region:not([hidden])")
+        want = (90 / 451, 60 / 300, 361 / 451, 240 / 300)
+        assert _box_in(page, f"{rep} .rep-region", f"{rep} img") == pytest.approx(want, abs=0.03)
+        page.screenshot(path=str(shots / "duplicates_explained.png"), full_page=False)
+        page.mouse.move(5, 5)
+        page.wait_for_selector(f"{rep} .rep-region", state="hidden")
+
+        assert _is_picture(shots / "duplicates_explained.png")
+        assert errors == []

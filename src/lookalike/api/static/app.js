@@ -158,24 +158,158 @@ function searchFile(file) {
 }
 
 // --- duplicates -------------------------------------------------------------------------------------------------
+// Each group is a representative (first) and members each verified against it. A member card says what it is to
+// the representative (its relation), how sure (score, keypoint inliers) and where: images draw the matched box on
+// the thumbnail, videos give the matched range on both sides. Boxes are in the file's pixels; the thumbnail keeps
+// the file's aspect ratio, so a box placed in percent of the file's width/height (from /api/items/{id}) over the
+// thumbnail's frame lands on the same content. Positions go through the CSSOM (the page policy forbids inline
+// style attributes, not element.style).
+const RELATIONS = {
+  representative: "the copy every other file was checked against",
+  identical: "the same bytes",
+  resized: "the whole picture at another size or encoding",
+  cropped: "a part of the representative (hover to see which)",
+  rotated: "the picture rotated or flipped",
+  edited: "the whole picture with colour, blur, text or other edits",
+  contained: "the representative holds this picture inside a larger one",
+  contains: "holds the representative inside a larger picture (the box)",
+  similar: "looks alike, not verified",
+  copy: "a whole copy of the video",
+  partial: "shares part of the footage",
+};
+
+const itemInfo = new Map(); // id -> Promise of /api/items/{id}
+
+function sizeOf(id) {
+  if (!itemInfo.has(id)) {
+    const p = api(`/api/items/${id}`);
+    p.catch(() => itemInfo.delete(id)); // retried next time
+    itemInfo.set(id, p);
+  }
+  return itemInfo.get(id);
+}
+
+function placeBox(box, region, info) {
+  const w = info.width;
+  const h = info.height;
+  if (!region || !w || !h) {
+    box.hidden = true;
+    return;
+  }
+  const pct = (v, of) => `${(100 * Math.min(Math.max(v, 0), of)) / of}%`;
+  const [left, top, right, bottom] = region;
+  box.style.left = pct(left, w);
+  box.style.top = pct(top, h);
+  box.style.width = pct(Math.max(right - left, 0), w);
+  box.style.height = pct(Math.max(bottom - top, 0), h);
+  box.hidden = false;
+}
+
+function relationText(it) {
+  const parts = [];
+  if (it.relation !== "representative") {
+    parts.push(`score ${it.score.toFixed(3)}`);
+    if (it.inliers !== null && it.inliers !== undefined) parts.push(`${it.inliers} inliers`);
+    if (it.method) parts.push(it.method);
+  }
+  return parts.join(" · ");
+}
+
+function rangeText(it) {
+  // videos: the matched footage in this file, and where the same footage is in the representative
+  if (it.kind !== "video" || it.start === null || it.start === undefined) return [];
+  const lines = [`this ${fmtTime(it.start)} – ${fmtTime(it.end)}`];
+  if (it.rep_start !== null && it.rep_start !== undefined) {
+    lines.push(`representative ${fmtTime(it.rep_start)} – ${fmtTime(it.rep_end)}`);
+  }
+  return lines;
+}
+
+function dupeCard(it, onOpen) {
+  const img = el("img", { src: it.thumbnail, alt: it.name, loading: "lazy" });
+  const box = el("span", { className: "region", hidden: true });
+  const repBox = el("span", { className: "rep-region", hidden: true });
+  const relation = el("span", { className: `relation rel-${it.relation}`, title: RELATIONS[it.relation] || "" }, it.relation);
+  const facts = relationText(it);
+  const ranges = rangeText(it);
+  const node = el(
+    "button",
+    {
+      className: "card dupe",
+      type: "button",
+      title: it.path,
+      dataset: { id: it.id, kind: it.kind, relation: it.relation, start: it.start ?? "" },
+    },
+    el("span", { className: "thumb" }, el("span", { className: "frame" }, img, box, repBox)),
+    el(
+      "div",
+      { className: "meta" },
+      el("div", { className: "name" }, it.name, el("span", { className: "badge" }, it.kind)),
+      el("div", { className: "why" }, relation),
+      facts ? el("div", { className: "score" }, facts) : null,
+      ...ranges.map((line) => el("div", { className: "range" }, line)),
+    ),
+  );
+  node.addEventListener("click", () => onOpen(it));
+  if (it.kind === "image" && it.region) {
+    // drawn once the thumbnail is there (thumbnails load lazily: only the cards one sees ask for sizes)
+    const draw = () =>
+      sizeOf(it.id)
+        .then((info) => placeBox(box, it.region, info))
+        .catch(() => {});
+    if (img.complete && img.naturalWidth) draw();
+    else img.addEventListener("load", draw, { once: true });
+  }
+  return { node, repBox, img };
+}
+
+function dupeGroup(g, i) {
+  const rep = g.items[0];
+  const cards = g.items.map((it) => dupeCard(it, (hit) => showTab("search") || openHit(hit)));
+  const repCard = cards[0];
+  // hovering or focusing a member shows, on the representative, the part of it the member shows
+  let shown = null; // the member whose part is shown (a late size answer must not show a member left already)
+  g.items.slice(1).forEach((it, j) => {
+    if (rep.kind !== "image" || !it.rep_region) return;
+    const show = () => {
+      shown = it;
+      sizeOf(rep.id)
+        .then((info) => {
+          if (shown === it) placeBox(repCard.repBox, it.rep_region, info);
+        })
+        .catch(() => {});
+    };
+    const hide = () => {
+      shown = null;
+      repCard.repBox.hidden = true;
+    };
+    const node = cards[j + 1].node;
+    node.addEventListener("mouseenter", show);
+    node.addEventListener("focus", show);
+    node.addEventListener("mouseleave", hide);
+    node.addEventListener("blur", hide);
+  });
+  return el(
+    "div",
+    { className: `group kind-${g.kind}`, dataset: { score: g.score, kind: g.kind } },
+    el(
+      "h3",
+      {},
+      el("span", { className: "group-kind" }, g.kind),
+      ` group ${i + 1} · ${g.items.length} files · weakest link ${g.score.toFixed(3)}`,
+    ),
+    el("div", { className: "grid" }, ...cards.map((c) => c.node)),
+  );
+}
+
 async function loadDupes() {
   setStatus("finding duplicate groups…", false, "#dupes-status");
   try {
     const body = await api("/api/duplicates");
-    const groups = body.groups.map((g, i) =>
-      el(
-        "div",
-        { className: "group", dataset: { score: g.score } },
-        el("h3", {}, `group ${i + 1} · ${g.items.length} files · weakest link ${g.score.toFixed(3)}`),
-        el("div", { className: "grid" }, ...g.items.map((it) => card(it, (hit) => showTab("search") || openHit(hit)))),
-      ),
-    );
-    $("#dupes").replaceChildren(...groups);
-    setStatus(
-      `${body.groups.length} groups (images at ${body.threshold}, videos at ${body.video_threshold})`,
-      false,
-      "#dupes-status",
-    );
+    $("#dupes").replaceChildren(...body.groups.map(dupeGroup));
+    const similar = body.similar_threshold === null || body.similar_threshold === undefined ? "" : `, similar images at ${body.similar_threshold}`;
+    const n = body.groups.length;
+    setStatus(`${n} ${n === 1 ? "group" : "groups"} (videos at ${body.video_threshold}${similar})`, false, "#dupes-status");
   } catch (e) {
     setStatus(e.message, true, "#dupes-status");
   }
