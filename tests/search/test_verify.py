@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from lookalike.search.verify import extract, match, mirrored, plain_surround, whole_frame
+from lookalike.search.verify import Features, extract, match, mirrored, plain_surround, whole_frame
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +91,13 @@ def test_a_plain_border_is_told_from_other_content(cat):
     f = extract(canvas)
     assert plain_surround(f, (100, 50, 551, 350))
     assert not plain_surround(f, (0, 0, 300, 300))
+
+
+def test_pictures_without_a_single_ratio_test_match_give_no_match(images):
+    """Keypoints whose two nearest neighbours tie (repeated texture) all fail the ratio test: no match, no error."""
+    grass = extract(images["grass"])
+    same = np.tile(grass.descriptors[:1], (len(grass), 1))  # every descriptor alike: every match is ambiguous
+    repeated = Features(grass.points, same, grass.gray, grass.scale, grass.size)
+    assert match(repeated, repeated) is None
+    flat = extract(Image.new("RGB", (200, 100), (90, 90, 90)))
+    assert len(flat) == 0 and match(flat, grass) is None and match(grass, flat) is None

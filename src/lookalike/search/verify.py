@@ -167,6 +167,8 @@ def _ratio_matches(a: Features, b: Features) -> tuple[np.ndarray, np.ndarray]:
     d1 = np.sqrt(np.maximum(0.0, 2.0 - 2.0 * s1))
     d2 = np.sqrt(np.maximum(0.0, 2.0 - 2.0 * s2))
     keep = d1 < RATIO * d2
+    if not keep.any():
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
     ia, ib = rows[keep], best[keep]
     # one keypoint of b may be the best of several in a (repeated texture): keep the closest only
     closest = np.lexsort((d1[keep], ib))
