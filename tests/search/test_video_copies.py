@@ -1,5 +1,6 @@
 """Video copy detection end to end: every edit kind finds its source, a partial copy is localised on both sides,
-and `dupes` groups copies with their source but no unrelated video (real videos, real model, real decoding)."""
+and `dupes` groups whole copies with their source, reports the partial copy as an overlap with its ranges, and
+joins no unrelated video (real videos, real model, real decoding)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from benchmarks.corpus import package_images
 from benchmarks.video_copies import EDIT_KINDS, FPS, SIZE, Clip, camera_shot, photo_video, real_video, save_clip
 from lookalike.config import Settings
+from lookalike.search.groups import GroupKind, Relation
 from lookalike.workspace import Workspace
 from tests.conftest import fresh_db_url
 
@@ -66,19 +68,28 @@ def test_partial_copy_is_localised_on_both_sides(library) -> None:
         (result,) = ws.search_files([partial], k=3)
     top = result.hits[0]
     assert Path(top.path) == source
-    assert _iou((top.start, top.end), (3.0, 8.0)) >= 0.5, (top.start, top.end)
-    assert _iou((top.query_start, top.query_end), (5.0, 10.0)) >= 0.5, (top.query_start, top.query_end)
+    assert _iou((top.start, top.end), (3.0, 8.0)) >= 0.7, (top.start, top.end)
+    assert _iou((top.query_start, top.query_end), (5.0, 10.0)) >= 0.7, (top.query_start, top.query_end)
 
 
-def test_dupes_groups_copies_with_their_source_and_nothing_unrelated(library) -> None:
+def test_dupes_groups_whole_copies_and_reports_the_partial_copy_as_an_overlap(library) -> None:
     settings, source, distractors, copies, partial, root = library
     with Workspace(settings) as ws:
         ws.index([root / "copies"])
         groups = [g for g in ws.duplicates() if g.items[0].kind == "video"]
-    assert len(groups) == 1
-    members = {Path(it.path): it for it in groups[0].items}
-    assert source in members and not set(distractors) & set(members)
-    assert len(set(copies.values()) & set(members)) >= len(copies) - 1
-    if partial in members:
-        it = members[partial]
-        assert _iou((it.start, it.end), (5.0, 10.0)) >= 0.5
+    assert [g.kind for g in groups] == [GroupKind.DUPLICATES, GroupKind.OVERLAP]
+    whole, overlap = groups
+    members = {Path(it.path): it for it in whole.items}
+    # the longest copy represents the group; the half-size copy scores at the threshold against it (0.70: in or out)
+    assert whole.representative.path == str(copies["speed0.75"])
+    assert set(members) - {copies["downscale"]} == {source, *copies.values()} - {copies["downscale"]}
+    assert all(it.relation == Relation.COPY for it in whole.items[1:])
+    for path, it in members.items():  # every copy matches the whole representative over its whole length
+        if path != copies["speed0.75"]:
+            assert (it.start, it.rep_start, it.rep_end) == (0.0, 0.0, whole.representative.end), path
+    assert not set(distractors) & {Path(it.path) for g in groups for it in g.items}
+    # the partial copy: bikes 3.0-8.0 s at 5.0-10.0 s of the copy, linked to the source itself (same timing)
+    items = {Path(it.path): it for it in overlap.items}
+    assert set(items) == {partial, source} and items[partial].relation != items[source].relation
+    assert _iou((items[partial].start, items[partial].end), (5.0, 10.0)) >= 0.7, items[partial]
+    assert _iou((items[source].start, items[source].end), (3.0, 8.0)) >= 0.7, items[source]
