@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
@@ -42,6 +43,10 @@ class VerifyRule:
         floor: cosine under which a neighbour is not a candidate.
         min_inliers: keypoint matches one transform must explain.
         min_agreement: share of the aligned overlap's structured patches that must agree.
+        max_moved: share of the overlap's patches that may agree only once shifted (content that moved: another
+            moment of the same scene, not a copy).
+        min_spread: share of the overlap's keypoint-bearing cells that must hold an inlier (a shared window
+            frame or caption around two different pictures matches in a few cells only).
         smooth_keypoints: pictures with fewer keypoints than this are too smooth to verify locally ...
         smooth_cosine: ... and are duplicates by their global vectors at this cosine when their whole frames
             agree (:attr:`smooth_agreement`).
@@ -52,7 +57,9 @@ class VerifyRule:
     k: int = 10
     floor: float = 0.4
     min_inliers: int = 15
-    min_agreement: float = 0.5
+    min_agreement: float = 0.6
+    max_moved: float = 0.01
+    min_spread: float = 0.5
     smooth_keypoints: int = 40
     smooth_cosine: float = 0.93
     smooth_agreement: float = 0.8
@@ -108,12 +115,27 @@ def verify(fa: Features | None, fb: Features | None, cosine: float, rule: Verify
     if fa is None or fb is None:
         return Verdict(False, "unreadable", 0.0)
     m = match(fa, fb, mirror=cosine >= rule.mirror_cosine)
-    if m is not None and m.inliers >= rule.min_inliers and m.agreement >= rule.min_agreement:
-        return Verdict(True, "local", m.agreement, m)
-    if min(len(fa), len(fb)) < rule.smooth_keypoints and cosine >= rule.smooth_cosine:
-        whole = whole_frame(fa, fb)
-        if whole.agreement >= rule.smooth_agreement:
-            return Verdict(True, "global", whole.agreement, whole)
+    smooth = min(len(fa), len(fb)) < rule.smooth_keypoints and cosine >= rule.smooth_cosine
+    return judge(fa, fb, m, whole_frame(fa, fb) if smooth else None, rule)
+
+
+def judge(fa: Features, fb: Features, m: Match | None, whole: Match | None, rule: VerifyRule) -> Verdict:
+    """The decision on the evidence: ``m`` the local-feature match of ``fa`` onto ``fb``, ``whole`` the
+    whole-frame comparison (only for pictures too smooth for keypoints whose global vectors are close)."""
+    if m is not None and m.inliers >= rule.min_inliers:
+        shown_whole = (m.coverage_a >= WHOLE or plain_surround(fa, m.region_a)) or (
+            m.coverage_b >= WHOLE or plain_surround(fb, m.region_b)
+        )
+        # two pictures that only share a part (two collages with one photo in common) are not copies of each other
+        if (
+            shown_whole
+            and m.agreement >= rule.min_agreement
+            and m.moved <= rule.max_moved
+            and m.spread >= rule.min_spread
+        ):
+            return Verdict(True, "local", m.agreement, m)
+    if whole is not None and whole.agreement >= rule.smooth_agreement and whole.moved <= rule.max_moved:
+        return Verdict(True, "global", whole.agreement, whole)
     return Verdict(False, "local", 0.0 if m is None else m.agreement, m)
 
 
@@ -159,7 +181,24 @@ def find_image_duplicates(store: CollectionStore, rule: VerifyRule | None = None
             verdicts[(ma, mb)] = Verdict(True, "identical", 1.0)
         else:
             verdicts[(ma, mb)] = verify(cache.get(ma), cache.get(mb), float(cos), rule)
-    return _stars(verdicts, records, cache)
+    vectors: dict[int, np.ndarray] = {}
+
+    def confirm(rep: int, member: int) -> bool:
+        """A file verified against a member only is checked against the representative itself."""
+        key = (rep, member) if (rep, member) in verdicts or (member, rep) not in verdicts else (member, rep)
+        if key not in verdicts:
+            cos = float(_vector(store, rep, vectors) @ _vector(store, member, vectors))
+            verdicts[key] = verify(cache.get(key[0]), cache.get(key[1]), cos, rule)
+        return verdicts[key].duplicate
+
+    return _stars(verdicts, records, cache, confirm)
+
+
+def _vector(store: CollectionStore, media_id: int, memo: dict[int, np.ndarray]) -> np.ndarray:
+    """A picture's stored vector (read from the catalog once)."""
+    if media_id not in memo:
+        memo[media_id] = store.catalog.vectors_of(store.info.id, media_id, store.dim)[0].embedding
+    return memo[media_id]
 
 
 def _own_coverage(media_id: int, verdicts: dict[tuple[int, int], Verdict]) -> float:
@@ -173,7 +212,10 @@ def _own_coverage(media_id: int, verdicts: dict[tuple[int, int], Verdict]) -> fl
 
 
 def _stars(
-    verdicts: dict[tuple[int, int], Verdict], records: dict[int, MediaRecord], cache: FeatureCache
+    verdicts: dict[tuple[int, int], Verdict],
+    records: dict[int, MediaRecord],
+    cache: FeatureCache,
+    confirm: Callable[[int, int], bool],
 ) -> list[DuplicateGroup]:
     links: dict[int, dict[int, bool]] = {}
     for (a, b), v in verdicts.items():
@@ -183,16 +225,16 @@ def _stars(
     coverage = {m: _own_coverage(m, verdicts) for m in links}
 
     def rank(media_id: int) -> tuple:
-        """Best copy first: never a picture mostly made of other things (collage, screenshot); then the most
-        pixels of the shared picture (within 10%: resampling adds none); then no added borders or corners (a
-        rotated or padded copy); then lossless, larger file, path."""
+        """Best copy first: never a picture mostly made of other things (collage, screenshot), and a picture its
+        duplicates show whole before one with added borders, corners or surroundings; then the most pixels of
+        the shared picture (within 10%: resampling adds none); then lossless, larger file, path."""
         rec = records[media_id]
         share = coverage[media_id]
         pixels = max(1.0, (rec.width or 0) * (rec.height or 0) * share)
-        return (share < 0.5, -round(math.log(pixels, 1.1)), share < 0.95, not _lossless(rec.path), -rec.size, rec.path)
+        return (share < 0.5, share < 0.95, -round(math.log(pixels, 1.1)), not _lossless(rec.path), -rec.size, rec.path)
 
     groups = []
-    for members in star_groups(links, rank):
+    for members in star_groups(links, rank, confirm):
         rep = members[0]
         items = [_item(rep, records[rep], Relation.REPRESENTATIVE, None, 1.0, "representative")]
         for m in members[1:]:

@@ -30,6 +30,8 @@ MIN_MATCHES = 8  # fewer ratio-test matches cannot support a homography worth ch
 CHECK_SIDE = 96  # the photometric check compares the aligned overlap on this grid
 PATCH = 12  # ... in patches of this many grid cells a side
 MIN_PATCH_STD = 2.0  # patches flatter than this (grey levels) say nothing about structure
+SHIFT = 4  # grid pixels a disagreeing patch is searched around for content that moved
+SPREAD_GRID = 4  # the overlap is cut into this many cells a side to see where the inliers are
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,10 @@ class Match:
         agreement: the share of structured patches of the aligned overlap whose grey levels correlate
             (normalised cross-correlation >= 0.5): an edited copy agrees nearly everywhere but where it was
             painted over; another moment of the same scene disagrees wherever something moved.
+        moved: the share of structured patches that agree only when shifted a little: content that moved
+            between two moments of a scene (0 for a copy).
+        spread: the share of the overlap's cells holding keypoints of ``b`` that also hold an inlier: low when
+            only a shared part matches (the same app window around two different pictures, a shared caption).
         rotation: degrees ``a`` is turned by to land on ``b`` (counter-clockwise), from the homography.
         flipped: ``b`` is a mirror image of ``a``.
         pairs: (inliers, 4) matched keypoints ``x_a, y_a, x_b, y_b`` in original pixels (for pictures).
@@ -82,6 +88,8 @@ class Match:
     coverage_a: float
     coverage_b: float
     agreement: float
+    moved: float
+    spread: float
     rotation: float
     flipped: bool
     pairs: np.ndarray | None = None
@@ -98,6 +106,8 @@ class Match:
             self.coverage_b,
             self.coverage_a,
             self.agreement,
+            self.moved,
+            self.spread,
             -self.rotation if not self.flipped else self.rotation,
             self.flipped,
             None if self.pairs is None else self.pairs[:, [2, 3, 0, 1]],
@@ -209,11 +219,24 @@ def _region(homography: np.ndarray, src: tuple[float, float], dst: tuple[float, 
     return box, float(area / max(1.0, w * h))
 
 
-def _agreement(a: Features, b: Features, h_small: np.ndarray) -> float:
-    """Share of structured patches of the overlap where ``a``, warped onto ``b``, correlates with ``b``.
+def _ncc(pa: np.ndarray, pb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per patch row: normalised cross-correlation (0 where either is flat), structured in either, in both."""
+    sa, sb = pa.std(axis=1), pb.std(axis=1)
+    structured = (sa >= MIN_PATCH_STD) | (sb >= MIN_PATCH_STD)  # flat in both: no evidence either way
+    both = (sa >= MIN_PATCH_STD) & (sb >= MIN_PATCH_STD)
+    cov = ((pa - pa.mean(axis=1, keepdims=True)) * (pb - pb.mean(axis=1, keepdims=True))).mean(axis=1)
+    return np.where(both, cov / np.maximum(sa * sb, 1e-6), 0.0), structured, both
 
-    Both are compared on a :data:`CHECK_SIDE` grid over ``b``'s box of the overlap, lightly blurred so that
-    resampling, compression and blur edits do not count as disagreement.
+
+def _agreement(a: Features, b: Features, h_small: np.ndarray) -> tuple[float, float]:
+    """How ``a``, warped onto ``b``, agrees with ``b`` in their overlap: the share of structured patches that
+    correlate (NCC >= 0.5), and the share that correlate only once shifted by 2-4 grid pixels (NCC >= 0.8).
+
+    A copy agrees nearly everywhere but where an edit painted over it, and painted-over patches stay different
+    however they are shifted; another moment of the same scene (a burst, the next frame) disagrees where something
+    moved, and there the content is found again a little further on. Both are compared on a :data:`CHECK_SIDE`
+    grid over ``b``'s box of the overlap, lightly blurred so that resampling, compression and blur edits do not
+    count as disagreement.
     """
     import cv2
 
@@ -221,7 +244,7 @@ def _agreement(a: Features, b: Features, h_small: np.ndarray) -> float:
     box, _ = _region(h_small, (a.gray.shape[1], a.gray.shape[0]), (wb, hb))
     x0, y0, x1, y1 = box
     if x1 - x0 < 8 or y1 - y0 < 8:
-        return 0.0
+        return 0.0, 0.0
     side = float(max(x1 - x0, y1 - y0))
     size = (max(PATCH, round(CHECK_SIDE * (x1 - x0) / side)), max(PATCH, round(CHECK_SIDE * (y1 - y0) / side)))
     # grid pixel -> b pixel (crop + scale), then b -> a by the inverse homography
@@ -236,19 +259,43 @@ def _agreement(a: Features, b: Features, h_small: np.ndarray) -> float:
     pa, pb, pv = (_patches(x) for x in (ga, gb, valid))
     inside = pv.all(axis=1)
     pa, pb = pa[inside], pb[inside]
-    sa, sb = pa.std(axis=1), pb.std(axis=1)
-    structured = (sa >= MIN_PATCH_STD) | (sb >= MIN_PATCH_STD)  # flat in both: no evidence either way
-    both = (sa >= MIN_PATCH_STD) & (sb >= MIN_PATCH_STD)
-    cov = ((pa - pa.mean(axis=1, keepdims=True)) * (pb - pb.mean(axis=1, keepdims=True))).mean(axis=1)
-    ncc = np.where(both, cov / np.maximum(sa * sb, 1e-6), 0.0)
+    ncc, structured, both = _ncc(pa, pb)
     n = int(structured.sum())
-    return float((both & (ncc >= 0.5)).sum() / n) if n else 0.0
+    if not n:
+        return 0.0, 0.0
+    differ = both & (ncc < 0.5)
+    shifted = np.zeros(len(ncc), np.float32)
+    if differ.any():
+        for dy in range(-SHIFT, SHIFT + 1):
+            for dx in range(-SHIFT, SHIFT + 1):
+                if max(abs(dx), abs(dy)) < 2:
+                    continue  # a pixel off is misalignment, not motion
+                moved = _patches(np.roll(gb, (dy, dx), axis=(0, 1)))[inside]
+                shifted = np.maximum(shifted, np.where(differ, _ncc(pa, moved)[0], 0.0))
+    return float((both & (ncc >= 0.5)).sum() / n), float((shifted >= 0.8).sum() / n)
 
 
 def _patches(img: np.ndarray) -> np.ndarray:
     """Overlapping ``PATCH``-square patches (half a patch apart) of a 2-D array, one per row."""
     win = np.lib.stride_tricks.sliding_window_view(img, (PATCH, PATCH))[:: PATCH // 2, :: PATCH // 2]
     return win.reshape(-1, PATCH * PATCH).astype(np.float32)
+
+
+def _spread(a: Features, b: Features, h_small: np.ndarray, inliers_b: np.ndarray) -> float:
+    """The share of the overlap's cells (in ``b``) holding two or more keypoints of ``b`` that hold an inlier."""
+    (x0, y0, x1, y1), _ = _region(h_small, (a.gray.shape[1], a.gray.shape[0]), (b.gray.shape[1], b.gray.shape[0]))
+    if x1 - x0 < 1 or y1 - y0 < 1:
+        return 0.0
+
+    def cells(points: np.ndarray) -> np.ndarray:
+        inside = (points[:, 0] >= x0) & (points[:, 0] < x1) & (points[:, 1] >= y0) & (points[:, 1] < y1)
+        p = points[inside]
+        cx = np.minimum(((p[:, 0] - x0) * SPREAD_GRID / (x1 - x0)).astype(int), SPREAD_GRID - 1)
+        cy = np.minimum(((p[:, 1] - y0) * SPREAD_GRID / (y1 - y0)).astype(int), SPREAD_GRID - 1)
+        return np.bincount(cy * SPREAD_GRID + cx, minlength=SPREAD_GRID * SPREAD_GRID)
+
+    busy = cells(b.points) >= 2
+    return float(((cells(inliers_b) > 0) & busy).sum() / busy.sum()) if busy.any() else 0.0
 
 
 def _rotation(h: np.ndarray, flipped: bool) -> float:
@@ -291,7 +338,8 @@ def match(a: Features, b: Features, mirror: bool = True) -> Match | None:
     if best is None:
         return None
     h_small, inliers, tried, pairs, flipped, target = best
-    agreement = _agreement(a, target, h_small)
+    agreement, moved = _agreement(a, target, h_small)
+    spread = _spread(a, target, h_small, pairs[:, 2:])
     if flipped:  # b's mirrored pixels -> b's pixels
         unflip = np.array([[-1.0, 0, b.gray.shape[1] - 1], [0, 1, 0], [0, 0, 1]])
         h_small = unflip @ h_small
@@ -313,6 +361,8 @@ def match(a: Features, b: Features, mirror: bool = True) -> Match | None:
         coverage_a,
         coverage_b,
         agreement,
+        moved,
+        spread,
         _rotation(h, flipped),
         flipped,
         pairs.astype(np.float32),
@@ -327,7 +377,8 @@ def whole_frame(a: Features, b: Features) -> Match:
     h = _scaled(b) @ h_small @ np.linalg.inv(_scaled(a))
     full_a = (0, 0, a.size[0], a.size[1])
     full_b = (0, 0, b.size[0], b.size[1])
-    return Match(0, 0, h, full_a, full_b, 1.0, 1.0, _agreement(a, b, h_small), 0.0, False)
+    agreement, moved = _agreement(a, b, h_small)
+    return Match(0, 0, h, full_a, full_b, 1.0, 1.0, agreement, moved, 1.0, 0.0, False)
 
 
 PLAIN_STD = 6.0  # grey-level spread under which what surrounds a matched region is a plain border
