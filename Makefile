@@ -48,6 +48,9 @@ lint: install
 
 bench: install
 	$(BIN)/pip install -q -e '.[bench]'
+	$(BIN)/python -m benchmarks.dupes_quality --work .bench/dupes
+	$(BIN)/python -m benchmarks.dupes_calibrate --work .bench/dupes
+	$(BIN)/python -m benchmarks.dupes_scale --sizes 100000 1000000
 	$(BIN)/python -m benchmarks.dedup_quality
 	$(BIN)/python -m benchmarks.throughput
 	$(BIN)/python -m benchmarks.video_copies

@@ -37,6 +37,8 @@ class Settings:
         frame_rate: video frames sampled per second.
         segment_seconds: length of the windows frame vectors are pooled into.
         trim_borders: cut black bars off video frames before embedding (new collections).
+        trim_images: cut uniform borders of any colour (letterbox, mat, canvas) off pictures before embedding (new
+            collections).
         mirror: make video frame vectors flip-invariant (new collections; twice the video inference).
         grayscale: embed video frames in grayscale (new collections): colour-invariant video vectors; off by
             default, since on the benchmark's dev split it made unrelated videos more alike than it helped copies.
@@ -64,6 +66,7 @@ class Settings:
     frame_rate: float = 1.0
     segment_seconds: float = 2.0
     trim_borders: bool = True
+    trim_images: bool = True
     mirror: bool = True
     grayscale: bool = False
     max_image_pixels: int = 64_000_000

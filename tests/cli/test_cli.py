@@ -63,13 +63,21 @@ def test_search_json_lines_contract(cli_home, corpus):
 
 
 def test_dupes_and_info_json(cli_home):
-    code, out, _ = _run("dupes", "--json", "--threshold", "0.9", home=cli_home)
+    code, out, _ = _run("dupes", "--json", home=cli_home)
     groups = json.loads(out)["groups"]
     assert code == 0
     assert [sorted(i["path"].rsplit("/", 1)[-1] for i in g["items"]) for g in groups] == [
         ["bikes.mp4", "bikes_small.mp4"]
     ]
-    assert all({"path", "kind", "start", "end"} <= set(i) for g in groups for i in g["items"])
+    assert [g["kind"] for g in groups] == ["duplicates"]
+    assert [i["relation"] for i in groups[0]["items"]] == ["representative", "copy"]
+    keys = {"path", "id", "kind", "relation", "score", "method", "inliers", "region", "rep_region", "start", "end"}
+    assert all(keys | {"rep_start", "rep_end"} == set(i) for g in groups for i in g["items"])
+    # eight different photos: nothing is similar at 0.9, and a threshold that would pair everything is refused
+    code, out, _ = _run("dupes", "--json", "--similar-threshold", "0.9", home=cli_home)
+    assert code == 0 and [g["kind"] for g in json.loads(out)["groups"]] == ["duplicates"]
+    code, _, err = _run("dupes", "--similar-threshold", "0.1", home=cli_home)
+    assert code == 2 and "0.1" in err
     code, out, _ = _run("info", "--json", home=cli_home)
     info = json.loads(out)["collections"][0]
     assert info["images_ok"] == 8 and info["videos_ok"] == 4 and info["model"] == "efficientnet_lite0"

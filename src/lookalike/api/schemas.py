@@ -126,7 +126,7 @@ class GroupItem(BaseModel):
     file: str
     relation: str = Field(
         description="What this file is to the representative: representative, identical, "
-        "resized, cropped, rotated, edited, contained, contains, similar, copy, partial."
+        "resized, cropped, rotated, edited, contains, similar, copy, partial."
     )
     score: float = Field(description="Verification score against the representative (1 for the representative).")
     inliers: int | None = Field(None, description="Keypoint matches one geometric transform explains (images).")

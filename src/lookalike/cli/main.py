@@ -153,9 +153,9 @@ def dupes(
     similar: Annotated[
         bool, typer.Option("--similar", help="Also list similar images (close global vectors, not verified).")
     ] = False,
-    threshold: Annotated[
+    similar_threshold: Annotated[
         float | None,
-        typer.Option(min=0.5, max=1.0, help="Cosine similarity for 'similar' with --similar [default: 0.90]."),
+        typer.Option(min=0.5, max=1.0, help="Cosine similarity for 'similar' (implies --similar) [default: 0.90]."),
     ] = None,
     video_threshold: Annotated[
         float | None,
@@ -169,7 +169,8 @@ def dupes(
     footage (whole copies as groups, partial overlaps as pairs, with the matched time ranges)."""
     from lookalike.cli.render import dupes_json, print_dupes
 
-    ctx.obj = ctx.obj.with_(similar_threshold=threshold, video_dupe_threshold=video_threshold)
+    ctx.obj = ctx.obj.with_(similar_threshold=similar_threshold, video_dupe_threshold=video_threshold)
+    similar = similar or similar_threshold is not None
     with workspace(ctx) as ws:
         groups = ws.duplicates(similar=similar)
         settings = ws.settings

@@ -114,7 +114,7 @@ def _evidence(it: GroupItem) -> str:
         parts.append(f"{it.inliers} keypoints")
     if it.relation.value != "representative":
         parts.append(f"score {it.score:.2f}")
-    if it.region is not None and it.relation.value in ("cropped", "contains", "contained"):
+    if it.region is not None and it.relation.value in ("cropped", "contains"):
         parts.append("region " + ",".join(str(v) for v in it.region))
     if it.start is not None:
         parts.append(_range(it.start, it.end))
@@ -154,11 +154,16 @@ def explanation_dict(expl: Explanation) -> dict[str, Any]:
         "score": expl.score,
         "inliers": expl.inliers,
         "keypoints": list(expl.keypoints),
+        "moved": expl.moved,
+        "spread": expl.spread,
+        "coverage": list(expl.coverage),
         "region_a": None if expl.region_a is None else list(expl.region_a),
         "region_b": None if expl.region_b is None else list(expl.region_b),
         "thresholds": {
             "min_inliers": rule.min_inliers,
             "min_agreement": rule.min_agreement,
+            "max_moved": rule.max_moved,
+            "min_spread": rule.min_spread,
             "smooth_keypoints": rule.smooth_keypoints,
             "smooth_cosine": rule.smooth_cosine,
             "smooth_agreement": rule.smooth_agreement,
@@ -180,8 +185,10 @@ def print_explanation(console: Console, expl: Explanation, picture: Path | None)
         f"consistently with one transform (needs {rule.min_inliers})"
     )
     console.print(
-        f"  aligned overlap: {expl.score:.2f} of its structured patches agree (needs {rule.min_agreement:.2f}); "
-        f"decided by: {expl.method}"
+        f"  aligned overlap: {expl.score:.2f} of its structured patches agree (needs {rule.min_agreement:.2f}), "
+        f"{expl.moved:.3f} agree only once shifted (at most {rule.max_moved}), inliers in {expl.spread:.2f} of its "
+        f"textured cells (needs {rule.min_spread}); it shows {expl.coverage[0]:.2f} of the first and "
+        f"{expl.coverage[1]:.2f} of the second (one must be whole); decided by: {expl.method}"
     )
     if expl.region_a is not None and expl.region_b is not None:
         console.print(f"  matched region: {list(expl.region_a)} of the first, {list(expl.region_b)} of the second")

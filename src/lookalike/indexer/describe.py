@@ -65,12 +65,12 @@ class MediaDescriptor:
     def from_settings(cls, settings: Settings) -> MediaDescriptor:
         """The descriptor a new collection gets from the settings."""
         return cls(
-            settings.frame_rate,
-            settings.segment_seconds,
-            settings.trim_borders,
-            settings.mirror,
-            settings.grayscale,
-            settings.trim_borders,
+            frame_rate=settings.frame_rate,
+            segment_seconds=settings.segment_seconds,
+            trim_borders=settings.trim_borders,
+            mirror=settings.mirror,
+            grayscale=settings.grayscale,
+            trim_images=settings.trim_images,
         )
 
     @classmethod

@@ -2,141 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
-from lookalike.indexer.pooling import Segment, normalise
-from lookalike.storage.records import VectorRecord
-from lookalike.types import Level
+from lookalike.search.video_ranges import anchor_is_ref, refine_ranges
+from lookalike.search.video_vectors import SPEEDS, Line, QueryVideo, VideoMatch, heaviest_run, speed_prior
 
 MATCH_FLOOR = 0.5  # segment pairs below this similarity are not evidence of shared content
 
 
-@dataclass(frozen=True)
-class QueryVideo:
-    """A video as its segment vectors (time order) and its whole-video vector.
-
-    Attributes:
-        starts: each segment's first frame time (seconds).
-        ends: each segment's end: its last frame time plus one frame step (clipped to the video's duration).
-        vectors: (n, dim) unit segment vectors.
-        video_vector: the whole-video vector.
-        weights: how much each segment counts as evidence of shared footage, in [0, 1] (None: all 1). Footage
-            many unrelated videos share (a channel intro, black frames) gets a low weight.
-        frame_step: seconds between sampled frames; None when unknown, and ranges then end on segment edges.
-    """
-
-    starts: np.ndarray
-    ends: np.ndarray
-    vectors: np.ndarray
-    video_vector: np.ndarray
-    weights: np.ndarray | None = None
-    frame_step: float | None = None
-
-    @classmethod
-    def from_segments(cls, segments: Sequence[Segment], frame_step: float | None = 1.0) -> QueryVideo:
-        """From freshly pooled segments of frames sampled every ``frame_step`` seconds (default: one a second, the
-        default frame rate; pass the collection's own)."""
-        vectors = np.vstack([s.vector for s in segments]).astype(np.float32)
-        return cls(
-            np.array([s.start for s in segments]),
-            np.array([s.end for s in segments]),
-            vectors,
-            normalise(vectors.mean(axis=0)),
-            frame_step=frame_step,
-        )
-
-    @classmethod
-    def from_records(cls, records: Sequence[VectorRecord], frame_step: float | None = 1.0) -> QueryVideo:
-        """From stored vectors of one video (segments and the video vector), sampled every ``frame_step`` seconds
-        (as :meth:`from_segments`)."""
-        segs = sorted((r for r in records if r.level == Level.SEGMENT.value), key=lambda r: r.start or 0.0)
-        video = [r for r in records if r.level == Level.VIDEO.value]
-        vectors = np.vstack([r.embedding for r in segs]).astype(np.float32)
-        vv = video[0].embedding if video else normalise(vectors.mean(axis=0))
-        return cls(
-            np.array([r.start or 0.0 for r in segs]),
-            np.array([r.end or 0.0 for r in segs]),
-            vectors,
-            np.asarray(vv, np.float32),
-            frame_step=frame_step,
-        )
-
-    @property
-    def weight(self) -> np.ndarray:
-        """Each segment's weight (all 1 when none were given)."""
-        return np.ones(len(self.starts)) if self.weights is None else self.weights
-
-    @property
-    def duration(self) -> float:
-        """Seconds from the first segment's start to the last one's end."""
-        return float(self.ends[-1] - self.starts[0]) if len(self.starts) else 0.0
-
-    def frames(self) -> np.ndarray:
-        """How many sampled frames each segment holds (1 per segment when the frame step is unknown)."""
-        if self.frame_step is None:
-            return np.ones(len(self.starts), np.int64)
-        # a segment spans its frames plus one step; sampled times run a little late (the first frame at or after
-        # each tick), and the last segment may be cut short by the end of the video
-        return np.maximum(1, np.ceil((self.ends - self.starts) / self.frame_step - 0.25)).astype(np.int64)
-
-    def centres(self) -> np.ndarray:
-        """Each segment's centre in time: the mean time of its frames."""
-        if self.frame_step is None:
-            return (self.starts + self.ends) / 2
-        return self.starts + (self.frames() - 1) * self.frame_step / 2
-
-
-@dataclass(frozen=True)
-class VideoMatch:
-    """How well a reference video matches a query video, and where.
-
-    ``score`` is the mean similarity of the aligned segment pairs (weighted by the segments' weights); ``speed``
-    is reference seconds per query second on the aligned line (1.0: same speed); ``pairs`` is how many query
-    segments are aligned, and ``evidence`` the sum of the weights of those aligned strongly enough (see
-    :func:`align`; ``pairs`` when no weights were given).
-    """
-
-    score: float
-    ref_start: float
-    ref_end: float
-    query_start: float
-    query_end: float
-    speed: float = 1.0
-    pairs: int = 0
-    evidence: float = 0.0
-
-    def flipped(self) -> VideoMatch:
-        """The same match seen from the reference's side (query and reference swapped)."""
-        return replace(
-            self,
-            ref_start=self.query_start,
-            ref_end=self.query_end,
-            query_start=self.ref_start,
-            query_end=self.ref_end,
-            speed=1.0 / self.speed,
-        )
-
-
-# Reference seconds per query second tried by the alignment: copies sped up or slowed down by 0.5x-2x (one copy
-# slowed to 0.75x and another sped up to 1.5x are 2x apart).
-SPEEDS = np.array([0.5, 0.55, 0.6, 0.67, 0.75, 0.8, 0.87, 0.93, 1.0, 1.07, 1.15, 1.25, 1.33, 1.5, 1.67, 1.8, 2.0])
 CANDIDATES_PER_SEGMENT = 8  # each query segment votes with its best reference segments only
-MAX_GAP_SEGMENTS = 3  # aligned pairs further apart than this (in query segments) start a new run
-
-
-@dataclass(frozen=True)
-class _Line:
-    """``t_ref = speed * t_query + offset``, and the similarity a segment pair on it needs to count (``keep``)."""
-
-    speed: float
-    offset: float
-    keep: float
-
-    def inverse(self) -> _Line:
-        return _Line(1.0 / self.speed, -self.offset / self.speed, self.keep)
 
 
 def _candidate_pairs(sims: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -161,11 +37,6 @@ def _best_per_query(qi: np.ndarray, weight: np.ndarray, mask: np.ndarray) -> np.
     return order[first]
 
 
-def _prior(speed: float) -> float:
-    """A slight preference for unchanged speed, which decides between lines that explain the pairs equally well."""
-    return 1.0 - 0.1 * abs(float(np.log(speed)))
-
-
 def align(
     query: QueryVideo, ref: QueryVideo, floor: float = MATCH_FLOOR, refine: bool = True, strong: float = 0.0
 ) -> VideoMatch | None:
@@ -178,10 +49,10 @@ def align(
     slight preference for speed 1. The heaviest (speed, offset) wins; its offset is refined on its one-to-one
     pairs, and the query is walked along that line (:func:`_along_line`) for the score and the ranges. When both
     videos know their frame step, the line and the ranges' ends are then refined below the segment length
-    (:func:`_refine`; ``refine=False`` skips that, for a score alone). The match's ``evidence`` counts the weights
-    of the run's segments matching at ``strong`` or more. The voting is linear in the candidate pairs (at most
-    :data:`CANDIDATES_PER_SEGMENT` per query segment) per speed tried; the one quadratic step is the segment
-    similarity matrix of the two videos (1800 x 1800 segments for two hours: ~0.1 s).
+    (:func:`~lookalike.search.video_ranges.refine_ranges`; ``refine=False`` skips that, for a score alone). The
+    match's ``evidence`` counts the weights of the run's segments matching at ``strong`` or more. The voting is
+    linear in the candidate pairs (at most :data:`CANDIDATES_PER_SEGMENT` per query segment) per speed tried; the
+    one quadratic step is the segment similarity matrix of the two videos (1800 x 1800 segments for two hours: ~0.1 s).
 
     Returns:
         the match, or None when no pair of segments reaches ``floor``.
@@ -192,13 +63,34 @@ def align(
     match, line, run = found
     if not refine or query.frame_step is None or ref.frame_step is None:
         return match
-    if _anchor_is_ref(query, ref, line, run):
+    if anchor_is_ref(query, ref, line, run):
         # the line is found from the side cut out of other footage: the reference's segments vote instead
         flipped = _coarse(ref, query, floor, strong)
         if flipped is not None:
-            fine = _refine(ref, query, flipped[1], flipped[2], flipped[0]).flipped()
+            fine = refine_ranges(ref, query, flipped[1], flipped[2], flipped[0]).flipped()
             return replace(match, **{f: getattr(fine, f) for f in _RANGE_FIELDS})
-    return _refine(query, ref, line, run, match)
+    return refine_ranges(query, ref, line, run, match)
+
+
+SHORT_RUN = 4  # search: matches over fewer query segments have their refined ranges checked against the coarse ones
+
+
+def _iou(a: tuple[float, float], b: tuple[float, float]) -> float:
+    inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+    union = max(a[1], b[1]) - min(a[0], b[0])
+    return inter / union if union > 0 else 0.0
+
+
+def _consistent(coarse: VideoMatch, fine: VideoMatch, segment: float) -> bool:
+    """Whether refined ranges can be trusted: they still cover the coarse match (IoU >= 0.5 on both sides) and the
+    two sides' lengths agree with the line's speed within half a segment (a short query's refinement can otherwise
+    move one end by a whole segment on slowly changing footage)."""
+    q_len, r_len = fine.query_end - fine.query_start, fine.ref_end - fine.ref_start
+    return (
+        abs(r_len - fine.speed * q_len) <= 0.5 * segment
+        and _iou((coarse.query_start, coarse.query_end), (fine.query_start, fine.query_end)) >= 0.5
+        and _iou((coarse.ref_start, coarse.ref_end), (fine.ref_start, fine.ref_end)) >= 0.5
+    )
 
 
 _RANGE_FIELDS = ("speed", "query_start", "query_end", "ref_start", "ref_end")
@@ -206,7 +98,7 @@ _RANGE_FIELDS = ("speed", "query_start", "query_end", "ref_start", "ref_end")
 
 def _coarse(
     query: QueryVideo, ref: QueryVideo, floor: float, strong: float = 0.0
-) -> tuple[VideoMatch, _Line, np.ndarray] | None:
+) -> tuple[VideoMatch, Line, np.ndarray] | None:
     """The match of :func:`align` on whole segments, its line and its run of query segments."""
     sims = query.vectors @ ref.vectors.T
     line = _vote(query, ref, sims, floor)
@@ -216,7 +108,7 @@ def _coarse(
     return None if found is None else (found[0], line, found[1])
 
 
-def _vote(query: QueryVideo, ref: QueryVideo, sims: np.ndarray, floor: float) -> _Line | None:
+def _vote(query: QueryVideo, ref: QueryVideo, sims: np.ndarray, floor: float) -> Line | None:
     """The Hough line of :func:`align`, or None when no pair of segments reaches ``floor``."""
     qi, rj, s = _candidate_pairs(sims, floor)
     if len(qi) == 0:
@@ -237,7 +129,7 @@ def _vote(query: QueryVideo, ref: QueryVideo, sims: np.ndarray, floor: float) ->
             mask = np.zeros(len(qi), bool)
             mask[chosen] = True
             chosen = _best_per_query(bins * (len(ref.starts) + 1) + rj, weight, mask)
-            votes = np.bincount(bins[chosen] - bins.min(), weights=weight[chosen]) * _prior(speed)
+            votes = np.bincount(bins[chosen] - bins.min(), weights=weight[chosen]) * speed_prior(speed)
             b = int(votes.argmax())
             if best is None or votes[b] > best[0] + 1e-9:
                 best = (float(votes[b]), float(speed), (b + bins.min() - shift) * width)
@@ -249,17 +141,11 @@ def _vote(query: QueryVideo, ref: QueryVideo, sims: np.ndarray, floor: float) ->
     mask[_best_per_query(qi, weight, band)] = True
     inliers = _best_per_query(rj, weight, mask)
     offset = float(np.median(tr[inliers] - speed * tq[inliers]))  # the line, refined on its one-to-one pairs
-    return _Line(speed, offset, max(floor, 0.8 * float(np.median(s[inliers]))))
-
-
-def _heaviest_run(good: np.ndarray, gain: np.ndarray) -> np.ndarray:
-    """The run of ``good`` indices (gaps of up to :data:`MAX_GAP_SEGMENTS` allowed) with the largest ``gain``."""
-    runs = np.split(good, np.flatnonzero(np.diff(good) > MAX_GAP_SEGMENTS) + 1)
-    return max(runs, key=lambda r: float(gain[r].sum()))
+    return Line(speed, offset, max(floor, 0.8 * float(np.median(s[inliers]))))
 
 
 def _along_line(
-    query: QueryVideo, ref: QueryVideo, sims: np.ndarray, line: _Line, strong: float = 0.0
+    query: QueryVideo, ref: QueryVideo, sims: np.ndarray, line: Line, strong: float = 0.0
 ) -> tuple[VideoMatch, np.ndarray] | None:
     """Walk the query along the line: each query segment is scored against the reference segments at its
     predicted time; the heaviest run of segments scoring >= ``line.keep`` (gaps of up to :data:`MAX_GAP_SEGMENTS`
@@ -280,7 +166,7 @@ def _along_line(
     good = np.flatnonzero(on_line >= line.keep)
     if len(good) == 0:
         return None
-    run = _heaviest_run(good, (on_line - line.keep + 1e-3) * (weight + 1e-3))
+    run = heaviest_run(good, (on_line - line.keep + 1e-3) * (weight + 1e-3))
     total = float(weight[run].sum())
     score = float((on_line[run] * weight[run]).sum() / total) if total > 1e-6 else float(on_line[run].mean())
     evidence = float(weight[run][on_line[run] >= strong].sum())
@@ -299,232 +185,13 @@ def _along_line(
     return match, run
 
 
-# -- below the segment length ----------------------------------------------------------------------------------
-# Stored vectors are 2 s means of frame vectors; frame vectors are not kept. The line's offset is refined against
-# the other video's segment vectors interpolated in time, and a matched range's ends are placed on the frame grid
-# by splitting the segment that straddles the cut into its share of inside and outside footage.
-
-OFFSET_STEPS = 10  # offsets tried per frame step when the line is refined
-LINE_SAMPLE = 256  # segments per side a refined line is judged on (evenly spaced in longer videos)
-WHOLE_MISSES = 0.2  # share of segments that may miss the line through two whole copies' ends
-CUT_MARGIN = 0.1  # an edge is placed by the side whose own footage changes more across it, by this much
-VIDEO_END_CUT = 0.5  # a video's own start or end counts as a cut between footage this alike (see _agree)
-
-
-def _interpolate(video: QueryVideo, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The video's segment vectors linearly interpolated between segment centres at ``times`` (renormalised), and
-    whether each time falls inside the video."""
-    centres = video.centres()
-    pos = np.interp(times, centres, np.arange(len(centres), dtype=np.float64))
-    lo = np.floor(pos).astype(np.int64)
-    hi = np.minimum(lo + 1, len(centres) - 1)
-    frac = (pos - lo)[:, None]
-    vectors = normalise((1 - frac) * video.vectors[lo] + frac * video.vectors[hi])
-    inside = (times >= video.starts[0]) & (times <= video.ends[-1])
-    return vectors, inside
-
-
-def _line_sims(a: QueryVideo, b: QueryVideo, line: _Line, idx: np.ndarray | None = None) -> np.ndarray:
-    """Similarity of segments ``idx`` (default: all) of ``a`` with ``b`` at the time the line maps their centres
-    to (-1 outside ``b``)."""
-    idx = np.arange(len(a.starts)) if idx is None else idx
-    vectors, inside = _interpolate(b, line.speed * a.centres()[idx] + line.offset)
-    return np.where(inside, np.einsum("nd,nd->n", a.vectors[idx], vectors), -1.0)
-
-
-def _inner(run: np.ndarray) -> np.ndarray:
-    """A run's segments without its two ends (which may hold footage from outside the match), evenly sampled."""
-    inner = run[1:-1] if len(run) > 3 else run
-    return inner[np.unique(np.linspace(0, len(inner) - 1, min(len(inner), LINE_SAMPLE)).round().astype(np.int64))]
-
-
-def _whole(query: QueryVideo, ref: QueryVideo, line: _Line) -> _Line | None:
-    """The line through both videos' starts and ends, when the segments of both (but :data:`WHOLE_MISSES` of
-    them) match on it: whole copies need no offset guessed from the footage (slowly changing
-    footage fits many lines about as well), and their speed is their durations' ratio."""
-    speed = ref.duration / max(query.duration, 1e-9)
-    if not SPEEDS[0] <= speed <= SPEEDS[-1]:
-        return None
-    whole = _Line(speed, float(ref.starts[0] - speed * query.starts[0]), line.keep)
-    for a, b, ln in ((query, ref, whole), (ref, query, whole.inverse())):
-        if float(np.mean(_line_sims(a, b, ln) >= line.keep)) < 1.0 - WHOLE_MISSES:
-            return None
-    return whole
-
-
-def _anchor_is_ref(query: QueryVideo, ref: QueryVideo, line: _Line, run: np.ndarray) -> bool:
-    """Whether the reference's matched run is cut more clearly out of other footage than the query's: its line is
-    then better found from its side (the other side may be footage that looks alike for long stretches, where
-    any offset fits about as well)."""
-    inv = line.inverse()
-    r_run = _side_run(ref, query, inv, _mapped(query, line, run))
-    if r_run is None or _whole(query, ref, line) is not None:
-        return False
-    q_cut = sum(e.cut for e in _edges(query, ref, line, run))
-    return sum(e.cut for e in _edges(ref, query, inv, r_run)) < q_cut - CUT_MARGIN
-
-
-def _mapped(a: QueryVideo, line: _Line, run: np.ndarray) -> tuple[float, float]:
-    """The time range a run of ``a``'s segments maps to through the line."""
-    ends = (line.speed * float(a.starts[run[0]]) + line.offset, line.speed * float(a.ends[run[-1]]) + line.offset)
-    return min(ends), max(ends)
-
-
-def _anchored_line(a: QueryVideo, b: QueryVideo, line: _Line, run: np.ndarray) -> _Line:
-    """The line fitted on ``a``'s run: the weighted mean similarity of the run's inner segments (its end segments
-    may hold footage from outside the match) with ``b`` interpolated at the times the line maps them to, with the
-    slight preference for speed 1; every speed of :data:`SPEEDS` pivoting about the run's centre with offsets
-    within a segment, then the best one's offset to a tenth of a frame step. Only ``a``'s side is fitted: the
-    segments of ``b`` that belong to the match are not known before the line is (measured on the benchmark:
-    fitting them too, chosen either way, misplaced more partial copies)."""
-    idx = _inner(run)
-    centres = a.centres()
-    w = a.weight[idx] + 1e-3
-
-    def fit(c: _Line) -> float:
-        return float((np.clip(_line_sims(a, b, c, idx), 0.0, None) * w).sum() / w.sum()) * _prior(c.speed)
-
-    pivot_a = float(centres[run].mean())
-    pivot_b = line.speed * pivot_a + line.offset
-    seg = float(np.median(b.ends - b.starts))
-    candidates = [line] + [
-        replace(line, speed=float(speed), offset=pivot_b - float(speed) * pivot_a + d)
-        for speed in SPEEDS
-        for d in np.linspace(-seg, seg, 9)
-    ]
-    best = max(candidates, key=fit)
-    step = float(a.frame_step or 1.0) * best.speed / OFFSET_STEPS
-    return max((replace(best, offset=best.offset + d) for d in np.arange(-seg / 4, seg / 4 + 1e-9, step)), key=fit)
-
-
-def _inside_share(v: np.ndarray, inside: np.ndarray, outside: np.ndarray) -> float | None:
-    """How much of a segment vector ``v`` is made of footage like ``inside`` rather than like ``outside``: the
-    non-negative least-squares mix ``v ~ a * inside + b * outside``, as ``a / (a + b)``. None when the two look
-    alike (nothing to tell them apart by)."""
-    gram = np.array([[inside @ inside, inside @ outside], [inside @ outside, outside @ outside]])
-    if float(inside @ outside) > 0.95:
-        return None
-    a, b = np.linalg.solve(gram, np.array([v @ inside, v @ outside]))
-    if a <= 0:
-        return 0.0
-    if b <= 0:
-        return 1.0
-    return float(a / (a + b))
-
-
-def _frames_in(a: QueryVideo, at: int, outer: int, other: np.ndarray, passed: bool) -> int:
-    """How many frames of segment ``at`` (on the side of the run) hold the matched footage, with segment ``outer``
-    (next to it, away from the run) taken as the footage outside the match; ``passed``: whether ``at`` scored
-    well enough to be in the run, the answer when the two cannot be told apart."""
-    n = int(a.frames()[at])
-    if not 0 <= outer < len(a.starts):
-        return n if passed else 0
-    share = _inside_share(a.vectors[at], other[at], a.vectors[outer])
-    return n if share is None and passed else 0 if share is None else round(share * n)
-
-
-@dataclass(frozen=True)
-class _Edge:
-    """One end of a matched range on one side: its time, and how alike that side's own footage is across it
-    (:data:`VIDEO_END_CUT` at the video's own start or end)."""
-
-    time: float
-    cut: float
-
-
-def _edges(a: QueryVideo, b: QueryVideo, line: _Line, run: np.ndarray) -> tuple[_Edge, _Edge]:
-    """The start and end of a run of ``a``'s segments matching ``b`` along ``line``, in ``a``'s time on its frame
-    grid: the first and last frame holding the matched footage, half a frame step out (the cut lies between two
-    sampled frames), or the video's own ends."""
-    step = float(a.frame_step or 1.0)
-    other = _interpolate(b, line.speed * a.centres() + line.offset)[0]
-    start = _edge(a, other, int(run[0]), int(run[-1]), -1)
-    end = _edge(a, other, int(run[-1]), int(run[0]), 1)
-    if start.time <= a.starts[0] + 1e-6:
-        start = _Edge(float(a.starts[0]), VIDEO_END_CUT)
-    else:
-        start = replace(start, time=start.time - step / 2)
-    if end.time >= a.ends[-1] - step - 1e-6:
-        end = _Edge(float(a.ends[-1]), VIDEO_END_CUT)
-    else:
-        end = replace(end, time=end.time + step / 2)
-    return start, end if end.time >= start.time else replace(end, time=start.time)
-
-
-def _edge(a: QueryVideo, other: np.ndarray, at: int, far: int, out: int) -> _Edge:
-    """The frame time at one end of a run (the first frame in it for ``out=-1``, the last for ``out=1``; ``at``
-    is that end's segment, ``far`` the other end's) and how alike ``a``'s own footage is across it: the run's end
-    segment (or the one beyond it) may straddle the cut; the first segment wholly inside is compared with the
-    first one wholly outside. ``other``: ``b``'s vectors interpolated at the times ``a``'s segments map to."""
-    step = float(a.frame_step or 1.0)
-    n, count = len(a.starts), a.frames()
-
-    def first_frame(seg: int, k: int) -> float:  # time of the k-th frame of a segment counted from the run's side
-        return float(a.starts[seg] + (count[seg] - 1 - k if out < 0 else k) * step)
-
-    inside = _frames_in(a, at, at + out, other, True)
-    if inside < count[at]:  # the run's end segment straddles the cut
-        time, pure_in, pure_out = first_frame(at, inside - 1), at - out if at != far else at, at + out
-    else:
-        beyond = _frames_in(a, at + out, at + 2 * out, other, False) if 0 <= at + out < n else 0
-        if beyond:  # the segment beyond the run straddles it
-            time, pure_in, pure_out = first_frame(at + out, beyond - 1), at, at + 2 * out
-        else:
-            time, pure_in, pure_out = first_frame(at, count[at] - 1), at, at + out
-    pure_out = min(max(pure_out, 0), n - 1)
-    return _Edge(time, float(a.vectors[pure_in] @ a.vectors[pure_out]) if pure_out != pure_in else 1.0)
-
-
-def _agree(q: _Edge, r: _Edge, line: _Line) -> tuple[float, float]:
-    """One end of the shared range on both sides (query time, reference time). Where one side's own footage
-    changes clearly more across the edge than the other's (a cut into other footage there, footage that goes on
-    here), the cut places the edge and the line carries it to the other side; otherwise each side keeps its own
-    (two whole copies: both ends are the videos' ends, whatever the line's offset). A video's own end is weaker
-    evidence than a cut into other footage (its first sampled frame may lie a little inside the shared footage)
-    and stronger than footage that goes on."""
-    if q.cut < r.cut - CUT_MARGIN:
-        return q.time, line.speed * q.time + line.offset
-    if r.cut < q.cut - CUT_MARGIN:
-        inv = line.inverse()
-        return inv.speed * r.time + inv.offset, r.time
-    return q.time, r.time
-
-
-def _side_run(a: QueryVideo, b: QueryVideo, line: _Line, near: tuple[float, float]) -> np.ndarray | None:
-    """The run of ``a``'s segments matching ``b`` along ``line`` that overlaps ``near`` (in ``a``'s time) most."""
-    sims = _line_sims(a, b, line)
-    good = np.flatnonzero(sims >= line.keep)
-    if len(good) == 0:
-        return None
-    overlap = np.clip(np.minimum(a.ends, near[1]) - np.maximum(a.starts, near[0]), 0.0, None)
-    return _heaviest_run(good, overlap + 1e-6 * sims)
-
-
-def _refine(query: QueryVideo, ref: QueryVideo, line: _Line, run: np.ndarray, match: VideoMatch) -> VideoMatch:
-    """The match with its line refined below the segment length (through both ends of whole copies,
-    :func:`_whole`, else fitted on the query's run, :func:`_anchored_line`) and its ranges' ends on the frame grid:
-    each side's run is found by walking it against the other video interpolated in time, its ends are placed on its
-    own frames (:func:`_edges`), and each end of the shared range is taken from the side whose footage shows it
-    (:func:`_agree`)."""
-    line = _whole(query, ref, line) or _anchored_line(query, ref, line, run)
-    inv = line.inverse()
-    q_run = _side_run(query, ref, line, (match.query_start, match.query_end))
-    r_run = _side_run(ref, query, inv, (match.ref_start, match.ref_end))
-    if q_run is None or r_run is None:
-        return match
-    (q_start, q_end), (r_start, r_end) = _edges(query, ref, line, q_run), _edges(ref, query, inv, r_run)
-    (qs, rs), (qe, re) = _agree(q_start, r_start, line), _agree(q_end, r_end, line)
-    q_lo, q_hi, r_lo, r_hi = float(query.starts[0]), float(query.ends[-1]), float(ref.starts[0]), float(ref.ends[-1])
-    return replace(
-        match,
-        speed=line.speed,
-        query_start=float(np.clip(qs, q_lo, q_hi)),
-        query_end=float(np.clip(max(qe, qs), q_lo, q_hi)),
-        ref_start=float(np.clip(rs, r_lo, r_hi)),
-        ref_end=float(np.clip(max(re, rs), r_lo, r_hi)),
-    )
-
-
 def score_video(query: QueryVideo, ref: QueryVideo, floor: float = MATCH_FLOOR) -> VideoMatch | None:
-    """How ``ref`` matches ``query`` (see :func:`align`)."""
-    return align(query, ref, floor)
+    """How ``ref`` matches a query video (see :func:`align`); a short query's refined ranges are kept only while they
+    agree with the segment-level ones (:func:`_consistent`)."""
+    fine = align(query, ref, floor)
+    if fine is None or fine.pairs >= SHORT_RUN:
+        return fine
+    coarse = align(query, ref, floor, refine=False)
+    if coarse is None or _consistent(coarse, fine, float(np.median(query.ends - query.starts))):
+        return fine
+    return coarse

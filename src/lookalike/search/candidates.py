@@ -47,6 +47,11 @@ def image_candidates(store: CollectionStore, k: int, floor: float) -> CandidateP
     sims: list[np.ndarray] = []
     n = len(ids)
     for chunk_ids, vectors in store.catalog.iter_vectors(cid, [Level.IMAGE.value], dim, chunk=CHUNK):
+        # an index job beside us may have committed vectors since the ids were read: leave those to the next run
+        listed = ids[np.minimum(np.searchsorted(ids, chunk_ids), max(n - 1, 0))] == chunk_ids if n else chunk_ids < 0
+        chunk_ids, vectors = chunk_ids[listed], vectors[listed]
+        if not len(chunk_ids):
+            continue
         found = index.search(vectors, k + 1 + OVERFETCH)
         q = np.repeat(np.searchsorted(ids, chunk_ids), found.ids.shape[1])
         other = found.ids.ravel()

@@ -9,8 +9,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from lookalike.search.groups import Box, Relation
-from lookalike.search.image_dupes import VerifyRule, relation, verify
-from lookalike.search.verify import Match, extract
+from lookalike.search.image_dupes import Verdict, VerifyRule, relation, verify
+from lookalike.search.verify import Features, Match
 
 PANEL = 480  # height of each side of the picture
 MAX_LINES = 80  # keypoint lines drawn (a sample of the inliers)
@@ -26,11 +26,14 @@ class Explanation:
         duplicate: whether ``b`` is the same picture as ``a``, edited.
         relation: what ``b`` is to ``a`` (None when not duplicates).
         cosine: the similarity of their global vectors.
-        method: what decided: ``local`` (keypoints and geometry), ``global`` (vectors and whole-frame agreement)
-            or ``unreadable``.
+        method: what decided: ``identical`` (the same bytes), ``local`` (keypoints and geometry), ``global``
+            (vectors and whole-frame agreement) or ``unreadable``.
         score: the share of the aligned overlap that agrees.
         inliers: keypoint matches one transform explains.
         keypoints: keypoints found in each picture.
+        moved: the share of the overlap that agrees only once shifted (another moment of a scene).
+        spread: the share of the overlap's keypoint-bearing cells holding an inlier.
+        coverage: the share of ``a`` and of ``b`` inside the overlap (one of them must be shown whole).
         region_a: the box of ``a`` showing what ``b`` shows.
         region_b: the box of ``b`` showing what ``a`` shows.
         rule: the thresholds the decision used.
@@ -45,19 +48,34 @@ class Explanation:
     score: float
     inliers: int
     keypoints: tuple[int, int]
+    moved: float
+    spread: float
+    coverage: tuple[float, float]
     region_a: Box | None
     region_b: Box | None
     rule: VerifyRule
 
 
 def explain_images(
-    path_a: Path, image_a: Image.Image, path_b: Path, image_b: Image.Image, cosine: float, rule: VerifyRule
+    path_a: Path,
+    fa: Features,
+    path_b: Path,
+    fb: Features,
+    cosine: float,
+    rule: VerifyRule,
+    identical: bool = False,
 ) -> tuple[Explanation, Match | None]:
-    """Verify two decoded pictures as ``dupes`` does and say why; also returns the match for drawing."""
-    fa, fb = extract(image_a), extract(image_b)
-    verdict = verify(fa, fb, cosine, rule)
+    """Verify two pictures' features as ``dupes`` does and say why; also returns the match for drawing.
+
+    Args:
+        identical: the two files hold the same bytes (``dupes`` groups them without looking further).
+    """
+    verdict = Verdict(True, "identical", 1.0) if identical else verify(fa, fb, cosine, rule)
     m = verdict.match
-    rel = relation(fa, fb, m) if verdict.duplicate and m is not None else None
+    if identical:
+        rel: Relation | None = Relation.IDENTICAL
+    else:
+        rel = relation(fa, fb, m) if verdict.duplicate and m is not None else None
     return (
         Explanation(
             str(path_a),
@@ -69,6 +87,9 @@ def explain_images(
             round(verdict.score, 4),
             0 if m is None else m.inliers,
             (len(fa), len(fb)),
+            0.0 if m is None else round(m.moved, 4),
+            0.0 if m is None else round(m.spread, 4),
+            (0.0, 0.0) if m is None else (round(m.coverage_a, 3), round(m.coverage_b, 3)),
             None if m is None else m.region_a,
             None if m is None else m.region_b,
             rule,

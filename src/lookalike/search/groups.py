@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 Box = tuple[int, int, int, int]  # (left, top, right, bottom) in pixels of the file itself
@@ -22,12 +22,11 @@ class Relation(StrEnum):
 
     REPRESENTATIVE = "representative"
     IDENTICAL = "identical"  # the same bytes
-    RESIZED = "resized"  # the whole picture at another size (or re-encoded)
+    RESIZED = "resized"  # the whole picture at another size (perhaps also re-encoded or edited)
     CROPPED = "cropped"  # a part of the representative (``rep_region`` says which)
     ROTATED = "rotated"  # rotated or flipped
-    EDITED = "edited"  # the whole picture with colour, grey, blur, overlay or other pixel edits
-    CONTAINED = "contained"  # the representative holds this picture inside a larger one (collage, screenshot ...)
-    CONTAINS = "contains"  # this file holds the representative inside a larger picture
+    EDITED = "edited"  # the whole picture at the same size: re-encoded, colour, grey, blur, overlay, borders ...
+    CONTAINS = "contains"  # this file holds the representative inside a larger picture (collage, screenshot ...)
     SIMILAR = "similar"  # a semantic neighbour, not verified
     COPY = "copy"  # a video: a whole copy
     PARTIAL = "partial"  # a video sharing part of its footage
@@ -82,15 +81,6 @@ class DuplicateGroup:
     def representative(self) -> GroupItem:
         """The best copy, which every other member was verified against."""
         return self.items[0]
-
-
-@dataclass(frozen=True, order=True)
-class Candidate:
-    """A pair of files the global vectors found close (``a < b``)."""
-
-    a: int
-    b: int
-    cosine: float = field(compare=False)
 
 
 def star_groups(

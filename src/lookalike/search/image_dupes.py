@@ -23,7 +23,7 @@ from lookalike.errors import LookalikeError
 from lookalike.indexer.decode import load_image
 from lookalike.search.candidates import image_candidates
 from lookalike.search.groups import DuplicateGroup, GroupItem, GroupKind, Relation, star_groups
-from lookalike.search.verify import Features, Match, extract, match, plain_surround, whole_frame
+from lookalike.search.verify import MAX_SIDE, Features, Match, extract, match, plain_surround, whole_frame
 from lookalike.storage.library import CollectionStore
 from lookalike.storage.records import MediaRecord
 
@@ -102,12 +102,21 @@ class FeatureCache:
     def _load(self, media_id: int) -> Features | None:
         rec = self.records[media_id]
         try:
-            image, _ = load_image(Path(rec.path), draft=640)
+            return features_of(Path(rec.path))
         except (LookalikeError, OSError) as e:
             log.warning("%s: not verified: %s", rec.path, e)
             return None
-        size = (rec.width, rec.height) if rec.width and rec.height else None
-        return extract(image, size)
+
+
+def features_of(path: Path, max_pixels: int = 64_000_000, max_bytes: int = 512 << 20) -> Features:
+    """Local features of an image file, decoded as verification needs it (JPEG at a reduced scale still at least
+    :data:`~lookalike.search.verify.MAX_SIDE` on its short side) and reported in the file's own pixels.
+
+    Raises:
+        DecodeError: the file cannot be decoded as an image.
+    """
+    image, meta = load_image(path, max_pixels=max_pixels, max_bytes=max_bytes, draft=MAX_SIDE)
+    return extract(image, (meta.width, meta.height))
 
 
 def verify(fa: Features | None, fb: Features | None, cosine: float, rule: VerifyRule) -> Verdict:
@@ -201,14 +210,15 @@ def _vector(store: CollectionStore, media_id: int, memo: dict[int, np.ndarray]) 
     return memo[media_id]
 
 
-def _own_coverage(media_id: int, verdicts: dict[tuple[int, int], Verdict]) -> float:
-    """The median share of a picture that its verified duplicates show: low for collages and screenshots."""
-    shares = [
-        (v.match.coverage_a if a == media_id else v.match.coverage_b)
-        for (a, b), v in verdicts.items()
-        if v.duplicate and v.match is not None and media_id in (a, b)
-    ]
-    return float(np.median(shares)) if shares else 1.0
+def _own_coverage(verdicts: dict[tuple[int, int], Verdict]) -> dict[int, float]:
+    """Per picture, the median share of it that its verified duplicates show: low for collages and screenshots."""
+    shares: dict[int, list[float]] = {}
+    for (a, b), v in verdicts.items():
+        if v.duplicate:
+            m = v.match
+            shares.setdefault(a, []).append(1.0 if m is None else m.coverage_a)
+            shares.setdefault(b, []).append(1.0 if m is None else m.coverage_b)
+    return {k: float(np.median(s)) for k, s in shares.items()}
 
 
 def _stars(
@@ -222,7 +232,7 @@ def _stars(
         if v.duplicate:
             links.setdefault(a, {})[b] = True
             links.setdefault(b, {})[a] = True
-    coverage = {m: _own_coverage(m, verdicts) for m in links}
+    coverage = _own_coverage(verdicts)
 
     def rank(media_id: int) -> tuple:
         """Best copy first: never a picture mostly made of other things (collage, screenshot), and a picture its

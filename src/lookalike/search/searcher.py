@@ -19,9 +19,9 @@ from lookalike.indexer.pooling import pool_segments
 from lookalike.indexer.worker import Failed, FrameChunk, ImageItem, Message, VideoEnd
 from lookalike.search.alignment import QueryVideo, score_video
 from lookalike.search.explain import Explanation, draw, explain_images
-from lookalike.search.image_dupes import VerifyRule, relation
+from lookalike.search.image_dupes import VerifyRule, features_of, relation
 from lookalike.search.image_dupes import verify as verify_pair
-from lookalike.search.verify import extract
+from lookalike.search.verify import Features
 from lookalike.storage.library import CollectionStore
 from lookalike.types import MediaKind, SearchHit
 
@@ -49,6 +49,7 @@ class Searcher:
         self.embedder = embedder
         self.settings = settings
         self.video = MediaDescriptor.from_pooling(store.info.pooling)
+        self.frame_step = 1.0 / self.video.frame_rate  # seconds between the collection's sampled video frames
 
     # -- entry points ---------------------------------------------------------------------------------
     def search_files(self, paths: Sequence[Path], k: int = 10, verify: bool = False) -> list[QueryResult]:
@@ -75,7 +76,10 @@ class Searcher:
         """
         image_a, image_b = self._load_image(a), self._load_image(b)
         va, vb = self.embedder.embed_images([self.video.clean_image(image_a), self.video.clean_image(image_b)])
-        expl, m = explain_images(a, image_a, b, image_b, float(va @ vb), VerifyRule())
+        identical = a.read_bytes() == b.read_bytes()
+        expl, m = explain_images(
+            a, self._features(a), b, self._features(b), float(va @ vb), VerifyRule(), identical=identical
+        )
         if picture is not None:
             draw(image_a, image_b, m, picture)
         return expl
@@ -88,21 +92,24 @@ class Searcher:
         s = self.settings
         return load_image(path, max_pixels=s.max_image_pixels, max_bytes=s.max_image_bytes)[0]
 
-    def _verified(self, query: Image.Image, hits: list[SearchHit], k: int) -> list[SearchHit]:
+    def _features(self, path: Path) -> Features:
+        s = self.settings
+        return features_of(path, s.max_image_pixels, s.max_image_bytes)
+
+    def _verified(self, query: Path, hits: list[SearchHit], k: int) -> list[SearchHit]:
         """``hits`` verified against the query picture: verified copies first, then the rest as ranked."""
         rule = VerifyRule()
-        fq = extract(query)
+        fq = self._features(query)
         confirmed, others = [], []
         for h in hits:
             if h.kind != MediaKind.IMAGE:
                 others.append(replace(h, relation="unverified"))
                 continue
             try:
-                image = self._load_image(Path(h.path))
+                fh = self._features(Path(h.path))
             except (DecodeError, OSError):
                 others.append(replace(h, relation="unverified"))
                 continue
-            fh = extract(image)
             verdict = verify_pair(fq, fh, h.score, rule)
             if verdict.duplicate and verdict.match is not None:
                 rel = relation(fq, fh, verdict.match).value
@@ -130,7 +137,7 @@ class Searcher:
         if record.kind == MediaKind.IMAGE.value:
             hits = self.search_vector(vectors[0].embedding, k + 1)
         else:
-            query = QueryVideo.from_records(vectors)
+            query = QueryVideo.from_records(vectors, self.frame_step)
             hits = self._search_video(query, k + 1)
         return QueryResult(record.path, [h for h in hits if h.media_id != media_id][:k])
 
@@ -168,7 +175,7 @@ class Searcher:
             vector = self.embedder.embed_images([self.video.clean_image(image)])[0]
             if verify:
                 pool = self.search_vector(vector, max(k, VERIFY_POOL))
-                return QueryResult(str(path), self._verified(image, pool, k))
+                return QueryResult(str(path), self._verified(path, pool, k))
             return QueryResult(str(path), self.search_vector(vector, k))
         except DecodeError as e:
             return QueryResult(str(path), error=str(e))
@@ -208,7 +215,7 @@ class Searcher:
     def _query_video(self, times: np.ndarray, vectors: np.ndarray, duration: float | None) -> QueryVideo:
         video = self.video
         segments = pool_segments(times, vectors, video.segment_seconds, 1.0 / video.frame_rate, duration)
-        return QueryVideo.from_segments(segments)
+        return QueryVideo.from_segments(segments, self.frame_step)
 
     def _embed_video(self, path: Path) -> QueryVideo:
         """A query video described exactly as the collection describes its videos."""
@@ -241,7 +248,7 @@ class Searcher:
             record = catalog.media(cid, media_id)
             if record is None:
                 continue
-            ref = QueryVideo.from_records(catalog.vectors_of(cid, media_id, dim))
+            ref = QueryVideo.from_records(catalog.vectors_of(cid, media_id, dim), self.frame_step)
             match = score_video(query, ref)
             if match is None:
                 continue

@@ -171,7 +171,6 @@ const RELATIONS = {
   cropped: "a part of the representative (hover to see which)",
   rotated: "the picture rotated or flipped",
   edited: "the whole picture with colour, blur, text or other edits",
-  contained: "the representative holds this picture inside a larger one",
   contains: "holds the representative inside a larger picture (the box)",
   similar: "looks alike, not verified",
   copy: "a whole copy of the video",
