@@ -116,7 +116,7 @@ def test_each_relation_kind_is_named_against_the_representative(relations_librar
 def test_a_picture_holding_two_photos_never_joins_them(relations_library):
     """Single-link grouping would put both photos in one group through the picture that holds them; a star puts
     the composite with one of them, verified against it, and leaves the other alone."""
-    settings, root = relations_library
+    settings, _ = relations_library
     chain = [g for g in _groups(settings) if "/chain/" in g.items[0].path]
     assert len(chain) == 1 and [Path(it.path).name for it in chain[0].items][1:] == ["side_by_side.jpg"]
     photo, composite = chain[0].items
