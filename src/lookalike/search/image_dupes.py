@@ -235,13 +235,15 @@ def _stars(
     coverage = _own_coverage(verdicts)
 
     def rank(media_id: int) -> tuple:
-        """Best copy first: never a picture mostly made of other things (collage, screenshot), and a picture its
-        duplicates show whole before one with added borders, corners or surroundings; then the most pixels of
-        the shared picture (within 10%: resampling adds none); then lossless, larger file, path."""
+        """Best copy first: never a picture mostly made of other things (collage, screenshot); then the most pixels
+        of the shared picture (pixels times the share its duplicates show; in 10% buckets: resampling adds none);
+        then one its duplicates show whole before one with added borders or corners; then lossless, larger file,
+        path. (An original with crops among its duplicates shows only part of itself in those links: the share
+        weighs its pixels, it does not rank it after its own crops.)"""
         rec = records[media_id]
         share = coverage[media_id]
         pixels = max(1.0, (rec.width or 0) * (rec.height or 0) * share)
-        return (share < 0.5, share < 0.95, -round(math.log(pixels, 1.1)), not _lossless(rec.path), -rec.size, rec.path)
+        return (share < 0.5, -round(math.log(pixels, 1.1)), share < 0.95, not _lossless(rec.path), -rec.size, rec.path)
 
     groups = []
     for members in star_groups(links, rank, confirm):
