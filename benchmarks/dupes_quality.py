@@ -12,8 +12,10 @@ with the product's own functions:
     groups of kind ``duplicates`` (or without a kind) count: ``similar`` and ``overlap`` are not a verdict.
   * mixed groups: duplicate groups holding two labels (two sources, a source and a hard negative, two hard
     negatives); "within a family" counts those whose labels all come from one family (two halves of one photo,
-    moments of one shot, variants of one design); "negatives joined" counts hard negatives in a group with any
-    other label.
+    moments of one shot, variants of one design); "through composites" those where two labels are there only as
+    composites (collage, picture-in-picture, screenshot, meme: they share filler photos, window chrome or captions,
+    which makes them overlaps, not duplicates); "negatives joined" counts hard negatives in a group with any
+    other label. Every mixed group is listed after the tables.
   * seconds: indexing (incremental when ``--work`` is reused), the copy searches, ``duplicates()``.
 
 Edit classes: *ordinary* (resize, crop 70%, flip, rotate 7°, grayscale, colour, blur, watermark, letterbox, inset,
@@ -74,9 +76,7 @@ class HalfResult:
     verify_errors: int
     grouped: dict[str, bool] | None  # None: duplicates() raised
     groups: int
-    mixed: list[list[str]]  # the labels of each mixed group
-    family_mixed: int
-    negatives_joined: int
+    mixing: Mixing
 
 
 @functools.cache
@@ -165,18 +165,45 @@ def grouped_with_original(groups: list[list[str]], files: dict[str, Entry]) -> d
     return {c: c in where and where.get(orig[files[c].label]) == where[c] for c in copies(files)}
 
 
-def mixed_groups(groups: list[list[str]], files: dict[str, Entry]) -> tuple[list[list[str]], int, int]:
-    """Groups holding two labels (files outside the corpus ignored), how many of them stay within one family,
-    and how many hard negatives share a group with another label."""
-    mixed, family, joined = [], 0, 0
+@dataclass(frozen=True)
+class Mixing:
+    """The duplicate groups that hold two labels (files outside the corpus ignored).
+
+    Attributes:
+        groups: one line per mixed group: each label with the kinds of its files there.
+        family: how many stay within one family (halves of one photo, moments of one shot, variants of a design).
+        composites: how many join two labels only through composites (each of two labels is there only as
+            collages, pictures-in-pictures, screenshots or memes, which share fillers, window chrome or captions).
+        negatives: hard negatives that share a group with another label.
+    """
+
+    groups: list[str]
+    family: int
+    composites: int
+    negatives: int
+
+
+COMPOSITES = {"collage", "picture_in_picture", "screenshot", "meme"}
+
+
+def mixed_groups(groups: list[list[str]], files: dict[str, Entry]) -> Mixing:
+    """What the mixed groups among ``groups`` join."""
+    lines, family, composites, negatives = [], 0, 0, 0
     for g in groups:
         entries = [files[p] for p in g if p in files]
-        labels = sorted({e.label for e in entries})
-        if len(labels) > 1:
-            mixed.append(labels)
-            family += len({e.family for e in entries}) == 1
-            joined += sum(e.group == "negative" for e in entries)
-    return mixed, family, joined
+        kinds: dict[str, list[str]] = {}
+        for e in entries:
+            kinds.setdefault(e.label, []).append(e.kind)
+        if len(kinds) < 2:
+            continue
+        parts = [
+            f"{label} ({', '.join(k) if len(k) <= 3 else f'{len(k)} files'})" for label, k in sorted(kinds.items())
+        ]
+        lines.append(" + ".join(parts))
+        family += len({e.family for e in entries}) == 1
+        composites += sum(set(k) <= COMPOSITES for k in kinds.values()) >= 2
+        negatives += sum(e.group == "negative" for e in entries)
+    return Mixing(lines, family, composites, negatives)
 
 
 def index_half(settings: Settings, media: Path) -> float:
@@ -211,10 +238,10 @@ def measure(half: str, settings: Settings, files: dict[str, Entry], opts: argpar
         if opts.pairs_csv is not None and half == "dev":
             top30, _, _ = search(ws.search_files, list(originals(files).values()), 30, f"{half} originals")
             write_pairs(opts.pairs_csv, files, top30, hits)
-    mixed, family, joined = mixed_groups(groups or [], files)
+    mixing = mixed_groups(groups or [], files)
     return HalfResult(
         half, files, len(originals(files)), index_s, search_s, dupes_s, recall(hits, files), verified, verify_errors,
-        None if groups is None else grouped_with_original(groups, files), len(groups or []), mixed, family, joined,
+        None if groups is None else grouped_with_original(groups, files), len(groups or []), mixing,
     )  # fmt: skip
 
 
@@ -267,8 +294,8 @@ def summary_table(results: list[HalfResult]) -> str:
     """One row per half: sizes, grouped and found shares per class, mixed groups, seconds."""
     head = (
         "half | sources | files | ordinary grouped | hard grouped | combined grouped | ordinary search@20 | "
-        "hard search@20 | verified queries (errors) | dupes groups | mixed groups | mixed within a family | "
-        "negatives joined | index s | search s | dupes s"
+        "hard search@20 | verified queries (errors) | dupes groups | mixed groups | within a family | "
+        "through composites | negatives joined | index s | search s | dupes s"
     )
     lines = [f"| {head} |", "|" + "---|" * (head.count("|") + 1)]
     for r in results:
@@ -276,16 +303,17 @@ def summary_table(results: list[HalfResult]) -> str:
         found = [share(r.found, r.files, "group", c) for c in CLASSES[:2]]
         verified = "n/a" if r.verified is None else f"{len(r.verified)} ({r.verify_errors})"
         dupes = "error" if r.grouped is None else f"{r.dupes_s:.1f}"
-        cells = [r.name, r.sources, len(r.files), *grouped, *found, verified, r.groups, len(r.mixed), r.family_mixed]
-        cells += [r.negatives_joined, f"{r.index_s:.0f}", f"{r.search_s:.0f}", dupes]
+        m = r.mixing
+        cells = [r.name, r.sources, len(r.files), *grouped, *found, verified, r.groups, len(m.groups), m.family]
+        cells += [m.composites, m.negatives, f"{r.index_s:.0f}", f"{r.search_s:.0f}", dupes]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)
 
 
-def mixed_examples(r: HalfResult, limit: int = 12) -> str:
-    """The most frequent label sets of mixed groups, for reading what went wrong."""
-    counts = Counter(" + ".join(labels) for labels in r.mixed)
-    return "\n".join(f"- {r.name}: {labels}" + (f" (x{n})" if n > 1 else "") for labels, n in counts.most_common(limit))
+def mixed_examples(r: HalfResult, limit: int = 30) -> str:
+    """What each mixed group joins (the most frequent first), for reading what went wrong."""
+    counts = Counter(r.mixing.groups)
+    return "\n".join(f"- {r.name}: {line}" + (f" (x{n})" if n > 1 else "") for line, n in counts.most_common(limit))
 
 
 # -- main ------------------------------------------------------------------------------------------------
@@ -336,8 +364,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"model {model}; {len(EDITS)} edit kinds; work {work}; {time.perf_counter() - start:.0f} s in all\n")
     print(edit_table(results), "\n")
     print(summary_table(results), "\n")
-    print("mixed groups (labels):")
-    print("\n".join(mixed_examples(r) for r in results if r.mixed) or "- none")
+    print("mixed groups (label (kinds of its files there)):")
+    print("\n".join(mixed_examples(r) for r in results if r.mixing.groups) or "- none")
 
 
 if __name__ == "__main__":
