@@ -35,6 +35,20 @@ def test_members_join_the_best_representative_they_are_linked_to():
     assert confirmed == [[0, 1, 2, 3]]  # ... unless verified against the representative itself
 
 
+def test_a_candidate_never_compared_with_the_representative_is_checked_against_it():
+    """3 was a candidate of member 1 only (its nearest vectors were 1's siblings), never linked to anything."""
+    links = {0: {1: True}, 1: {0: True}}
+    asked = []
+
+    def confirm(rep: int, m: int) -> bool:
+        asked.append((rep, m))
+        return m == 3
+
+    groups = star_groups(links, rank=lambda m: m, confirm=confirm, nearby={1: {3, 4}, 3: {1}, 4: {1}})
+    assert groups == [[0, 1, 3]]
+    assert sorted(asked) == [(0, 3), (0, 4)]  # checked against the representative, never against member 1
+
+
 def test_a_file_that_may_not_represent_another_waits_for_it():
     links = {0: {1: False}, 1: {0: True}}  # 0 (a collage, ranked first) may not represent 1 (the photo it holds)
     assert star_groups(links, rank=lambda m: m) == [[1, 0]]
@@ -58,6 +72,8 @@ def relations_library(images, settings_factory, tmp_path_factory):
     _save(cat.resize((w // 2, h // 2), Image.Resampling.LANCZOS), root / "cat_resized.jpg", quality=90)
     _save(cat.crop((90, 60, 361, 240)), root / "cat_cropped.jpg", quality=90)
     _save(cat.rotate(90, expand=True), root / "cat_rotated.jpg", quality=90)
+    # turned 7 degrees on a larger canvas: more pixels than the photo, but its corners are filler
+    _save(cat.rotate(7, expand=True, resample=Image.Resampling.BICUBIC), root / "cat_tilted.png")
     _save(ImageOps.mirror(cat), root / "cat_flipped.jpg", quality=90)
     _save(ImageOps.grayscale(cat).filter(ImageFilter.GaussianBlur(1)), root / "cat_edited.png")
     collage = Image.new("RGB", (2 * w, 2 * h))
@@ -92,7 +108,8 @@ def test_each_relation_kind_is_named_against_the_representative(relations_librar
     groups = _groups(settings)
     cat = next(g for g in groups if any(it.path.endswith("/cat.png") for it in g.items))
     assert cat.kind == GroupKind.DUPLICATES
-    assert cat.representative.path == str(root / "cat.png")  # the largest lossless whole picture
+    # the largest lossless whole picture (not the tilted copy, larger but turned against all the others)
+    assert cat.representative.path == str(root / "cat.png")
     relations = {Path(it.path).name: it.relation for it in cat.items}
     assert relations == {
         "cat.png": Relation.REPRESENTATIVE,
@@ -100,6 +117,7 @@ def test_each_relation_kind_is_named_against_the_representative(relations_librar
         "cat_resized.jpg": Relation.RESIZED,
         "cat_cropped.jpg": Relation.CROPPED,
         "cat_rotated.jpg": Relation.ROTATED,
+        "cat_tilted.png": Relation.ROTATED,
         "cat_flipped.jpg": Relation.ROTATED,
         "cat_edited.png": Relation.EDITED,
         "cat_in_collage.jpg": Relation.CONTAINS,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image, ImageOps
+from PIL import Image, ImageDraw, ImageOps
 
 from lookalike.search.verify import Features, extract, match, mirrored, plain_surround, whole_frame
 
@@ -83,6 +83,36 @@ def test_whole_frame_agreement_separates_a_recoloured_copy_from_another_picture(
     fa = extract(cat)
     assert whole_frame(fa, extract(ImageOps.grayscale(cat).resize((225, 150)))).agreement > 0.9
     assert whole_frame(fa, extract(images["coffee"])).agreement < 0.3
+
+
+def test_a_picture_pasted_over_a_shared_background_leaves_a_solid_block(cat, images):
+    """A picture-in-picture (the cat over a coffee photo) and a collage holding the coffee photo share the coffee:
+    they agree around the pasted cat and disagree in one solid block; a watermark's strokes leave no such block."""
+    w, h = 640, 427
+    coffee = images["coffee"].resize((w, h))
+    pip = coffee.copy()
+    pip.paste(cat.resize((260, 173)), (w - 290, h - 203))
+    collage = Image.new("RGB", (2 * w, 2 * h))
+    for (x, y), other in zip(((0, 0), (w, 0), (0, h)), ("rocket", "astronaut", "coins"), strict=True):
+        collage.paste(images[other].resize((w, h)), (x, y))
+    collage.paste(coffee, (w, h))
+    m = match(extract(pip), extract(collage))
+    assert m is not None and m.inliers >= 15
+    assert m.block > 0.15
+    marked = coffee.copy()
+    ImageDraw.Draw(marked).text((40, 40), "lookalike " * 3, fill=(255, 255, 255), font_size=36)
+    clean = match(extract(marked), extract(collage))
+    assert clean is not None and clean.block < 0.1 and clean.agreement > 0.8
+
+
+def test_whole_frame_compares_what_lies_inside_plain_borders(cat):
+    """A picture shown small on a plain canvas is compared by its content box, not stretched over the canvas."""
+    canvas = Image.new("RGB", (900, 500), (200, 190, 180))
+    canvas.paste(cat, (100, 50))
+    w = whole_frame(extract(cat), extract(canvas))
+    _close(w.region_b, (100, 50, 551, 350), tol=3)
+    assert w.agreement > 0.9 and w.moved < 0.01
+    assert w.coverage_b == pytest.approx(451 * 300 / (900 * 500), abs=0.01)
 
 
 def test_a_plain_border_is_told_from_other_content(cat):

@@ -156,6 +156,7 @@ def explanation_dict(expl: Explanation) -> dict[str, Any]:
         "keypoints": list(expl.keypoints),
         "moved": expl.moved,
         "spread": expl.spread,
+        "block": expl.block,
         "coverage": list(expl.coverage),
         "region_a": None if expl.region_a is None else list(expl.region_a),
         "region_b": None if expl.region_b is None else list(expl.region_b),
@@ -164,6 +165,7 @@ def explanation_dict(expl: Explanation) -> dict[str, Any]:
             "min_agreement": rule.min_agreement,
             "max_moved": rule.max_moved,
             "min_spread": rule.min_spread,
+            "max_block": rule.max_block,
             "smooth_keypoints": rule.smooth_keypoints,
             "smooth_cosine": rule.smooth_cosine,
             "smooth_agreement": rule.smooth_agreement,
@@ -187,7 +189,8 @@ def print_explanation(console: Console, expl: Explanation, picture: Path | None)
     console.print(
         f"  aligned overlap: {expl.score:.2f} of its structured patches agree (needs {rule.min_agreement:.2f}), "
         f"{expl.moved:.3f} agree only once shifted (at most {rule.max_moved}), inliers in {expl.spread:.2f} of its "
-        f"textured cells (needs {rule.min_spread}); it shows {expl.coverage[0]:.2f} of the first and "
+        f"textured cells (needs {rule.min_spread}), a solid block of {expl.block:.2f} disagrees (at most "
+        f"{rule.max_block}); it shows {expl.coverage[0]:.2f} of the first and "
         f"{expl.coverage[1]:.2f} of the second (one must be whole); decided by: {expl.method}"
     )
     if expl.region_a is not None and expl.region_b is not None:

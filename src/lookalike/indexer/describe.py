@@ -143,18 +143,19 @@ def trim_uniform_borders(image: Image.Image) -> Image.Image:
     return image if box is None else image.crop(box)
 
 
-def content_box(image: Image.Image) -> tuple[int, int, int, int] | None:
+def content_box(image: Image.Image, probe: int = PROBE) -> tuple[int, int, int, int] | None:
     """The box of ``image`` inside uniform borders of one colour, or None when it has none.
 
     The border colour is the one all four corners share (a photo whose corners differ has no frame); a line is
-    border when nearly all of its pixels are that colour.
+    border when nearly all of its pixels are that colour. Borders are looked for on a copy ``probe`` pixels long
+    (the box is as precise as that).
     """
     w, h = image.size
     if w < 8 or h < 8:
         return None
-    probe = image.convert("RGB")
-    probe.thumbnail((PROBE, PROBE), Image.Resampling.BILINEAR)
-    arr = np.asarray(probe, dtype=np.int16)
+    small = image.convert("RGB")
+    small.thumbnail((probe, probe), Image.Resampling.BILINEAR)
+    arr = np.asarray(small, dtype=np.int16)
     corners = arr[[0, 0, -1, -1], [0, -1, 0, -1]]
     colour = np.median(corners, axis=0)
     if np.abs(corners - colour).max() > UNIFORM:

@@ -33,6 +33,7 @@ class Explanation:
         keypoints: keypoints found in each picture.
         moved: the share of the overlap that agrees only once shifted (another moment of a scene).
         spread: the share of the overlap's keypoint-bearing cells holding an inlier.
+        block: the largest solid block of the overlap that disagrees (something pasted over a shared background).
         coverage: the share of ``a`` and of ``b`` inside the overlap (one of them must be shown whole).
         region_a: the box of ``a`` showing what ``b`` shows.
         region_b: the box of ``b`` showing what ``a`` shows.
@@ -50,6 +51,7 @@ class Explanation:
     keypoints: tuple[int, int]
     moved: float
     spread: float
+    block: float
     coverage: tuple[float, float]
     region_a: Box | None
     region_b: Box | None
@@ -89,6 +91,7 @@ def explain_images(
             (len(fa), len(fb)),
             0.0 if m is None else round(m.moved, 4),
             0.0 if m is None else round(m.spread, 4),
+            0.0 if m is None else round(m.block, 4),
             (0.0, 0.0) if m is None else (round(m.coverage_a, 3), round(m.coverage_b, 3)),
             None if m is None else m.region_a,
             None if m is None else m.region_b,

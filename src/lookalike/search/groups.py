@@ -87,18 +87,21 @@ def star_groups(
     links: dict[int, dict[int, bool]],
     rank: Callable[[int], tuple],
     confirm: Callable[[int, int], bool] | None = None,
+    nearby: dict[int, set[int]] | None = None,
 ) -> list[list[int]]:
     """Partition files into stars: each group is a representative and files each verified against it directly.
 
     Files are taken best first (``rank``, lower is better); the best file not yet placed becomes a representative
     and takes every unplaced file verified against it. ``links[a][b]`` is whether ``a`` may represent ``b`` (a
     collage may hold a photo but never represents it: the photo's group is the photo's). A file linked only to a
-    member, not to the representative, is checked against the representative with ``confirm`` (when given) and
-    left out otherwise: groups cannot chain.
+    member, not to the representative, or a candidate ``nearby`` the representative or a member that was never
+    compared with the representative, is checked against the representative with ``confirm`` (when given) and left
+    out otherwise: groups cannot chain.
 
     Returns:
         groups of two or more files, each with its representative first.
     """
+    nearby = nearby or {}
     order = sorted(links, key=rank)
     placed: set[int] = set()
     groups = []
@@ -107,8 +110,11 @@ def star_groups(
             continue
         members = [m for m in sorted(links[rep], key=rank) if links[rep][m] and m not in placed]
         if confirm is not None:
-            near = {n for m in members for n in links.get(m, {})} - placed - set(members) - {rep}
-            members += [n for n in sorted(near, key=rank) if confirm(rep, n)]
+            near = {n for m in [rep, *members] for n in (*links.get(m, {}), *nearby.get(m, ()))}
+            near -= placed | set(members) | set(links[rep]) | {rep}
+            members += [
+                n for n in sorted(near, key=lambda n: (n not in links, rank(n) if n in links else n)) if confirm(rep, n)
+            ]
         if members:  # a file that represents nobody stays free to join a later representative's group
             placed.update([rep, *members])
             groups.append([rep, *members])

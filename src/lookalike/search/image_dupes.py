@@ -30,6 +30,8 @@ from lookalike.storage.records import MediaRecord
 log = logging.getLogger(__name__)
 
 LOSSLESS = {".png", ".tif", ".tiff", ".bmp", ".ppm", ".pgm"}
+PIXEL_STEP = 1.25  # representatives are ranked by their picture's pixels in steps of this ratio
+TILTED = 2.0  # degrees off a quarter turn beyond which a picture is turned against its duplicates
 WHOLE = 0.8  # a side whose matched region covers this share of it is shown whole
 CACHE = 2048  # pictures whose features are kept while verifying (about 0.8 MB each)
 
@@ -47,11 +49,14 @@ class VerifyRule:
             moment of the same scene, not a copy).
         min_spread: share of the overlap's keypoint-bearing cells that must hold an inlier (a shared window
             frame or caption around two different pictures matches in a few cells only).
+        max_block: the largest solid block of the overlap that may disagree (a picture pasted over a shared
+            background, not an edit's strokes).
         smooth_keypoints: pictures with fewer keypoints than this are too smooth to verify locally ...
         smooth_cosine: ... and are duplicates by their global vectors at this cosine when their whole frames
             agree (:attr:`smooth_agreement`).
         smooth_agreement: patch agreement the whole frames of two smooth pictures need.
-        mirror_cosine: a flipped copy is looked for (a second matching pass) only at this cosine or above.
+        mirror_cosine: a flipped copy is looked for (a second matching pass) only at this cosine or above (image
+            vectors are mirror-invariant, so this only spares the second pass for pairs far apart).
     """
 
     k: int = 10
@@ -60,10 +65,11 @@ class VerifyRule:
     min_agreement: float = 0.6
     max_moved: float = 0.01
     min_spread: float = 0.5
+    max_block: float = 0.15
     smooth_keypoints: int = 40
-    smooth_cosine: float = 0.93
+    smooth_cosine: float = 0.9
     smooth_agreement: float = 0.8
-    mirror_cosine: float = 0.75
+    mirror_cosine: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -141,6 +147,7 @@ def judge(fa: Features, fb: Features, m: Match | None, whole: Match | None, rule
             and m.agreement >= rule.min_agreement
             and m.moved <= rule.max_moved
             and m.spread >= rule.min_spread
+            and m.block <= rule.max_block
         ):
             return Verdict(True, "local", m.agreement, m)
     if whole is not None and whole.agreement >= rule.smooth_agreement and whole.moved <= rule.max_moved:
@@ -181,11 +188,14 @@ def find_image_duplicates(store: CollectionStore, rule: VerifyRule | None = None
     cache = FeatureCache(records)
     verdicts: dict[tuple[int, int], Verdict] = {}
     cosine: dict[tuple[int, int], float] = {}
+    nearby: dict[int, set[int]] = {}
     for a, b, cos in zip(cands.a.tolist(), cands.b.tolist(), cands.cosine.tolist(), strict=True):
         ma, mb = media_of.get(a), media_of.get(b)
         if ma is None or mb is None or ma == mb:
             continue
         cosine[(ma, mb)] = cosine[(mb, ma)] = float(cos)
+        nearby.setdefault(ma, set()).add(mb)
+        nearby.setdefault(mb, set()).add(ma)
         if records[ma].sha256 and records[ma].sha256 == records[mb].sha256:
             verdicts[(ma, mb)] = Verdict(True, "identical", 1.0)
         else:
@@ -200,7 +210,7 @@ def find_image_duplicates(store: CollectionStore, rule: VerifyRule | None = None
             verdicts[key] = verify(cache.get(key[0]), cache.get(key[1]), cos, rule)
         return verdicts[key].duplicate
 
-    return _stars(verdicts, records, cache, confirm)
+    return _stars(verdicts, records, cache, confirm, nearby)
 
 
 def _vector(store: CollectionStore, media_id: int, memo: dict[int, np.ndarray]) -> np.ndarray:
@@ -208,6 +218,18 @@ def _vector(store: CollectionStore, media_id: int, memo: dict[int, np.ndarray]) 
     if media_id not in memo:
         memo[media_id] = store.catalog.vectors_of(store.info.id, media_id, store.dim)[0].embedding
     return memo[media_id]
+
+
+def _tilt(verdicts: dict[tuple[int, int], Verdict]) -> dict[int, float]:
+    """Per picture, the median angle (degrees, off the nearest quarter turn) its verified duplicates are turned
+    by against it: high for a copy rotated a few degrees, whose duplicates are all turned against it."""
+    angles: dict[int, list[float]] = {}
+    for (a, b), v in verdicts.items():
+        if v.duplicate:
+            off = 0.0 if v.match is None else abs((v.match.rotation + 45.0) % 90.0 - 45.0)
+            angles.setdefault(a, []).append(off)
+            angles.setdefault(b, []).append(off)
+    return {k: float(np.median(s)) for k, s in angles.items()}
 
 
 def _own_coverage(verdicts: dict[tuple[int, int], Verdict]) -> dict[int, float]:
@@ -226,6 +248,7 @@ def _stars(
     records: dict[int, MediaRecord],
     cache: FeatureCache,
     confirm: Callable[[int, int], bool],
+    nearby: dict[int, set[int]],
 ) -> list[DuplicateGroup]:
     links: dict[int, dict[int, bool]] = {}
     for (a, b), v in verdicts.items():
@@ -233,20 +256,27 @@ def _stars(
             links.setdefault(a, {})[b] = True
             links.setdefault(b, {})[a] = True
     coverage = _own_coverage(verdicts)
+    tilt = _tilt(verdicts)
 
     def rank(media_id: int) -> tuple:
-        """Best copy first: never a picture mostly made of other things (collage, screenshot); then the most pixels
-        of the shared picture (pixels times the share its duplicates show; in 10% buckets: resampling adds none);
-        then one its duplicates show whole before one with added borders or corners; then lossless, larger file,
-        path. (An original with crops among its duplicates shows only part of itself in those links: the share
-        weighs its pixels, it does not rank it after its own crops.)"""
+        """Best copy first: never a picture mostly made of other things (collage, screenshot), nor one turned a few
+        degrees against most of its duplicates (its corners are filler); then the most pixels
+        of the shared picture (pixels times the share its duplicates show, in 25% steps: resampling, a few
+        degrees of rotation or a re-encode add none); then the one most files verified against (among copies of
+        one size the original is the hub its edits were made from, and its edits verify against it best); then
+        one its duplicates show whole before one with added borders or corners; then lossless, larger file, path.
+        (An original with crops among its duplicates shows only part of itself in those links: the share weighs
+        its pixels, it does not rank it after its own crops.)"""
         rec = records[media_id]
         share = coverage[media_id]
         pixels = max(1.0, (rec.width or 0) * (rec.height or 0) * share)
-        return (share < 0.5, -round(math.log(pixels, 1.1)), share < 0.95, not _lossless(rec.path), -rec.size, rec.path)
+        step = -round(math.log(pixels, PIXEL_STEP))
+        tilted = tilt[media_id] > TILTED
+        degree = -len(links[media_id])
+        return (share < 0.5, tilted, step, degree, share < 0.95, not _lossless(rec.path), -rec.size, rec.path)
 
     groups = []
-    for members in star_groups(links, rank, confirm):
+    for members in star_groups(links, rank, confirm, nearby):
         rep = members[0]
         items = [_item(rep, records[rep], Relation.REPRESENTATIVE, None, 1.0, "representative")]
         for m in members[1:]:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from lookalike.indexer.describe import content_box
 from lookalike.search.groups import Box
 
 MAX_SIDE = 640  # pictures are scaled to this long side before extraction (cost and scale both bounded)
@@ -44,6 +45,8 @@ class Features:
         gray: the scaled picture in grey levels (uint8), for the check in the aligned overlap.
         scale: original pixels per scaled pixel.
         size: the original picture's (width, height).
+        content: the box of the scaled picture inside plain borders (letterbox, mat, canvas); the whole picture
+            when it has none (or when not given).
     """
 
     points: np.ndarray
@@ -51,6 +54,12 @@ class Features:
     gray: np.ndarray
     scale: float
     size: tuple[int, int]
+    content: Box | None = None
+
+    @property
+    def inner(self) -> Box:
+        """The box inside plain borders, in scaled pixels."""
+        return self.content or (0, 0, self.gray.shape[1], self.gray.shape[0])
 
     def __len__(self) -> int:
         return len(self.points)
@@ -78,6 +87,10 @@ class Match:
         rotation: degrees ``a`` is turned by to land on ``b`` (counter-clockwise), from the homography.
         flipped: ``b`` is a mirror image of ``a``.
         pairs: (inliers, 4) matched keypoints ``x_a, y_a, x_b, y_b`` in original pixels (for pictures).
+        block: the largest connected block of structured patches that disagree, as a share of the overlap: an edit
+            paints thin strokes (text, a watermark) or changes everything a little, while a picture pasted over
+            another (a picture-in-picture against a collage holding its background, two screenshots of one app
+            around different pictures, a subject that moved) leaves one solid block of disagreement.
     """
 
     inliers: int
@@ -93,6 +106,7 @@ class Match:
     rotation: float
     flipped: bool
     pairs: np.ndarray | None = None
+    block: float = 0.0
 
     def swapped(self) -> Match:
         """The same match seen from ``b``: ``b`` onto ``a``."""
@@ -111,6 +125,7 @@ class Match:
             -self.rotation if not self.flipped else self.rotation,
             self.flipped,
             None if self.pairs is None else self.pairs[:, [2, 3, 0, 1]],
+            self.block,
         )
 
 
@@ -141,11 +156,12 @@ def extract(image: Image.Image, size: tuple[int, int] | None = None) -> Features
     gray = np.asarray(small, dtype=np.uint8)
     size = size or (w, h)
     scale = size[0] / gray.shape[1]
+    content = content_box(small, MAX_SIDE) or (0, 0, gray.shape[1], gray.shape[0])
     keypoints, desc = _sift().detectAndCompute(gray, None)
     if desc is None or not keypoints:
-        return Features(np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32), gray, scale, size)
+        return Features(np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32), gray, scale, size, content)
     points = np.array([k.pt for k in keypoints], np.float32)
-    return Features(points, _root(desc), gray, scale, size)
+    return Features(points, _root(desc), gray, scale, size, content)
 
 
 _MIRROR_BINS = (8 - np.arange(8)) % 8
@@ -157,7 +173,16 @@ def mirrored(f: Features) -> Features:
     desc = f.descriptors.reshape(-1, 4, 4, 8)[:, ::-1, :, :][..., _MIRROR_BINS].reshape(-1, 128)
     points = f.points.copy()
     points[:, 0] = f.gray.shape[1] - 1 - points[:, 0]
-    return Features(points, np.ascontiguousarray(desc), np.ascontiguousarray(f.gray[:, ::-1]), f.scale, f.size)
+    x0, y0, x1, y1 = f.inner
+    width = f.gray.shape[1]
+    return Features(
+        points,
+        np.ascontiguousarray(desc),
+        np.ascontiguousarray(f.gray[:, ::-1]),
+        f.scale,
+        f.size,
+        (width - x1, y0, width - x0, y1),
+    )
 
 
 def _ratio_matches(a: Features, b: Features) -> tuple[np.ndarray, np.ndarray]:
@@ -228,9 +253,10 @@ def _ncc(pa: np.ndarray, pb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     return np.where(both, cov / np.maximum(sa * sb, 1e-6), 0.0), structured, both
 
 
-def _agreement(a: Features, b: Features, h_small: np.ndarray) -> tuple[float, float]:
+def _agreement(a: Features, b: Features, h_small: np.ndarray) -> tuple[float, float, float]:
     """How ``a``, warped onto ``b``, agrees with ``b`` in their overlap: the share of structured patches that
-    correlate (NCC >= 0.5), and the share that correlate only once shifted by 2-4 grid pixels (NCC >= 0.8).
+    correlate (NCC >= 0.5), the share that correlate only once shifted by 2-4 grid pixels (NCC >= 0.8), and the
+    largest 4-connected block of structured patches that do not correlate (a share of the overlap's patches).
 
     A copy agrees nearly everywhere but where an edit painted over it, and painted-over patches stay different
     however they are shifted; another moment of the same scene (a burst, the next frame) disagrees where something
@@ -244,7 +270,7 @@ def _agreement(a: Features, b: Features, h_small: np.ndarray) -> tuple[float, fl
     box, _ = _region(h_small, (a.gray.shape[1], a.gray.shape[0]), (wb, hb))
     x0, y0, x1, y1 = box
     if x1 - x0 < 8 or y1 - y0 < 8:
-        return 0.0, 0.0
+        return 0.0, 0.0, 0.0
     side = float(max(x1 - x0, y1 - y0))
     size = (max(PATCH, round(CHECK_SIDE * (x1 - x0) / side)), max(PATCH, round(CHECK_SIDE * (y1 - y0) / side)))
     # grid pixel -> b pixel (crop + scale), then b -> a by the inverse homography
@@ -262,8 +288,9 @@ def _agreement(a: Features, b: Features, h_small: np.ndarray) -> tuple[float, fl
     ncc, structured, both = _ncc(pa, pb)
     n = int(structured.sum())
     if not n:
-        return 0.0, 0.0
+        return 0.0, 0.0, 0.0
     differ = both & (ncc < 0.5)
+    block = _largest_block(structured & ~(both & (ncc >= 0.5)), inside, _grid(ga.shape))
     shifted = np.zeros(len(ncc), np.float32)
     if differ.any():
         for dy in range(-SHIFT, SHIFT + 1):
@@ -272,7 +299,24 @@ def _agreement(a: Features, b: Features, h_small: np.ndarray) -> tuple[float, fl
                     continue  # a pixel off is misalignment, not motion
                 moved = _patches(np.roll(gb, (dy, dx), axis=(0, 1)))[inside]
                 shifted = np.maximum(shifted, np.where(differ, _ncc(pa, moved)[0], 0.0))
-    return float((both & (ncc >= 0.5)).sum() / n), float((shifted >= 0.8).sum() / n)
+    return float((both & (ncc >= 0.5)).sum() / n), float((shifted >= 0.8).sum() / n), block
+
+
+def _grid(shape: tuple[int, ...]) -> tuple[int, int]:
+    """Rows and columns of :func:`_patches` over an array of ``shape``."""
+    step = PATCH // 2
+    return (shape[0] - PATCH) // step + 1, (shape[1] - PATCH) // step + 1
+
+
+def _largest_block(bad: np.ndarray, inside: np.ndarray, grid: tuple[int, int]) -> float:
+    """The largest 4-connected group of ``bad`` patches (given for the ``inside`` ones of a patch grid), as a share
+    of the patches inside."""
+    import cv2
+
+    cells = np.zeros(grid[0] * grid[1], np.uint8)
+    cells[np.flatnonzero(inside)[bad]] = 1
+    n, _, stats, _ = cv2.connectedComponentsWithStats(cells.reshape(grid), connectivity=4)
+    return float(stats[1:, cv2.CC_STAT_AREA].max() / inside.sum()) if n > 1 else 0.0
 
 
 def _patches(img: np.ndarray) -> np.ndarray:
@@ -338,7 +382,7 @@ def match(a: Features, b: Features, mirror: bool = True) -> Match | None:
     if best is None:
         return None
     h_small, inliers, tried, pairs, flipped, target = best
-    agreement, moved = _agreement(a, target, h_small)
+    agreement, moved, block = _agreement(a, target, h_small)
     spread = _spread(a, target, h_small, pairs[:, 2:])
     if flipped:  # b's mirrored pixels -> b's pixels
         unflip = np.array([[-1.0, 0, b.gray.shape[1] - 1], [0, 1, 0], [0, 0, 1]])
@@ -366,19 +410,39 @@ def match(a: Features, b: Features, mirror: bool = True) -> Match | None:
         _rotation(h, flipped),
         flipped,
         pairs.astype(np.float32),
+        block,
     )
 
 
 def whole_frame(a: Features, b: Features) -> Match:
-    """``a`` laid over the whole of ``b`` (scaled to its frame): the second verifier, for pictures too smooth for
-    keypoints, where a resized, recoloured or blurred copy still agrees with its original patch by patch."""
-    (ha, wa), (hb, wb) = a.gray.shape, b.gray.shape
-    h_small = np.diag([wb / wa, hb / ha, 1.0])
+    """``a``'s content laid over ``b``'s (each inside its plain borders, scaled to fit): the second verifier, for
+    pictures too smooth for keypoints, where a resized, recoloured, blurred or letterboxed copy still agrees with
+    its original patch by patch."""
+    ax0, ay0, ax1, ay1 = a.inner
+    bx0, by0, bx1, by1 = b.inner
+    # a's scaled pixels -> b's: move a's content to the origin, stretch it over b's content, move it there
+    h_small = (
+        np.array([[1.0, 0, bx0], [0, 1, by0], [0, 0, 1]])
+        @ np.diag([(bx1 - bx0) / max(1, ax1 - ax0), (by1 - by0) / max(1, ay1 - ay0), 1.0])
+        @ np.array([[1.0, 0, -ax0], [0, 1, -ay0], [0, 0, 1]])
+    )
     h = _scaled(b) @ h_small @ np.linalg.inv(_scaled(a))
-    full_a = (0, 0, a.size[0], a.size[1])
-    full_b = (0, 0, b.size[0], b.size[1])
-    agreement, moved = _agreement(a, b, h_small)
-    return Match(0, 0, h, full_a, full_b, 1.0, 1.0, agreement, moved, 1.0, 0.0, False)
+    region_a = _box_in(a, a.inner)
+    region_b = _box_in(b, b.inner)
+    agreement, moved, block = _agreement(a, b, h_small)
+    cover_a, cover_b = _share(a, a.inner), _share(b, b.inner)
+    return Match(0, 0, h, region_a, region_b, cover_a, cover_b, agreement, moved, 1.0, 0.0, False, None, block)
+
+
+def _box_in(f: Features, box: Box) -> Box:
+    """A box of the scaled picture in the original's pixels."""
+    sx, sy = f.size[0] / f.gray.shape[1], f.size[1] / f.gray.shape[0]
+    return (round(box[0] * sx), round(box[1] * sy), round(box[2] * sx), round(box[3] * sy))
+
+
+def _share(f: Features, box: Box) -> float:
+    """The share of the scaled picture a box covers."""
+    return (box[2] - box[0]) * (box[3] - box[1]) / max(1, f.gray.shape[0] * f.gray.shape[1])
 
 
 PLAIN_STD = 6.0  # grey-level spread under which what surrounds a matched region is a plain border
