@@ -112,15 +112,15 @@ def hardest(pairs: list[PairEvidence], rule: VerifyRule, limit: int = 15) -> str
     shown = sorted(called or diff, key=lambda e: -e.match.inliers)[:limit]  # type: ignore[union-attr]
     rows = [
         f"{'called duplicates' if called else 'closest (none called)'}:",
-        "| inliers | agreement | moved | spread | cover a | cover b | cosine | a | b |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| inliers | agreement | moved | spread | block | cover a | cover b | cosine | a | b |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for e in shown:
         m = e.match
         assert m is not None
         rows.append(
-            f"| {m.inliers} | {m.agreement:.2f} | {m.moved:.3f} | {m.spread:.2f} | {m.coverage_a:.2f} | "
-            f"{m.coverage_b:.2f} | {e.cosine:.2f} | {Path(e.a).name} | {Path(e.b).name} |"
+            f"| {m.inliers} | {m.agreement:.2f} | {m.moved:.3f} | {m.spread:.2f} | {m.block:.2f} | "
+            f"{m.coverage_a:.2f} | {m.coverage_b:.2f} | {e.cosine:.2f} | {Path(e.a).name} | {Path(e.b).name} |"
         )
     return "\n".join(rows)
 
@@ -155,6 +155,8 @@ def main(argv: list[str] | None = None) -> None:
     print(grid(pairs, rule, ("max_moved", (1.0, 0.03, 0.02, 0.01, 0.005)), ("min_agreement", (0.3, 0.5, 0.6, 0.7))))
     print()
     print(grid(pairs, rule, ("min_inliers", (10, 15, 20, 30)), ("min_spread", (0.0, 0.3, 0.5, 0.6))))
+    print()
+    print(grid(pairs, rule, ("max_block", (1.0, 0.3, 0.2, 0.15, 0.1)), ("min_agreement", (0.5, 0.6, 0.7))))
     print(f"\nthe rule: {rule}\n")
     print(per_edit(pairs, missing, rule) + "\n")
     print(hardest(pairs, rule))

@@ -5,10 +5,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image, ImageFilter, ImageOps
 
 from lookalike.search.groups import GroupKind, Relation, star_groups
+from lookalike.search.image_dupes import TILTED, Verdict, _tilt
+from lookalike.search.verify import Match
 from lookalike.workspace import Workspace
 
 
@@ -47,6 +50,26 @@ def test_a_candidate_never_compared_with_the_representative_is_checked_against_i
     groups = star_groups(links, rank=lambda m: m, confirm=confirm, nearby={1: {3, 4}, 3: {1}, 4: {1}})
     assert groups == [[0, 1, 3]]
     assert sorted(asked) == [(0, 3), (0, 4)]  # checked against the representative, never against member 1
+
+
+def test_a_copy_turned_a_few_degrees_against_the_others_is_told_apart():
+    """The tilt of each picture: the median angle, off a quarter turn, its verified duplicates are turned by."""
+    ident = np.eye(3)
+
+    def verdict(degrees: float) -> Verdict:
+        t = np.radians(degrees)
+        h = np.array([[np.cos(t), -np.sin(t), 0], [np.sin(t), np.cos(t), 0], [0, 0, 1]])
+        m = Match(40, 50, h @ ident, (0, 0, 9, 9), (0, 0, 9, 9), 1, 1, 1, 0, 1, degrees, False)
+        return Verdict(True, "local", 1.0, m)
+
+    # 0 the original, 1 a resized copy, 2 a quarter turn, 3 turned 7 degrees; 4 is linked by identical bytes
+    verdicts = {(0, 1): verdict(0), (0, 2): verdict(90), (0, 3): verdict(7), (1, 3): verdict(-7.2)}
+    verdicts[(2, 3)] = verdict(-83)
+    verdicts[(0, 4)] = Verdict(True, "identical", 1.0)
+    tilt = _tilt(verdicts)
+    assert tilt[3] == pytest.approx(7.0, abs=0.01)  # turned against all three others
+    assert tilt[0] == 0.0 and tilt[1] == pytest.approx(3.6, abs=0.01) and tilt[4] == 0.0
+    assert tilt[3] > TILTED >= tilt[0]
 
 
 def test_a_file_that_may_not_represent_another_waits_for_it():
@@ -108,7 +131,8 @@ def test_each_relation_kind_is_named_against_the_representative(relations_librar
     groups = _groups(settings)
     cat = next(g for g in groups if any(it.path.endswith("/cat.png") for it in g.items))
     assert cat.kind == GroupKind.DUPLICATES
-    # the largest lossless whole picture (not the tilted copy, larger but turned against all the others)
+    # the photo: as many pixels of the picture as the tilted copy and the rotated one, the most files verified
+    # against it
     assert cat.representative.path == str(root / "cat.png")
     relations = {Path(it.path).name: it.relation for it in cat.items}
     assert relations == {

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageOps
 
+from lookalike.search.image_dupes import VerifyRule, judge
 from lookalike.search.verify import Features, extract, match, mirrored, plain_surround, whole_frame
 
 
@@ -96,13 +97,20 @@ def test_a_picture_pasted_over_a_shared_background_leaves_a_solid_block(cat, ima
     for (x, y), other in zip(((0, 0), (w, 0), (0, h)), ("rocket", "astronaut", "coins"), strict=True):
         collage.paste(images[other].resize((w, h)), (x, y))
     collage.paste(coffee, (w, h))
-    m = match(extract(pip), extract(collage))
+    fp, fc = extract(pip), extract(collage)
+    m = match(fp, fc)
     assert m is not None and m.inliers >= 15
-    assert m.block > 0.15
+    rule = VerifyRule()
+    # every other check passes: the solid block alone tells the two apart
+    assert m.agreement >= rule.min_agreement and m.moved <= rule.max_moved and m.spread >= rule.min_spread
+    assert m.block > rule.max_block
+    assert not judge(fp, fc, m, None, rule).duplicate
     marked = coffee.copy()
     ImageDraw.Draw(marked).text((40, 40), "lookalike " * 3, fill=(255, 255, 255), font_size=36)
-    clean = match(extract(marked), extract(collage))
+    fm = extract(marked)
+    clean = match(fm, fc)
     assert clean is not None and clean.block < 0.1 and clean.agreement > 0.8
+    assert judge(fm, fc, clean, None, rule).duplicate
 
 
 def test_whole_frame_compares_what_lies_inside_plain_borders(cat):

@@ -189,8 +189,13 @@ def print_explanation(console: Console, expl: Explanation, picture: Path | None)
     console.print(
         f"  aligned overlap: {expl.score:.2f} of its structured patches agree (needs {rule.min_agreement:.2f}), "
         f"{expl.moved:.3f} agree only once shifted (at most {rule.max_moved}), inliers in {expl.spread:.2f} of its "
-        f"textured cells (needs {rule.min_spread}), a solid block of {expl.block:.2f} disagrees (at most "
-        f"{rule.max_block}); it shows {expl.coverage[0]:.2f} of the first and "
+        f"textured cells (needs {rule.min_spread}), "
+        + (
+            f"a solid block of {expl.block:.2f} disagrees (at most {rule.max_block}); "
+            if expl.method == "local"
+            else ""
+        )
+        + f"it shows {expl.coverage[0]:.2f} of the first and "
         f"{expl.coverage[1]:.2f} of the second (one must be whole); decided by: {expl.method}"
     )
     if expl.region_a is not None and expl.region_b is not None:

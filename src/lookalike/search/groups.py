@@ -94,7 +94,7 @@ def star_groups(
     Files are taken best first (``rank``, lower is better); the best file not yet placed becomes a representative
     and takes every unplaced file verified against it. ``links[a][b]`` is whether ``a`` may represent ``b`` (a
     collage may hold a photo but never represents it: the photo's group is the photo's). A file linked only to a
-    member, not to the representative, or a candidate ``nearby`` the representative or a member that was never
+    member, not to the representative, or a candidate ``nearby`` a member (its nearest vectors) that was never
     compared with the representative, is checked against the representative with ``confirm`` (when given) and left
     out otherwise: groups cannot chain.
 
@@ -110,7 +110,7 @@ def star_groups(
             continue
         members = [m for m in sorted(links[rep], key=rank) if links[rep][m] and m not in placed]
         if confirm is not None:
-            near = {n for m in [rep, *members] for n in (*links.get(m, {}), *nearby.get(m, ()))}
+            near = {n for m in members for n in (*links.get(m, {}), *nearby.get(m, ()))}
             near -= placed | set(members) | set(links[rep]) | {rep}
             members += [
                 n for n in sorted(near, key=lambda n: (n not in links, rank(n) if n in links else n)) if confirm(rep, n)

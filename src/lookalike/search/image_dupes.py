@@ -260,7 +260,8 @@ def _stars(
 
     def rank(media_id: int) -> tuple:
         """Best copy first: never a picture mostly made of other things (collage, screenshot), nor one turned a few
-        degrees against most of its duplicates (its corners are filler); then the most pixels
+        degrees against most of its duplicates (its corners are filler; where the duplicates are turned every which
+        way against each other, no file is told apart by this); then the most pixels
         of the shared picture (pixels times the share its duplicates show, in 25% steps: resampling, a few
         degrees of rotation or a re-encode add none); then the one most files verified against (among copies of
         one size the original is the hub its edits were made from, and its edits verify against it best); then

@@ -87,7 +87,8 @@ class Match:
         rotation: degrees ``a`` is turned by to land on ``b`` (counter-clockwise), from the homography.
         flipped: ``b`` is a mirror image of ``a``.
         pairs: (inliers, 4) matched keypoints ``x_a, y_a, x_b, y_b`` in original pixels (for pictures).
-        block: the largest connected block of structured patches that disagree, as a share of the overlap: an edit
+        block: the largest 4-connected block of structured patches that disagree, as a share of the overlap's
+            patches (they overlap by half, so a block is a little larger than the area it covers): an edit
             paints thin strokes (text, a watermark) or changes everything a little, while a picture pasted over
             another (a picture-in-picture against a collage holding its background, two screenshots of one app
             around different pictures, a subject that moved) leaves one solid block of disagreement.
@@ -415,7 +416,7 @@ def match(a: Features, b: Features, mirror: bool = True) -> Match | None:
 
 
 def whole_frame(a: Features, b: Features) -> Match:
-    """``a``'s content laid over ``b``'s (each inside its plain borders, scaled to fit): the second verifier, for
+    """``a``'s content stretched over ``b``'s (each inside its plain borders): the second verifier, for
     pictures too smooth for keypoints, where a resized, recoloured, blurred or letterboxed copy still agrees with
     its original patch by patch."""
     ax0, ay0, ax1, ay1 = a.inner
