@@ -23,6 +23,7 @@ from lookalike.errors import LookalikeError
 from lookalike.indexer.decode import load_image
 from lookalike.search.candidates import image_candidates
 from lookalike.search.groups import DuplicateGroup, GroupItem, GroupKind, Relation, star_groups
+from lookalike.search.local_candidates import local_candidates
 from lookalike.search.verify import MAX_SIDE, Features, Match, extract, match, plain_surround, whole_frame
 from lookalike.storage.library import CollectionStore
 from lookalike.storage.records import MediaRecord
@@ -55,6 +56,12 @@ class VerifyRule:
         smooth_cosine: ... and are duplicates by their global vectors at this cosine when their whole frames
             agree (:attr:`smooth_agreement`).
         smooth_agreement: patch agreement the whole frames of two smooth pictures need.
+        local_per_image: partners per picture proposed by shared keypoints (:mod:`~lookalike.search.local_candidates`:
+            collages, pictures-in-picture, screenshots and tight crops, whose global vectors are far from their
+            original's); 0 turns that pass off.
+        local_min_votes: shared keypoints such a pair needs.
+        local_budget: descriptors that pass holds at most (about 256 bytes each); a library with more pictures than
+            a tenth of this skips it (and says so in the log).
         mirror_cosine: a flipped copy is looked for (a second matching pass) only at this cosine or above (image
             vectors are mirror-invariant, so this only spares the second pass for pairs far apart).
     """
@@ -62,7 +69,7 @@ class VerifyRule:
     k: int = 10
     floor: float = 0.4
     min_inliers: int = 15
-    min_agreement: float = 0.6
+    min_agreement: float = 0.75
     max_moved: float = 0.01
     min_spread: float = 0.5
     max_block: float = 0.15
@@ -70,6 +77,9 @@ class VerifyRule:
     smooth_cosine: float = 0.9
     smooth_agreement: float = 0.8
     mirror_cosine: float = 0.5
+    local_per_image: int = 10
+    local_min_votes: int = 8
+    local_budget: int = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -178,10 +188,12 @@ def find_image_duplicates(store: CollectionStore, rule: VerifyRule | None = None
     """Verified groups of duplicate images (see the module docstring)."""
     rule = rule or VerifyRule()
     cands = image_candidates(store, rule.k, rule.floor)
-    if not len(cands):
-        return []
     cid = store.info.id
-    involved = np.unique(np.concatenate([cands.a, cands.b]))
+    # every picture takes part in the pass over shared keypoints; otherwise those with a vector candidate only
+    local = _local_pass(len(cands.ids), rule)
+    involved = np.arange(len(cands.ids)) if local else np.unique(np.concatenate([cands.a, cands.b]))
+    if len(involved) < 2:
+        return []
     stored = store.catalog.hydrate(cid, cands.ids[involved].tolist())
     media_of = {int(p): stored[int(cands.ids[p])].media_id for p in involved if int(cands.ids[p]) in stored}
     records = store.catalog.media_many(cid, media_of.values())
@@ -201,6 +213,13 @@ def find_image_duplicates(store: CollectionStore, rule: VerifyRule | None = None
         else:
             verdicts[(ma, mb)] = verify(cache.get(ma), cache.get(mb), float(cos), rule)
     vectors: dict[int, np.ndarray] = {}
+    for ma, mb in _local_pairs(sorted(set(media_of.values())), cache, rule) if local else []:
+        if (ma, mb) in verdicts or (mb, ma) in verdicts:
+            continue
+        cos = float(_vector(store, ma, vectors) @ _vector(store, mb, vectors))
+        verdicts[(ma, mb)] = verify(cache.get(ma), cache.get(mb), cos, rule)
+        nearby.setdefault(ma, set()).add(mb)
+        nearby.setdefault(mb, set()).add(ma)
 
     def confirm(rep: int, member: int) -> bool:
         """A file verified against a member only is checked against the representative itself."""
@@ -211,6 +230,31 @@ def find_image_duplicates(store: CollectionStore, rule: VerifyRule | None = None
         return verdicts[key].duplicate
 
     return _stars(verdicts, records, cache, confirm, nearby)
+
+
+def _local_pass(pictures: int, rule: VerifyRule) -> bool:
+    """Whether the pass over shared keypoints runs: it is on, and at least 100 descriptors a picture fit its
+    budget (a library too large for it is said so in the log)."""
+    if rule.local_per_image <= 0 or pictures < 2:
+        return False
+    if rule.local_budget // pictures < 100:
+        log.warning(
+            "%d pictures: collages, screenshots and tight crops are not looked for (candidates from shared "
+            "keypoints need at least 100 descriptors a picture within a budget of %d)",
+            pictures,
+            rule.local_budget,
+        )
+        return False
+    return True
+
+
+def _local_pairs(media: list[int], cache: FeatureCache, rule: VerifyRule) -> list[tuple[int, int]]:
+    """Pairs of pictures that share many keypoints (see :mod:`lookalike.search.local_candidates`)."""
+    per_picture = min(1000, rule.local_budget // max(1, len(media)))
+    pairs = local_candidates(
+        len(media), lambda i: cache.get(media[i]), rule.local_per_image, rule.local_min_votes, per_picture
+    )
+    return [(media[a], media[b]) for a, b in zip(pairs.a.tolist(), pairs.b.tolist(), strict=True)]
 
 
 def _vector(store: CollectionStore, media_id: int, memo: dict[int, np.ndarray]) -> np.ndarray:

@@ -1,0 +1,146 @@
+"""Candidates from local features: pictures that share many distinctive keypoints, whatever their global vectors say.
+
+A collage, a picture-in-picture, a screenshot or a tight crop is far from its original in the space of global
+vectors (a collage's vector is nearest to other collages), so the nearest-vector candidates never propose the pair.
+Their keypoints do: every keypoint of the photo inside the collage has its twin in the original. This pass puts the
+RootSIFT descriptors that verification extracts anyway into one approximate nearest-neighbour index (FAISS, IVF with
+8-bit scalar quantisation) and lets each descriptor vote once for every other picture holding a descriptor within
+:data:`MATCH_DISTANCE` of it among its :data:`NEIGHBOURS` nearest. Lowe's ratio test does not work across pictures:
+a picture with twenty copies has twenty twins of each keypoint, all equally near. Pairs with enough votes are
+candidates, verified like the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from lookalike.search.verify import Features
+
+NEIGHBOURS = 32  # nearest descriptors looked up per descriptor (its own picture's are skipped)
+MATCH_DISTANCE = 0.25  # RootSIFT (Hellinger) distance under which two descriptors are the same keypoint
+NPROBE = 8  # inverted lists searched per descriptor
+CHUNK = 200_000  # descriptors added / searched at a time
+
+
+@dataclass(frozen=True)
+class LocalPairs:
+    """Pairs of pictures (positions in the list the caller gave) and the keypoint matches they share."""
+
+    a: np.ndarray
+    b: np.ndarray
+    votes: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.a)
+
+
+def local_candidates(
+    count: int,
+    features: Callable[[int], Features | None],
+    per_image: int,
+    min_votes: int,
+    max_descriptors: int = 1000,
+) -> LocalPairs:
+    """Pairs of pictures sharing at least ``min_votes`` keypoint matches, the ``per_image`` best of each.
+
+    Args:
+        count: how many pictures; they are ``0 .. count - 1``.
+        features: the local features of picture ``i`` (None when it cannot be read: it takes no part).
+        per_image: the partners kept per picture (most votes first).
+        min_votes: matches a pair needs (fewer cannot support a homography).
+        max_descriptors: descriptors of one picture taken at most (evenly over its list: memory is about
+            ``count * max_descriptors * 128`` bytes twice).
+    """
+    owner, codes = _gather(count, features, max_descriptors)
+    empty = np.zeros(0, np.int64)
+    if len(codes) < 2 * NEIGHBOURS or len(np.unique(owner)) < 2:
+        return LocalPairs(empty, empty, empty)
+    index = _build(codes)
+    qa, qb = [], []
+    for start in range(0, len(codes), CHUNK):
+        block = _floats(codes[start : start + CHUNK])
+        dist, ids = index.search(block, NEIGHBOURS)
+        a, b = _votes(owner[start : start + CHUNK], owner, dist, ids)
+        qa.append(a)
+        qb.append(b)
+    a, b = np.concatenate(qa), np.concatenate(qb)
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    keys, votes = np.unique(lo * count + hi, return_counts=True)
+    keep = votes >= min_votes
+    keys, votes = keys[keep], votes[keep]
+    return _best_per_image(keys // count, keys % count, votes, per_image)
+
+
+def _gather(count: int, features: Callable[[int], Features | None], limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every picture's descriptors as uint8 codes (RootSIFT values lie in [0, 1]) and the picture each belongs to."""
+    owners: list[np.ndarray] = []
+    codes: list[np.ndarray] = []
+    for i in range(count):
+        f = features(i)
+        if f is None or not len(f):
+            continue
+        d = f.descriptors[:: -(-len(f) // limit)] if len(f) > limit else f.descriptors
+        codes.append(np.clip(np.rint(d * 255.0), 0, 255).astype(np.uint8))
+        owners.append(np.full(len(d), i, np.int64))
+    if not codes:
+        return np.zeros(0, np.int64), np.zeros((0, 128), np.uint8)
+    return np.concatenate(owners), np.concatenate(codes)
+
+
+def _floats(codes: np.ndarray) -> np.ndarray:
+    return codes.astype(np.float32) / 255.0
+
+
+def _build(codes: np.ndarray) -> Any:
+    """An IVF index with 8-bit scalar quantisation over all descriptors (exact for small sets)."""
+    import faiss  # heavy import, only when verifying
+
+    n, dim = codes.shape
+    if n < 50_000:
+        index = faiss.IndexFlatL2(dim)
+        index.add(_floats(codes))
+        return index
+    nlist = int(min(16384, max(256, 4 * np.sqrt(n))))
+    quantizer = faiss.IndexFlatL2(dim)
+    index = faiss.IndexIVFScalarQuantizer(quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_L2)
+    rng = np.random.default_rng(0)
+    sample = codes[rng.choice(n, size=min(n, 64 * nlist), replace=False)]
+    index.train(_floats(sample))
+    for start in range(0, n, CHUNK):
+        index.add(_floats(codes[start : start + CHUNK]))
+    index.nprobe = NPROBE
+    return index
+
+
+def _votes(
+    query_owner: np.ndarray, owner: np.ndarray, dist: np.ndarray, ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """One (query picture, other picture) per query descriptor and other picture holding a descriptor within
+    :data:`MATCH_DISTANCE` among its neighbours (``dist``: squared L2 distances, ``ids``: descriptor rows)."""
+    found = ids >= 0
+    other = np.where(found, owner[np.maximum(ids, 0)], -1)
+    near = found & (other != query_owner[:, None]) & (dist < MATCH_DISTANCE * MATCH_DISTANCE)
+    row, col = np.nonzero(near)
+    n = int(owner.max()) + 1
+    key = np.unique(row.astype(np.int64) * n + other[row, col])  # each descriptor votes once per picture
+    return query_owner[key // n], key % n
+
+
+def _best_per_image(a: np.ndarray, b: np.ndarray, votes: np.ndarray, per_image: int) -> LocalPairs:
+    """The pairs that are among the ``per_image`` most-voted of either picture."""
+    if not len(a):
+        return LocalPairs(a, b, votes)
+    ends = np.concatenate([a, b])
+    pair = np.concatenate([np.arange(len(a)), np.arange(len(a))])
+    v = np.concatenate([votes, votes])
+    order = np.lexsort((-v, ends))
+    ends, pair = ends[order], pair[order]
+    start = np.r_[0, np.flatnonzero(np.diff(ends)) + 1]
+    rank = np.arange(len(ends)) - np.repeat(start, np.diff(np.r_[start, len(ends)]))
+    chosen = np.unique(pair[rank < per_image])
+    order = chosen[np.argsort(-votes[chosen], kind="stable")]
+    return LocalPairs(a[order], b[order], votes[order])

@@ -1,0 +1,78 @@
+"""Candidates from shared keypoints: composites and tight crops, whose global vectors are far from the original's."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from PIL import Image
+
+from lookalike.search.groups import Relation
+from lookalike.search.image_dupes import VerifyRule, find_image_duplicates
+from lookalike.search.local_candidates import local_candidates
+from lookalike.search.verify import extract
+from lookalike.workspace import Workspace
+
+
+def _collage(images: dict, names: list[str], w: int = 451, h: int = 300) -> Image.Image:
+    out = Image.new("RGB", (2 * w, 2 * h))
+    for (x, y), name in zip(((0, 0), (w, 0), (0, h), (w, h)), names, strict=True):
+        out.paste(images[name].resize((w, h)), (x, y))
+    return out
+
+
+def test_pictures_sharing_keypoints_are_paired_and_unrelated_ones_are_not(images):
+    cat = images["chelsea"]
+    pip = images["coffee"].resize((640, 427))
+    pip.paste(cat.resize((226, 150)), (400, 260))
+    pictures = [
+        cat,  # 0
+        images["coffee"],  # 1
+        images["rocket"],  # 2
+        images["astronaut"],  # 3
+        _collage(images, ["rocket", "astronaut", "coins", "chelsea"]),  # 4: holds 0 and 2 and 3
+        pip,  # 5: the cat over the coffee
+        cat.crop((135, 90, 315, 210)),  # 6: a tight 40% crop of 0
+    ]
+    feats = [extract(p) for p in pictures]
+    pairs = local_candidates(len(feats), lambda i: feats[i], per_image=5, min_votes=8)
+    votes = {(a, b): v for a, b, v in zip(pairs.a.tolist(), pairs.b.tolist(), pairs.votes.tolist(), strict=True)}
+    # every pair of pictures showing the same photo (the cat in 0, 4, 5, 6; rocket 2 and astronaut 3 in the
+    # collage 4; the coffee 1 under the picture-in-picture 5) is proposed with many shared keypoints ...
+    related = {(0, 4), (0, 5), (0, 6), (4, 5), (4, 6), (5, 6), (2, 4), (3, 4), (1, 5)}
+    assert all(votes.get(p, 0) >= 15 for p in related), votes
+    # ... and unrelated photos, when the few chance matches make them candidates at all, with far fewer
+    assert all(v < 10 for p, v in votes.items() if p not in related), votes
+    assert list(votes.values()) == sorted(votes.values(), reverse=True)
+
+
+def test_a_missing_picture_takes_no_part(images):
+    feats = [extract(images["chelsea"]), None, extract(images["chelsea"].resize((225, 150)))]
+    pairs = local_candidates(3, lambda i: feats[i], per_image=5, min_votes=8)
+    assert [(int(a), int(b)) for a, b in zip(pairs.a, pairs.b, strict=True)] == [(0, 2)]
+    assert len(local_candidates(3, lambda i: None, per_image=5, min_votes=8)) == 0
+
+
+def test_a_collage_joins_its_photo_through_shared_keypoints_when_vectors_do_not_propose_it(
+    images, settings_factory, tmp_path
+):
+    """With vector candidates cut to near-identical pictures, the collage is nobody's candidate; its keypoints
+    still find the cat, and it joins the cat's group; with the keypoint pass off it does not."""
+    cat = images["chelsea"]
+    cat.save(tmp_path / "cat.png")
+    _collage(images, ["retina", "hubble_deep_field", "immunohistochemistry", "chelsea"]).save(tmp_path / "c.jpg")
+    for name in ("coffee", "rocket", "astronaut", "coins"):  # the collage's fillers are not indexed alone
+        images[name].save(tmp_path / f"{name}.png")
+    settings = settings_factory()
+    with Workspace(settings) as ws:
+        ws.index([tmp_path])
+        store = ws.store()
+        narrow = replace(VerifyRule(), k=1, floor=0.95)  # vector candidates: near-identical pictures only
+        with_local = find_image_duplicates(store, narrow)
+        without = find_image_duplicates(store, replace(narrow, local_per_image=0))
+    groups = {Path(g.representative.path).name: {Path(it.path).name: it.relation for it in g.items} for g in with_local}
+    assert groups["cat.png"] == {"cat.png": Relation.REPRESENTATIVE, "c.jpg": Relation.CONTAINS}
+    assert not any(
+        "c.jpg" in {Path(it.path).name for it in g.items} and "cat.png" in {Path(it.path).name for it in g.items}
+        for g in without
+    )
