@@ -1,6 +1,7 @@
 """Calibrate the duplicate verification rule on the dev half of ``benchmarks/dupes_quality.py``.
 
-Every candidate pair the product's own candidate stage (``search/candidates.py``) yields on the dev library is
+Every candidate pair the product's own candidate stages (``search/candidates.py``, nearest vectors, and
+``search/local_candidates.py``, shared keypoints) yield on the dev library is
 verified with the product's own functions (``search/verify.py``); each pair's evidence (inliers, agreement of the
 aligned overlap, keypoints, cosine) is tabled against the truth (same picture or not), and a grid of thresholds
 shows how many different pictures each rule would call duplicates and how many copies it would verify. The rule in
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from lookalike.config import Settings
 from lookalike.search.candidates import image_candidates
-from lookalike.search.image_dupes import FeatureCache, VerifyRule, judge
+from lookalike.search.image_dupes import FeatureCache, VerifyRule, judge, local_pairs
 from lookalike.search.verify import Features, Match, match, whole_frame
 from lookalike.workspace import Workspace
 
@@ -57,7 +58,7 @@ def collect(half_dir: Path, rule: VerifyRule) -> tuple[list[PairEvidence], dict[
     with Workspace(Settings(home=half_dir / "home")) as ws:
         store = ws.store()
         start = time.perf_counter()
-        cands = image_candidates(store, rule.k, rule.floor)
+        cands = image_candidates(store, rule.k, rule.floor, rule.nprobe)
         stored = store.catalog.hydrate(store.info.id, cands.ids.tolist())
         records = store.catalog.media_many(store.info.id, {sv.media_id for sv in stored.values()})
         cache = FeatureCache(records, size=len(records) + 1)
@@ -75,6 +76,24 @@ def collect(half_dir: Path, rule: VerifyRule) -> tuple[list[PairEvidence], dict[
             whole = whole_frame(fa, fb) if smooth else None
             out.append(PairEvidence(va.path, vb.path, la == lb, edit, float(cos), fa, fb, m, whole))
             paired.update({(va.path, vb.path), (vb.path, va.path)})
+        # and the pairs the pass over shared keypoints adds (composites, tight crops)
+        path_of = {media_id: r.path for media_id, r in records.items()}
+        for ma, mb in local_pairs(sorted(records), cache, rule):
+            pa, pb = path_of[ma], path_of[mb]
+            fa, fb = cache.get(ma), cache.get(mb)
+            if (pa, pb) in paired or fa is None or fb is None:
+                continue
+            cos = float(
+                store.catalog.vectors_of(store.info.id, ma, store.dim)[0].embedding
+                @ store.catalog.vectors_of(store.info.id, mb, store.dim)[0].embedding
+            )
+            m = match(fa, fb, mirror=cos >= rule.mirror_cosine)
+            smooth = min(len(fa), len(fb)) < rule.smooth_keypoints and cos >= rule.smooth_cosine
+            (la, ka), (lb, kb) = labels[pa], labels[pb]
+            edit = kb if ka == "original" else ka
+            whole = whole_frame(fa, fb) if smooth else None
+            out.append(PairEvidence(pa, pb, la == lb, edit, cos, fa, fb, m, whole))
+            paired.update({(pa, pb), (pb, pa)})
         seconds = time.perf_counter() - start
     originals = {lab: p for p, (lab, kind) in labels.items() if kind == "original"}
     missing: Counter[str] = Counter()

@@ -228,7 +228,7 @@ def candidate_stage(home: Path) -> dict[str, Any]:
         index = store.index("items")
         index.search = _timed(index.search, spent, "search")  # type: ignore[method-assign]
         cpu_loaded = time.process_time()
-        cands = image_candidates(store, k=rule.k, floor=rule.floor)
+        cands = image_candidates(store, k=rule.k, floor=rule.floor, nprobe=rule.nprobe)
         end, cpu_end = time.perf_counter(), time.process_time()
         factory = index.factory
     planted = np.load(home / "planted.npy")
@@ -332,7 +332,10 @@ def main() -> None:
 
     rule = VerifyRule()
     base = base_embeddings(args.work)
-    print(f"{len(base)} real embeddings (dim {base.shape[1]}); image_candidates(k={rule.k}, floor={rule.floor}),")
+    print(
+        f"{len(base)} real embeddings (dim {base.shape[1]}); image_candidates(k={rule.k}, floor={rule.floor}, "
+        f"nprobe={rule.nprobe}),"
+    )
     print("SQLite, 2 CPU threads; peak RSS counts the touched pages of the memory-mapped index, anon RSS does not\n")
     print("| vectors | index | build library s | candidate stage s | pairs | planted pairs found | peak RSS MB |")
     print("|---|---|---|---|---|---|---|", flush=True)

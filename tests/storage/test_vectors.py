@@ -116,3 +116,22 @@ def test_ivf_recall_against_exact_search():
     got, want = ivf.search(q, 10).ids, exact.search(q, 10).ids
     recall = np.mean([len(set(g) & set(w)) / 10 for g, w in zip(got, want, strict=True)])
     assert recall >= 0.95
+
+
+def test_nprobe_per_call_scans_as_many_lists_as_asked():
+    ids, vecs = _data(3000, dim=32, seed=5)
+    exact = VectorIndex.create(32)
+    exact.add(ids, vecs)
+    ivf = VectorIndex.create(32, "IVF64,Flat")
+    ivf.train(vecs)
+    ivf.add(ids, vecs)
+    q = vecs[:200] + 0.2 * _data(200, dim=32, seed=6)[1]
+    want = exact.search(q, 10).ids
+
+    def recall(got: np.ndarray) -> float:
+        return float(np.mean([len(set(g) & set(w)) / 10 for g, w in zip(got, want, strict=True)]))
+
+    assert np.array_equal(ivf.search(q, 10, nprobe=64).ids, want)  # every list: exact
+    one = recall(ivf.search(q, 10, nprobe=1).ids)
+    assert one < recall(ivf.search(q, 10).ids)  # the index's own setting (32) scans more
+    assert np.array_equal(exact.search(q, 10, nprobe=1).ids, want)  # a flat index has no lists to choose

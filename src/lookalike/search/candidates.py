@@ -38,8 +38,12 @@ class CandidatePairs:
         return len(self.a)
 
 
-def image_candidates(store: CollectionStore, k: int, floor: float) -> CandidatePairs:
-    """Each image's ``k`` nearest images at cosine >= ``floor``, as unique pairs sorted by falling similarity."""
+def image_candidates(store: CollectionStore, k: int, floor: float, nprobe: int | None = None) -> CandidatePairs:
+    """Each image's ``k`` nearest images at cosine >= ``floor``, as unique pairs sorted by falling similarity.
+
+    Args:
+        nprobe: inverted lists an IVF index scans per image (default: the index's own setting).
+    """
     cid, dim = store.info.id, store.dim
     ids = store.catalog.vector_ids(cid, [Level.IMAGE.value])
     index = store.index("items")
@@ -52,7 +56,7 @@ def image_candidates(store: CollectionStore, k: int, floor: float) -> CandidateP
         chunk_ids, vectors = chunk_ids[listed], vectors[listed]
         if not len(chunk_ids):
             continue
-        found = index.search(vectors, k + 1 + OVERFETCH)
+        found = index.search(vectors, k + 1 + OVERFETCH, nprobe=nprobe)
         q = np.repeat(np.searchsorted(ids, chunk_ids), found.ids.shape[1])
         other = found.ids.ravel()
         score = found.scores.ravel()

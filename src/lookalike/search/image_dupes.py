@@ -44,6 +44,8 @@ class VerifyRule:
     Attributes:
         k: nearest images per image taken as candidates.
         floor: cosine under which a neighbour is not a candidate.
+        nprobe: inverted lists an IVF index scans per picture (search uses 32: duplicates lie far closer than
+            search's neighbours, and every picture is a query here).
         min_inliers: keypoint matches one transform must explain.
         min_agreement: share of the aligned overlap's structured patches that must agree.
         max_moved: share of the overlap's patches that may agree only once shifted (content that moved: another
@@ -68,6 +70,7 @@ class VerifyRule:
 
     k: int = 10
     floor: float = 0.4
+    nprobe: int = 8
     min_inliers: int = 15
     min_agreement: float = 0.75
     max_moved: float = 0.01
@@ -187,7 +190,7 @@ def _lossless(path: str) -> bool:
 def find_image_duplicates(store: CollectionStore, rule: VerifyRule | None = None) -> list[DuplicateGroup]:
     """Verified groups of duplicate images (see the module docstring)."""
     rule = rule or VerifyRule()
-    cands = image_candidates(store, rule.k, rule.floor)
+    cands = image_candidates(store, rule.k, rule.floor, rule.nprobe)
     cid = store.info.id
     # every picture takes part in the pass over shared keypoints; otherwise those with a vector candidate only
     local = _local_pass(len(cands.ids), rule)
@@ -213,7 +216,7 @@ def find_image_duplicates(store: CollectionStore, rule: VerifyRule | None = None
         else:
             verdicts[(ma, mb)] = verify(cache.get(ma), cache.get(mb), float(cos), rule)
     vectors: dict[int, np.ndarray] = {}
-    for ma, mb in _local_pairs(sorted(set(media_of.values())), cache, rule) if local else []:
+    for ma, mb in local_pairs(sorted(set(media_of.values())), cache, rule) if local else []:
         if (ma, mb) in verdicts or (mb, ma) in verdicts:
             continue
         cos = float(_vector(store, ma, vectors) @ _vector(store, mb, vectors))
@@ -248,7 +251,7 @@ def _local_pass(pictures: int, rule: VerifyRule) -> bool:
     return True
 
 
-def _local_pairs(media: list[int], cache: FeatureCache, rule: VerifyRule) -> list[tuple[int, int]]:
+def local_pairs(media: list[int], cache: FeatureCache, rule: VerifyRule) -> list[tuple[int, int]]:
     """Pairs of pictures that share many keypoints (see :mod:`lookalike.search.local_candidates`)."""
     per_picture = min(1000, rule.local_budget // max(1, len(media)))
     pairs = local_candidates(

@@ -184,14 +184,23 @@ class VectorIndex:
         self._drop_gpu()
         return removed
 
-    def search(self, queries: np.ndarray, k: int) -> Neighbours:
-        """The ``k`` nearest ids of each query by inner product, best first."""
+    def search(self, queries: np.ndarray, k: int, nprobe: int | None = None) -> Neighbours:
+        """The ``k`` nearest ids of each query by inner product, best first.
+
+        Args:
+            nprobe: inverted lists an IVF index on the CPU scans for this call (default: its own setting, 32);
+                fewer is faster and finds fewer of the farther neighbours.
+        """
         q = as_matrix(queries, self.dim)
         if len(self) == 0 or k <= 0:
             n = q.shape[0]
             return Neighbours(np.zeros((n, 0), np.float32), np.zeros((n, 0), np.int64))
         k = min(k, len(self), GPU_MAX_K if self.on_gpu else k)
-        scores, ids = self._searcher.search(q, k)
+        if nprobe is not None and self.factory.startswith("IVF") and not self.on_gpu:
+            params = _faiss().SearchParametersIVF(nprobe=int(nprobe))
+            scores, ids = self._searcher.search(q, k, params=params)
+        else:
+            scores, ids = self._searcher.search(q, k)
         return Neighbours(scores, ids)
 
     def _drop_gpu(self) -> None:
