@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
+from lookalike.search import local_candidates as local_candidates_module
 from lookalike.search.groups import Relation
 from lookalike.search.image_dupes import VerifyRule, find_image_duplicates
 from lookalike.search.local_candidates import local_candidates
@@ -21,11 +24,11 @@ def _collage(images: dict, names: list[str], w: int = 451, h: int = 300) -> Imag
     return out
 
 
-def test_pictures_sharing_keypoints_are_paired_and_unrelated_ones_are_not(images):
+def _pictures(images: dict) -> list[Image.Image]:
     cat = images["chelsea"]
     pip = images["coffee"].resize((640, 427))
     pip.paste(cat.resize((226, 150)), (400, 260))
-    pictures = [
+    return [
         cat,  # 0
         images["coffee"],  # 1
         images["rocket"],  # 2
@@ -34,7 +37,13 @@ def test_pictures_sharing_keypoints_are_paired_and_unrelated_ones_are_not(images
         pip,  # 5: the cat over the coffee
         cat.crop((135, 90, 315, 210)),  # 6: a tight 40% crop of 0
     ]
-    feats = [extract(p) for p in pictures]
+
+
+@pytest.mark.parametrize("exact_below", [50_000, 1_000])
+def test_pictures_sharing_keypoints_are_paired_and_unrelated_ones_are_not(images, monkeypatch, exact_below):
+    """The same answer from the exact index and from the IVF + 8-bit one (used past ``EXACT_BELOW`` descriptors)."""
+    monkeypatch.setattr(local_candidates_module, "EXACT_BELOW", exact_below)
+    feats = [extract(p) for p in _pictures(images)]
     pairs = local_candidates(len(feats), lambda i: feats[i], per_image=5, min_votes=8)
     votes = {(a, b): v for a, b, v in zip(pairs.a.tolist(), pairs.b.tolist(), pairs.votes.tolist(), strict=True)}
     # every pair of pictures showing the same photo (the cat in 0, 4, 5, 6; rocket 2 and astronaut 3 in the
@@ -46,6 +55,19 @@ def test_pictures_sharing_keypoints_are_paired_and_unrelated_ones_are_not(images
     assert list(votes.values()) == sorted(votes.values(), reverse=True)
 
 
+def test_each_picture_keeps_its_most_voted_partners_only(images):
+    """Six resized copies of one photo: fifteen pairs share keypoints; with one partner a picture, each picture's
+    best pair is kept and no other."""
+    cat = images["chelsea"]
+    feats = [extract(cat.resize((451 - 40 * i, 300 - 27 * i))) for i in range(6)]
+    every = local_candidates(6, lambda i: feats[i], per_image=10, min_votes=8)
+    assert len(every) == 15
+    votes = {(a, b): v for a, b, v in zip(every.a.tolist(), every.b.tolist(), every.votes.tolist(), strict=True)}
+    best = {max((p for p in votes if i in p), key=lambda p: (votes[p], -p[0], -p[1])) for i in range(6)}
+    one = local_candidates(6, lambda i: feats[i], per_image=1, min_votes=8)
+    assert set(zip(one.a.tolist(), one.b.tolist(), strict=True)) == best
+
+
 def test_a_missing_picture_takes_no_part(images):
     feats = [extract(images["chelsea"]), None, extract(images["chelsea"].resize((225, 150)))]
     pairs = local_candidates(3, lambda i: feats[i], per_image=5, min_votes=8)
@@ -54,10 +76,11 @@ def test_a_missing_picture_takes_no_part(images):
 
 
 def test_a_collage_joins_its_photo_through_shared_keypoints_when_vectors_do_not_propose_it(
-    images, settings_factory, tmp_path
+    images, settings_factory, tmp_path, caplog
 ):
     """With vector candidates cut to near-identical pictures, the collage is nobody's candidate; its keypoints
-    still find the cat, and it joins the cat's group; with the keypoint pass off it does not."""
+    still find the cat, and it joins the cat's group; with the keypoint pass off, or past its budget (said in the
+    log), it does not."""
     cat = images["chelsea"]
     cat.save(tmp_path / "cat.png")
     _collage(images, ["retina", "hubble_deep_field", "immunohistochemistry", "chelsea"]).save(tmp_path / "c.jpg")
@@ -70,6 +93,10 @@ def test_a_collage_joins_its_photo_through_shared_keypoints_when_vectors_do_not_
         narrow = replace(VerifyRule(), k=1, floor=0.95)  # vector candidates: near-identical pictures only
         with_local = find_image_duplicates(store, narrow)
         without = find_image_duplicates(store, replace(narrow, local_per_image=0))
+        with caplog.at_level(logging.WARNING, logger="lookalike.search.image_dupes"):
+            over_budget = find_image_duplicates(store, replace(narrow, local_budget=500))
+    assert over_budget == []
+    assert "6 pictures: collages, screenshots and tight crops are not looked for" in caplog.text
     groups = {Path(g.representative.path).name: {Path(it.path).name: it.relation for it in g.items} for g in with_local}
     assert groups["cat.png"] == {"cat.png": Relation.REPRESENTATIVE, "c.jpg": Relation.CONTAINS}
     assert not any(

@@ -135,3 +135,5 @@ def test_nprobe_per_call_scans_as_many_lists_as_asked():
     one = recall(ivf.search(q, 10, nprobe=1).ids)
     assert one < recall(ivf.search(q, 10).ids)  # the index's own setting (32) scans more
     assert np.array_equal(exact.search(q, 10, nprobe=1).ids, want)  # a flat index has no lists to choose
+    with pytest.raises(ValueError, match="nprobe must be at least 1"):
+        ivf.search(q, 10, nprobe=0)

@@ -24,6 +24,7 @@ NEIGHBOURS = 32  # nearest descriptors looked up per descriptor (its own picture
 MATCH_DISTANCE = 0.25  # RootSIFT (Hellinger) distance under which two descriptors are the same keypoint
 NPROBE = 8  # inverted lists searched per descriptor
 CHUNK = 200_000  # descriptors added / searched at a time
+EXACT_BELOW = 50_000  # descriptors under which the index is exact (a flat one)
 
 
 @dataclass(frozen=True)
@@ -50,10 +51,13 @@ def local_candidates(
     Args:
         count: how many pictures; they are ``0 .. count - 1``.
         features: the local features of picture ``i`` (None when it cannot be read: it takes no part).
-        per_image: the partners kept per picture (most votes first).
-        min_votes: matches a pair needs (fewer cannot support a homography).
-        max_descriptors: descriptors of one picture taken at most (evenly over its list: memory is about
-            ``count * max_descriptors * 128`` bytes twice).
+        per_image: a pair is kept when it is among the ``per_image`` most-voted pairs of either picture (ties
+            broken by the pair's order: its smaller picture, then the other).
+        min_votes: votes a pair needs: each descriptor of either picture with a twin in the other is one (a
+            keypoint both pictures find counts twice).
+        max_descriptors: descriptors of one picture taken at most (spread evenly over its list; memory is about
+            ``count * max_descriptors * 128`` bytes for the codes, as much for the index, and the search
+            buffers).
     """
     owner, codes = _gather(count, features, max_descriptors)
     empty = np.zeros(0, np.int64)
@@ -83,7 +87,7 @@ def _gather(count: int, features: Callable[[int], Features | None], limit: int) 
         f = features(i)
         if f is None or not len(f):
             continue
-        d = f.descriptors[:: -(-len(f) // limit)] if len(f) > limit else f.descriptors
+        d = f.descriptors[np.linspace(0, len(f) - 1, limit).astype(int)] if len(f) > limit else f.descriptors
         codes.append(np.clip(np.rint(d * 255.0), 0, 255).astype(np.uint8))
         owners.append(np.full(len(d), i, np.int64))
     if not codes:
@@ -100,7 +104,7 @@ def _build(codes: np.ndarray) -> Any:
     import faiss  # heavy import, only when verifying
 
     n, dim = codes.shape
-    if n < 50_000:
+    if n < EXACT_BELOW:
         index = faiss.IndexFlatL2(dim)
         index.add(_floats(codes))
         return index

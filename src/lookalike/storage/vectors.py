@@ -189,14 +189,16 @@ class VectorIndex:
 
         Args:
             nprobe: inverted lists an IVF index on the CPU scans for this call (default: its own setting, 32);
-                fewer is faster and finds fewer of the farther neighbours.
+                fewer is faster and finds fewer of the farther neighbours. A GPU copy keeps its own setting.
         """
         q = as_matrix(queries, self.dim)
         if len(self) == 0 or k <= 0:
             n = q.shape[0]
             return Neighbours(np.zeros((n, 0), np.float32), np.zeros((n, 0), np.int64))
         k = min(k, len(self), GPU_MAX_K if self.on_gpu else k)
-        if nprobe is not None and self.factory.startswith("IVF") and not self.on_gpu:
+        if nprobe is not None and nprobe < 1:
+            raise ValueError(f"nprobe must be at least 1, not {nprobe}")
+        if nprobe is not None and not self.on_gpu and _faiss().try_extract_index_ivf(self._index) is not None:
             params = _faiss().SearchParametersIVF(nprobe=int(nprobe))
             scores, ids = self._searcher.search(q, k, params=params)
         else:
