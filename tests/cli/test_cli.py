@@ -184,3 +184,28 @@ def test_serve_binds_loopback_and_asks_for_the_key(cli_home, tmp_path):
     finally:
         server.terminate()
         server.wait(20)
+
+
+def test_names_print_as_they_are(cli_home, tmp_path, images):
+    """Markup brackets in a path print as they are (``x[/b].jpg`` used to crash with a MarkupError), and control
+    characters (a terminal escape sequence, a new line) are shown as escapes, never sent to the terminal."""
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    images["coffee"].save(folder / "holiday [copy].jpg")
+    (folder / "x[").mkdir()
+    images["coffee"].save(folder / "x[" / "b].jpg")  # the path holds "[/b]", a closing tag Rich had no opener for
+    (folder / "\x1b[31mred\nline.jpg").write_bytes(b"not a picture")
+    code, out, err = _run("index", str(folder), home=cli_home)
+    assert code == 0, out + err
+    assert "Traceback" not in out + err and "\x1b" not in out
+    assert f"{folder}/\\x1b[31mred\\nline.jpg: " in out  # the broken file's line, its name escaped
+    code, out, err = _run("dupes", home=cli_home)
+    assert code == 0, out + err
+    assert f"{folder}/holiday [copy].jpg" in out and f"{folder}/x[/b].jpg" in out
+    code, out, err = _run("info", "--failed", home=cli_home)
+    assert code == 0 and "\\x1b[31mred\\nline.jpg" in out and "\x1b" not in out
+    code, out, err = _run("search", str(folder / "x[/b].jpg"), "-k", "3", home=cli_home)
+    assert code == 0, out + err
+    lines = out.splitlines()
+    assert lines[0] == str(folder / "x[/b].jpg")  # piped: the query, then one tab-separated line a hit
+    assert lines[1].split("\t")[3] in (str(folder / "x[/b].jpg"), str(folder / "holiday [copy].jpg"))

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from lookalike.cli.render import shown
 from lookalike.config import Settings
 from lookalike.errors import LookalikeError
 from lookalike.workspace import Workspace
@@ -26,7 +27,7 @@ db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
 out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 @app.callback()
@@ -55,7 +56,7 @@ def workspace(ctx: typer.Context, auto_upgrade: bool = True) -> Iterator[Workspa
         with Workspace(ctx.obj, auto_upgrade=auto_upgrade) as ws:
             yield ws
     except LookalikeError as e:
-        err.print(f"[red]error:[/red] {e}")
+        err.print(f"[red]error:[/red] {shown(e)}")
         raise typer.Exit(1) from e
 
 
@@ -216,14 +217,14 @@ def info(
             data["failed"] = [{"path": p, "code": c, "message": m} for p, c, m in failures]
         sys.stdout.write(json.dumps(data) + "\n")
         return
-    out.print(f"library: {data['home']}")
+    out.print(f"library: {shown(data['home'])}")
     if not data["collections"]:
         out.print("nothing indexed yet")
     for c in data["collections"]:
         counts = ", ".join(f"{k}={v}" for k, v in c.items() if k not in ("name", "model", "weights", "dim"))
-        out.print(f"collection {c['name']} ({c['model']}, {c['weights']}, {c['dim']}-d): {counts}")
+        out.print(f"collection {shown(c['name'])} ({shown(c['model'])}, {shown(c['weights'])}, {c['dim']}-d): {counts}")
     for p, c, m in failures:
-        out.print(f"  failed {p}: {c}: {m}")
+        out.print(f"  failed {shown(p)}: {c}: {shown(m)}")
 
 
 @app.command()
@@ -270,7 +271,7 @@ def serve(
     )
     if settings.api_key is None and host not in ("127.0.0.1", "localhost", "::1"):
         err.print(f"[yellow]warning:[/yellow] serving on {host} without an API key: anyone who can reach it can search")
-    out.print(f"lookalike serving {settings.home} on http://{host}:{port}/ (API docs at /docs)")
+    out.print(f"lookalike serving {shown(settings.home)} on http://{host}:{port}/ (API docs at /docs)")
     run(settings, host, port)
 
 

@@ -18,6 +18,18 @@ if TYPE_CHECKING:
     from lookalike.search.searcher import QueryResult
 
 
+def visible(value: object) -> str:
+    """Text from outside (a file name, a message quoting one) with the characters that are not printable
+    (terminal escape sequences, new lines, tabs, bidirectional overrides) shown as their escapes, so that a name
+    cannot restyle, move or hide what is printed."""
+    return "".join(ch if ch.isprintable() or ch == " " else ascii(ch)[1:-1] for ch in str(value))
+
+
+def shown(value: object) -> str:
+    """:func:`visible` text ready for a Rich console: markup brackets in it print as they are."""
+    return escape(visible(value))
+
+
 def _t(value: float | None) -> float | None:
     return None if value is None else round(float(value), 3)
 
@@ -56,10 +68,18 @@ def print_query(console: Console, result: QueryResult) -> None:
     from rich.table import Table
 
     if result.error:
-        console.print(f"[red]{result.query}: {result.error}[/red]")
+        console.print(f"[red]{shown(result.query)}: {shown(result.error)}[/red]")
         return
-    table = Table(title=f"{result.query}", title_justify="left", show_edge=False)
     verified = any(h.relation is not None for h in result.hits)
+    if not console.is_terminal:  # piped: one line a hit, tab-separated, paths never wrapped or cut
+        lines = [visible(result.query)]
+        for i, h in enumerate(result.hits, 1):
+            cells = [str(i), f"{h.score:.3f}", h.kind.value, visible(h.path), _range(h.start, h.end)]
+            cells += [_range(h.query_start, h.query_end), *((h.relation or "",) if verified else ())]
+            lines.append("\t".join(cells))
+        console.file.write("\n".join(lines) + "\n")
+        return
+    table = Table(title=shown(result.query), title_justify="left", show_edge=False)
     for col in ("#", "score", "kind", "path", "match", "query", *(("verified",) if verified else ())):
         table.add_column(col, overflow="fold")
     for i, h in enumerate(result.hits, 1):
@@ -67,7 +87,7 @@ def print_query(console: Console, result: QueryResult) -> None:
             str(i),
             f"{h.score:.3f}",
             h.kind.value,
-            escape(h.path),
+            shown(h.path),
             _range(h.start, h.end),
             _range(h.query_start, h.query_end),
             *((h.relation or "",) if verified else ()),
@@ -138,7 +158,7 @@ def print_dupes(
     for n, g in enumerate(groups, 1):
         console.print(f"[bold]group {n}[/bold] {g.kind.value} ({len(g.items)} files, weakest score {g.score:.3f})")
         for it in g.items:
-            console.print(f"  {it.kind:5} {escape(it.path)}  [dim]{_evidence(it)}[/dim]", highlight=False)
+            console.print(f"  {it.kind:5} {shown(it.path)}  [dim]{_evidence(it)}[/dim]", highlight=False)
 
 
 def explanation_dict(expl: Explanation) -> dict[str, Any]:
@@ -176,7 +196,7 @@ def explanation_dict(expl: Explanation) -> dict[str, Any]:
 def print_explanation(console: Console, expl: Explanation, picture: Path | None) -> None:
     """The decision in words, then the evidence line by line."""
     rule = expl.rule
-    a, b = escape(expl.path_a), escape(expl.path_b)
+    a, b = shown(expl.path_a), shown(expl.path_b)
     if expl.duplicate:
         console.print(f"[green]duplicates[/green]: {b} is {expl.relation.value if expl.relation else 'a copy'} of {a}")
     else:
@@ -201,7 +221,7 @@ def print_explanation(console: Console, expl: Explanation, picture: Path | None)
     if expl.region_a is not None and expl.region_b is not None:
         console.print(f"  matched region: {list(expl.region_a)} of the first, {list(expl.region_b)} of the second")
     if picture is not None:
-        console.print(f"  picture: {escape(str(picture))}")
+        console.print(f"  picture: {shown(picture)}")
 
 
 def report_dict(report: IndexReport) -> dict[str, Any]:
@@ -231,6 +251,6 @@ def print_report(console: Console, report: IndexReport) -> None:
         highlight=False,
     )
     for f in report.failed:
-        console.print(f"  [red]failed[/red] {f.path}: {f.code}: {f.message}", highlight=False)
+        console.print(f"  [red]failed[/red] {shown(f.path)}: {f.code}: {shown(f.message)}", highlight=False)
     for s in report.skipped:
-        console.print(f"  [yellow]skipped[/yellow] {s.path}: {s.reason}", highlight=False)
+        console.print(f"  [yellow]skipped[/yellow] {shown(s.path)}: {shown(s.reason)}", highlight=False)
