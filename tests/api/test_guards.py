@@ -198,3 +198,27 @@ def test_a_decoder_crash_on_an_upload_fails_that_request_not_the_service(indexed
         again = c.post("/api/search/upload", files={"file": ("moon.jpg", corpus.distractors["moon"].read_bytes())})
         assert again.status_code == 200
         assert again.json()["hits"][0]["name"] == "moon.jpg"
+
+
+def test_only_loopback_names_and_allowed_hosts_are_answered(indexed):
+    """DNS rebinding: a page on attacker.example that makes its name resolve to 127.0.0.1 sends
+    ``Host: attacker.example``; a key-less loopback service must not answer it."""
+    settings, _ = indexed
+    with serving(settings, allowed_hosts=("photos.lan",)) as c:
+        for host in ("attacker.example", "attacker.example:8000", "127.0.0.1.attacker.example", "photos.lan.evil"):
+            r = c.get("/api/duplicates", headers={"Host": host})
+            assert r.status_code == 400 and r.text == "Invalid host header", host
+        assert c.get("/healthz", headers={"Host": "attacker.example"}).status_code == 400
+        for host in ("127.0.0.1:8000", "localhost:8000", "[::1]:8000", "LOCALHOST", "photos.lan:8000"):
+            assert c.get("/healthz", headers={"Host": host}).status_code == 200, host
+
+
+def test_the_address_listened_on_is_a_trusted_name_unless_it_is_every_interface():
+    from lookalike.api.app import trusted_hosts
+    from lookalike.config import Settings
+
+    s = Settings()
+    assert trusted_hosts(s, "192.168.1.20") == ["localhost", "127.0.0.1", "::1", "[::1]", "192.168.1.20"]
+    assert trusted_hosts(s, "0.0.0.0") == ["localhost", "127.0.0.1", "::1", "[::1]"]
+    assert trusted_hosts(s, "fe80::1")[-2:] == ["fe80::1", "[fe80::1]"]
+    assert trusted_hosts(s.with_(allowed_hosts=("photos.lan",)), None)[-1] == "photos.lan"

@@ -16,6 +16,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from lookalike import __version__
 from lookalike.api.deps import api_key_header
@@ -62,11 +63,25 @@ def _status(error: LookalikeError) -> int:
     return next(code for cls, code in STATUS_OF if isinstance(error, cls))
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """The lookalike HTTP service over the library ``settings`` names.
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1", "[::1]")
+WILDCARDS = ("0.0.0.0", "::", "")
+
+
+def trusted_hosts(settings: Settings, host: str | None = None) -> list[str]:
+    """The ``Host`` names the service answers to: loopback, the address it listens on (unless it listens on every
+    interface), and the settings' ``allowed_hosts``."""
+    names = [*LOOPBACK_NAMES, *settings.allowed_hosts]
+    if host and host not in WILDCARDS:
+        names += [host, f"[{host}]"] if ":" in host else [host]
+    return list(dict.fromkeys(names))
+
+
+def create_app(settings: Settings, host: str | None = None) -> FastAPI:
+    """The lookalike HTTP service over the library ``settings`` names, listening on ``host``.
 
     The model and indexes are loaded once when the app starts and shared by all requests; searches keep
-    working while ``lookalike index`` writes to the same library, and see its work once it saves.
+    working while ``lookalike index`` writes to the same library, and see its work once it saves. Requests
+    whose ``Host`` is not one of :func:`trusted_hosts` are answered 400.
     """
 
     @asynccontextmanager
@@ -133,6 +148,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     if settings.api_key is not None:
         app.add_middleware(ApiKeyGuard, api_key=settings.api_key)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=trusted_hosts(settings, host))
     app.add_middleware(InFlightLimit, limit=settings.max_in_flight)  # outermost: refuses before anything else
     return app
 
@@ -150,4 +166,4 @@ def run(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None:
 
     one_thread_per_request()
     set_search_threads(1)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+    uvicorn.run(create_app(settings, host), host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)

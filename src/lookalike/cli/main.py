@@ -259,6 +259,10 @@ def serve(
     max_in_flight: Annotated[
         int | None, typer.Option(help="Requests worked on at once; more get 503 at once [16].")
     ] = None,
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(help="A name the service answers to besides loopback and HOST (the Host header); repeatable."),
+    ] = None,
 ) -> None:
     """Serve the search API and web page (http://HOST:PORT/, API docs at /docs)."""
     from lookalike.api.app import run
@@ -268,6 +272,7 @@ def serve(
         api_key=key or None,
         max_upload_bytes=max_upload_mb * 1024 * 1024 if max_upload_mb else None,
         max_in_flight=max_in_flight,
+        allowed_hosts=tuple(allow_host) if allow_host else None,
     )
     if settings.api_key is None and host not in ("127.0.0.1", "localhost", "::1"):
         err.print(f"[yellow]warning:[/yellow] serving on {host} without an API key: anyone who can reach it can search")
