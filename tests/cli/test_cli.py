@@ -209,3 +209,26 @@ def test_names_print_as_they_are(cli_home, tmp_path, images):
     lines = out.splitlines()
     assert lines[0] == str(folder / "x[/b].jpg")  # piped: the query, then one tab-separated line a hit
     assert lines[1].split("\t")[3] in (str(folder / "x[/b].jpg"), str(folder / "holiday [copy].jpg"))
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["dupes", "--similar-threshold", "nan"], "--similar-threshold"),
+        (["dupes", "--similar-threshold", "2"], "--similar-threshold"),
+        (["dupes", "--video-threshold", "-5"], "--video-threshold"),
+        (["dupes", "--video-threshold", "inf"], "--video-threshold"),
+        (["index", "--frame-rate", "0", "."], "--frame-rate"),
+        (["index", "--frame-rate", "-1", "."], "--frame-rate"),
+        (["index", "--frame-rate", "nan", "."], "--frame-rate"),
+        (["index", "--decode-timeout", "0", "."], "--decode-timeout"),
+        (["index", "--batch-size", "0", "."], "--batch-size"),
+        (["serve", "--max-in-flight", "0"], "--max-in-flight"),
+    ],
+)
+def test_out_of_range_options_are_usage_errors(tmp_path, args, option):
+    """Refused at the edge (exit code 2, the option named), before a library is opened or anything is saved."""
+    result = runner.invoke(app, ["--home", str(tmp_path / "home"), *args])
+    assert result.exit_code == 2, result.output
+    assert option in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "home").exists()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -49,6 +50,21 @@ def main(
     ctx.obj = Settings.from_env(home=home, db_url=db, model=model, weights=weights, device=device)
 
 
+def _within(low: float, high: float, low_open: bool = False) -> Callable[[float | None], float | None]:
+    """A Typer callback refusing numbers outside [low, high] (or (low, high] with ``low_open``), NaN and
+    infinities, as a usage error (exit code 2)."""
+
+    def check(value: float | None) -> float | None:
+        if value is None:
+            return None
+        if not math.isfinite(value) or value > high or value < low or (low_open and value == low):
+            bound = f"({low}, {high}]" if low_open else f"[{low}, {high}]"
+            raise typer.BadParameter(f"{value} is not in {bound}")
+        return value
+
+    return check
+
+
 @contextmanager
 def workspace(ctx: typer.Context, auto_upgrade: bool = True) -> Iterator[Workspace]:
     """Open the workspace; domain errors become a one-line message and exit code 1."""
@@ -67,14 +83,20 @@ def index(
     prune: Annotated[bool, typer.Option(help="Forget files under PATHS that no longer exist.")] = False,
     workers: Annotated[
         int | None,
-        typer.Option(help="Decode worker processes (0: decode in this process, without crash isolation)."),
+        typer.Option(min=0, help="Decode worker processes (0: decode in this process, without crash isolation)."),
     ] = None,
     decode_timeout: Annotated[
-        float | None, typer.Option(help="Seconds a decoder may go without progress on one file.")
+        float | None,
+        typer.Option(
+            callback=_within(0, 86_400, low_open=True), help="Seconds a decoder may go without progress on one file."
+        ),
     ] = None,
-    decode_memory: Annotated[int | None, typer.Option(help="Memory limit of each decode process, MiB.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Images per forward pass.")] = None,
-    frame_rate: Annotated[float | None, typer.Option(help="Video frames sampled per second.")] = None,
+    decode_memory: Annotated[int | None, typer.Option(min=64, help="Memory limit of each decode process, MiB.")] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="Images per forward pass.")] = None,
+    frame_rate: Annotated[
+        float | None,
+        typer.Option(callback=_within(0, 60, low_open=True), help="Video frames sampled per second (up to 60)."),
+    ] = None,
     follow_symlinks: Annotated[bool, typer.Option(help="Follow links that stay inside PATHS.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
@@ -156,12 +178,14 @@ def dupes(
     ] = False,
     similar_threshold: Annotated[
         float | None,
-        typer.Option(min=0.5, max=1.0, help="Cosine similarity for 'similar' (implies --similar) [default: 0.90]."),
+        typer.Option(
+            callback=_within(0.5, 1.0), help="Cosine similarity for 'similar' (implies --similar) [default: 0.90]."
+        ),
     ] = None,
     video_threshold: Annotated[
         float | None,
         typer.Option(
-            min=0.0, max=1.0, help="Aligned video segment score for 'copy' [default: calibrated, see README]."
+            callback=_within(0.0, 1.0), help="Aligned video segment score for 'copy' [default: calibrated, see README]."
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print groups as JSON, with the evidence per file.")] = False,
@@ -255,9 +279,9 @@ def serve(
             help="File holding the API key every route but /healthz requires [env LOOKALIKE_API_KEY].", exists=True
         ),
     ] = None,
-    max_upload_mb: Annotated[int | None, typer.Option(help="Largest request body, MiB [64].")] = None,
+    max_upload_mb: Annotated[int | None, typer.Option(min=1, help="Largest request body, MiB [64].")] = None,
     max_in_flight: Annotated[
-        int | None, typer.Option(help="Requests worked on at once; more get 503 at once [16].")
+        int | None, typer.Option(min=1, help="Requests worked on at once; more get 503 at once [16].")
     ] = None,
     allow_host: Annotated[
         list[str] | None,
