@@ -94,3 +94,40 @@ def test_local_checkpoint_is_loaded_and_tagged(tmp_path, default, images):
     assert local.weights_tag.startswith("file:lite0.pth:")
     assert np.allclose(local.embed_images([images["coffee"]]), default.embed_images([images["coffee"]]), atol=1e-5)
     assert collection_name("efficientnet_lite0", str(path)) == f"efficientnet_lite0+{local.weights_tag}"
+
+
+@pytest.mark.parametrize(
+    ("spec", "make"),
+    [
+        ("timm:resnet18", "timm"),
+        ("torchvision:mobilenet_v3_small", "torchvision"),
+    ],
+)
+def test_local_checkpoints_load_strictly_and_lose_wrapper_prefixes(tmp_path, images, spec, make):
+    """A DataParallel checkpoint (``module.`` keys, in a training container) loads every tensor; one that does
+    not fit the network is a clear error naming the keys, not a network left with random weights."""
+    import timm
+    import torchvision
+
+    torch.manual_seed(0)
+    if make == "timm":
+        net = timm.create_model("resnet18", pretrained=False)
+    else:
+        net = torchvision.models.get_model("mobilenet_v3_small", weights=None)
+    wrapped = tmp_path / "wrapped.pth"
+    torch.save({"epoch": 3, "state_dict": {f"module.{k}": v for k, v in net.state_dict().items()}}, wrapped)
+    first = create_embedder(spec, weights=str(wrapped), device="cpu")
+    again = create_embedder(spec, weights=str(wrapped), device="cpu")
+    v1, v2 = first.embed_images([images["coffee"]]), again.embed_images([images["coffee"]])
+    assert np.allclose(v1, v2, atol=1e-5)  # the file's weights, not two different random draws
+    other = create_embedder(spec, weights="random", device="cpu")
+    assert not np.allclose(v1, other.embed_images([images["coffee"]]), atol=1e-3)
+
+    broken = tmp_path / "broken.pth"
+    state = dict(net.state_dict())
+    dropped = next(k for k in state if k.endswith("weight") and "bn" not in k)
+    del state[dropped]
+    state["extra.weight"] = torch.zeros(3)
+    torch.save(state, broken)
+    with pytest.raises(UnknownModelError, match=rf"does not fit {spec}: missing 1 \({dropped}\); unexpected 1"):
+        create_embedder(spec, weights=str(broken), device="cpu").embed_images([images["coffee"]])

@@ -6,6 +6,7 @@ import torch
 
 from lookalike.errors import UnknownModelError
 from lookalike.indexer.embedders.base import Preprocess, TorchEmbedder
+from lookalike.indexer.embedders.checkpoint import load_strictly
 from lookalike.indexer.embedders.registry import RANDOM_WEIGHTS, check_weights_file, weights_tag_for_file
 
 
@@ -50,9 +51,8 @@ def build_timm(name: str, weights: str | None = None, device: str | None = None)
     def build() -> torch.nn.Module:
         model = timm.create_model(name, pretrained=weights is None, num_classes=0)
         if local is not None:
-            state = torch.load(local, map_location="cpu", weights_only=True)
-            state = state.get("state_dict", state) if isinstance(state, dict) else state
-            model.load_state_dict(state, strict=False)
+            head = model.pretrained_cfg.get("classifier") or "classifier"
+            load_strictly(model, local, f"timm:{name}", classifier=[head] if isinstance(head, str) else head)
         return model
 
     return TorchEmbedder(f"timm:{name}", tag, _preprocess(name), build, device)

@@ -6,6 +6,7 @@ import torch
 
 from lookalike.errors import UnknownModelError
 from lookalike.indexer.embedders.base import Preprocess, TorchEmbedder
+from lookalike.indexer.embedders.checkpoint import load_strictly
 from lookalike.indexer.embedders.registry import RANDOM_WEIGHTS, check_weights_file, weights_tag_for_file
 
 
@@ -25,6 +26,18 @@ def strip_classifier(model: torch.nn.Module) -> torch.nn.Module:
         model.classifier = torch.nn.Identity()
         return model
     raise UnknownModelError(f"cannot find the classifier of {type(model).__name__} to remove")
+
+
+def _classifiers(model: torch.nn.Module) -> list[str]:
+    """The name of the layer :func:`strip_classifier` removes (a checkpoint may hold it or not)."""
+    for attr in ("fc", "head", "heads"):
+        if isinstance(getattr(model, attr, None), torch.nn.Module):
+            return [attr]
+    classifier = getattr(model, "classifier", None)
+    if isinstance(classifier, torch.nn.Sequential):
+        last = [i for i, layer in enumerate(classifier) if isinstance(layer, torch.nn.Linear)]
+        return [f"classifier.{last[-1]}"] if last else []
+    return ["classifier"] if isinstance(classifier, torch.nn.Linear) else []
 
 
 def _preprocess(name: str) -> Preprocess:
@@ -66,7 +79,7 @@ def build_torchvision(name: str, weights: str | None = None, device: str | None 
     def build() -> torch.nn.Module:
         model = torchvision.models.get_model(name, weights="DEFAULT" if weights is None else None)
         if local is not None:
-            model.load_state_dict(torch.load(local, map_location="cpu", weights_only=True), strict=False)
+            load_strictly(model, local, f"torchvision:{name}", classifier=_classifiers(model))
         return strip_classifier(model)
 
     return TorchEmbedder(f"torchvision:{name}", tag, _preprocess(name), build, device)

@@ -1,0 +1,65 @@
+"""Local checkpoints loaded strictly: a file that does not fit the network is an error naming the keys, never a
+network that silently keeps its random weights."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+
+from lookalike.errors import UnknownModelError
+
+CONTAINERS = ("state_dict", "model_state_dict", "model", "module")  # where training scripts put the weights
+PREFIXES = ("module.", "_orig_mod.", "model.")  # DataParallel/DDP, torch.compile, Lightning-style wrappers
+SHOWN = 5  # keys named in an error
+
+
+def read_state(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint file, unwrapped from a training container and from wrapper prefixes that all
+    its keys share."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    while isinstance(state, dict) and not _tensors(state):
+        inner = next((state[k] for k in CONTAINERS if isinstance(state.get(k), dict)), None)
+        if inner is None:
+            break
+        state = inner
+    if not isinstance(state, dict) or not _tensors(state):
+        raise UnknownModelError(f"{path} holds no state dict of tensors")
+    state = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    stripped = True
+    while stripped:
+        stripped = False
+        for prefix in PREFIXES:
+            if all(k.startswith(prefix) for k in state):
+                state = {k[len(prefix) :]: v for k, v in state.items()}
+                stripped = True
+    return state
+
+
+def load_strictly(model: torch.nn.Module, path: Path, spec: str, classifier: Iterable[str] = ()) -> None:
+    """Load ``path`` into ``model``; keys under the ``classifier`` prefixes may be missing or extra (they are not
+    part of the embedding).
+
+    Raises:
+        UnknownModelError: the checkpoint misses keys of the network or holds keys it does not have, or a tensor's
+            shape differs; the message names the first of them.
+    """
+    state = read_state(path)
+    heads = tuple(f"{c}." for c in classifier)
+    own = model.state_dict()
+    missing = [k for k in own if k not in state and not k.startswith(heads)]
+    unexpected = [k for k in state if k not in own and not k.startswith(heads)]
+    misshapen = [k for k in state if k in own and state[k].shape != own[k].shape and not k.startswith(heads)]
+    if missing or unexpected or misshapen:
+        parts = [
+            f"{label} {len(keys)} ({', '.join(keys[:SHOWN])}{', ...' if len(keys) > SHOWN else ''})"
+            for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", misshapen))
+            if keys
+        ]
+        raise UnknownModelError(f"{path} does not fit {spec}: " + "; ".join(parts))
+    model.load_state_dict({k: v for k, v in state.items() if k in own and state[k].shape == own[k].shape}, strict=False)
+
+
+def _tensors(state: dict) -> bool:
+    return any(isinstance(v, torch.Tensor) for v in state.values())
