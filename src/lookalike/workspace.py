@@ -113,10 +113,11 @@ class Workspace:
 
     # -- reading ---------------------------------------------------------------------------------------
     def store(self) -> CollectionStore:
-        """The collection searches use: the configured model's, or the only one there is.
+        """The collection searches use: the one of the configured model and weights (by name); without explicit
+        weights, the only collection of the model; without an explicit model either, the only collection there is.
 
         Raises:
-            NotIndexedError: nothing was indexed yet, or several collections exist and none is the model's.
+            NotIndexedError: nothing was indexed yet, or no collection (or more than one) fits the settings.
         """
         if self._store is not None:
             return self._store
@@ -124,13 +125,15 @@ class Workspace:
         if not collections:
             raise NotIndexedError(f"nothing is indexed in {self.settings.home} yet; run `lookalike index PATH`")
         wanted = collection_name(self.settings.model, self.settings.weights)
-        chosen = [c for c in collections if c.name == wanted or c.model == self.settings.model]
-        explicit = self.settings.model != DEFAULT_MODEL or self.settings.weights is not None
-        if not chosen and len(collections) == 1 and not explicit:
-            chosen = collections
-        if not chosen:
-            names = ", ".join(c.model for c in collections)
-            raise NotIndexedError(f"no collection of {wanted}; pass --model with one of: {names}")
+        chosen = [c for c in collections if c.name == wanted]
+        if not chosen and self.settings.weights is None:
+            chosen = [c for c in collections if c.model == self.settings.model]
+            if not chosen and len(collections) == 1 and self.settings.model == DEFAULT_MODEL:
+                chosen = collections
+        if len(chosen) != 1:
+            names = ", ".join(f"{c.model} ({c.weights_tag})" for c in collections)
+            what = "several collections" if chosen else "no collection"
+            raise NotIndexedError(f"{what} of {wanted}; pass --model and --weights for one of: {names}")
         store = self.library.open_collection(chosen[0].name)
         # a reader beside a running writer uses the last saved index files as they are, memory-mapped
         store.load(repair=not lock_is_held(self.settings.home), mmap=True)
