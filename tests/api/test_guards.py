@@ -222,3 +222,23 @@ def test_the_address_listened_on_is_a_trusted_name_unless_it_is_every_interface(
     assert trusted_hosts(s, "0.0.0.0") == ["localhost", "127.0.0.1", "::1", "[::1]"]
     assert trusted_hosts(s, "fe80::1")[-2:] == ["fe80::1", "[fe80::1]"]
     assert trusted_hosts(s.with_(allowed_hosts=("photos.lan",)), None)[-1] == "photos.lan"
+
+
+def test_library_data_goes_to_this_origins_page_only(indexed, corpus):
+    """A page on another port of 127.0.0.1 is ``same-site`` (cookies do not tell ports apart) and used to load
+    ``/api/items/N/file``; now only this origin's page (``same-origin``), a typed address (``none``) and non-browser
+    clients (no header) are answered, and every answer forbids cross-origin embedding."""
+    settings, _ = indexed
+    with serving(settings) as c:
+        query = corpus.distractors["coins"].read_bytes()
+        hits = c.post("/api/search/upload?k=1", files={"file": ("q.jpg", query)}).json()["hits"]
+        file_url = hits[0]["file"]
+        for site in ("same-site", "cross-site"):
+            r = c.get(file_url, headers={"Sec-Fetch-Site": site})
+            assert r.status_code == 403 and site in r.json()["detail"]
+            assert r.headers["cross-origin-resource-policy"] == "same-origin"
+        for headers in ({"Sec-Fetch-Site": "same-origin"}, {"Sec-Fetch-Site": "none"}, {}):
+            r = c.get(file_url, headers=headers)
+            assert r.status_code == 200 and r.headers["cross-origin-resource-policy"] == "same-origin"
+        # the page and its static files are not library data: a link from elsewhere may open the page
+        assert c.get("/", headers={"Sec-Fetch-Site": "cross-site"}).status_code == 200

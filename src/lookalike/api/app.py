@@ -20,7 +20,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from lookalike import __version__
 from lookalike.api.deps import api_key_header
-from lookalike.api.guards import SESSION_COOKIE, ApiKeyGuard, InFlightLimit, session_token
+from lookalike.api.guards import SESSION_COOKIE, ApiKeyGuard, InFlightLimit, SameOriginOnly, session_token
 from lookalike.api.routes import items, library, search
 from lookalike.api.schemas import Health
 from lookalike.api.service import FileChangedError, Service
@@ -148,6 +148,7 @@ def create_app(settings: Settings, host: str | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     if settings.api_key is not None:
         app.add_middleware(ApiKeyGuard, api_key=settings.api_key)
+    app.add_middleware(SameOriginOnly)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=trusted_hosts(settings, host))
     app.add_middleware(InFlightLimit, limit=settings.max_in_flight)  # outermost: refuses before anything else
     return app

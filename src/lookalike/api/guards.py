@@ -103,3 +103,41 @@ class ApiKeyGuard:
             headers={"WWW-Authenticate": API_KEY_HEADER},
         )
         await denied(scope, receive, send)
+
+
+FETCH_SITES_ALLOWED = frozenset({"same-origin", "none"})  # the page itself; a typed address or a bookmark
+
+
+class SameOriginOnly:
+    """Library data (``/api/...``) goes to this origin's own page only.
+
+    A browser says who asks in ``Sec-Fetch-Site``: a page on another site, or on another port of this machine
+    (``same-site``: cookies do not tell ports apart), is refused with 403 before anything is read; clients that
+    send no such header (curl, scripts) are not browsers and pass. Every answer also carries
+    ``Cross-Origin-Resource-Policy: same-origin``, so a browser will not hand a picture or video to another
+    origin's ``<img>`` or ``<video>`` either.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        site = _header(scope, b"sec-fetch-site")
+        if scope["path"].startswith("/api/") and site is not None and site not in FETCH_SITES_ALLOWED:
+            refused = JSONResponse({"detail": f"refused: a request from another site ({site})"}, status_code=403)
+            await refused(scope, receive, self._with_policy(send))
+            return
+        await self.app(scope, receive, self._with_policy(send))
+
+    @staticmethod
+    def _with_policy(send: Send) -> Send:
+        async def send_with_policy(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                headers = [h for h in message.get("headers", []) if h[0].lower() != b"cross-origin-resource-policy"]
+                message = {**message, "headers": [*headers, (b"cross-origin-resource-policy", b"same-origin")]}
+            await send(message)
+
+        return send_with_policy
