@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -162,7 +163,14 @@ def test_openapi_document(client):
         doc["paths"]
     )
     assert "APIKeyHeader" in doc["components"]["securitySchemes"]
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200
+    # Swagger UI comes from this service (the swagger-ui-bundle package), never from a CDN: /docs works offline
+    assets = re.findall(r'(?:src|href)="([^"]+)"', docs.text)
+    assert assets and all(a.startswith("/static-docs/") for a in assets), assets
+    for url in assets:
+        r = client.get(url)
+        assert r.status_code == 200 and len(r.content) > 100, url
 
 
 def test_text_search_with_a_clip_model(settings_factory, corpus, tmp_path):

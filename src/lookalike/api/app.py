@@ -63,6 +63,15 @@ def _status(error: LookalikeError) -> int:
     return next(code for cls, code in STATUS_OF if isinstance(error, cls))
 
 
+DOCS_ASSETS = "/static-docs"  # Swagger UI's files, from the swagger-ui-bundle package (no CDN: works offline)
+
+
+def _swagger_assets() -> Path:
+    from swagger_ui_bundle import swagger_ui_path
+
+    return Path(str(swagger_ui_path))
+
+
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1", "[::1]")
 WILDCARDS = ("0.0.0.0", "::", "")
 
@@ -138,7 +147,13 @@ def create_app(settings: Settings, host: str | None = None) -> FastAPI:
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="lookalike API")
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="lookalike API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+        )
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
@@ -146,6 +161,7 @@ def create_app(settings: Settings, host: str | None = None) -> FastAPI:
         return FileResponse(STATIC / "index.html", headers=headers)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.mount(DOCS_ASSETS, StaticFiles(directory=_swagger_assets()), name="docs-assets")
     if settings.api_key is not None:
         app.add_middleware(ApiKeyGuard, api_key=settings.api_key)
     app.add_middleware(SameOriginOnly)

@@ -18,7 +18,7 @@ API_KEY_HEADER = "X-API-Key"
 SESSION_COOKIE = "lookalike_session"
 # reachable without the key: liveness, the page's static shell (no library data in it) and the key check itself
 PUBLIC_PATHS = frozenset({"/healthz", "/", "/api/session", "/favicon.ico"})
-PUBLIC_PREFIXES = ("/static/",)
+PUBLIC_PREFIXES = ("/static/", "/static-docs/")
 
 
 def session_token(api_key: str) -> str:
