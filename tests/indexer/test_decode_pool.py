@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hostile_decoders import decode_or_misbehave
 from PIL import Image
 
 from benchmarks.corpus import package_images
@@ -18,6 +17,7 @@ from lookalike.indexer.embedders.efficientnet import LITE0_PREPROCESS
 from lookalike.indexer.worker import DecodeLimits, Failed, ImageItem, Task
 from lookalike.types import MediaKind
 from lookalike.workspace import Workspace
+from tests.indexer.hostile_decoders import decode_or_misbehave
 
 LIMITS = DecodeLimits(max_image_pixels=64_000_000, max_image_bytes=2**29, chunk=32)
 

@@ -8,7 +8,7 @@ import pytest
 
 from benchmarks.corpus import EDITS
 from lookalike.indexer.decode import load_image
-from lookalike.indexer.embedders.registry import create_embedder
+from lookalike.indexer.embedders.registry import collection_name
 from lookalike.workspace import Workspace
 from tests.conftest import DISTRACTORS, SOURCES
 
@@ -167,7 +167,9 @@ def test_model_used_for_search_is_the_one_that_built_the_index(indexed, corpus):
 
         with pytest.raises(NotIndexedError, match="timm:resnet18"):
             ws.search_files([corpus.originals["coffee"]])
-    assert create_embedder  # the default collection is chosen when the model is not given
+    with Workspace(settings) as ws:  # the model not given: the default model's collection
+        assert ws.store().info.name == collection_name(settings.model, None)
+        assert ws.search_files([corpus.originals["coffee"]], k=1)[0].hits[0].path == str(corpus.originals["coffee"])
 
 
 @pytest.mark.parametrize("factory", ["IVF8,Flat", "HNSW16"])
