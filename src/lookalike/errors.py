@@ -49,3 +49,15 @@ class LibraryLockedError(LookalikeError):
 
 class NotIndexedError(LookalikeError):
     """The item or library asked for does not exist."""
+
+
+class DeviceError(LookalikeError):
+    """The device asked for cannot be used here (CUDA without a GPU)."""
+
+
+class DatabaseUnavailableError(LookalikeError):
+    """The catalog database cannot be reached."""
+
+
+class IndexTypeError(LookalikeError):
+    """An index type that cannot be built for this collection (an unknown factory, too few vectors to train)."""

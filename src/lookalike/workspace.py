@@ -33,9 +33,15 @@ if TYPE_CHECKING:
 class Workspace:
     """A library home opened with one settings object; builds models and indexes lazily."""
 
-    def __init__(self, settings: Settings, auto_upgrade: bool = True) -> None:
+    def __init__(self, settings: Settings, auto_upgrade: bool = True, create: bool = True) -> None:
+        """Open the library ``settings`` name; with ``create`` (indexing), make it when there is none.
+
+        Raises:
+            NotIndexedError: ``create`` is False and there is no library in the settings' home.
+            DatabaseUnavailableError: the catalog database cannot be reached.
+        """
         self.settings = settings
-        self.library = Library(settings.home, settings.database_url, auto_upgrade=auto_upgrade)
+        self.library = Library(settings.home, settings.database_url, auto_upgrade=auto_upgrade, create=create)
         self._embedders: dict[tuple[str, str | None], Embedder] = {}
         self._store: CollectionStore | None = None
 

@@ -95,7 +95,8 @@ def test_bad_query_file_is_reported_per_query(cli_home, corpus, tmp_path):
 
 def test_errors_are_one_line_with_exit_code_1(tmp_path):
     code, _, err = _run("search", "--text", "a cat", home=tmp_path)
-    assert code == 1 and "nothing is indexed" in err and "Traceback" not in err
+    # an SQLite home without a library is not made one; an empty PostgreSQL database holds nothing indexed
+    assert code == 1 and ("nothing is indexed" if TEST_SERVER else "no library in") in err and "Traceback" not in err
     result = runner.invoke(app, ["--home", str(tmp_path), *_db(tmp_path), "--model", "nope", "index", str(tmp_path)])
     code, err = result.exit_code, result.stderr
     assert code == 1 and "unknown model 'nope'" in err
@@ -232,3 +233,26 @@ def test_out_of_range_options_are_usage_errors(tmp_path, args, option):
     assert result.exit_code == 2, result.output
     assert option in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "home").exists()
+
+
+def test_setup_mistakes_are_one_line_errors(cli_home, tmp_path, corpus):
+    """Each used to end in a traceback (or, for a mistyped home, in a new empty library there)."""
+    import torch
+
+    small = tmp_path / "small"
+    code, _, err = _run("index", str(corpus.originals["coffee"]), home=small)
+    assert code == 0, err
+    code, _, err = _run("reindex", "--factory", "IVF1024,Flat", home=small)
+    assert code == 1 and "Traceback" not in err
+    assert "IVF1024,Flat needs at least 1,024 vectors to train" in err and "choose fewer lists" in err
+    if not torch.cuda.is_available():
+        code, _, err = _run("--device", "cuda", "search", str(corpus.originals["coffee"]), home=small)
+        assert code == 1 and "no CUDA GPU: use --device cpu" in err and "Traceback" not in err
+    result = runner.invoke(app, ["--home", str(small), "--db", "postgresql://who:secret@127.0.0.1:1/x", "info"])
+    assert result.exit_code == 1 and "cannot open the database postgresql://who:***@127.0.0.1:1/x" in result.stderr
+    assert "secret" not in result.stderr and "Traceback" not in result.stderr
+    typo = tmp_path / "typo"
+    for args in (["info"], ["dupes"], ["search", str(corpus.originals["coffee"])]):
+        result = runner.invoke(app, ["--home", str(typo), *args])
+        assert result.exit_code == 1 and f"no library in {typo}" in result.stderr, args
+    assert not typo.exists()

@@ -131,3 +131,19 @@ def test_local_checkpoints_load_strictly_and_lose_wrapper_prefixes(tmp_path, ima
     torch.save(state, broken)
     with pytest.raises(UnknownModelError, match=rf"does not fit {spec}: missing 1 \({dropped}\); unexpected 1"):
         create_embedder(spec, weights=str(broken), device="cpu").embed_images([images["coffee"]])
+
+
+def test_open_clip_weights_offline_say_what_to_do(monkeypatch):
+    """Offline, open_clip cannot download its weights: one error that says where they go and how to pass a file."""
+    import open_clip
+
+    def offline(*args, **kwargs):
+        raise RuntimeError("Failed to download weights for tag 'openai': Failed to download file\nmore lines")
+
+    monkeypatch.setattr(open_clip, "create_model", offline)
+    embedder = create_embedder("open_clip:ViT-B-32", device="cpu")
+    with pytest.raises(UnknownModelError) as info:
+        embedder.embed_texts(["a cat"])
+    message = str(info.value)
+    assert message.startswith("cannot load open_clip weights 'openai' for ViT-B-32: Failed to download")
+    assert "--weights FILE" in message and "~/.cache/huggingface" in message and "\n" not in message

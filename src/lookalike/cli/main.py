@@ -66,10 +66,11 @@ def _within(low: float, high: float, low_open: bool = False) -> Callable[[float 
 
 
 @contextmanager
-def workspace(ctx: typer.Context, auto_upgrade: bool = True) -> Iterator[Workspace]:
-    """Open the workspace; domain errors become a one-line message and exit code 1."""
+def workspace(ctx: typer.Context, auto_upgrade: bool = True, create: bool = False) -> Iterator[Workspace]:
+    """Open the workspace (``create``: make the library if there is none, for ``index``); domain errors become a
+    one-line message and exit code 1."""
     try:
-        with Workspace(ctx.obj, auto_upgrade=auto_upgrade) as ws:
+        with Workspace(ctx.obj, auto_upgrade=auto_upgrade, create=create) as ws:
             yield ws
     except LookalikeError as e:
         err.print(f"[red]error:[/red] {shown(e)}")
@@ -113,7 +114,7 @@ def index(
         frame_rate=frame_rate,
         follow_symlinks=follow_symlinks or None,
     )
-    with workspace(ctx) as ws:
+    with workspace(ctx, create=True) as ws:
         progress = Progress(
             TextColumn("indexing"),
             BarColumn(),

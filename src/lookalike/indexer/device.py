@@ -9,6 +9,8 @@ import os
 
 import torch
 
+from lookalike.errors import DeviceError
+
 log = logging.getLogger(__name__)
 
 # glibc mallopt parameters (malloc.h)
@@ -20,12 +22,15 @@ def resolve_device(requested: str | None = None) -> torch.device:
     """The device to run models on: ``requested`` when given, else CUDA when present, else CPU.
 
     Raises:
-        ValueError: CUDA was requested but is not available.
+        DeviceError: the name is not a device, or CUDA was requested but is not available.
     """
     if requested:
-        device = torch.device(requested)
+        try:
+            device = torch.device(requested)
+        except RuntimeError as e:
+            raise DeviceError(f"{requested!r} is not a device: use cpu, cuda or cuda:N") from e
         if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device {requested!r} was requested but CUDA is not available")
+            raise DeviceError(f"--device {requested} was asked for, but this machine has no CUDA GPU: use --device cpu")
         return device
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 

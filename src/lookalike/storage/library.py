@@ -11,8 +11,15 @@ from typing import Any
 
 import numpy as np
 from filelock import FileLock, Timeout
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
 
-from lookalike.errors import CollectionMismatchError, LibraryLockedError, NotIndexedError
+from lookalike.errors import (
+    CollectionMismatchError,
+    DatabaseUnavailableError,
+    LibraryLockedError,
+    NotIndexedError,
+)
 from lookalike.storage.catalog import Catalog
 from lookalike.storage.db import ensure_schema, make_engine
 from lookalike.storage.files import remove_stray_temps
@@ -296,10 +303,26 @@ class CollectionStore:
 class Library:
     """The catalog database of a library home, and the collections in it."""
 
-    def __init__(self, home: Path, db_url: str, auto_upgrade: bool = True) -> None:
+    def __init__(self, home: Path, db_url: str, auto_upgrade: bool = True, create: bool = True) -> None:
+        """Open (or, with ``create``, make) the library.
+
+        Raises:
+            NotIndexedError: ``create`` is False and there is no library (an SQLite catalog) in ``home``.
+            DatabaseUnavailableError: the database cannot be reached or opened.
+        """
+        url = make_url(db_url)
+        sqlite_file = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+        if not create and sqlite_file and not Path(str(url.database)).is_file():
+            raise NotIndexedError(f"no library in {home} (check --home, or run `lookalike index PATH` to make one)")
         self.home = home
         self.engine = make_engine(db_url)
-        ensure_schema(self.engine, auto_upgrade=auto_upgrade)
+        try:
+            ensure_schema(self.engine, auto_upgrade=auto_upgrade)
+        except (OperationalError, InterfaceError) as e:
+            self.engine.dispose()
+            reason = str(getattr(e, "orig", e) or e).strip().splitlines()[0]
+            where = url.render_as_string(hide_password=True)
+            raise DatabaseUnavailableError(f"cannot open the database {where}: {reason}") from e
         self.catalog = Catalog(self.engine)
 
     def close(self) -> None:

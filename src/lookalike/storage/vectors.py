@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lookalike.errors import DimensionMismatchError, LookalikeError
+from lookalike.errors import DimensionMismatchError, IndexTypeError, LookalikeError
 from lookalike.storage.files import atomic_write
 
 if TYPE_CHECKING:
@@ -149,8 +149,20 @@ class VectorIndex:
         return bool(self._index.is_trained)
 
     def train(self, sample: np.ndarray) -> None:
-        """Train the index (IVF centroids) on a sample of the vectors it will hold."""
-        self._index.train(as_matrix(sample, self.dim))
+        """Train the index (IVF centroids) on a sample of the vectors it will hold.
+
+        Raises:
+            IndexTypeError: the sample is smaller than the index's list count.
+        """
+        x = as_matrix(sample, self.dim)
+        ivf = _faiss().try_extract_index_ivf(self._index)
+        if ivf is not None and len(x) < ivf.nlist:
+            raise IndexTypeError(
+                f"{self.factory} needs at least {ivf.nlist:,} vectors to train its {ivf.nlist:,} lists (about "
+                f"{ivf.nlist * TRAIN_PER_LIST:,} for good ones); this collection has {len(x):,}: choose fewer lists "
+                f"(IVF{max(1, len(x) // TRAIN_PER_LIST)},Flat) or Flat"
+            )
+        self._index.train(x)
 
     @property
     def dim(self) -> int:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -43,9 +45,21 @@ class OpenClipEmbedder(TorchEmbedder):
         import open_clip
 
         try:
-            model = open_clip.create_model(self._arch, pretrained=self._source)
+            with _quiet_downloads():
+                model = open_clip.create_model(self._arch, pretrained=self._source)
         except RuntimeError as e:
-            raise UnknownModelError(f"cannot load open_clip weights {self._source!r} for {self._arch}: {e}") from e
+            offline = "download" in str(e).lower() or "connection" in str(e).lower()
+            hint = (
+                "; offline: fetch the checkpoint where there is a network (open_clip.create_model downloads it into "
+                "the Hugging Face cache, ~/.cache/huggingface, which can be copied here) or pass --weights FILE "
+                "with a local open_clip checkpoint"
+                if offline
+                else ""
+            )
+            reason = str(e).splitlines()[0]
+            raise UnknownModelError(
+                f"cannot load open_clip weights {self._source!r} for {self._arch}: {reason}{hint}"
+            ) from e
         return model
 
     def forward(self, module: torch.nn.Module, pixels: torch.Tensor) -> torch.Tensor:
@@ -92,3 +106,18 @@ def build_open_clip(
         device: where to run it.
     """
     return OpenClipEmbedder(arch, pretrained, weights, device)
+
+
+@contextlib.contextmanager
+def _quiet_downloads() -> Iterator[None]:
+    """Silence the download libraries' own warnings while open_clip fetches weights (a failure is reported once,
+    as lookalike's error)."""
+    loggers = [logging.getLogger(name) for name in ("", "huggingface_hub", "huggingface_hub.utils._http")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
