@@ -208,3 +208,23 @@ def test_an_unknown_factory_is_a_clear_error(indexed):
     settings, _ = indexed
     with Workspace(settings) as ws, pytest.raises(LookalikeError, match="FAISS cannot build"):
         ws.reindex("NotAnIndex")
+
+
+def test_a_copy_of_a_file_changed_in_the_same_run_keeps_the_old_content(corpus, settings_factory, tmp_path):
+    """``cp a.png c.png``, then change ``a.png``, then index: the copy holds a's old content, which no row holds
+    any more once a's row is rewritten; it is decoded (it was stored failed ``duplicate_of_failed`` forever)."""
+    import shutil
+
+    root = tmp_path / "lib"
+    root.mkdir()
+    shutil.copy(corpus.originals["coffee"], root / "a.png")
+    settings = settings_factory()
+    with Workspace(settings) as ws:
+        assert ws.index([root]).new == 1
+        shutil.copy(root / "a.png", root / "c.png")
+        shutil.copy(corpus.originals["rocket"], root / "a.png")
+        report = ws.index([root])
+        assert not report.failed and (report.new, report.updated, report.copied) == (1, 1, 0)
+        for name, source in (("a.png", "rocket"), ("c.png", "coffee")):
+            hit = ws.search_files([corpus.originals[source]], k=1)[0].hits[0]
+            assert hit.path == str(root / name) and hit.score > 0.99

@@ -82,7 +82,9 @@ def key_path(key: str) -> Path:
 
 
 # Failures that say more about the machine or the moment than about the file: tried again on every run.
-RETRY_CODES = frozenset({"out_of_memory", "decode_timeout", "decoder_crashed", "vanished", "permission_denied"})
+RETRY_CODES = frozenset(
+    {"out_of_memory", "decode_timeout", "decoder_crashed", "vanished", "permission_denied", "duplicate_of_failed"}
+)
 
 
 def retried(old: KnownMedia) -> bool:
@@ -116,7 +118,9 @@ def make_plan(found: Iterable[Candidate | Skipped], known: dict[str, KnownMedia]
             fresh.append((key, item))
     with ThreadPoolExecutor(max_workers=hash_threads) as pool:
         digests = list(pool.map(lambda kc: sha256_file(kc[1].path), fresh))
-    known_shas = {m.sha256 for m in known.values() if m.sha256 and m.status == "ok"}
+    # a row this run rewrites (its file changed) no longer holds its old content: a copy of that content is decoded
+    rewritten = {key for key, _ in fresh}
+    known_shas = {m.sha256 for key, m in known.items() if m.sha256 and m.status == "ok" and key not in rewritten}
     first_of_sha: set[str] = set()
     for n, ((key, cand), sha) in enumerate(zip(fresh, digests, strict=True)):
         job = Job(n, cand.path, key, cand.kind, cand.size, cand.mtime_ns, sha)
