@@ -21,7 +21,7 @@ from lookalike.config import DEFAULT_MODEL, Settings
 from lookalike.errors import CollectionMismatchError, NotIndexedError
 from lookalike.indexer.embedders.registry import RANDOM_WEIGHTS, collection_name, create_embedder
 from lookalike.indexer.pipeline import Indexer, IndexReport, ProgressFn, pooling_config
-from lookalike.storage.library import CollectionStore, Library, lock_is_held, writer_lock
+from lookalike.storage.library import CollectionStore, Library, lock_if_free, writer_lock
 
 if TYPE_CHECKING:
     from lookalike.indexer.embedders.base import Embedder
@@ -142,7 +142,9 @@ class Workspace:
             raise NotIndexedError(f"{what} of {wanted}; pass --model and --weights for one of: {names}")
         store = self.library.open_collection(chosen[0].name)
         # a reader beside a running writer uses the last saved index files as they are, memory-mapped
-        store.load(repair=not lock_is_held(self.settings.home), mmap=True)
+        # repairs lagging files only under the writer lock (taken if free); beside a writer, the last saved files
+        with lock_if_free(self.settings.home) as free:
+            store.load(repair=free, mmap=True)
         self._store = store
         return store
 

@@ -11,7 +11,7 @@ import pytest
 
 from lookalike.errors import CollectionMismatchError, LibraryLockedError
 from lookalike.indexer.pooling import normalise
-from lookalike.storage.library import Library, writer_lock
+from lookalike.storage.library import Library, lock_if_free, writer_lock
 from lookalike.storage.manifest import Manifest
 from lookalike.storage.records import MediaRecord, VectorRecord
 
@@ -148,3 +148,34 @@ def test_a_reader_before_the_first_save_builds_in_memory(tmp_path):
     assert len(reader.index("items")) == 7
     assert not (reader.directory / "manifest.json").exists()
     lib.close()
+
+
+def test_a_reader_repairs_files_only_while_holding_the_writer_lock(tmp_path):
+    """``Workspace.store`` repairs lagging files inside ``lock_if_free``: while a writer holds the lock the reader
+    gets False (and loads without repairing); once free, it holds the lock itself for the repair, so an indexer
+    starting meanwhile waits instead of racing it."""
+    from tests.conftest import another_writer
+
+    directory = _saved_then_committed(tmp_path, 10, 5, seed=5)
+    files = {p.name: p.stat().st_mtime_ns for p in directory.iterdir()}
+    with another_writer(tmp_path, seconds=5), lock_if_free(tmp_path) as free:
+        assert free is False
+        lib, reader = _open(tmp_path)
+        reader.load(repair=free)
+        assert len(reader.index("items")) == 10
+        lib.close()
+    assert {p.name: p.stat().st_mtime_ns for p in directory.iterdir()} == files
+    with lock_if_free(tmp_path) as free:
+        assert free is True
+        # a writer starting during the repair waits, then is told
+        with pytest.raises(LibraryLockedError), writer_lock(tmp_path, timeout=0.1):
+            pass
+        lib, reader = _open(tmp_path)
+        reader.load(repair=free)
+        assert len(reader.index("items")) == 15
+        lib.close()
+    assert Manifest.load(directory).counts["items"] == 15  # repaired on disk, under the lock
+    with writer_lock(tmp_path, timeout=0.1):  # and released
+        pass
+    with lock_if_free(tmp_path / "no-such-home") as free:
+        assert free is False and not (tmp_path / "no-such-home").exists()

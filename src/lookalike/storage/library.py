@@ -61,15 +61,25 @@ def writer_lock(home: Path, timeout: float = 2.0) -> Iterator[None]:
         lock.release()
 
 
-def lock_is_held(home: Path) -> bool:
-    """Whether some process holds the writer lock right now."""
+@contextlib.contextmanager
+def lock_if_free(home: Path) -> Iterator[bool]:
+    """Hold the writer lock for the block if no process holds it now (yields True), else do nothing (False).
+
+    A reader repairs index files only while holding it, so that an indexer cannot start writing beside the repair.
+    """
+    if not home.is_dir():
+        yield False
+        return
     lock = FileLock(str(home / LOCK_NAME))
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        return True
-    lock.release()
-    return False
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
 
 
 class CollectionStore:
