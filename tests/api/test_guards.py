@@ -242,3 +242,33 @@ def test_library_data_goes_to_this_origins_page_only(indexed, corpus):
             assert r.status_code == 200 and r.headers["cross-origin-resource-policy"] == "same-origin"
         # the page and its static files are not library data: a link from elsewhere may open the page
         assert c.get("/", headers={"Sec-Fetch-Site": "cross-site"}).status_code == 200
+
+
+def test_a_link_swapped_in_for_an_indexed_file_is_not_followed(settings_factory, tmp_path, images):
+    """Index a bait file, give it the size and mtime of a private file, then put a symlink to the private file in
+    its place: the size and mtime seen through the link match the catalog, and the private file used to be
+    served. The file is now opened without following a link at its place, and the open file is what is checked
+    and served."""
+    import os
+
+    from lookalike.workspace import Workspace
+
+    media = tmp_path / "media"
+    media.mkdir()
+    bait = media / "bait.png"
+    images["coffee"].save(bait)
+    private = tmp_path / "private.bin"
+    private.write_bytes(b"secret!" * (bait.stat().st_size // 7) + b"s" * (bait.stat().st_size % 7))
+    mtime = private.stat().st_mtime_ns
+    os.utime(bait, ns=(mtime, mtime))
+    settings = settings_factory()
+    with Workspace(settings) as ws:
+        ws.index([media])
+    with serving(settings) as c:
+        hit = c.post("/api/search/upload?k=1", files={"file": ("q.png", bait.read_bytes())}).json()["hits"][0]
+        assert c.get(hit["file"]).content == bait.read_bytes()  # served while it is the indexed file
+        bait.unlink()
+        bait.symlink_to(private)
+        for url in (hit["file"], hit["thumbnail"]):
+            r = c.get(url)
+            assert r.status_code == 410 and b"secret" not in r.content, url

@@ -52,6 +52,25 @@ class Item:
     record: MediaRecord
 
 
+@dataclass(frozen=True)
+class OpenFile:
+    """An indexed file opened and checked for serving; ``path`` names the open file itself (on Linux, its
+    ``/proc/self/fd`` entry), so what is read is what was checked, whatever happens at the indexed path since."""
+
+    item: Item
+    fd: int
+
+    @property
+    def path(self) -> Path:
+        """A path that reads the open file."""
+        own = Path(f"/proc/self/fd/{self.fd}")
+        return own if own.parent.is_dir() else Path(self.item.record.path)
+
+    def close(self) -> None:
+        """Close the file."""
+        os.close(self.fd)
+
+
 class Service:
     """One library opened for the lifetime of an app; thread-safe."""
 
@@ -134,11 +153,13 @@ class Service:
             raise NotIndexedError(f"no item with id {media_id}")
         return Item(media_id, record)
 
-    def indexed_file(self, media_id: int) -> tuple[Item, Path]:
-        """The path of an indexed file that may be served: indexed ok, still a regular file, unchanged.
+    def indexed_file(self, media_id: int) -> OpenFile:
+        """An indexed file opened for serving: indexed ok, still a regular file, unchanged. The caller closes it.
 
-        Only paths the catalog holds are ever opened; a file replaced after indexing (another size or mtime,
-        or no longer a regular file) is refused rather than served.
+        Only paths the catalog holds are ever opened. The file is opened first, without following a symbolic
+        link at its place (unless the library follows links), and the open file is what is checked and served:
+        a file replaced after indexing (another size or mtime, no longer a regular file, a link swapped in to
+        point elsewhere) is refused rather than served, and cannot be swapped between the check and the reading.
 
         Raises:
             NotIndexedError: no ok item has that id.
@@ -147,18 +168,31 @@ class Service:
         item = self.item(media_id)
         if item.record.status != "ok":
             raise NotIndexedError(f"item {media_id} failed to index ({item.record.error_code}); nothing to show")
-        path = Path(item.record.path)
+        flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+        if not self.settings.follow_symlinks:
+            flags |= getattr(os, "O_NOFOLLOW", 0)
         try:
-            st = os.stat(path)
-        except OSError as e:
+            fd = os.open(item.record.path, flags)
+        except FileNotFoundError as e:
             raise FileChangedError(f"item {media_id} is no longer on disk; run `lookalike index --prune`") from e
+        except OSError as e:  # a link where the file was (ELOOP), or unreadable now
+            raise FileChangedError(f"item {media_id} changed on disk since it was indexed; index it again") from e
+        st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_size != item.record.size or st.st_mtime_ns != item.record.mtime_ns:
+            os.close(fd)
             raise FileChangedError(f"item {media_id} changed on disk since it was indexed; index it again")
-        return item, path
+        return OpenFile(item, fd)
 
     def thumbnail(self, media_id: int, size: int, at: float | None) -> bytes:
         """A JPEG of an indexed image, or of a video's frame at ``at`` seconds (default: its first), ``size`` px."""
-        item, path = self.indexed_file(media_id)
+        opened = self.indexed_file(media_id)
+        try:
+            return self._thumbnail(opened.item, opened.path, size, at)
+        finally:
+            opened.close()
+
+    def _thumbnail(self, item: Item, path: Path, size: int, at: float | None) -> bytes:
+        media_id = item.id
         is_video = item.record.kind == MediaKind.VIDEO.value
         at = (at or 0.0) if is_video else None
         key = (media_id, item.record.mtime_ns, None if at is None else round(at, 1), size)

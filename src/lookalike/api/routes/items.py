@@ -7,6 +7,7 @@ from typing import Annotated
 import filetype
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, Response
+from starlette.background import BackgroundTask
 
 from lookalike.api.deps import ItemId, ServiceDep
 from lookalike.api.schemas import ItemInfo
@@ -37,11 +38,16 @@ def thumbnail(
 @router.get("/{item_id}/file", response_class=FileResponse)
 def original(service: ServiceDep, item_id: ItemId) -> FileResponse:
     """The indexed file itself, with range requests (a video plays and seeks from it)."""
-    _, path = service.indexed_file(item_id)
-    # the type comes from the content, as it did when indexing; the name is not trusted (no HTML served inline)
-    media_type = filetype.guess_mime(str(path))
+    opened = service.indexed_file(item_id)
+    try:
+        # the type comes from the content, as it did when indexing; the name is not trusted (no HTML served inline)
+        media_type = filetype.guess_mime(str(opened.path))
+    except BaseException:
+        opened.close()
+        raise
     headers = {"Cache-Control": "private, max-age=60", "X-Content-Type-Options": "nosniff"}
     if media_type not in IMAGE_MIMES | VIDEO_MIMES:
         media_type = "application/octet-stream"
         headers["Content-Disposition"] = "attachment"
-    return FileResponse(path, media_type=media_type, headers=headers)
+    # the response reads the checked open file; it is closed once the response is sent
+    return FileResponse(opened.path, media_type=media_type, headers=headers, background=BackgroundTask(opened.close))
