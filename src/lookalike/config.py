@@ -52,6 +52,8 @@ class Settings:
             needs it, in the ``X-API-Key`` header or the session cookie the page sets.
         max_upload_bytes: the largest request body the HTTP service reads (413 past it, counted as it streams).
         max_in_flight: requests the HTTP service works on at once; more are answered 503 at once.
+        upload_stall_s: an upload that sends nothing for this many seconds is refused (408) ...
+        upload_min_rate: ... as is one slower than this many bytes a second after its first 5 seconds.
         allowed_hosts: the names the HTTP service answers to (the ``Host`` header) besides the loopback ones
             (``localhost``, ``127.0.0.1``, ``::1``) and the address it listens on: a web page on another site that
             makes its own name resolve to this machine (DNS rebinding) is refused.
@@ -80,6 +82,8 @@ class Settings:
     api_key: str | None = field(default=None, repr=False)
     max_upload_bytes: int = 64 * 1024 * 1024
     max_in_flight: int = 16
+    upload_stall_s: float = 10.0
+    upload_min_rate: int = 10_240
     allowed_hosts: tuple[str, ...] = ()
 
     @property

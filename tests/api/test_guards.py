@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import threading
 import time
@@ -10,7 +11,7 @@ import time
 import pytest
 
 from lookalike.workspace import Workspace
-from tests.api.serving import serving
+from tests.api.serving import live_server, serving
 
 LIMIT = 200_000
 
@@ -272,3 +273,78 @@ def test_a_link_swapped_in_for_an_indexed_file_is_not_followed(settings_factory,
         for url in (hit["file"], hit["thumbnail"]):
             r = c.get(url)
             assert r.status_code == 410 and b"secret" not in r.content, url
+
+
+def test_the_session_exchange_is_rate_limited_and_its_cookie_expires(indexed):
+    """Wrong keys: 401 ten times a minute, then 429 with Retry-After (the right key too, until the window passes);
+    a key that is not text (a lone surrogate) is a 400, not a 500; the cookie has a Max-Age, and is Secure over
+    TLS only."""
+    from lookalike.api.app import SESSION_ATTEMPTS, SESSION_MAX_AGE_S
+
+    settings, _ = indexed
+    with serving(settings, api_key="s3cret-key") as c:
+        bad = c.post("/api/session", content=b'{"key": "\\ud800"}', headers={"Content-Type": "application/json"})
+        assert bad.status_code == 400 and bad.json()["detail"] == "the key is not valid text"
+        login = c.post("/api/session", json={"key": "s3cret-key"})
+        cookie = login.headers["set-cookie"].lower()
+        assert login.status_code == 204 and f"max-age={SESSION_MAX_AGE_S}" in cookie and "secure" not in cookie
+        for _ in range(SESSION_ATTEMPTS):
+            assert c.post("/api/session", json={"key": "guess"}).status_code == 401
+        limited = c.post("/api/session", json={"key": "s3cret-key"})
+        assert limited.status_code == 429 and 1 <= int(limited.headers["retry-after"]) <= 60
+    with serving(settings, api_key="s3cret-key") as c:
+        c.base_url = "https://127.0.0.1:8443"
+        secure = c.post("/api/session", json={"key": "s3cret-key"}).headers["set-cookie"].lower()
+        assert "; secure" in secure
+
+
+def test_an_empty_key_file_is_a_usage_error(tmp_path):
+    from typer.testing import CliRunner
+
+    from lookalike.cli.main import app
+
+    empty = tmp_path / "key"
+    empty.write_text("  \n")
+    result = CliRunner().invoke(app, ["--home", str(tmp_path), "serve", "--api-key-file", str(empty)])
+    text = re.sub(r"[\s│╭╮╰╯─]+", " ", result.stderr)  # Click's error box, unwrapped
+    assert result.exit_code == 2 and "is empty: an empty key would mean no key" in text
+
+
+def test_a_trickling_upload_is_refused_and_frees_its_slot(indexed, corpus):
+    """One slot, a real server: an upload that stalls mid-body is answered 408 after the stall limit, and the next
+    request is served (twenty such uploads used to hold every slot while /healthz said ok)."""
+    import json
+    import socket
+    import urllib.request
+    from urllib.parse import urlparse
+
+    settings, _ = indexed
+    query = corpus.distractors["coins"].read_bytes()
+    boundary = "lookalike-test-boundary"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="q.jpg"\r\n'
+            "Content-Type: image/jpeg\r\n\r\n"
+        ).encode()
+        + query
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    with live_server(settings.with_(max_in_flight=1, upload_stall_s=0.5)) as base:
+        url = urlparse(base)
+        with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+            head = (
+                f"POST /api/search/upload?k=1 HTTP/1.1\r\nHost: 127.0.0.1:{url.port}\r\n"
+                f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {len(body)}\r\n\r\n"
+            )
+            started = time.monotonic()
+            sock.sendall(head.encode() + body[:1000])  # ... and nothing more
+            answer = sock.recv(65536).decode("latin-1")
+            assert answer.startswith("HTTP/1.1 408"), answer[:200]
+            assert "too slow" in answer and time.monotonic() - started < 5
+        whole = urllib.request.Request(
+            f"{base}/api/search/upload?k=1",
+            data=body,
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        )
+        with urllib.request.urlopen(whole, timeout=60) as ok:  # the slot is free again
+            assert ok.status == 200 and json.loads(ok.read())["hits"]

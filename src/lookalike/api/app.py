@@ -20,7 +20,15 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from lookalike import __version__
 from lookalike.api.deps import api_key_header
-from lookalike.api.guards import SESSION_COOKIE, ApiKeyGuard, InFlightLimit, SameOriginOnly, session_token
+from lookalike.api.guards import (
+    SESSION_COOKIE,
+    ApiKeyGuard,
+    BodyTimeout,
+    FailedAttempts,
+    InFlightLimit,
+    SameOriginOnly,
+    session_token,
+)
 from lookalike.api.routes import items, library, search
 from lookalike.api.schemas import Health
 from lookalike.api.service import FileChangedError, Service
@@ -63,6 +71,9 @@ def _status(error: LookalikeError) -> int:
     return next(code for cls, code in STATUS_OF if isinstance(error, cls))
 
 
+SESSION_ATTEMPTS = 10  # wrong keys a client may send ...
+SESSION_WINDOW_S = 60  # ... in this many seconds before it is answered 429
+SESSION_MAX_AGE_S = 12 * 3600  # the session cookie's life
 DOCS_ASSETS = "/static-docs"  # Swagger UI's files, from the swagger-ui-bundle package (no CDN: works offline)
 
 
@@ -130,15 +141,42 @@ def create_app(settings: Settings, host: str | None = None) -> FastAPI:
         service: Service = request.app.state.service
         return Health(status="ok", ready=service.ready)
 
+    attempts = FailedAttempts(SESSION_ATTEMPTS, SESSION_WINDOW_S)
+
     @app.post("/api/session", tags=["service"], status_code=204)
-    def login(body: SessionRequest) -> Response:
-        """Exchange the API key for an HttpOnly session cookie (how the web page authenticates its images)."""
+    def login(body: SessionRequest, request: Request) -> Response:
+        """Exchange the API key for an HttpOnly session cookie (how the web page authenticates its images).
+
+        Wrong keys are counted per client: past :data:`SESSION_ATTEMPTS` in :data:`SESSION_WINDOW_S` seconds the
+        client is answered 429 until the window has passed. The cookie lasts :data:`SESSION_MAX_AGE_S` seconds
+        and is ``Secure`` when the page is served over TLS.
+        """
         if settings.api_key is None:
             return Response(status_code=204)
-        if not hmac.compare_digest(body.key.encode(), settings.api_key.encode()):
+        client = request.client.host if request.client else "?"
+        wait = attempts.wait(client)
+        if wait:
+            return JSONResponse(
+                {"detail": f"too many wrong keys; retry in {wait} s"},
+                status_code=429,
+                headers={"Retry-After": str(wait)},
+            )
+        try:
+            given = body.key.encode("utf-8")
+        except UnicodeEncodeError:
+            return JSONResponse({"detail": "the key is not valid text"}, status_code=400)
+        if not hmac.compare_digest(given, settings.api_key.encode()):
+            attempts.failed(client)
             return JSONResponse({"detail": "wrong API key"}, status_code=401)
         response = Response(status_code=204)
-        response.set_cookie(SESSION_COOKIE, session_token(settings.api_key), httponly=True, samesite="strict")
+        response.set_cookie(
+            SESSION_COOKIE,
+            session_token(settings.api_key),
+            max_age=SESSION_MAX_AGE_S,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
         return response
 
     @app.get("/openapi.json", include_in_schema=False)
@@ -166,6 +204,8 @@ def create_app(settings: Settings, host: str | None = None) -> FastAPI:
         app.add_middleware(ApiKeyGuard, api_key=settings.api_key)
     app.add_middleware(SameOriginOnly)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=trusted_hosts(settings, host))
+    # a stalled or trickling upload is refused and frees its slot
+    app.add_middleware(BodyTimeout, stall=settings.upload_stall_s, min_rate=settings.upload_min_rate)
     app.add_middleware(InFlightLimit, limit=settings.max_in_flight)  # outermost: refuses before anything else
     return app
 

@@ -7,8 +7,13 @@ without a Content-Length header.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import math
+import threading
+import time
+from collections import deque
 from http.cookies import SimpleCookie
 
 from starlette.responses import JSONResponse
@@ -141,3 +146,100 @@ class SameOriginOnly:
             await send(message)
 
         return send_with_policy
+
+
+class FailedAttempts:
+    """Failed attempts per client in a sliding window (thread-safe): a client past ``limit`` in ``window``
+    seconds waits until its oldest attempt leaves the window."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.limit = limit
+        self.window = window
+        self._seen: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def failed(self, client: str) -> None:
+        """Count one failed attempt of ``client``."""
+        now = time.monotonic()
+        with self._lock:
+            self._prune(client, now).append(now)
+            if len(self._seen) > 10_000:  # forget quiet clients rather than grow without bound
+                for key in [k for k, q in self._seen.items() if not q or now - q[-1] > self.window]:
+                    del self._seen[key]
+
+    def wait(self, client: str) -> int:
+        """Seconds ``client`` must wait before its next attempt is looked at (0: it may try now)."""
+        now = time.monotonic()
+        with self._lock:
+            seen = self._prune(client, now)
+            if len(seen) < self.limit:
+                return 0
+            return max(1, math.ceil(seen[0] + self.window - now))
+
+    def _prune(self, client: str, now: float) -> deque[float]:
+        seen = self._seen.setdefault(client, deque())
+        while seen and now - seen[0] > self.window:
+            seen.popleft()
+        return seen
+
+
+class _SlowBody(Exception):
+    """The request body stalled or came in too slowly."""
+
+
+class BodyTimeout:
+    """Refuses a request whose body stalls (no data for ``stall`` seconds) or, after ``grace`` seconds, comes in
+    slower than ``min_rate`` bytes a second: 408, and its in-flight slot is freed. Twenty uploads at a byte a
+    second would otherwise hold every slot while everyone else gets 503."""
+
+    def __init__(self, app: ASGIApp, stall: float = 10.0, grace: float = 5.0, min_rate: float = 10_240) -> None:
+        self.app = app
+        self.stall = stall
+        self.grace = grace
+        self.min_rate = min_rate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.monotonic()
+        received = 0
+        slow: list[str] = []  # why the body was cut off (the app may turn the error into its own 400)
+        replaced = False
+
+        async def timed_receive() -> dict:
+            nonlocal received
+            try:
+                message = await asyncio.wait_for(receive(), timeout=self.stall)
+            except TimeoutError as e:
+                slow.append(f"no data for {self.stall:g} s")
+                raise _SlowBody(slow[-1]) from e
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                elapsed = time.monotonic() - start
+                if message.get("more_body") and elapsed > self.grace and received < self.min_rate * elapsed:
+                    slow.append(f"{received / elapsed:.0f} bytes/s, under {self.min_rate:.0f}")
+                    raise _SlowBody(slow[-1])
+            return message
+
+        async def refuse() -> None:
+            refused = JSONResponse({"detail": f"request body too slow: {slow[-1]}"}, status_code=408)
+            await refused(scope, receive, send)
+
+        async def watched_send(message: dict) -> None:
+            nonlocal replaced
+            if replaced:
+                return
+            if slow and message["type"] == "http.response.start":
+                replaced = True
+                await refuse()
+                return
+            await send(message)
+
+        try:
+            await self.app(scope, timed_receive, watched_send)
+        except _SlowBody:
+            if replaced:
+                return
+            replaced = True
+            await refuse()

@@ -293,6 +293,10 @@ def serve(
     from lookalike.api.app import run
 
     key = api_key_file.read_text().strip() if api_key_file else None
+    if api_key_file is not None and not key:
+        raise typer.BadParameter(
+            f"{api_key_file} is empty: an empty key would mean no key", param_hint="--api-key-file"
+        )
     settings = ctx.obj.with_(
         api_key=key or None,
         max_upload_bytes=max_upload_mb * 1024 * 1024 if max_upload_mb else None,
