@@ -8,7 +8,9 @@ import shutil
 import threading
 import time
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from lookalike.workspace import Workspace
 from tests.api.serving import live_server, serving
@@ -348,3 +350,55 @@ def test_a_trickling_upload_is_refused_and_frees_its_slot(indexed, corpus):
         )
         with urllib.request.urlopen(whole, timeout=60) as ok:  # the slot is free again
             assert ok.status == 200 and json.loads(ok.read())["hits"]
+
+
+def test_files_stream_past_the_stall_limit_and_every_open_file_is_closed(settings_factory, tmp_path, images):
+    """The body timeout times request bodies only: a file response that takes longer than the stall limit streams
+    to its end. A refused range (416) or a FIFO put where a file was closes or opens nothing it should not."""
+    import os
+    import socket
+    from urllib.parse import urlparse
+
+    from lookalike.workspace import Workspace
+
+    media = tmp_path / "media"
+    media.mkdir()
+    big = media / "big.png"
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (1400, 1400, 3), dtype=np.uint8)).save(big)  # ~6 MB, incompressible
+    images["coffee"].save(media / "coffee.png")
+    settings = settings_factory()
+    with Workspace(settings) as ws:
+        ws.index([media])
+    with live_server(settings.with_(upload_stall_s=0.5)) as base:
+        url = urlparse(base)
+        with serving(settings) as c:
+            hits = c.post("/api/search/upload?k=5", files={"file": ("q.png", big.read_bytes())}).json()["hits"]
+        file_url = next(h["file"] for h in hits if h["name"] == "big.png")
+        fds = len(os.listdir("/proc/self/fd"))
+        with socket.create_connection((url.hostname, url.port), timeout=20) as sock:
+            sock.sendall(f"GET {file_url} HTTP/1.1\r\nHost: 127.0.0.1:{url.port}\r\n\r\n".encode())
+            data = b""
+            time.sleep(1.5)  # a slow reader: the response outlives the stall limit
+            while len(data) < big.stat().st_size:
+                chunk = sock.recv(1 << 20)
+                if not chunk:
+                    break
+                data += chunk
+                time.sleep(0.05)
+        assert data.startswith(b"HTTP/1.1 200") and data.endswith(big.read_bytes()[-4096:])
+        with socket.create_connection((url.hostname, url.port), timeout=20) as sock:
+            for _ in range(5):
+                sock.sendall(
+                    f"GET {file_url} HTTP/1.1\r\nHost: 127.0.0.1:{url.port}\r\nRange: bytes=999999999-\r\n\r\n".encode()
+                )
+                assert sock.recv(65536).startswith(b"HTTP/1.1 416")
+        time.sleep(0.5)
+        assert len(os.listdir("/proc/self/fd")) <= fds  # the 416s closed their files
+        coffee = next(h for h in hits if h["name"] == "coffee.png")
+        os.unlink(media / "coffee.png")
+        os.mkfifo(media / "coffee.png")
+        started = time.monotonic()
+        with socket.create_connection((url.hostname, url.port), timeout=20) as sock:
+            sock.sendall(f"GET {coffee['file']} HTTP/1.1\r\nHost: 127.0.0.1:{url.port}\r\n\r\n".encode())
+            assert sock.recv(65536).startswith(b"HTTP/1.1 410") and time.monotonic() - started < 5

@@ -251,6 +251,10 @@ def test_setup_mistakes_are_one_line_errors(cli_home, tmp_path, corpus):
     result = runner.invoke(app, ["--home", str(small), "--db", "postgresql://who:secret@127.0.0.1:1/x", "info"])
     assert result.exit_code == 1 and "cannot open the database postgresql://who:***@127.0.0.1:1/x" in result.stderr
     assert "secret" not in result.stderr and "Traceback" not in result.stderr
+    result = runner.invoke(
+        app, ["--home", str(small), "--db", "postgresql://who@127.0.0.1:1/x?password=secret", "info"]
+    )
+    assert result.exit_code == 1 and "cannot open the database" in result.stderr and "secret" not in result.stderr
     typo = tmp_path / "typo"
     for args in (["info"], ["dupes"], ["search", str(corpus.originals["coffee"])]):
         result = runner.invoke(app, ["--home", str(typo), *args])

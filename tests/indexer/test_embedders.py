@@ -147,3 +147,16 @@ def test_open_clip_weights_offline_say_what_to_do(monkeypatch):
     message = str(info.value)
     assert message.startswith("cannot load open_clip weights 'openai' for ViT-B-32: Failed to download")
     assert "--weights FILE" in message and "~/.cache/huggingface" in message and "\n" not in message
+
+
+def test_a_checkpoint_without_batchnorm_counters_loads(tmp_path, images):
+    """Older checkpoints have no ``num_batches_tracked``: torch accepts them, so lookalike does too."""
+    import timm
+
+    torch.manual_seed(1)
+    net = timm.create_model("resnet18", pretrained=False)
+    old = tmp_path / "old.pth"
+    torch.save({k: v for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}, old)
+    a = create_embedder("timm:resnet18", weights=str(old), device="cpu").embed_images([images["coffee"]])
+    b = create_embedder("timm:resnet18", weights=str(old), device="cpu").embed_images([images["coffee"]])
+    assert np.allclose(a, b, atol=1e-5)

@@ -171,6 +171,8 @@ class FailedAttempts:
         """Seconds ``client`` must wait before its next attempt is looked at (0: it may try now)."""
         now = time.monotonic()
         with self._lock:
+            if client not in self._seen:
+                return 0
             seen = self._prune(client, now)
             if len(seen) < self.limit:
                 return 0
@@ -188,9 +190,11 @@ class _SlowBody(Exception):
 
 
 class BodyTimeout:
-    """Refuses a request whose body stalls (no data for ``stall`` seconds) or, after ``grace`` seconds, comes in
-    slower than ``min_rate`` bytes a second: 408, and its in-flight slot is freed. Twenty uploads at a byte a
-    second would otherwise hold every slot while everyone else gets 503."""
+    """Refuses a request whose body stalls (no data for ``stall`` seconds) or, ``grace`` seconds after the app
+    starts reading it, comes in slower than ``min_rate`` bytes a second: 408, and its in-flight slot is freed.
+    Twenty uploads at a byte a second would otherwise hold every slot while everyone else gets 503. Only the body
+    is timed: once it is in, ``receive`` (which then only reports a disconnect, e.g. while a video streams) is
+    passed through untouched, and a response that has started is never replaced."""
 
     def __init__(self, app: ASGIApp, stall: float = 10.0, grace: float = 5.0, min_rate: float = 10_240) -> None:
         self.app = app
@@ -202,24 +206,30 @@ class BodyTimeout:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        start = time.monotonic()
+        start: float | None = None  # when the app first asked for the body
         received = 0
+        body_done = False
         slow: list[str] = []  # why the body was cut off (the app may turn the error into its own 400)
-        replaced = False
+        started = replaced = False
 
         async def timed_receive() -> dict:
-            nonlocal received
+            nonlocal received, body_done, start
+            if body_done:  # after the body, receive() only tells of a disconnect: wait as long as it takes
+                return await receive()
+            start = time.monotonic() if start is None else start
             try:
                 message = await asyncio.wait_for(receive(), timeout=self.stall)
             except TimeoutError as e:
                 slow.append(f"no data for {self.stall:g} s")
                 raise _SlowBody(slow[-1]) from e
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                elapsed = time.monotonic() - start
-                if message.get("more_body") and elapsed > self.grace and received < self.min_rate * elapsed:
-                    slow.append(f"{received / elapsed:.0f} bytes/s, under {self.min_rate:.0f}")
-                    raise _SlowBody(slow[-1])
+            if message["type"] != "http.request" or not message.get("more_body"):
+                body_done = True
+                return message
+            received += len(message.get("body", b""))
+            elapsed = time.monotonic() - start
+            if elapsed > self.grace and received < self.min_rate * elapsed:
+                slow.append(f"{received / elapsed:.0f} bytes/s, under {self.min_rate:.0f}")
+                raise _SlowBody(slow[-1])
             return message
 
         async def refuse() -> None:
@@ -227,19 +237,20 @@ class BodyTimeout:
             await refused(scope, receive, send)
 
         async def watched_send(message: dict) -> None:
-            nonlocal replaced
+            nonlocal replaced, started
             if replaced:
                 return
-            if slow and message["type"] == "http.response.start":
+            if slow and not started and message["type"] == "http.response.start":
                 replaced = True
                 await refuse()
                 return
+            started = started or message["type"] == "http.response.start"
             await send(message)
 
         try:
             await self.app(scope, timed_receive, watched_send)
         except _SlowBody:
-            if replaced:
+            if replaced or started:
                 return
             replaced = True
             await refuse()

@@ -52,6 +52,9 @@ class Item:
     record: MediaRecord
 
 
+OWN_FDS = Path("/proc/self/fd")  # Linux: a path per open file of this process
+
+
 @dataclass(frozen=True)
 class OpenFile:
     """An indexed file opened and checked for serving; ``path`` names the open file itself (on Linux, its
@@ -62,9 +65,8 @@ class OpenFile:
 
     @property
     def path(self) -> Path:
-        """A path that reads the open file."""
-        own = Path(f"/proc/self/fd/{self.fd}")
-        return own if own.parent.is_dir() else Path(self.item.record.path)
+        """A path that reads the open file (without ``/proc``, the indexed path, checked to be the same file)."""
+        return OWN_FDS / str(self.fd) if OWN_FDS.is_dir() else Path(self.item.record.path)
 
     def close(self) -> None:
         """Close the file."""
@@ -168,7 +170,8 @@ class Service:
         item = self.item(media_id)
         if item.record.status != "ok":
             raise NotIndexedError(f"item {media_id} failed to index ({item.record.error_code}); nothing to show")
-        flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+        # non-blocking: a FIFO put in the file's place must not hang the request before it is refused below
+        flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
         if not self.settings.follow_symlinks:
             flags |= getattr(os, "O_NOFOLLOW", 0)
         try:
@@ -178,7 +181,15 @@ class Service:
         except OSError as e:  # a link where the file was (ELOOP), or unreadable now
             raise FileChangedError(f"item {media_id} changed on disk since it was indexed; index it again") from e
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size != item.record.size or st.st_mtime_ns != item.record.mtime_ns:
+        changed = not stat.S_ISREG(st.st_mode) or st.st_size != item.record.size
+        changed = changed or st.st_mtime_ns != item.record.mtime_ns
+        if not changed and not OWN_FDS.is_dir():  # no /proc: the path is what is read, so it must be this file
+            try:
+                at_path = os.stat(item.record.path, follow_symlinks=self.settings.follow_symlinks)
+                changed = (at_path.st_dev, at_path.st_ino) != (st.st_dev, st.st_ino)
+            except OSError:
+                changed = True
+        if changed:
             os.close(fd)
             raise FileChangedError(f"item {media_id} changed on disk since it was indexed; index it again")
         return OpenFile(item, fd)

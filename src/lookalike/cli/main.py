@@ -273,7 +273,7 @@ def reindex(
 def serve(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Address to listen on (loopback by default).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
     api_key_file: Annotated[
         Path | None,
         typer.Option(
@@ -292,7 +292,10 @@ def serve(
     """Serve the search API and web page (http://HOST:PORT/, API docs at /docs)."""
     from lookalike.api.app import run
 
-    key = api_key_file.read_text().strip() if api_key_file else None
+    try:
+        key = api_key_file.read_text(encoding="utf-8").strip() if api_key_file else None
+    except (UnicodeDecodeError, OSError) as e:
+        raise typer.BadParameter(f"{api_key_file} cannot be read as text: {e}", param_hint="--api-key-file") from e
     if api_key_file is not None and not key:
         raise typer.BadParameter(
             f"{api_key_file} is empty: an empty key would mean no key", param_hint="--api-key-file"
@@ -305,6 +308,11 @@ def serve(
     )
     if settings.api_key is None and host not in ("127.0.0.1", "localhost", "::1"):
         err.print(f"[yellow]warning:[/yellow] serving on {host} without an API key: anyone who can reach it can search")
+    if host in ("0.0.0.0", "::") and not allow_host:
+        err.print(
+            f"[yellow]warning:[/yellow] listening on every interface, but only requests addressed to localhost or "
+            f"{host} are answered: give the name or address others use with --allow-host NAME"
+        )
     out.print(f"lookalike serving {shown(settings.home)} on http://{host}:{port}/ (API docs at /docs)")
     run(settings, host, port)
 

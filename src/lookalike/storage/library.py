@@ -65,7 +65,8 @@ def writer_lock(home: Path, timeout: float = 2.0) -> Iterator[None]:
 def lock_if_free(home: Path) -> Iterator[bool]:
     """Hold the writer lock for the block if no process holds it now (yields True), else do nothing (False).
 
-    A reader repairs index files only while holding it, so that an indexer cannot start writing beside the repair.
+    A reader repairs index files only while holding it, so that an indexer cannot start writing beside the repair
+    (an indexer starting meanwhile waits up to 2 s, then is told another process is writing and to try again).
     """
     if not home.is_dir():
         yield False
@@ -331,7 +332,7 @@ class Library:
         except (OperationalError, InterfaceError) as e:
             self.engine.dispose()
             reason = str(getattr(e, "orig", e) or e).strip().splitlines()[0]
-            where = url.render_as_string(hide_password=True)
+            where = url.set(query={}).render_as_string(hide_password=True)  # query values may hold secrets too
             raise DatabaseUnavailableError(f"cannot open the database {where}: {reason}") from e
         self.catalog = Catalog(self.engine)
 

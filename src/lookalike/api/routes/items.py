@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import filetype
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, Response
-from starlette.background import BackgroundTask
+from starlette.types import Receive, Scope, Send
 
 from lookalike.api.deps import ItemId, ServiceDep
 from lookalike.api.schemas import ItemInfo
+from lookalike.api.service import OpenFile
 from lookalike.indexer.discover import IMAGE_MIMES, VIDEO_MIMES
 
 router = APIRouter(prefix="/api/items", tags=["items"])
@@ -49,5 +50,19 @@ def original(service: ServiceDep, item_id: ItemId) -> FileResponse:
     if media_type not in IMAGE_MIMES | VIDEO_MIMES:
         media_type = "application/octet-stream"
         headers["Content-Disposition"] = "attachment"
-    # the response reads the checked open file; it is closed once the response is sent
-    return FileResponse(opened.path, media_type=media_type, headers=headers, background=BackgroundTask(opened.close))
+    # the response reads the checked open file, and closes it however the response ends (416, 400, a disconnect)
+    return _OpenFileResponse(opened, media_type=media_type, headers=headers)
+
+
+class _OpenFileResponse(FileResponse):
+    """A file response over an :class:`OpenFile`, which it closes when it is done, whatever happened."""
+
+    def __init__(self, opened: OpenFile, **kwargs: Any) -> None:
+        super().__init__(opened.path, **kwargs)
+        self._opened = opened
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._opened.close()

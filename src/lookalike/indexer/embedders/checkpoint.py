@@ -48,9 +48,16 @@ def load_strictly(model: torch.nn.Module, path: Path, spec: str, classifier: Ite
     state = read_state(path)
     heads = tuple(f"{c}." for c in classifier)
     own = model.state_dict()
-    missing = [k for k in own if k not in state and not k.startswith(heads)]
-    unexpected = [k for k in state if k not in own and not k.startswith(heads)]
     misshapen = [k for k in state if k in own and state[k].shape != own[k].shape and not k.startswith(heads)]
+    missing: list[str] = []
+    unexpected: list[str] = []
+    if not misshapen:
+        fitting = {k: v for k, v in state.items() if k not in own or v.shape == own[k].shape}
+        # torch's own accounting: its compatibility hooks accept what old checkpoints lack (BatchNorm's
+        # num_batches_tracked), so only keys it reports matter
+        result = model.load_state_dict(fitting, strict=False)
+        missing = [k for k in result.missing_keys if not k.startswith(heads)]
+        unexpected = [k for k in result.unexpected_keys if not k.startswith(heads)]
     if missing or unexpected or misshapen:
         parts = [
             f"{label} {len(keys)} ({', '.join(keys[:SHOWN])}{', ...' if len(keys) > SHOWN else ''})"
@@ -58,7 +65,6 @@ def load_strictly(model: torch.nn.Module, path: Path, spec: str, classifier: Ite
             if keys
         ]
         raise UnknownModelError(f"{path} does not fit {spec}: " + "; ".join(parts))
-    model.load_state_dict({k: v for k, v in state.items() if k in own and state[k].shape == own[k].shape}, strict=False)
 
 
 def _tensors(state: dict) -> bool:
