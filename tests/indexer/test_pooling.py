@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from lookalike.errors import DeviceError
 from lookalike.indexer.pooling import normalise, pool_segments, pool_video
 
 
@@ -39,5 +40,5 @@ def test_decode_worker_policy():
     assert decode_workers(torch.device("cpu"), requested=3) == 3
     assert resolve_device("cpu").type == "cpu"
     if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="CUDA is not available"):
+        with pytest.raises(DeviceError, match="this machine has no CUDA GPU: use --device cpu"):
             resolve_device("cuda")
