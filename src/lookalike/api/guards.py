@@ -17,7 +17,7 @@ from collections import deque
 from http.cookies import SimpleCookie
 
 from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 API_KEY_HEADER = "X-API-Key"
 SESSION_COOKIE = "lookalike_session"
@@ -139,7 +139,7 @@ class SameOriginOnly:
 
     @staticmethod
     def _with_policy(send: Send) -> Send:
-        async def send_with_policy(message: dict) -> None:
+        async def send_with_policy(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = [h for h in message.get("headers", []) if h[0].lower() != b"cross-origin-resource-policy"]
                 message = {**message, "headers": [*headers, (b"cross-origin-resource-policy", b"same-origin")]}
@@ -212,7 +212,7 @@ class BodyTimeout:
         slow: list[str] = []  # why the body was cut off (the app may turn the error into its own 400)
         started = replaced = False
 
-        async def timed_receive() -> dict:
+        async def timed_receive() -> Message:
             nonlocal received, body_done, start
             if body_done:  # after the body, receive() only tells of a disconnect: wait as long as it takes
                 return await receive()
@@ -236,7 +236,7 @@ class BodyTimeout:
             refused = JSONResponse({"detail": f"request body too slow: {slow[-1]}"}, status_code=408)
             await refused(scope, receive, send)
 
-        async def watched_send(message: dict) -> None:
+        async def watched_send(message: Message) -> None:
             nonlocal replaced, started
             if replaced:
                 return

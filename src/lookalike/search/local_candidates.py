@@ -104,6 +104,7 @@ def _build(codes: np.ndarray) -> Any:
     import faiss  # heavy import, only when verifying
 
     n, dim = codes.shape
+    index: Any
     if n < EXACT_BELOW:
         index = faiss.IndexFlatL2(dim)
         index.add(_floats(codes))

@@ -284,7 +284,7 @@ def _agreement(a: Features, b: Features, h_small: np.ndarray) -> tuple[float, fl
     ga = cv2.GaussianBlur(warped_a.astype(np.float32), (0, 0), 1.0)
     gb = cv2.GaussianBlur(crop_b.astype(np.float32), (0, 0), 1.0)
     pa, pb, pv = (_patches(x) for x in (ga, gb, valid))
-    inside = pv.all(axis=1)
+    inside: np.ndarray = np.asarray(pv.all(axis=1))
     pa, pb = pa[inside], pb[inside]
     ncc, structured, both = _ncc(pa, pb)
     n = int(structured.sum())

@@ -51,7 +51,8 @@ def build_timm(name: str, weights: str | None = None, device: str | None = None)
     def build() -> torch.nn.Module:
         model = timm.create_model(name, pretrained=weights is None, num_classes=0)
         if local is not None:
-            head = model.pretrained_cfg.get("classifier") or "classifier"
+            cfg = getattr(model, "pretrained_cfg", None)
+            head = (cfg.get("classifier") if isinstance(cfg, dict) else None) or "classifier"
             load_strictly(model, local, f"timm:{name}", classifier=[head] if isinstance(head, str) else head)
         return model
 
