@@ -260,3 +260,14 @@ def test_setup_mistakes_are_one_line_errors(cli_home, tmp_path, corpus):
         result = runner.invoke(app, ["--home", str(typo), *args])
         assert result.exit_code == 1 and f"no library in {typo}" in result.stderr, args
     assert not typo.exists()
+
+
+def test_a_frame_rate_other_than_the_collections_is_said_not_silently_ignored(tmp_path, corpus):
+    home = tmp_path / "home"
+    code, _, err = _run("index", str(corpus.originals["coffee"]), home=home)
+    assert code == 0 and "warning" not in err
+    code, _, err = _run("index", str(corpus.originals["coffee"]), "--frame-rate", "5", home=home)
+    assert code == 0
+    assert "--frame-rate 5 was not used: this collection samples 1 frames a second" in " ".join(err.split())
+    code, _, err = _run("index", str(corpus.originals["coffee"]), "--frame-rate", "1", home=home)
+    assert code == 0 and "warning" not in err

@@ -130,6 +130,12 @@ def index(
                 prune=prune,
                 progress=lambda done, total: progress.update(task, completed=done, total=total),
             )
+        built = ws.store().info.pooling.get("frame_rate")
+    if frame_rate is not None and built is not None and float(built) != frame_rate:
+        err.print(
+            f"[yellow]warning:[/yellow] --frame-rate {frame_rate:g} was not used: this collection samples "
+            f"{float(built):g} frames a second (it was built so; index into a new --home to change it)"
+        )
     if as_json:
         out.print_json(json.dumps(report_dict(report)))
     else:
