@@ -16,6 +16,8 @@ from PIL import Image
 from benchmarks.corpus import write_video
 from lookalike.errors import DecodeError
 from lookalike.indexer.decode import frame_at, load_image, sample_frames
+from lookalike.indexer.discover import classify
+from lookalike.types import MediaKind
 
 
 @pytest.fixture(scope="module")
@@ -287,3 +289,17 @@ def test_rotated_video_comes_out_as_ffmpeg_displays_it(tmp_path, rotate):
     ours = np.asarray(next(iter(frames)).image.convert("L"), np.float32)
     assert ours.shape == shown.shape
     assert np.abs(ours - shown).mean() < 8
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg CLI to write MPEG transport streams")
+@pytest.mark.parametrize(("ext", "extra"), [(".mts", []), (".m2ts", ["-mpegts_m2ts_mode", "1"])])
+def test_avchd_transport_streams_are_videos(tmp_path, clip, ext, extra):
+    """Camcorders write AVCHD .mts/.m2ts (MPEG transport streams): found by name, decoded, timed from 0 like the
+    MP4 they were remuxed from (they used to be passed over silently)."""
+    out = tmp_path / f"clip{ext}"
+    cmd = ["ffmpeg", "-y", "-loglevel", "error", "-i", str(clip), "-c", "copy", "-f", "mpegts", *extra, str(out)]
+    subprocess.run(cmd, check=True)
+    assert classify(out) == MediaKind.VIDEO
+    meta, frames = sample_frames(out, frame_rate=1.0)
+    assert meta.duration == pytest.approx(5.0, abs=0.2)
+    assert [round(f.time, 2) for f in frames] == [0.0, 1.0, 2.0, 3.0, 4.0]

@@ -19,7 +19,7 @@ from lookalike.errors import DecodeError
 # Formats we decode; Pillow can open more (PDF, EPS, PSD, FITS ...) but those are not photos or frames.
 IMAGE_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF", "AVIF")
 # Demuxers allowed to open a "video"; playlists and concat scripts (which read other files) are not.
-VIDEO_DEMUXERS = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi"
+VIDEO_DEMUXERS = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,mpegts"  # mpegts: AVCHD .mts/.m2ts
 _SNIFFABLE = {"JPG", "PNG", "WEBP", "GIF", "BMP", "TIF", "AVIF"}
 BACKGROUND = (255, 255, 255)  # transparent pixels are composited on white
 MAX_BAD_PACKETS = 1000  # past this many undecodable packets a video is treated as corrupt
