@@ -24,8 +24,9 @@ from pathlib import Path
 
 from lookalike.config import Settings
 from lookalike.search.candidates import image_candidates
+from lookalike.search.features import Features
 from lookalike.search.image_dupes import FeatureCache, VerifyRule, judge, local_pairs
-from lookalike.search.verify import Features, Match, match, whole_frame
+from lookalike.search.verify import Match, match, whole_frame
 from lookalike.workspace import Workspace
 
 

@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 
 from lookalike.search import local_candidates as local_candidates_module
+from lookalike.search.features import extract
 from lookalike.search.groups import Relation
 from lookalike.search.image_dupes import VerifyRule, find_image_duplicates
 from lookalike.search.local_candidates import local_candidates
-from lookalike.search.verify import extract
 from lookalike.workspace import Workspace
 
 

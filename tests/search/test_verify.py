@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageOps
 
+from lookalike.search.features import Features, extract, mirrored
 from lookalike.search.image_dupes import VerifyRule, judge
-from lookalike.search.verify import Features, extract, match, mirrored, plain_surround, whole_frame
+from lookalike.search.verify import match, plain_surround, whole_frame
 
 
 @pytest.fixture(scope="module")

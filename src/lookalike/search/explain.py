@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from lookalike.search.features import Features
 from lookalike.search.groups import Box, Relation
 from lookalike.search.image_dupes import Verdict, VerifyRule, relation, verify
-from lookalike.search.verify import Features, Match
+from lookalike.search.verify import Match
 
 PANEL = 480  # height of each side of the picture
 MAX_LINES = 80  # keypoint lines drawn (a sample of the inliers)

@@ -22,9 +22,10 @@ import numpy as np
 from lookalike.errors import LookalikeError
 from lookalike.indexer.decode import load_image
 from lookalike.search.candidates import image_candidates
+from lookalike.search.features import MAX_SIDE, Features, extract
 from lookalike.search.groups import DuplicateGroup, GroupItem, GroupKind, Relation, star_groups
 from lookalike.search.local_candidates import local_candidates
-from lookalike.search.verify import MAX_SIDE, Features, Match, extract, match, plain_surround, whole_frame
+from lookalike.search.verify import Match, match, plain_surround, whole_frame
 from lookalike.storage.library import CollectionStore
 from lookalike.storage.records import MediaRecord
 
@@ -133,7 +134,7 @@ class FeatureCache:
 
 def features_of(path: Path, max_pixels: int = 64_000_000, max_bytes: int = 512 << 20) -> Features:
     """Local features of an image file, decoded as verification needs it (JPEG at a reduced scale still at least
-    :data:`~lookalike.search.verify.MAX_SIDE` on its short side) and reported in the file's own pixels.
+    :data:`~lookalike.search.features.MAX_SIDE` on its short side) and reported in the file's own pixels.
 
     Raises:
         DecodeError: the file cannot be decoded as an image.

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from lookalike.search.verify import Features
+from lookalike.search.features import Features
 
 NEIGHBOURS = 32  # nearest descriptors looked up per descriptor (its own picture's are skipped)
 MATCH_DISTANCE = 0.25  # RootSIFT (Hellinger) distance under which two descriptors are the same keypoint

@@ -19,9 +19,9 @@ from lookalike.indexer.pooling import pool_segments
 from lookalike.indexer.worker import Failed, FrameChunk, ImageItem, Message, VideoEnd
 from lookalike.search.alignment import QueryVideo, score_video
 from lookalike.search.explain import Explanation, draw, explain_images
+from lookalike.search.features import Features
 from lookalike.search.image_dupes import VerifyRule, features_of, relation
 from lookalike.search.image_dupes import verify as verify_pair
-from lookalike.search.verify import Features
 from lookalike.storage.library import CollectionStore
 from lookalike.types import MediaKind, SearchHit
 
