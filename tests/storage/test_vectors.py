@@ -105,35 +105,35 @@ def test_factory_is_chosen_by_size():
     assert training_size("IVF4096,Flat") == 4096 * 40 and training_size("Flat") == 0
 
 
-def test_ivf_recall_against_exact_search():
+def _exact_and_ivf(factory: str) -> tuple[np.ndarray, VectorIndex, VectorIndex]:
+    """3,000 clustered vectors in a flat index and in an IVF index of ``factory``; returns (vectors, flat, ivf)."""
     ids, vecs = _data(3000, dim=32, seed=5)
     exact = VectorIndex.create(32)
     exact.add(ids, vecs)
-    ivf = VectorIndex.create(32, "IVF16,Flat")
+    ivf = VectorIndex.create(32, factory)
     ivf.train(vecs)
     ivf.add(ids, vecs)
+    return vecs, exact, ivf
+
+
+def _recall(got: np.ndarray, want: np.ndarray) -> float:
+    """The share of the exact neighbours found, over all queries (10 a query)."""
+    return float(np.mean([len(set(g) & set(w)) / 10 for g, w in zip(got, want, strict=True)]))
+
+
+def test_ivf_recall_against_exact_search():
+    vecs, exact, ivf = _exact_and_ivf("IVF16,Flat")
     q = vecs[:100]
-    got, want = ivf.search(q, 10).ids, exact.search(q, 10).ids
-    recall = np.mean([len(set(g) & set(w)) / 10 for g, w in zip(got, want, strict=True)])
-    assert recall >= 0.95
+    assert _recall(ivf.search(q, 10).ids, exact.search(q, 10).ids) >= 0.95
 
 
 def test_nprobe_per_call_scans_as_many_lists_as_asked():
-    ids, vecs = _data(3000, dim=32, seed=5)
-    exact = VectorIndex.create(32)
-    exact.add(ids, vecs)
-    ivf = VectorIndex.create(32, "IVF64,Flat")
-    ivf.train(vecs)
-    ivf.add(ids, vecs)
+    vecs, exact, ivf = _exact_and_ivf("IVF64,Flat")
     q = vecs[:200] + 0.2 * _data(200, dim=32, seed=6)[1]
     want = exact.search(q, 10).ids
-
-    def recall(got: np.ndarray) -> float:
-        return float(np.mean([len(set(g) & set(w)) / 10 for g, w in zip(got, want, strict=True)]))
-
     assert np.array_equal(ivf.search(q, 10, nprobe=64).ids, want)  # every list: exact
-    one = recall(ivf.search(q, 10, nprobe=1).ids)
-    assert one < recall(ivf.search(q, 10).ids)  # the index's own setting (32) scans more
+    one = _recall(ivf.search(q, 10, nprobe=1).ids, want)
+    assert one < _recall(ivf.search(q, 10).ids, want)  # the index's own setting (32) scans more
     assert np.array_equal(exact.search(q, 10, nprobe=1).ids, want)  # a flat index has no lists to choose
     with pytest.raises(ValueError, match="nprobe must be at least 1"):
         ivf.search(q, 10, nprobe=0)
