@@ -208,26 +208,29 @@ def find_image_duplicates(store: CollectionStore, rule: VerifyRule | None = None
     cache = FeatureCache(records)
     verdicts: dict[tuple[int, int], Verdict] = {}
     nearby: dict[int, set[int]] = {}
+    vectors: dict[int, np.ndarray] = {}
+
+    def decide(ma: int, mb: int, cos: float | None = None) -> Verdict:
+        """The verdict on a pair: identical bytes at once, else verified (``cos``: their vectors' cosine, read
+        from the catalog when not given)."""
+        if records[ma].sha256 and records[ma].sha256 == records[mb].sha256:
+            return Verdict(True, "identical", 1.0)
+        if cos is None:
+            cos = float(_vector(store, ma, vectors) @ _vector(store, mb, vectors))
+        return verify(cache.get(ma), cache.get(mb), cos, rule)
+
     for a, b, cos in zip(cands.a.tolist(), cands.b.tolist(), cands.cosine.tolist(), strict=True):
         ma, mb = media_of.get(a), media_of.get(b)
         if ma is None or mb is None or ma == mb:
             continue
         nearby.setdefault(ma, set()).add(mb)
         nearby.setdefault(mb, set()).add(ma)
-        if records[ma].sha256 and records[ma].sha256 == records[mb].sha256:
-            verdicts[(ma, mb)] = Verdict(True, "identical", 1.0)
-        else:
-            verdicts[(ma, mb)] = verify(cache.get(ma), cache.get(mb), float(cos), rule)
-    vectors: dict[int, np.ndarray] = {}
+        verdicts[(ma, mb)] = decide(ma, mb, float(cos))
     # in picture order, so that the feature cache serves each picture's pairs together
     for ma, mb in sorted(local_pairs(sorted(set(media_of.values())), cache, rule) if local else []):
         if (ma, mb) in verdicts or (mb, ma) in verdicts:
             continue
-        if records[ma].sha256 and records[ma].sha256 == records[mb].sha256:
-            verdicts[(ma, mb)] = Verdict(True, "identical", 1.0)
-        else:
-            cos = float(_vector(store, ma, vectors) @ _vector(store, mb, vectors))
-            verdicts[(ma, mb)] = verify(cache.get(ma), cache.get(mb), cos, rule)
+        verdicts[(ma, mb)] = decide(ma, mb)
         nearby.setdefault(ma, set()).add(mb)
         nearby.setdefault(mb, set()).add(ma)
 
@@ -235,8 +238,7 @@ def find_image_duplicates(store: CollectionStore, rule: VerifyRule | None = None
         """A file verified against a member only is checked against the representative itself."""
         key = (rep, member) if (rep, member) in verdicts or (member, rep) not in verdicts else (member, rep)
         if key not in verdicts:
-            cos = float(_vector(store, rep, vectors) @ _vector(store, member, vectors))
-            verdicts[key] = verify(cache.get(key[0]), cache.get(key[1]), cos, rule)
+            verdicts[key] = decide(*key)
         return verdicts[key].duplicate
 
     return _stars(verdicts, records, cache, confirm, nearby)
