@@ -21,7 +21,7 @@ from lookalike.errors import (
     NotIndexedError,
 )
 from lookalike.storage.catalog import Catalog
-from lookalike.storage.db import ensure_schema, make_engine
+from lookalike.storage.db import ensure_schema, make_engine, sqlite_file
 from lookalike.storage.files import remove_stray_temps
 from lookalike.storage.manifest import Manifest
 from lookalike.storage.records import CollectionInfo, MediaRecord, VectorRecord, WriteResult
@@ -322,8 +322,8 @@ class Library:
             DatabaseUnavailableError: the database cannot be reached or opened.
         """
         url = make_url(db_url)
-        sqlite_file = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
-        if not create and sqlite_file and not Path(str(url.database)).is_file():
+        path = sqlite_file(db_url)
+        if not create and path is not None and not path.is_file():
             raise NotIndexedError(f"no library in {home} (check --home, or run `lookalike index PATH` to make one)")
         self.home = home
         self.engine = make_engine(db_url)
