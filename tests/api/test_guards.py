@@ -312,6 +312,25 @@ def test_an_empty_key_file_is_a_usage_error(tmp_path):
     assert result.exit_code == 2 and "is empty: an empty key would mean no key" in text
 
 
+def _read_answer(sock) -> str:
+    """One whole HTTP answer off a raw socket: its head, then as many body bytes as its Content-Length says (one
+    recv() may return the head alone; the body comes in a later segment)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data.decode("latin-1")
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+    while length and len(body) < int(length.group(1)):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return (head + b"\r\n\r\n" + body).decode("latin-1")
+
+
 def test_a_trickling_upload_is_refused_and_frees_its_slot(indexed, corpus):
     """One slot, a real server: an upload that stalls mid-body is answered 408 after the stall limit, and the next
     request is served (twenty such uploads used to hold every slot while /healthz said ok)."""
@@ -340,7 +359,7 @@ def test_a_trickling_upload_is_refused_and_frees_its_slot(indexed, corpus):
             )
             started = time.monotonic()
             sock.sendall(head.encode() + body[:1000])  # ... and nothing more
-            answer = sock.recv(65536).decode("latin-1")
+            answer = _read_answer(sock)
             assert answer.startswith("HTTP/1.1 408"), answer[:200]
             assert "too slow" in answer and time.monotonic() - started < 5
         whole = urllib.request.Request(
