@@ -26,6 +26,7 @@ class MediaStatus(StrEnum):
 
     OK = "ok"
     FAILED = "failed"
+    MISSING = "missing"  # gone from disk since it was indexed: left out of answers, its vectors kept until pruned
 
 
 @dataclass(frozen=True, slots=True)

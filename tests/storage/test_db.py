@@ -64,3 +64,39 @@ def test_schema_head_constant_is_alembics_head():
     from lookalike.storage.db import SCHEMA_HEAD
 
     assert head_revision() == SCHEMA_HEAD
+
+
+def test_0002_keys_existing_paths_by_their_hash(engine):
+    """A catalog written at 0001 upgrades in place: every row gets its path's SHA-256 as the unique key (the path
+    itself is no longer indexed: PostgreSQL refuses b-tree entries past ~2.7 kB)."""
+    import hashlib
+
+    upgrade(engine, "0001")
+    paths = ["/photos/a.jpg", "/photos/ünïcode ☃.png", "bytes:/photos/%FF.jpg"]
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO collections (id, name, model, weights_tag, dim, metric, preprocessing, pooling, "
+                "generation, created_at) VALUES (1, 'c', 'm', 'w', 4, 'cosine', '{}', '{}', 0, CURRENT_TIMESTAMP)"
+            )
+        )
+        for n, p in enumerate(paths, 1):
+            conn.execute(
+                text(
+                    "INSERT INTO media (id, collection_id, path, kind, size, mtime_ns, status, indexed_at) "
+                    "VALUES (:id, 1, :path, 'image', 1, 1, 'ok', CURRENT_TIMESTAMP)"
+                ),
+                {"id": n, "path": p},
+            )
+    upgrade(engine)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT path, path_key, device, inode FROM media ORDER BY id")).all()
+    assert [tuple(r) for r in rows] == [(p, hashlib.sha256(p.encode()).hexdigest(), None, None) for p in paths]
+    with pytest.raises(Exception, match=r"(?i)unique"), engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO media (collection_id, path, path_key, kind, size, mtime_ns, status, indexed_at) "
+                "VALUES (1, 'x', :key, 'image', 1, 1, 'ok', CURRENT_TIMESTAMP)"
+            ),
+            {"key": rows[0].path_key},
+        )

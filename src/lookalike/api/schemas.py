@@ -80,7 +80,7 @@ class ItemInfo(BaseModel):
     name: str
     path: str
     kind: str
-    status: str = Field(description="ok, or failed (see error_code)")
+    status: str = Field(description="ok, failed (see error_code), or missing (gone from disk since indexed)")
     size: int
     width: int | None = None
     height: int | None = None
@@ -125,7 +125,8 @@ class GroupItem(BaseModel):
     thumbnail: str
     file: str
     relation: str = Field(
-        description="What this file is to the representative: representative, identical, "
+        description="What this file is to the representative: representative, identical, hardlink (the same file as "
+        "an item above, at another path), "
         "resized, cropped, rotated, edited, contains, similar, copy, partial."
     )
     score: float = Field(description="Verification score against the representative (1 for the representative).")
@@ -136,7 +137,10 @@ class GroupItem(BaseModel):
     rep_region: list[int] | None = Field(None, description="The representative's box that shows this file.")
     rep_start: float | None = Field(None, description="Videos: the representative's matched range start.")
     rep_end: float | None = None
-    method: str | None = Field(None, description="identical, local (keypoints), global (vectors), aligned (videos).")
+    method: str | None = Field(
+        None,
+        description="identical, hardlink (one file at two paths), local (keypoints), global (vectors), aligned.",
+    )
 
 
 class Group(BaseModel):

@@ -235,6 +235,9 @@ def report_dict(report: IndexReport) -> dict[str, Any]:
         "videos": report.videos,
         "frames": report.frames,
         "pruned": report.pruned,
+        "missing": report.missing,
+        "restored": report.restored,
+        "moved": report.moved,
         "seconds": round(report.seconds, 3),
         "failed": [{"path": f.path, "code": f.code, "message": f.message} for f in report.failed],
         "skipped": [{"path": str(s.path), "reason": s.reason} for s in report.skipped],
@@ -246,10 +249,22 @@ def print_report(console: Console, report: IndexReport) -> None:
     console.print(
         f"indexed {report.new} new, {report.updated} updated ({report.images} images, {report.videos} videos, "
         f"{report.frames} frames; {report.copied} byte-identical copies reused), {report.unchanged} unchanged, "
-        f"{len(report.failed)} failed, {len(report.skipped)} skipped, {report.pruned} pruned "
-        f"in {report.seconds:.1f}s",
+        f"{len(report.failed)} failed, {len(report.skipped)} skipped, {report.missing} missing, "
+        f"{report.pruned} pruned in {report.seconds:.1f}s",
         highlight=False,
     )
+    if report.moved or report.restored:
+        console.print(
+            f"  found again: {report.moved} missing files at a new path (renamed or moved), "
+            f"{report.restored} at their own path",
+            highlight=False,
+        )
+    if report.missing:
+        console.print(
+            f"  {report.missing} files indexed under these folders are gone: they are left out of search and dupes; "
+            "`index --prune` forgets them",
+            highlight=False,
+        )
     for f in report.failed:
         console.print(f"  [red]failed[/red] {shown(f.path)}: {f.code}: {shown(f.message)}", highlight=False)
     for s in report.skipped:

@@ -12,10 +12,24 @@ import filetype
 
 from lookalike.types import MediaKind
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif"})
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif", ".heic", ".heif"}
+)
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mts", ".m2ts"})  # .m*ts: AVCHD
 # MIME types recognised from file content (first bytes), mapped to what we decode them as.
-IMAGE_MIMES = frozenset({"image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp", "image/tiff", "image/avif"})
+IMAGE_MIMES = frozenset(
+    {
+        "image/jpeg",
+        "image/png",
+        "image/webp",
+        "image/gif",
+        "image/bmp",
+        "image/tiff",
+        "image/avif",
+        "image/heic",
+        "image/heif",
+    }
+)
 VIDEO_MIMES = frozenset(
     {"video/mp4", "video/quicktime", "video/x-matroska", "video/webm", "video/x-msvideo", "video/x-m4v"}
 )
@@ -30,6 +44,8 @@ class Candidate:
     kind: MediaKind
     size: int
     mtime_ns: int
+    device: int | None = None  # st_dev and st_ino: two paths with the same pair are one file (hardlinks)
+    inode: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +92,12 @@ def classify(path: Path) -> MediaKind | None:
     return sniff_kind(head) or kind_from_name(path)
 
 
+def canonical(path: Path) -> Path:
+    """The one name of a file or folder: absolute, ``~`` expanded, ``..`` and symbolic links resolved (a path that
+    does not exist is made absolute and normalised as far as it goes)."""
+    return Path(os.path.realpath(path.expanduser()))
+
+
 def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
@@ -90,8 +112,11 @@ def _classify_stat(path: Path, _st: os.stat_result) -> MediaKind | None:
 def walk(
     root: Path, follow_symlinks: bool = False, include_hidden: bool = False, kind_of: KindFn = _classify_stat
 ) -> Iterator[Candidate | Skipped]:
-    """Yield every media file under ``root``, and every path passed over with the reason.
+    """Yield every media file under ``root`` by its canonical path, and every path passed over with the reason.
 
+    Paths are canonical: ``root`` is resolved (``..``, symlinked parent folders), and a followed link is reported
+    at its target, so one file reached by several names is yielded once (hardlinks, which are several real paths
+    of one file, are each yielded, with the same device and inode).
     Hidden files and folders (name starting with a dot) are passed over silently unless ``include_hidden``.
     Symbolic links are not followed unless ``follow_symlinks``, and even then only when they resolve inside
     ``root``; each real directory is entered once, so link loops end.
@@ -103,12 +128,13 @@ def walk(
         kind_of: decides a regular file's media kind (None: not media); by default its content is sniffed.
             The indexer passes one that answers from the catalog for files whose size and mtime did not change.
     """
-    root = root.expanduser().absolute()
-    real_root = root.resolve()
+    root = canonical(root)
+    real_root = root
     if root.is_file():
         yield from _entry(root, follow_symlinks, kind_of, from_root=True)
         return
     seen_dirs: set[tuple[int, int]] = set()
+    yielded: set[Path] = set()  # with links followed, a file may be reached twice: it is yielded once
     stack = [root]
     while stack:
         folder = stack.pop()
@@ -136,11 +162,16 @@ def walk(
                     yield target
                     continue
                 if target.is_dir():
-                    subdirs.append(path)
+                    subdirs.append(target)
                     continue
+                path = target
             elif entry.is_dir(follow_symlinks=False):
                 subdirs.append(path)
                 continue
+            if follow_symlinks:
+                if path in yielded:
+                    continue
+                yielded.add(path)
             yield from _entry(path, follow_symlinks, kind_of)
         stack.extend(reversed(subdirs))
 
@@ -176,4 +207,4 @@ def _entry(path: Path, follow: bool, kind_of: KindFn, from_root: bool = False) -
         return
     kind = kind_of(path, st)
     if kind is not None:
-        yield Candidate(path, kind, st.st_size, st.st_mtime_ns)
+        yield Candidate(path, kind, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from lookalike.config import Settings
 from lookalike.indexer.describe import MediaDescriptor
 from lookalike.indexer.discover import Skipped, classify, walk
-from lookalike.indexer.plan import Plan, make_plan, make_record, path_key, settled, vanished
+from lookalike.indexer.plan import Plan, absent, make_plan, make_record, path_key, settled, under
 from lookalike.storage.library import CollectionStore
 from lookalike.storage.records import MediaRecord, VectorRecord
 from lookalike.types import MediaKind, MediaStatus
@@ -38,7 +38,12 @@ class Failure:
 
 @dataclass
 class IndexReport:
-    """What an index run did; printed as the end summary."""
+    """What an index run did; printed as the end summary.
+
+    ``missing``: files under the roots gone since they were indexed (left out of answers until they are back or
+    pruned); ``restored``: missing files found again at their path; ``moved``: missing files found again, by their
+    content, at another path (the new path took their vectors); ``pruned``: rows of missing files forgotten.
+    """
 
     new: int = 0
     updated: int = 0
@@ -48,6 +53,9 @@ class IndexReport:
     videos: int = 0
     frames: int = 0
     pruned: int = 0
+    missing: int = 0
+    restored: int = 0
+    moved: int = 0
     seconds: float = 0.0
     failed: list[Failure] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
@@ -90,18 +98,31 @@ class Indexer:
         report.skipped = plan.skipped
         report.unchanged = len(plan.unchanged) + len(plan.touched)
         for job in plan.touched:
-            self.store.catalog.touch(self.store.info.id, job.key, job.size, job.mtime_ns)
+            self.store.catalog.touch(self.store.info.id, job.key, job.size, job.mtime_ns, job.device, job.inode)
+        gone = absent(known, roots, plan)
+        self.store.delete_paths(gone.forgotten)
+        self.store.mark_missing(gone.missing)
+        self.store.restore([make_record(job, MediaStatus.OK) for job in plan.restored])
+        report.restored = len(plan.restored)
         total = len(plan.jobs) + len(plan.copies)
         if plan.jobs:
             self._embed_and_write(plan, report, total, progress)
         self._write_copies(plan, report)
         if progress:
             progress(total, total)
+        # a missing file whose content a new path of this run holds was moved there: the new path has its vectors
+        landed = {job.sha256 for job in plan.copies if job.sha256}
+        missing = {key for key, m in known.items() if m.status == MediaStatus.MISSING.value} | set(gone.missing)
+        missing -= plan.seen
+        moved = {key for key in missing if known[key].sha256 in landed}
+        self.store.delete_paths(sorted(moved) + gone.aliases)  # after the copies that took their vectors
+        report.moved = len(moved)
+        still = sorted(key for key in missing - moved if under(key, roots))
         if prune:
-            gone = vanished(known, roots)
-            if gone:
-                self.store.delete_paths(gone)
-            report.pruned = len(gone)
+            self.store.delete_paths(still)
+            report.pruned = len(still)
+        else:
+            report.missing = len(still)
         self.store.sync_files()  # also repairs files an interrupted earlier run left behind
         report.seconds = time.perf_counter() - started
         return report

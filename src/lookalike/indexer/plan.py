@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote_from_bytes, unquote_to_bytes
 
-from lookalike.indexer.discover import Candidate, Skipped
+from lookalike.indexer.discover import Candidate, Skipped, canonical
 from lookalike.storage.records import KnownMedia, MediaRecord
 from lookalike.types import MediaKind, MediaStatus
 
@@ -27,6 +27,8 @@ class Job:
     size: int
     mtime_ns: int
     sha256: str | None
+    device: int | None = None
+    inode: int | None = None
 
 
 @dataclass
@@ -37,17 +39,22 @@ class Plan:
         jobs: files to decode and embed (one per distinct content).
         copies: files whose content equals a job's or an indexed file's, by SHA-256: their vectors are copied.
         unchanged: paths whose size and mtime (or content) match the catalog.
-        touched: files whose mtime changed but content did not (mtime updated, nothing re-embedded).
+        touched: files whose mtime (or device and inode) changed but content did not: the row is updated, nothing
+            re-embedded.
+        restored: files catalogued as missing that are back with their content: their stored vectors return.
         skipped: paths passed over, with why.
         updated: keys of jobs that replace an earlier version of the file.
+        seen: the key of every file found.
     """
 
     jobs: list[Job] = field(default_factory=list)
     copies: list[Job] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     touched: list[Job] = field(default_factory=list)
+    restored: list[Job] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     updated: set[str] = field(default_factory=set)
+    seen: set[str] = field(default_factory=set)
 
 
 def sha256_file(path: Path) -> str | None:
@@ -93,16 +100,17 @@ def retried(old: KnownMedia) -> bool:
 
 
 def settled(old: KnownMedia, size: int, mtime_ns: int) -> bool:
-    """Whether a catalogued file needs no work: same size and mtime, and not a failure worth retrying."""
-    return old.unchanged(size, mtime_ns) and not retried(old)
+    """Whether a catalogued file needs no work: same size and mtime, not a failure worth retrying, not missing."""
+    return old.unchanged(size, mtime_ns) and not retried(old) and old.status != MediaStatus.MISSING.value
 
 
 def make_plan(found: Iterable[Candidate | Skipped], known: dict[str, KnownMedia], hash_threads: int = 4) -> Plan:
     """Compare discovered files with the catalog.
 
     A file is unchanged when size and mtime match (failures in :data:`RETRY_CODES` are retried); otherwise its
-    SHA-256 decides: same content as its own row means only the mtime moved; same content as another indexed
-    file (or another file of this run) means its vectors are copied, not recomputed.
+    SHA-256 decides: same content as its own row means only the mtime moved (or a missing file is back); same
+    content as another catalogued file (or another file of this run) means its vectors are copied, not recomputed.
+    A file found twice (roots that overlap) is planned once.
     """
     plan = Plan()
     fresh: list[tuple[str, Candidate]] = []
@@ -111,22 +119,29 @@ def make_plan(found: Iterable[Candidate | Skipped], known: dict[str, KnownMedia]
             plan.skipped.append(item)
             continue
         key = path_key(item.path)
+        if key in plan.seen:
+            continue
+        plan.seen.add(key)
         old = known.get(key)
         if old is not None and settled(old, item.size, item.mtime_ns):
             plan.unchanged.append(key)
+            if (old.device, old.inode) != (item.device, item.inode):  # moved disk, or catalogued before 0.2
+                job = Job(-1, item.path, key, item.kind, item.size, item.mtime_ns, old.sha256, item.device, item.inode)
+                plan.touched.append(job)
         else:
             fresh.append((key, item))
     with ThreadPoolExecutor(max_workers=hash_threads) as pool:
         digests = list(pool.map(lambda kc: sha256_file(kc[1].path), fresh))
     # a row this run rewrites (its file changed) no longer holds its old content: a copy of that content is decoded
     rewritten = {key for key, _ in fresh}
-    known_shas = {m.sha256 for key, m in known.items() if m.sha256 and m.status == "ok" and key not in rewritten}
+    stored = (MediaStatus.OK.value, MediaStatus.MISSING.value)  # rows whose vectors are kept
+    known_shas = {m.sha256 for key, m in known.items() if m.sha256 and m.status in stored and key not in rewritten}
     first_of_sha: set[str] = set()
     for n, ((key, cand), sha) in enumerate(zip(fresh, digests, strict=True)):
-        job = Job(n, cand.path, key, cand.kind, cand.size, cand.mtime_ns, sha)
+        job = Job(n, cand.path, key, cand.kind, cand.size, cand.mtime_ns, sha, cand.device, cand.inode)
         old = known.get(key)
         if old is not None and sha is not None and old.sha256 == sha and not retried(old):
-            plan.touched.append(job)
+            (plan.restored if old.status == MediaStatus.MISSING.value else plan.touched).append(job)
             continue
         if old is not None:
             plan.updated.add(key)
@@ -139,14 +154,51 @@ def make_plan(found: Iterable[Candidate | Skipped], known: dict[str, KnownMedia]
     return plan
 
 
-def vanished(known: dict[str, KnownMedia], roots: Iterable[Path]) -> list[str]:
-    """Catalogued paths under ``roots`` that no longer exist on disk."""
-    bases = [r.expanduser().absolute() for r in roots]
-    out = []
-    for key in known:
+@dataclass
+class Absent:
+    """Catalogued files under the indexed roots that a run did not find.
+
+    Attributes:
+        missing: indexed files gone from disk (deleted, renamed, moved away), not yet catalogued as missing.
+        forgotten: files that had failed and are gone from disk: their rows hold nothing worth keeping.
+        aliases: still there, but under another name, which the run catalogued: a path through a symbolic link or
+            with ``..`` that an earlier version stored. The rows are dropped (the file is not).
+    """
+
+    missing: list[str] = field(default_factory=list)
+    forgotten: list[str] = field(default_factory=list)
+    aliases: list[str] = field(default_factory=list)
+
+
+def _under(text: str, bases: list[str]) -> bool:
+    return any(text == b or text.startswith(b.rstrip("/") + "/") for b in bases)
+
+
+def under(key: str, roots: Iterable[Path]) -> bool:
+    """Whether the catalogued file ``key`` lies under one of ``roots`` (taken by their canonical paths)."""
+    return _under(str(key_path(key)), [str(canonical(Path(r))) for r in roots])
+
+
+def absent(known: dict[str, KnownMedia], roots: Iterable[Path], plan: Plan) -> Absent:
+    """The catalogued files under ``roots`` that the walk behind ``plan`` did not find (see :class:`Absent`).
+
+    A file under a folder the walk could not read, or a path it passed over (:attr:`Plan.skipped`), is neither:
+    it is there, only unread this time.
+    """
+    bases = [str(canonical(Path(r))) for r in roots]
+    unread = [os.fsdecode(os.fsencode(s.path)) for s in plan.skipped]
+    out = Absent()
+    for key, old in known.items():
+        if key in plan.seen or old.status == MediaStatus.MISSING.value:
+            continue
         path = key_path(key)
-        if any(path == b or b in path.parents for b in bases) and not os.path.lexists(path):
-            out.append(key)
+        text = str(path)
+        if not _under(text, bases) or _under(text, unread):
+            continue
+        if not os.path.lexists(path):
+            (out.missing if old.status == MediaStatus.OK.value else out.forgotten).append(key)
+        elif os.path.realpath(path) != text:
+            out.aliases.append(key)
     return out
 
 
@@ -159,5 +211,7 @@ def make_record(job: Job, status: MediaStatus, **fields: Any) -> MediaRecord:
         mtime_ns=job.mtime_ns,
         status=status.value,
         sha256=job.sha256,
+        device=job.device,
+        inode=job.inode,
         **fields,
     )

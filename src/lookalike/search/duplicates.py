@@ -3,6 +3,8 @@ similar images by their global vectors alone."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from lookalike.search.candidates import image_candidates
 from lookalike.search.groups import DuplicateGroup, GroupItem, GroupKind, Relation, star_groups
 from lookalike.search.image_dupes import VerifyRule, find_image_duplicates
@@ -40,6 +42,27 @@ def similar_images(store: CollectionStore, threshold: float, k: int = 10) -> lis
     return groups
 
 
+def mark_hardlinks(store: CollectionStore, groups: list[DuplicateGroup]) -> list[DuplicateGroup]:
+    """Groups in which every path of a file already listed (a hardlink: the same device and inode) is marked
+    ``hardlink``: one file at several names, which no clean-up may count as a removable copy."""
+    wanted = {it.media_id for g in groups for it in g.items}
+    records = store.catalog.media_many(store.info.id, wanted)
+    out = []
+    for g in groups:
+        seen: set[tuple[int, int]] = set()
+        items = []
+        for it in g.items:
+            rec = records.get(it.media_id)
+            identity = None if rec is None or rec.inode is None or rec.device is None else (rec.device, rec.inode)
+            if identity is not None and identity in seen:
+                it = replace(it, relation=Relation.HARDLINK, method="hardlink")
+            if identity is not None:
+                seen.add(identity)
+            items.append(it)
+        out.append(replace(g, items=items))
+    return out
+
+
 def find_duplicates(
     store: CollectionStore,
     video_threshold: float,
@@ -59,6 +82,7 @@ def find_duplicates(
     groups.extend(find_video_copies(store, video_threshold))
     if similar_threshold is not None:
         groups.extend(similar_images(store, similar_threshold))
+    groups = mark_hardlinks(store, groups)
     order = {GroupKind.DUPLICATES: 0, GroupKind.OVERLAP: 1, GroupKind.SIMILAR: 2}
     groups.sort(key=lambda g: (order[g.kind], -len(g.items), -g.score, g.items[0].path))
     return groups

@@ -22,6 +22,7 @@ class Relation(StrEnum):
 
     REPRESENTATIVE = "representative"
     IDENTICAL = "identical"  # the same bytes
+    HARDLINK = "hardlink"  # another path of a file already in the group: removing it frees nothing
     RESIZED = "resized"  # the whole picture at another size (perhaps also re-encoded or edited)
     CROPPED = "cropped"  # a part of the representative (``rep_region`` says which)
     ROTATED = "rotated"  # rotated or flipped

@@ -11,7 +11,7 @@ import numpy as np
 from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from lookalike.storage.orm import Collection, Media, Vector
+from lookalike.storage.orm import Collection, Media, Vector, hash_path, signed64, unsigned64
 from lookalike.storage.records import (
     CollectionInfo,
     KnownMedia,
@@ -20,6 +20,7 @@ from lookalike.storage.records import (
     VectorRecord,
     WriteResult,
 )
+from lookalike.types import MediaStatus
 
 _MEDIA_FIELDS = tuple(f.name for f in fields(MediaRecord) if f.name != "path")  # copied onto the row
 
@@ -32,6 +33,17 @@ def _from_bytes(blobs: Sequence[bytes], dim: int) -> np.ndarray:
     if not blobs:
         return np.zeros((0, dim), np.float32)
     return np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), dim).astype(np.float32)
+
+
+def _id64(value: int | None) -> int | None:
+    return None if value is None else signed64(value)
+
+
+def _row_values(rec: MediaRecord) -> dict[str, Any]:
+    """A record's column values (path aside), device and inode as the signed 64-bit numbers the columns hold."""
+    values = {k: getattr(rec, k) for k in _MEDIA_FIELDS}
+    values["device"], values["inode"] = _id64(rec.device), _id64(rec.inode)
+    return values
 
 
 def _info(row: Collection) -> CollectionInfo:
@@ -115,10 +127,23 @@ class Catalog:
                     Media.status,
                     Media.kind,
                     Media.error_code,
+                    Media.device,
+                    Media.inode,
                 ).where(Media.collection_id == collection_id)
             )
             return {
-                r.path: KnownMedia(r.id, r.size, r.mtime_ns, r.sha256, r.status, r.kind, r.error_code) for r in rows
+                r.path: KnownMedia(
+                    r.id,
+                    r.size,
+                    r.mtime_ns,
+                    r.sha256,
+                    r.status,
+                    r.kind,
+                    r.error_code,
+                    unsigned64(r.device),
+                    unsigned64(r.inode),
+                )
+                for r in rows
             }
 
     def media(self, collection_id: int, media_id: int) -> MediaRecord | None:
@@ -135,30 +160,95 @@ class Catalog:
                     select(Media).where(Media.collection_id == collection_id, Media.id.in_(wanted[start : start + 500]))
                 )
                 for row in rows:
-                    out[row.id] = MediaRecord(path=row.path, **{k: getattr(row, k) for k in _MEDIA_FIELDS})
+                    values = {k: getattr(row, k) for k in _MEDIA_FIELDS}
+                    values["device"], values["inode"] = unsigned64(row.device), unsigned64(row.inode)
+                    out[row.id] = MediaRecord(path=row.path, **values)
         return out
 
     def media_id(self, collection_id: int, path: str) -> int | None:
         """The id of the file at ``path``, if catalogued."""
         with self._session() as s:
-            return s.scalar(select(Media.id).where(Media.collection_id == collection_id, Media.path == path))
+            return s.scalar(
+                select(Media.id).where(Media.collection_id == collection_id, Media.path_key == hash_path(path))
+            )
 
     def ok_media_with_sha(self, collection_id: int, sha256: str) -> int | None:
-        """Some successfully indexed file with this content hash, if any."""
+        """Some indexed file with this content hash whose vectors are stored, if any: one that is there first, else
+        one catalogued as missing (a renamed file finds its vectors again)."""
         with self._session() as s:
             return s.scalar(
                 select(Media.id)
-                .where(Media.collection_id == collection_id, Media.sha256 == sha256, Media.status == "ok")
+                .where(
+                    Media.collection_id == collection_id,
+                    Media.sha256 == sha256,
+                    Media.status.in_([MediaStatus.OK.value, MediaStatus.MISSING.value]),
+                )
+                .order_by(Media.status != MediaStatus.OK.value, Media.id)
                 .limit(1)
             )
 
-    def touch(self, collection_id: int, path: str, size: int, mtime_ns: int) -> None:
-        """Record a new mtime for a file whose content did not change."""
+    def mark_missing(self, collection_id: int, paths: Sequence[str]) -> np.ndarray:
+        """Catalog indexed files as missing (gone from disk): their vectors stay stored, out of answers.
+
+        Returns:
+            the ids of their vectors, to take out of the FAISS indexes.
+        """
+        removed: list[int] = []
+        with self._session.begin() as s:
+            for start in range(0, len(paths), 500):
+                keys = [hash_path(p) for p in paths[start : start + 500]]
+                ids = s.scalars(
+                    select(Media.id).where(Media.collection_id == collection_id, Media.path_key.in_(keys))
+                ).all()
+                if not ids:
+                    continue
+                removed.extend(s.scalars(select(Vector.id).where(Vector.media_id.in_(ids))).all())
+                s.execute(update(Media).where(Media.id.in_(ids)).values(status=MediaStatus.MISSING.value))
+            self._bump(s, collection_id)
+        return np.array(removed, np.int64)
+
+    def restore(self, collection_id: int, dim: int, found: Sequence[MediaRecord]) -> WriteResult:
+        """Catalog files that were missing as there again (with their size, mtime and identity now): their stored
+        vectors are returned, to put back in the FAISS indexes."""
+        ids: list[int] = []
+        levels: list[str] = []
+        blobs: list[bytes] = []
+        with self._session.begin() as s:
+            for rec in found:
+                media_id = s.scalar(
+                    select(Media.id).where(Media.collection_id == collection_id, Media.path_key == hash_path(rec.path))
+                )
+                if media_id is None:
+                    continue
+                s.execute(
+                    update(Media)
+                    .where(Media.id == media_id)
+                    .values(
+                        status=MediaStatus.OK.value,
+                        size=rec.size,
+                        mtime_ns=rec.mtime_ns,
+                        device=_id64(rec.device),
+                        inode=_id64(rec.inode),
+                    )
+                )
+                for r in s.execute(
+                    select(Vector.id, Vector.level, Vector.embedding).where(Vector.media_id == media_id)
+                ):
+                    ids.append(r.id)
+                    levels.append(r.level)
+                    blobs.append(r.embedding)
+            generation = self._bump(s, collection_id)
+        return WriteResult(np.array(ids, np.int64), levels, _from_bytes(blobs, dim), np.zeros(0, np.int64), generation)
+
+    def touch(
+        self, collection_id: int, path: str, size: int, mtime_ns: int, device: int | None, inode: int | None
+    ) -> None:
+        """Record a new mtime (and file identity) for a file whose content did not change."""
         with self._session.begin() as s:
             s.execute(
                 update(Media)
-                .where(Media.collection_id == collection_id, Media.path == path)
-                .values(size=size, mtime_ns=mtime_ns)
+                .where(Media.collection_id == collection_id, Media.path_key == hash_path(path))
+                .values(size=size, mtime_ns=mtime_ns, device=_id64(device), inode=_id64(inode))
             )
 
     def write(
@@ -177,7 +267,7 @@ class Catalog:
         with self._session.begin() as s:
             found = s.execute(
                 select(Media.path, Media.id).where(
-                    Media.collection_id == collection_id, Media.path.in_([r.path for r, _ in batch])
+                    Media.collection_id == collection_id, Media.path_key.in_([hash_path(r.path) for r, _ in batch])
                 )
             )
             existing: dict[str, int] = {r.path: r.id for r in found}
@@ -188,11 +278,11 @@ class Catalog:
                 s.execute(delete(Vector).where(Vector.media_id.in_(old_ids)))
                 for rec, _ in batch:
                     if rec.path in existing:
-                        values = {k: getattr(rec, k) for k in _MEDIA_FIELDS}
+                        values = _row_values(rec)
                         s.execute(update(Media).where(Media.id == existing[rec.path]).values(indexed_at=now, **values))
             fresh: list[dict[str, Any]] = [
-                {"collection_id": collection_id, "path": rec.path, "indexed_at": now}
-                | {k: getattr(rec, k) for k in _MEDIA_FIELDS}
+                {"collection_id": collection_id, "path": rec.path, "path_key": hash_path(rec.path), "indexed_at": now}
+                | _row_values(rec)
                 for rec, _ in batch
                 if rec.path not in existing
             ]
@@ -228,7 +318,9 @@ class Catalog:
             for start in range(0, len(paths), 500):
                 chunk = list(paths[start : start + 500])
                 ids = s.scalars(
-                    select(Media.id).where(Media.collection_id == collection_id, Media.path.in_(chunk))
+                    select(Media.id).where(
+                        Media.collection_id == collection_id, Media.path_key.in_([hash_path(p) for p in chunk])
+                    )
                 ).all()
                 if not ids:
                     continue
@@ -253,13 +345,20 @@ class Catalog:
     def iter_vectors(
         self, collection_id: int, levels: Sequence[str], dim: int, chunk: int = 20_000
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """All stored vectors of the given levels as ``(ids, matrix)`` chunks, by id."""
+        """The stored vectors of the given levels as ``(ids, matrix)`` chunks, by id: those of files that are there
+        (not of files catalogued as missing), which are what the FAISS indexes hold."""
         last = -1
         while True:
             with self._session() as s:
                 rows = s.execute(
                     select(Vector.id, Vector.embedding)
-                    .where(Vector.collection_id == collection_id, Vector.level.in_(levels), Vector.id > last)
+                    .join(Media, Media.id == Vector.media_id)
+                    .where(
+                        Vector.collection_id == collection_id,
+                        Vector.level.in_(levels),
+                        Vector.id > last,
+                        Media.status == MediaStatus.OK.value,
+                    )
                     .order_by(Vector.id)
                     .limit(chunk)
                 ).all()
@@ -269,19 +368,33 @@ class Catalog:
             yield np.array([r.id for r in rows], np.int64), _from_bytes([r.embedding for r in rows], dim)
 
     def vector_ids(self, collection_id: int, levels: Sequence[str]) -> np.ndarray:
-        """The ids of all stored vectors of the given levels, ascending."""
+        """The ids of the stored vectors of the given levels that the FAISS indexes hold (see :meth:`iter_vectors`),
+        ascending."""
         with self._session() as s:
             ids = s.scalars(
                 select(Vector.id)
-                .where(Vector.collection_id == collection_id, Vector.level.in_(levels))
+                .join(Media, Media.id == Vector.media_id)
+                .where(
+                    Vector.collection_id == collection_id,
+                    Vector.level.in_(levels),
+                    Media.status == MediaStatus.OK.value,
+                )
                 .order_by(Vector.id)
             ).all()
         return np.array(ids, np.int64)
 
     def count_vectors(self, collection_id: int, levels: Sequence[str]) -> int:
-        """How many vectors of the given levels are stored."""
+        """How many vectors of the given levels the FAISS indexes hold (see :meth:`iter_vectors`)."""
         with self._session() as s:
-            query = select(func.count(Vector.id)).where(Vector.collection_id == collection_id, Vector.level.in_(levels))
+            query = (
+                select(func.count(Vector.id))
+                .join(Media, Media.id == Vector.media_id)
+                .where(
+                    Vector.collection_id == collection_id,
+                    Vector.level.in_(levels),
+                    Media.status == MediaStatus.OK.value,
+                )
+            )
             return int(s.scalar(query) or 0)
 
     def hydrate(self, collection_id: int, vector_ids: Iterable[int]) -> dict[int, StoredVector]:

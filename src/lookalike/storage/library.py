@@ -288,12 +288,34 @@ class CollectionStore:
 
     def delete_paths(self, paths: list[str]) -> int:
         """Forget files; returns how many vectors were removed."""
+        if not paths:
+            return 0
         if not self._indexes:
             self.load()
         removed = self.catalog.delete_media(self.info.id, paths)
         self._apply(removed, None)
         self._generation = self.catalog.generation(self.info.id)
         return len(removed)
+
+    def mark_missing(self, paths: list[str]) -> None:
+        """Catalog files as missing: out of the FAISS indexes, their vectors kept in the database."""
+        if not paths:
+            return
+        if not self._indexes:
+            self.load()
+        removed = self.catalog.mark_missing(self.info.id, paths)
+        self._apply(removed, None)
+        self._generation = self.catalog.generation(self.info.id)
+
+    def restore(self, found: list[MediaRecord]) -> None:
+        """Catalog missing files as there again: their stored vectors go back into the FAISS indexes."""
+        if not found:
+            return
+        if not self._indexes:
+            self.load()
+        result = self.catalog.restore(self.info.id, self.info.dim, found)
+        self._apply(result.removed_ids, result)
+        self._generation = result.generation
 
     def _apply(self, removed: np.ndarray, result: WriteResult | None) -> None:
         if len(removed):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -60,18 +61,37 @@ class Collection(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
+def hash_path(path: str) -> str:
+    """The ``path_key`` of a catalog path: its SHA-256, hex."""
+    return hashlib.sha256(path.encode("utf-8")).hexdigest()
+
+
+def signed64(value: int) -> int:
+    """An unsigned 64-bit number (an inode, a device id) as the signed integer a BIGINT column holds."""
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def unsigned64(value: int | None) -> int | None:
+    """What :func:`signed64` stored, back as the unsigned number."""
+    return None if value is None else value % (1 << 64)
+
+
 class Media(Base):
-    """One file seen by the indexer, with its outcome (ok, or a per-file error)."""
+    """One file seen by the indexer, with its outcome (ok, missing, or a per-file error)."""
 
     __tablename__ = "media"
     __table_args__ = (
-        UniqueConstraint("collection_id", "path", name="uq_media_collection_path"),
+        UniqueConstraint("collection_id", "path_key", name="uq_media_collection_path_key"),
         Index("ix_media_collection_sha256", "collection_id", "sha256"),
+        Index("ix_media_collection_inode", "collection_id", "device", "inode"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
-    path: Mapped[str] = mapped_column(Text)
+    path: Mapped[str] = mapped_column(Text)  # not indexed: PostgreSQL's b-tree refuses entries past ~2.7 kB
+    path_key: Mapped[str] = mapped_column(String(64))  # SHA-256 of ``path``: the unique key
+    device: Mapped[int | None] = mapped_column(BigInteger)  # (device, inode): which paths are one file
+    inode: Mapped[int | None] = mapped_column(BigInteger)
     kind: Mapped[str] = mapped_column(String(10))
     size: Mapped[int] = mapped_column(BigInteger)
     mtime_ns: Mapped[int] = mapped_column(BigInteger)

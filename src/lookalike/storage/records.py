@@ -40,6 +40,8 @@ class MediaRecord:
     n_frames: int | None = None
     error_code: str | None = None
     error: str | None = None
+    device: int | None = None  # st_dev and st_ino: paths with the same pair are one file (hardlinks)
+    inode: int | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,8 @@ class KnownMedia:
     status: str
     kind: str
     error_code: str | None = None
+    device: int | None = None
+    inode: int | None = None
 
     def unchanged(self, size: int, mtime_ns: int) -> bool:
         """Whether a file with this size and mtime is taken to be the one catalogued (no need to reopen it)."""
