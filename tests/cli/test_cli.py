@@ -271,3 +271,22 @@ def test_a_frame_rate_other_than_the_collections_is_said_not_silently_ignored(tm
     assert "--frame-rate 5 was not used: this collection samples 1 frames a second" in " ".join(err.split())
     code, _, err = _run("index", str(corpus.originals["coffee"]), "--frame-rate", "1", home=home)
     assert code == 0 and "warning" not in err
+
+
+def test_index_says_how_many_files_are_missing(tmp_path, images):
+    """A deleted file is counted as missing in the summary (text and JSON), with how to forget it."""
+    media = tmp_path / "media"
+    media.mkdir()
+    for name in ("coffee", "rocket"):
+        images[name].convert("RGB").save(media / f"{name}.png")
+    home = tmp_path / "home"
+    assert _run("index", str(media), home=home)[0] == 0
+    (media / "rocket.png").unlink()
+    code, out, _ = _run("index", str(media), home=home)
+    assert code == 0 and "1 missing, 0 pruned" in out
+    assert "1 file indexed under these folders is gone: left out of search and dupes; `index --prune` forgets it" in (
+        " ".join(out.split())
+    )
+    code, out, _ = _run("index", str(media), "--prune", "--json", home=home)
+    summary = json.loads(out)
+    assert code == 0 and (summary["missing"], summary["pruned"], summary["unchanged"]) == (0, 1, 1)

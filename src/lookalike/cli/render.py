@@ -261,8 +261,9 @@ def print_report(console: Console, report: IndexReport) -> None:
         )
     if report.missing:
         console.print(
-            f"  {report.missing} files indexed under these folders are gone: they are left out of search and dupes; "
-            "`index --prune` forgets them",
+            f"  {report.missing} {'file' if report.missing == 1 else 'files'} indexed under these folders "
+            f"{'is' if report.missing == 1 else 'are'} gone: left out of search and dupes; `index --prune` forgets "
+            f"{'it' if report.missing == 1 else 'them'}",
             highlight=False,
         )
     for f in report.failed:
