@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from lookalike.config import DEFAULT_MODEL, Settings
 from lookalike.errors import CollectionMismatchError, NotIndexedError
-from lookalike.indexer.embedders.registry import RANDOM_WEIGHTS, collection_name, create_embedder
+from lookalike.indexer.embedders.registry import collection_name, create_embedder
+from lookalike.indexer.embedders.weights import RANDOM_WEIGHTS
 from lookalike.indexer.pipeline import Indexer, IndexReport, ProgressFn, pooling_config
 from lookalike.storage.library import CollectionStore, Library, lock_if_free, writer_lock
 

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from lookalike.errors import TextQueryNotSupportedError, UnknownModelError
-from lookalike.indexer.embedders.efficientnet import _load_state, packaged_checkpoint
+from lookalike.indexer.embedders.efficientnet import packaged_checkpoint
 from lookalike.indexer.embedders.registry import collection_name, create_embedder, parse_spec
 
 
@@ -45,9 +45,27 @@ def test_default_embedder_vectors_are_unit_and_meaningful(default, images):
     assert sims[0, 2] > 0.85 > 0.3 > sims[0, 1]
 
 
-def test_classifier_weights_are_dropped_for_embedding():
-    state = _load_state(packaged_checkpoint())
-    assert not any(k.startswith("classifier.") for k in state)
+def test_the_packaged_checkpoint_loads_strictly_without_its_classifier(tmp_path):
+    """The embedding network (no classifier) takes every tensor of the reference-named checkpoint but the
+    classifier's; a copy missing one tensor is an error naming it (the loader is the one local files use)."""
+    import timm
+
+    from lookalike.indexer.embedders.checkpoint import load_strictly
+    from lookalike.indexer.embedders.efficientnet import reference_keys, remap_lukemelas
+
+    state = torch.load(packaged_checkpoint(), map_location="cpu", weights_only=True)
+    model = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=0)
+    load_strictly(model, packaged_checkpoint(), "efficientnet_lite0", classifier=("classifier",), rename=reference_keys)
+    expected = {
+        k: v for k, v in remap_lukemelas(state).items() if not k.startswith("classifier.") and "num_batches" not in k
+    }
+    loaded = model.state_dict()
+    assert set(expected) == {k for k in loaded if not k.endswith("num_batches_tracked")}
+    assert all(torch.equal(loaded[k], v) for k, v in expected.items())
+    lacking = tmp_path / "lacking.pth"
+    torch.save({k: v for k, v in state.items() if k != "_conv_head.weight"}, lacking)
+    with pytest.raises(UnknownModelError, match=r"does not fit efficientnet_lite0: missing 1 \(conv_head.weight\)"):
+        load_strictly(model, lacking, "efficientnet_lite0", classifier=("classifier",), rename=reference_keys)
 
 
 def test_default_model_has_no_text_tower(default):

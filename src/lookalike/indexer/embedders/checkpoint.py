@@ -3,7 +3,7 @@ network that silently keeps its random weights."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import torch
@@ -37,15 +37,23 @@ def read_state(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_strictly(model: torch.nn.Module, path: Path, spec: str, classifier: Iterable[str] = ()) -> None:
+def load_strictly(
+    model: torch.nn.Module,
+    path: Path,
+    spec: str,
+    classifier: Iterable[str] = (),
+    rename: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None,
+) -> None:
     """Load ``path`` into ``model``; keys under the ``classifier`` prefixes may be missing or extra (they are not
-    part of the embedding).
+    part of the embedding). ``rename`` maps another implementation's key names onto the model's first.
 
     Raises:
         UnknownModelError: the checkpoint misses keys of the network or holds keys it does not have, or a tensor's
             shape differs; the message names the first of them.
     """
     state = read_state(path)
+    if rename is not None:
+        state = rename(state)
     heads = tuple(f"{c}." for c in classifier)
     own = model.state_dict()
     misshapen = [k for k in state if k in own and state[k].shape != own[k].shape and not k.startswith(heads)]

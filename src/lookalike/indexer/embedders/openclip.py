@@ -12,7 +12,7 @@ import torch
 
 from lookalike.errors import UnknownModelError
 from lookalike.indexer.embedders.base import Preprocess, TorchEmbedder, l2_normalise
-from lookalike.indexer.embedders.registry import RANDOM_WEIGHTS, check_weights_file, weights_tag_for_file
+from lookalike.indexer.embedders.weights import RANDOM_WEIGHTS, check_weights_file, weights_tag_for_file
 
 
 class OpenClipEmbedder(TorchEmbedder):

@@ -1,20 +1,21 @@
-"""One registry of model families, one spec parser, one factory."""
+"""One registry of model families, one spec parser, one factory.
+
+The registry imports a family's builder module only when that family is built (torch, timm, open_clip load then);
+builders import nothing from here (their shared weight helpers live in :mod:`.weights`), so there is no cycle."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lookalike.errors import UnknownModelError
+from lookalike.indexer.embedders.weights import RANDOM_WEIGHTS, check_weights_file, weights_tag_for_file
 
 if TYPE_CHECKING:
     from lookalike.indexer.embedders.base import Embedder
 
 DEFAULT_SPEC = "efficientnet_lite0"
-RANDOM_WEIGHTS = "random"
 
 
 @dataclass(frozen=True)
@@ -83,29 +84,6 @@ def parse_spec(spec: str) -> ModelSpec:
     if pretrained and family != "open_clip":
         raise UnknownModelError(f"'@{pretrained}' tags are for open_clip models; use --weights for {family}")
     return ModelSpec(family, name, pretrained or None)
-
-
-def weights_tag_for_file(path: Path) -> str:
-    """A short stable tag for a local checkpoint: its name and the start of its SHA-256."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return f"file:{path.name}:{digest.hexdigest()[:12]}"
-
-
-def check_weights_file(weights: str | None) -> Path | None:
-    """The local checkpoint path named by ``weights``, or None for default or random weights.
-
-    Raises:
-        UnknownModelError: ``weights`` names a file that does not exist.
-    """
-    if weights is None or weights == RANDOM_WEIGHTS:
-        return None
-    path = Path(weights).expanduser()
-    if not path.is_file():
-        raise UnknownModelError(f"weights file {weights!r} does not exist (or use --weights random)")
-    return path
 
 
 def collection_name(spec: str, weights: str | None) -> str:

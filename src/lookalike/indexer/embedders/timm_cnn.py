@@ -7,7 +7,7 @@ import torch
 from lookalike.errors import UnknownModelError
 from lookalike.indexer.embedders.base import Preprocess, TorchEmbedder
 from lookalike.indexer.embedders.checkpoint import load_strictly
-from lookalike.indexer.embedders.registry import RANDOM_WEIGHTS, check_weights_file, weights_tag_for_file
+from lookalike.indexer.embedders.weights import RANDOM_WEIGHTS, check_weights_file, weights_tag_for_file
 
 
 def _preprocess(name: str) -> Preprocess:
