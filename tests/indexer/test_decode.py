@@ -6,6 +6,7 @@ import io
 import shutil
 import struct
 import subprocess
+import sys
 import zlib
 from fractions import Fraction
 
@@ -15,7 +16,7 @@ from PIL import Image
 
 from benchmarks.corpus import write_video
 from lookalike.errors import DecodeError
-from lookalike.indexer.decode import frame_at, load_image, sample_frames
+from lookalike.indexer.decode import frame_at, load_frames, load_image, sample_frames, spread_frames
 from lookalike.indexer.discover import classify
 from lookalike.types import MediaKind
 
@@ -303,3 +304,96 @@ def test_avchd_transport_streams_are_videos(tmp_path, clip, ext, extra):
     meta, frames = sample_frames(out, frame_rate=1.0)
     assert meta.duration == pytest.approx(5.0, abs=0.2)
     assert [round(f.time, 2) for f in frames] == [0.0, 1.0, 2.0, 3.0, 4.0]
+
+
+def _tiff(arr: np.ndarray, **kw) -> bytes:
+    import tifffile
+
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, arr, **kw)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("name", "dtype", "rgb", "tolerance"),
+    [
+        ("rgb_float32", np.float32, True, 0),  # what HDR tools and Photoshop's 32-bit mode write
+        ("rgb_float32_deflate", np.float32, True, 0),
+        ("grey_float16", np.float16, False, 1),  # half precision rounds some levels by one
+        ("grey_float64", np.float64, False, 0),
+    ],
+)
+def test_float_tiffs_pillow_cannot_open_decode_to_their_pixels(tmp_path, cat, name, dtype, rgb, tolerance):
+    """Valid float TIFFs used to be called corrupt (Pillow reads 32-bit float greyscale only)."""
+    source = np.asarray(cat if rgb else cat.convert("L"))
+    samples = (source / 255.0).astype(dtype)
+    kw = {"photometric": "rgb" if rgb else "minisblack"}
+    if "deflate" in name:
+        kw["compression"] = "zlib"
+    decoded, meta = load_image(_write(tmp_path, f"{name}.tif", _tiff(samples, **kw)))
+    assert (meta.format, meta.width, meta.height) == ("TIFF", cat.width, cat.height)
+    got = np.asarray(decoded.convert("RGB" if rgb else "L"), np.int16)
+    assert np.abs(got - source).max() <= tolerance
+
+
+def test_a_float_tiff_beyond_0_to_255_is_stretched_onto_its_finite_range(tmp_path, cat):
+    grey = np.asarray(cat.convert("L"), np.float64)
+    samples = (grey - 128.0) * 40.0  # about -5000..5000, as a scientific float image might hold
+    samples[0, :10] = np.nan
+    samples[1, :10] = np.inf
+    im = Image.fromarray(samples.astype(np.float32), mode="F")
+    decoded, _ = load_image(_write(tmp_path, "wide.tif", _bytes(im, "TIFF")))
+    got = np.asarray(decoded.convert("L"), np.float64)
+    assert got[2:].min() == 0 and got[2:].max() == 255  # the finite range spans 0..255
+    assert (got[0, :10] == got[2:].min()).all() and (got[1, :10] == 255).all()  # NaN low, +inf high
+    stretched = (grey - grey[2:].min()) * 255.0 / (grey[2:].max() - grey[2:].min())
+    assert np.abs(got[2:] - stretched[2:]).max() <= 1
+
+
+def test_a_float_tiff_compressed_with_a_missing_codec_is_unsupported_not_corrupt(tmp_path, cat):
+    import tifffile
+
+    data = bytearray(_tiff((np.asarray(cat) / 255.0).astype(np.float32), photometric="rgb"))
+    with tifffile.TiffFile(io.BytesIO(bytes(data))) as tif:
+        at = tif.pages.first.tags[259].valueoffset  # Compression
+    data[at : at + 2] = struct.pack("<H", 5)  # LZW: decodable only with the imagecodecs package, not installed
+    assert _code(_write(tmp_path, "lzw.tif", bytes(data))) == "unsupported_format"
+
+
+def test_heic_photos_decode(tmp_path, cat):
+    import pillow_heif
+
+    path = tmp_path / "cat.heic"
+    pillow_heif.from_pillow(cat).save(path, quality=90)  # written without registering the opener here
+    rgb, meta = load_image(path)
+    assert (meta.format, rgb.size) == ("HEIF", cat.size)
+    assert np.abs(np.asarray(rgb, np.int16) - np.asarray(cat, np.int16)).mean() < 4
+
+
+def test_importing_the_decoder_registers_no_heif_opener():
+    code = "import lookalike.indexer.decode; from PIL import Image; Image.init(); print('HEIF' in Image.OPEN)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    ("n_frames", "count", "expected"),
+    [(1, 8, [0]), (5, 8, [0, 1, 2, 3, 4]), (12, 1, [0]), (12, 8, [0, 2, 3, 5, 6, 8, 9, 11]), (30, 4, [0, 10, 19, 29])],
+)
+def test_animation_frames_are_spread_evenly_first_and_last_included(n_frames, count, expected):
+    assert spread_frames(n_frames, count) == expected
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "WEBP", "PNG"])
+def test_an_animation_gives_frames_spread_over_it(tmp_path, images, fmt):
+    astronaut = images["astronaut"]
+    frames = [astronaut.crop((i * 24, i * 24, i * 24 + 240, i * 24 + 240)) for i in range(12)]
+    data = _bytes(frames[0], fmt, save_all=True, append_images=frames[1:], duration=100, lossless=True)
+    path = _write(tmp_path, f"pan.{fmt.lower()}", data)
+    got, meta = load_frames(path, frames=8)
+    assert meta.n_frames == 12 and len(got) == 8
+    for picture, number in zip(got, spread_frames(12, 8), strict=True):
+        diff = np.abs(np.asarray(picture, np.int16) - np.asarray(frames[number], np.int16)).mean()
+        assert diff < 6, (number, diff)  # GIF's 256-colour palette costs a few levels
+    still, _ = load_frames(_write(tmp_path, "still.png", _bytes(frames[0], "PNG")), frames=8)
+    assert len(still) == 1

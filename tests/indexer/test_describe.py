@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image, ImageEnhance
 
+from lookalike.indexer.colour import AlphaRule
 from lookalike.indexer.describe import MediaDescriptor, content_box, trim_borders, trim_uniform_borders
 
 
@@ -31,8 +32,10 @@ def test_frames_without_bars_and_dark_scenes_are_left_alone(images):
 def test_descriptor_round_trips_and_old_collections_keep_their_behaviour():
     d = MediaDescriptor(frame_rate=2.0, segment_seconds=1.0, trim_borders=True, mirror=False, grayscale=True)
     assert MediaDescriptor.from_pooling(d.to_pooling()) == d
+    assert d.to_pooling()["alpha"] == "contrast" and d.to_pooling()["animation_frames"] == 8  # new collections
     old = MediaDescriptor.from_pooling({"frame_rate": 1.0, "segment_seconds": 2.0, "method": "mean"})
     assert not old.trim_borders and not old.mirror and not old.grayscale
+    assert old.alpha == AlphaRule.WHITE and old.animation_frames == 1  # as they were built
 
 
 @pytest.mark.parametrize("colour", [(0, 0, 0), (255, 255, 255), (120, 160, 200)])

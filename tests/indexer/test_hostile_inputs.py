@@ -27,6 +27,22 @@ def _b(im: Image.Image, fmt: str, **kw) -> bytes:
     return buf.getvalue()
 
 
+def _heic(im: Image.Image) -> bytes:
+    import pillow_heif
+
+    buf = io.BytesIO()
+    pillow_heif.from_pillow(im).save(buf, quality=80)
+    return buf.getvalue()
+
+
+def _float_rgb_tiff(im: Image.Image) -> bytes:
+    import tifffile
+
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, (np.asarray(im) / 255.0).astype(np.float32), photometric="rgb")
+    return buf.getvalue()
+
+
 def _png_chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
@@ -130,6 +146,8 @@ def build_hostile(root: Path, cat: Image.Image, coffee: Image.Image) -> dict[str
         "cmyk.jpg": (_b(cat.convert("CMYK"), "JPEG"), OK),
         "gray16.png": (_b(cat.convert("L").convert("I").point(lambda v: v * 257).convert("I;16"), "PNG"), OK),
         "float.tif": (_b(cat.convert("L").convert("F"), "TIFF"), OK),
+        "float_rgb.tif": (_float_rgb_tiff(cat), OK),
+        "phone.heic": (_heic(cat), OK),
         "rgba.png": (_b(cat.convert("RGBA"), "PNG"), OK),
         "la.png": (_b(cat.convert("LA"), "PNG"), OK),
         "palette_trns.png": (_b(cat.convert("P", palette=Image.Palette.ADAPTIVE), "PNG", transparency=0), OK),

@@ -23,6 +23,7 @@ from PIL import Image
 from lookalike.config import Settings
 from lookalike.errors import NotIndexedError
 from lookalike.indexer.decode import frame_at, load_image
+from lookalike.indexer.plan import key_path
 from lookalike.indexer.query_decoder import QueryDecoder
 from lookalike.indexer.worker import DecodeLimits
 from lookalike.search.searcher import QueryResult
@@ -66,7 +67,7 @@ class OpenFile:
     @property
     def path(self) -> Path:
         """A path that reads the open file (without ``/proc``, the indexed path, checked to be the same file)."""
-        return OWN_FDS / str(self.fd) if OWN_FDS.is_dir() else Path(self.item.record.path)
+        return OWN_FDS / str(self.fd) if OWN_FDS.is_dir() else key_path(self.item.record.path)
 
     def close(self) -> None:
         """Close the file."""
@@ -175,7 +176,7 @@ class Service:
         if not self.settings.follow_symlinks:
             flags |= getattr(os, "O_NOFOLLOW", 0)
         try:
-            fd = os.open(item.record.path, flags)
+            fd = os.open(key_path(item.record.path), flags)  # a catalog key: a name that is not UTF-8 is encoded
         except FileNotFoundError as e:
             raise FileChangedError(f"item {media_id} is no longer on disk; run `lookalike index --prune`") from e
         except OSError as e:  # a link where the file was (ELOOP), or unreadable now
@@ -185,7 +186,7 @@ class Service:
         changed = changed or st.st_mtime_ns != item.record.mtime_ns
         if not changed and not OWN_FDS.is_dir():  # no /proc: the path is what is read, so it must be this file
             try:
-                at_path = os.stat(item.record.path, follow_symlinks=self.settings.follow_symlinks)
+                at_path = os.stat(key_path(item.record.path), follow_symlinks=self.settings.follow_symlinks)
                 changed = (at_path.st_dev, at_path.st_ino) != (st.st_dev, st.st_ino)
             except OSError:
                 changed = True

@@ -11,17 +11,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import filetype
-import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from lookalike.errors import DecodeError
+from lookalike.indexer.colour import AlphaRule, to_rgb
+from lookalike.indexer.float_tiff import read_float_tiff
 
 # Formats we decode; Pillow can open more (PDF, EPS, PSD, FITS ...) but those are not photos or frames.
-IMAGE_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF", "AVIF")
+IMAGE_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF", "AVIF", "HEIF")  # HEIF: pillow-heif
+ANIMATED_FORMATS = frozenset({"GIF", "WEBP", "PNG"})  # their frames are an animation (TIFF pages, HEIF images: not)
 # Demuxers allowed to open a "video"; playlists and concat scripts (which read other files) are not.
 VIDEO_DEMUXERS = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,mpegts"  # mpegts: AVCHD .mts/.m2ts
-_SNIFFABLE = {"JPG", "PNG", "WEBP", "GIF", "BMP", "TIF", "AVIF"}
-BACKGROUND = (255, 255, 255)  # transparent pixels are composited on white
+_SNIFFABLE = {"JPG", "PNG", "WEBP", "GIF", "BMP", "TIF", "AVIF", "HEIC"}
 MAX_BAD_PACKETS = 1000  # past this many undecodable packets a video is treated as corrupt
 
 
@@ -54,33 +55,6 @@ class Frame:
     image: Image.Image
 
 
-def _rgb_from_high_depth(im: Image.Image) -> Image.Image:
-    """16-bit, 32-bit integer and float greyscale to 8-bit RGB, keeping the full range visible."""
-    arr = np.asarray(im, dtype=np.float64)
-    if im.mode.startswith("I;16"):
-        arr = arr / 257.0
-    elif im.mode == "I":
-        arr = arr / 257.0 if arr.max(initial=0) > 255 else arr
-    elif im.mode == "F" and arr.size and arr.min() >= 0.0 and arr.max() <= 1.0:
-        arr = arr * 255.0
-    gray = Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), mode="L")
-    return gray.convert("RGB")
-
-
-def to_rgb(im: Image.Image) -> Image.Image:
-    """Any Pillow mode to 8-bit RGB; transparency is composited on a white background."""
-    if im.mode == "RGB":
-        return im
-    if im.mode in ("I", "F") or im.mode.startswith("I;16"):
-        return _rgb_from_high_depth(im)
-    has_alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (im.mode == "P" and "transparency" in im.info)
-    if has_alpha:
-        rgba = im.convert("RGBA")
-        canvas = Image.new("RGBA", rgba.size, (*BACKGROUND, 255))
-        return Image.alpha_composite(canvas, rgba).convert("RGB")
-    return im.convert("RGB")
-
-
 def _upright(im: Image.Image) -> Image.Image:
     try:
         return ImageOps.exif_transpose(im) or im
@@ -95,33 +69,50 @@ def load_image(
     max_pixels: int = 64_000_000,
     max_bytes: int = 512 << 20,
     draft: int | None = None,
+    alpha: AlphaRule = AlphaRule.CONTRAST,
 ) -> tuple[Image.Image, ImageMeta]:
-    """Decode an image file to an upright RGB picture.
+    """Decode an image file to an upright RGB picture (an animation's first frame); arguments and errors as
+    :func:`load_frames`."""
+    frames, meta = load_frames(
+        path, data=data, max_pixels=max_pixels, max_bytes=max_bytes, draft=draft, alpha=alpha, frames=1
+    )
+    return frames[0], meta
+
+
+def load_frames(
+    path: Path,
+    *,
+    data: bytes | None = None,
+    max_pixels: int = 64_000_000,
+    max_bytes: int = 512 << 20,
+    draft: int | None = None,
+    alpha: AlphaRule = AlphaRule.CONTRAST,
+    frames: int = 1,
+) -> tuple[list[Image.Image], ImageMeta]:
+    """Decode an image file to upright RGB pictures: a still's one picture, or up to ``frames`` frames of an
+    animation (GIF, WebP, APNG) spread evenly over it, its first and last included.
+
+    A frame of an animation past the first that cannot be decoded ends it there, as a video's bad packets do.
+    With ``draft``, an animation's frames are also reduced (by a whole factor) to about that short side.
 
     Args:
         path: the file (used for reading when ``data`` is None, and in messages).
         data: the file's bytes, when the caller already read them.
         max_pixels: refuse larger pictures before decoding them (``too_many_pixels``).
         max_bytes: refuse larger files before reading them (``too_large``).
-        draft: for JPEG, decode at a reduced scale whose short side is still at least this many pixels.
+        draft: the short side the pictures are wanted at (JPEG decodes at a reduced scale above it).
+        alpha: what transparent pixels are composited onto (a collection's stored rule when embedding).
+        frames: how many frames of an animation to return at most.
 
     Raises:
         DecodeError: with code ``unidentified_format``, ``unsupported_format``, ``too_large``,
             ``too_many_pixels``, ``out_of_memory``, ``truncated`` or ``corrupt``.
     """
-    if data is None:
-        size = os.stat(path).st_size
-        if size > max_bytes:
-            raise DecodeError("too_large", f"{size} bytes is over the {max_bytes}-byte limit for images")
-        data = Path(path).read_bytes()
-    if len(data) > max_bytes:
-        raise DecodeError("too_large", f"{len(data)} bytes is over the {max_bytes}-byte limit for images")
-    if not data:
-        raise DecodeError("unidentified_format", "empty file")
+    data = _read(path, data, max_bytes)
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         warnings.simplefilter("ignore", UserWarning)
-        im = _open(data)
+        im = _open(data, max_pixels)
         width, height = im.size
         if width * height > max_pixels:
             raise DecodeError("too_many_pixels", f"{width}x{height} is over the {max_pixels}-pixel limit")
@@ -133,14 +124,70 @@ def load_image(
             im.draft("RGB", (max(1, width // scale), max(1, height // scale)))
         _load(im)
         upright = _upright(im)
-        rgb = to_rgb(upright)
+        pictures = [to_rgb(upright, alpha)]
+        if frames > 1 and n_frames > 1 and fmt in ANIMATED_FORMATS:
+            later = _later_frames(im, spread_frames(n_frames, frames)[1:], alpha)
+            pictures = [_reduced(p, draft) for p in pictures + later]
     swapped = upright.size != im.size and upright.size == im.size[::-1]
-    return rgb, ImageMeta(height if swapped else width, width if swapped else height, fmt, n_frames)
+    return pictures, ImageMeta(height if swapped else width, width if swapped else height, fmt, n_frames)
 
 
-def _open(data: bytes) -> Image.Image:
+def spread_frames(n_frames: int, count: int) -> list[int]:
+    """At most ``count`` frame numbers spread evenly over ``n_frames`` frames, the first and the last included."""
+    if count <= 1 or n_frames <= 1:
+        return [0]
+    if n_frames <= count:
+        return list(range(n_frames))
+    return sorted({round(i * (n_frames - 1) / (count - 1)) for i in range(count)})
+
+
+def _later_frames(im: Image.Image, numbers: list[int], alpha: AlphaRule) -> list[Image.Image]:
+    out = []
+    for number in numbers:
+        try:
+            im.seek(number)
+            _load(im)
+        except (DecodeError, EOFError, OSError, ValueError, SyntaxError):
+            break  # a damaged frame ends the animation; the frames before it stand
+        out.append(to_rgb(_upright(im), alpha))
+    return out
+
+
+def _reduced(im: Image.Image, short_side: int | None) -> Image.Image:
+    """``im`` shrunk by a whole factor while its short side stays at least ``short_side`` (a frame of an
+    animation: several are held at once)."""
+    factor = min(im.size) // short_side if short_side else 1
+    return im.reduce(factor) if factor > 1 else im
+
+
+def _read(path: Path, data: bytes | None, max_bytes: int) -> bytes:
+    if data is None:
+        size = os.stat(path).st_size
+        if size > max_bytes:
+            raise DecodeError("too_large", f"{size} bytes is over the {max_bytes}-byte limit for images")
+        data = Path(path).read_bytes()
+    if len(data) > max_bytes:
+        raise DecodeError("too_large", f"{len(data)} bytes is over the {max_bytes}-byte limit for images")
+    if not data:
+        raise DecodeError("unidentified_format", "empty file")
+    return data
+
+
+def _register_heif() -> None:
+    """Let Pillow open HEIC/HEIF files (pillow-heif), on the first image opened rather than at import."""
+    if "HEIF" in Image.OPEN:
+        return
+    try:
+        from pillow_heif import register_heif_opener
+    except ImportError:  # not installed: HEIF files are reported as unsupported
+        return
+    register_heif_opener()
+
+
+def _open(data: bytes, max_pixels: int) -> Image.Image:
     Image.init()  # register every plugin so the allow-list names resolve (idempotent)
-    formats = [f for f in IMAGE_FORMATS if f in Image.OPEN]  # MPO and AVIF depend on the Pillow build
+    _register_heif()
+    formats = [f for f in IMAGE_FORMATS if f in Image.OPEN]  # MPO, AVIF and HEIF depend on the build
     try:
         return Image.open(io.BytesIO(data), formats=formats)
     except Image.DecompressionBombError as e:
@@ -150,6 +197,10 @@ def _open(data: bytes) -> Image.Image:
     except UnidentifiedImageError as e:
         sniffed = filetype.guess(data[:262])
         if sniffed is not None and sniffed.mime.startswith("image/") and sniffed.extension.upper() in _SNIFFABLE:
+            floats = read_float_tiff(data, max_pixels) if sniffed.extension == "tif" else None
+            if floats is not None:
+                floats.format = "TIFF"
+                return floats
             raise DecodeError("corrupt", f"a {sniffed.extension.upper()} file with a damaged header") from e
         try:
             other = Image.open(io.BytesIO(data))

@@ -14,11 +14,14 @@ default) embeds frames without colour. Each choice was measured on ``benchmarks/
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
+from lookalike.indexer.colour import AlphaRule
+from lookalike.indexer.decode import ImageMeta, load_frames
 from lookalike.indexer.pooling import normalise
 
 if TYPE_CHECKING:
@@ -40,6 +43,8 @@ class MediaDescriptor:
         trim_borders: cut black bars off frames before embedding.
         mirror: average each frame's vector with its horizontal mirror's (flip-invariant vectors).
         grayscale: embed frames in grayscale (colour-invariant vectors, less discriminative).
+        alpha: what transparent pixels of pictures are composited onto.
+        animation_frames: frames of an animated picture whose vectors are averaged into its one vector.
     """
 
     frame_rate: float = 1.0
@@ -48,6 +53,8 @@ class MediaDescriptor:
     mirror: bool = True
     grayscale: bool = False
     trim_images: bool = True
+    alpha: AlphaRule = AlphaRule.CONTRAST
+    animation_frames: int = 8
 
     def to_pooling(self) -> dict[str, Any]:
         """The JSON stored with the collection."""
@@ -59,6 +66,8 @@ class MediaDescriptor:
             "mirror": self.mirror,
             "grayscale": self.grayscale,
             "trim_images": self.trim_images,
+            "alpha": self.alpha.value,
+            "animation_frames": self.animation_frames,
         }
 
     @classmethod
@@ -75,14 +84,17 @@ class MediaDescriptor:
 
     @classmethod
     def from_pooling(cls, pooling: dict[str, Any]) -> MediaDescriptor:
-        """What a collection stored (collections made before trimming and mirroring existed have neither)."""
+        """What a collection stored. A collection lacking a key was made before that setting existed and keeps
+        the behaviour of then: no trimming, no mirroring, transparency on white, an animation's first frame."""
         return cls(
-            float(pooling.get("frame_rate", 1.0)),
-            float(pooling.get("segment_seconds", 2.0)),
-            bool(pooling.get("trim_borders", False)),
-            bool(pooling.get("mirror", False)),
-            bool(pooling.get("grayscale", False)),
-            bool(pooling.get("trim_images", False)),
+            frame_rate=float(pooling.get("frame_rate", 1.0)),
+            segment_seconds=float(pooling.get("segment_seconds", 2.0)),
+            trim_borders=bool(pooling.get("trim_borders", False)),
+            mirror=bool(pooling.get("mirror", False)),
+            grayscale=bool(pooling.get("grayscale", False)),
+            trim_images=bool(pooling.get("trim_images", False)),
+            alpha=AlphaRule(pooling.get("alpha", AlphaRule.WHITE)),
+            animation_frames=int(pooling.get("animation_frames", 1)),
         )
 
     def clean(self, image: Image.Image) -> Image.Image:
@@ -94,6 +106,30 @@ class MediaDescriptor:
     def clean_image(self, image: Image.Image) -> Image.Image:
         """A picture as it is embedded: uniform borders trimmed."""
         return trim_uniform_borders(image) if self.trim_images else image
+
+    def pictures(
+        self, path: Path, *, max_pixels: int, max_bytes: int, draft: int | None = None
+    ) -> tuple[list[Image.Image], ImageMeta]:
+        """An image file as the pictures that are embedded: decoded with this collection's transparency rule, its
+        frames when it is animated, each cleaned; their vectors are pooled by :func:`pool_pictures`.
+
+        Raises:
+            DecodeError: as :func:`lookalike.indexer.decode.load_frames`.
+        """
+        frames, meta = load_frames(
+            path,
+            max_pixels=max_pixels,
+            max_bytes=max_bytes,
+            draft=draft,
+            alpha=self.alpha,
+            frames=self.animation_frames,
+        )
+        return [self.clean_image(f) for f in frames], meta
+
+
+def pool_pictures(vectors: np.ndarray) -> np.ndarray:
+    """An image's one vector from the vectors of its :meth:`MediaDescriptor.pictures` (a still's is its own)."""
+    return vectors[0] if len(vectors) == 1 else normalise(vectors.mean(axis=0))
 
 
 def with_mirrors(pixels: np.ndarray) -> np.ndarray:

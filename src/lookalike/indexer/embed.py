@@ -11,7 +11,7 @@ import torch
 from lookalike.config import Settings
 from lookalike.indexer.decode import VideoMeta
 from lookalike.indexer.decode_pool import DecodePool
-from lookalike.indexer.describe import MediaDescriptor, fold_mirrors, with_mirrors
+from lookalike.indexer.describe import MediaDescriptor, fold_mirrors, pool_pictures, with_mirrors
 from lookalike.indexer.device import decode_workers, tune_cpu_allocator
 from lookalike.indexer.embedders.base import Embedder
 from lookalike.indexer.plan import Job, make_record
@@ -123,7 +123,7 @@ def embed_jobs(
             if idx in images:
                 meta = images.pop(idx).meta
                 record = make_record(job, MediaStatus.OK, width=meta.width, height=meta.height, n_frames=meta.n_frames)
-                yield Embedded(job, record, [VectorRecord(Level.IMAGE.value, vecs[0])])
+                yield Embedded(job, record, [VectorRecord(Level.IMAGE.value, pool_pictures(vecs))])
                 continue
             buf = videos[idx]
             if video.mirror:  # the block holds the frames, then their mirror images
@@ -160,7 +160,7 @@ def embed_jobs(
             )
         elif isinstance(message, ImageItem):
             images[message.job] = message
-            if batcher.add(message.job, message.pixels[None]):
+            if batcher.add(message.job, message.pixels):
                 yield from drain()
         elif isinstance(message, FrameChunk):
             buf = videos.setdefault(message.job, _VideoBuffer())

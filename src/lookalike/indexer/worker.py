@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from lookalike.errors import DecodeError
-from lookalike.indexer.decode import ImageMeta, VideoMeta, load_image, sample_frames
+from lookalike.indexer.decode import ImageMeta, VideoMeta, sample_frames
 from lookalike.indexer.describe import MediaDescriptor
 from lookalike.indexer.preprocess import Preprocess
 from lookalike.types import MediaKind
@@ -45,10 +45,10 @@ class Task:
 
 @dataclass(frozen=True)
 class ImageItem:
-    """A decoded image."""
+    """A decoded image: its one picture, or the frames of an animation (their vectors are pooled)."""
 
     job: int
-    pixels: np.ndarray  # uint8 (3, size, size)
+    pixels: np.ndarray  # uint8 (n, 3, size, size)
     meta: ImageMeta
 
 
@@ -83,10 +83,10 @@ Message = ImageItem | FrameChunk | VideoEnd | Failed
 
 
 def _image(job: Task, pre: Preprocess, limits: DecodeLimits) -> Iterator[Message]:
-    image, meta = load_image(
+    pictures, meta = limits.video.pictures(
         job.path, max_pixels=limits.max_image_pixels, max_bytes=limits.max_image_bytes, draft=pre.resize
     )
-    yield ImageItem(job.index, pre(limits.video.clean_image(image)), meta)
+    yield ImageItem(job.index, np.stack([pre(p) for p in pictures]), meta)
 
 
 def _video(job: Task, pre: Preprocess, limits: DecodeLimits) -> Iterator[Message]:

@@ -21,6 +21,7 @@ import numpy as np
 
 from lookalike.errors import LookalikeError
 from lookalike.indexer.decode import load_image
+from lookalike.indexer.plan import key_path
 from lookalike.search.candidates import image_candidates
 from lookalike.search.features import MAX_SIDE, Features, extract
 from lookalike.search.groups import DuplicateGroup, GroupItem, GroupKind, Relation, star_groups
@@ -126,7 +127,7 @@ class FeatureCache:
     def _load(self, media_id: int) -> Features | None:
         rec = self.records[media_id]
         try:
-            return features_of(Path(rec.path))
+            return features_of(key_path(rec.path))  # a name that is not UTF-8 is stored as its bytes
         except (LookalikeError, OSError) as e:
             log.warning("%s: not verified: %s", rec.path, e)
             return None

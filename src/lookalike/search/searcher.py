@@ -13,8 +13,9 @@ from PIL import Image
 from lookalike.config import Settings
 from lookalike.errors import DecodeError, NotIndexedError
 from lookalike.indexer.decode import load_image, sample_frames
-from lookalike.indexer.describe import MediaDescriptor, fold_mirrors, with_mirrors
+from lookalike.indexer.describe import MediaDescriptor, fold_mirrors, pool_pictures, with_mirrors
 from lookalike.indexer.discover import classify
+from lookalike.indexer.plan import key_path
 from lookalike.indexer.pooling import pool_segments
 from lookalike.indexer.worker import Failed, FrameChunk, ImageItem, Message, VideoEnd
 from lookalike.search.alignment import QueryVideo, score_video
@@ -75,7 +76,7 @@ class Searcher:
             DecodeError: a file is missing or cannot be decoded as an image.
         """
         image_a, image_b = self._load_image(a), self._load_image(b)
-        va, vb = self.embedder.embed_images([self.video.clean_image(image_a), self.video.clean_image(image_b)])
+        va, vb = self._image_vector(a), self._image_vector(b)
         identical = a.read_bytes() == b.read_bytes()
         expl, m = explain_images(
             a, self._features(a), b, self._features(b), float(va @ vb), VerifyRule(), identical=identical
@@ -92,6 +93,14 @@ class Searcher:
         s = self.settings
         return load_image(path, max_pixels=s.max_image_pixels, max_bytes=s.max_image_bytes)[0]
 
+    def _image_vector(self, path: Path) -> np.ndarray:
+        """An image file's vector, described as the collection describes its images."""
+        s = self.settings
+        pictures, _ = self.video.pictures(
+            path, max_pixels=s.max_image_pixels, max_bytes=s.max_image_bytes, draft=self.embedder.preprocess.resize
+        )
+        return pool_pictures(self.embedder.embed_images(pictures))
+
     def _features(self, path: Path) -> Features:
         s = self.settings
         return features_of(path, s.max_image_pixels, s.max_image_bytes)
@@ -106,7 +115,7 @@ class Searcher:
                 others.append(replace(h, relation="unverified"))
                 continue
             try:
-                fh = self._features(Path(h.path))
+                fh = self._features(key_path(h.path))  # a catalog key (a name that is not UTF-8 is encoded)
             except (DecodeError, OSError):
                 others.append(replace(h, relation="unverified"))
                 continue
@@ -166,13 +175,7 @@ class Searcher:
             kind = classify(path)
             if kind == MediaKind.VIDEO:
                 return QueryResult(str(path), self._search_video(self._embed_video(path), k))
-            image, _ = load_image(
-                path,
-                max_pixels=self.settings.max_image_pixels,
-                max_bytes=self.settings.max_image_bytes,
-                draft=self.embedder.preprocess.resize,
-            )
-            vector = self.embedder.embed_images([self.video.clean_image(image)])[0]
+            vector = self._image_vector(path)
             if verify:
                 pool = self.search_vector(vector, max(k, VERIFY_POOL))
                 return QueryResult(str(path), self._verified(path, pool, k))
@@ -191,7 +194,7 @@ class Searcher:
             return QueryResult(name, error=f"{failed.code}: {failed.message}")
         image = next((m for m in messages if isinstance(m, ImageItem)), None)
         if image is not None:
-            vector = self.embedder.embed_pixels(image.pixels[None])[0]
+            vector = pool_pictures(self.embedder.embed_pixels(image.pixels))
             return QueryResult(name, self.search_vector(vector, k))
         chunks = [m for m in messages if isinstance(m, FrameChunk)]
         end = next((m for m in messages if isinstance(m, VideoEnd)), None)
