@@ -61,3 +61,11 @@ class DatabaseUnavailableError(LookalikeError):
 
 class IndexTypeError(LookalikeError):
     """An index type that cannot be built for this collection (an unknown factory, too few vectors to train)."""
+
+
+class UsageError(LookalikeError):
+    """A request that cannot mean anything (an unknown keep rule, an undo of a run that does not exist)."""
+
+
+class FileChangedError(NotIndexedError):
+    """The file at an indexed path is no longer the one that was indexed (so it is not shown or served)."""

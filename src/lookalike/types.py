@@ -27,6 +27,7 @@ class MediaStatus(StrEnum):
     OK = "ok"
     FAILED = "failed"
     MISSING = "missing"  # gone from disk since it was indexed: left out of answers, its vectors kept until pruned
+    TRASHED = "trashed"  # moved to the trash by `resolve --apply`: left out of answers until `undo`
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,22 +13,83 @@ Front doors (CLI, HTTP service) are thin wrappers over :class:`Workspace`::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lookalike.actions.plan import ACTIONS as RESOLVE_ACTIONS
+from lookalike.actions.rules import parse_rules
 from lookalike.config import DEFAULT_MODEL, Settings
-from lookalike.errors import CollectionMismatchError, NotIndexedError
+from lookalike.errors import CollectionMismatchError, NotIndexedError, UsageError
+from lookalike.indexer.discover import IMAGE_MIMES, SNIFF_BYTES, VIDEO_MIMES, sniff_kind
 from lookalike.indexer.embedders.registry import collection_name, create_embedder
 from lookalike.indexer.embedders.weights import RANDOM_WEIGHTS
 from lookalike.indexer.pipeline import Indexer, IndexReport, ProgressFn, pooling_config
 from lookalike.storage.library import CollectionStore, Library, lock_if_free, writer_lock
 
+# what the front doors use besides Workspace (they import nothing else of lookalike but config, errors and types)
+__all__ = [
+    "IMAGE_MIMES",
+    "RESOLVE_ACTIONS",
+    "SNIFF_BYTES",
+    "VIDEO_MIMES",
+    "Workspace",
+    "parse_rules",
+    "schema_revisions",
+    "serve_threads",
+    "sniff_kind",
+    "upgrade_schema",
+]
+
 if TYPE_CHECKING:
+    from datetime import timedelta
+
+    from lookalike.actions.apply import RunReport
+    from lookalike.actions.resolve import Resolution
     from lookalike.indexer.embedders.base import Embedder
+    from lookalike.indexer.query_decoder import QueryDecoder
     from lookalike.search.explain import Explanation
     from lookalike.search.groups import DuplicateGroup
+    from lookalike.search.media_files import OpenFile
     from lookalike.search.searcher import QueryResult, Searcher
+    from lookalike.storage.records import DecisionRecord, MediaRecord, RunRecord
+    from lookalike.types import MediaKind
+
+
+QUERY_DECODERS = 2  # processes that decode untrusted query files (uploads)
+
+
+def serve_threads() -> None:
+    """Tune this process for serving: one torch and one FAISS thread per request (process-wide)."""
+    from lookalike.indexer.device import one_thread_per_request
+    from lookalike.storage.vectors import set_search_threads
+
+    one_thread_per_request()
+    set_search_threads(1)
+
+
+def upgrade_schema(settings: Settings) -> tuple[str | None, str | None]:
+    """Migrate the settings' database to the newest schema; returns the revision before and after."""
+    from lookalike.storage.db import current_revision, make_engine, upgrade
+
+    engine = make_engine(settings.database_url)
+    try:
+        before = current_revision(engine)
+        upgrade(engine)
+        return before, current_revision(engine)
+    finally:
+        engine.dispose()
+
+
+def schema_revisions(settings: Settings) -> tuple[str | None, str | None]:
+    """The database's schema revision and the newest this lookalike knows."""
+    from lookalike.storage.db import current_revision, head_revision, make_engine
+
+    engine = make_engine(settings.database_url)
+    try:
+        return current_revision(engine), head_revision()
+    finally:
+        engine.dispose()
 
 
 class Workspace:
@@ -45,9 +106,14 @@ class Workspace:
         self.library = Library(settings.home, settings.database_url, auto_upgrade=auto_upgrade, create=create)
         self._embedders: dict[tuple[str, str | None], Embedder] = {}
         self._store: CollectionStore | None = None
+        self._searcher: Searcher | None = None
+        self._decoder: QueryDecoder | None = None
 
     def close(self) -> None:
-        """Release the database."""
+        """Stop the query decoders (if any were started); release the database."""
+        if self._decoder is not None:
+            self._decoder.close()
+            self._decoder = None
         self.library.close()
 
     def __enter__(self) -> Workspace:
@@ -156,12 +222,12 @@ class Workspace:
         beside them has written. Returns whether anything was dropped.
         """
         if self._store is not None and self._store.outdated():
-            self._store = None
+            self._store = self._searcher = None
             return True
         return False
 
     def searcher(self) -> Searcher:
-        """A searcher over :meth:`store` with the embedder that built it.
+        """The searcher over :meth:`store` with the embedder that built it (made once per loaded store).
 
         Raises:
             CollectionMismatchError: the collection was built with weights other than the ones given.
@@ -169,6 +235,8 @@ class Workspace:
         from lookalike.search.searcher import Searcher
 
         store = self.store()
+        if self._searcher is not None and self._searcher.store is store:
+            return self._searcher
         weights = self.settings.weights
         if weights is None and store.info.weights_tag == RANDOM_WEIGHTS:
             weights = RANDOM_WEIGHTS
@@ -176,7 +244,101 @@ class Workspace:
         self._check_weights(store, embedder)
         if embedder.device.type == "cuda":
             store.use_gpu(embedder.device.index or 0)
-        return Searcher(store, embedder, self.settings)
+        self._searcher = Searcher(store, embedder, self.settings)
+        return self._searcher
+
+    def search_upload(self, path: Path, kind: MediaKind, name: str, k: int = 10) -> QueryResult:
+        """Search with an untrusted file (an upload), decoded in a supervised worker process unless the settings
+        say ``workers=0``: a decoder crash, hang or memory blow-up fails this query (``decoder_crashed``,
+        ``decode_timeout``, ``out_of_memory``), not the caller."""
+        from lookalike.indexer.worker import DecodeLimits
+        from lookalike.search.searcher import QueryResult
+
+        searcher = self.searcher()
+        s = self.settings
+        if s.workers == 0:
+            result = searcher.search_files([path], k)[0]
+            return QueryResult(name, result.hits, result.error)
+        limits = DecodeLimits(s.max_image_pixels, s.max_image_bytes, s.batch_size, searcher.video)
+        messages = self.query_decoder().decode(path, kind, searcher.embedder.preprocess, limits)
+        return searcher.search_decoded(name, messages, k)
+
+    def query_decoder(self) -> QueryDecoder:
+        """The processes that decode untrusted query files (started on first use, stopped by :meth:`close`)."""
+        from lookalike.indexer.query_decoder import QueryDecoder
+
+        if self._decoder is None:
+            s = self.settings
+            memory = s.decode_memory_mb * 2**20 if s.decode_memory_mb else None
+            self._decoder = QueryDecoder(s.workers or QUERY_DECODERS, s.decode_timeout, memory)
+        return self._decoder
+
+    def warm_up(self) -> bool:
+        """Load the model and indexes, run a first inference and fault the index pages in, and start the query
+        decoders: the first request is then as fast as the next; False when nothing is indexed yet."""
+        import numpy as np
+        from PIL import Image
+
+        if self.settings.workers != 0:
+            self.query_decoder()  # its processes start now, not in the first upload
+        try:
+            searcher = self.searcher()
+        except NotIndexedError:
+            return False
+        searcher.embedder.embed_images([Image.new("RGB", (256, 256), (128, 128, 128))])  # first inference is slow
+        store = searcher.store
+        for name in ("items", "videos"):
+            index = store.index(name)
+            if len(index):
+                index.search(np.zeros((1, store.dim), np.float32), 1)
+        return True
+
+    def summary(self) -> dict[str, Any]:
+        """The searched collection: model, whether it takes text queries, files and vectors, index generation."""
+        searcher = self.searcher()
+        store = searcher.store
+        stats = store.catalog.stats(store.info.id)
+        return {
+            "model": store.info.model,
+            "text_search": searcher.embedder.supports_text,
+            "items": sum(v for k, v in stats.items() if k.endswith("_ok")),
+            "vectors": sum(v for k, v in stats.items() if k.startswith("vectors_")),
+            "generation": store.generation,
+        }
+
+    def item(self, media_id: int) -> MediaRecord:
+        """What the catalog holds about one file.
+
+        Raises:
+            NotIndexedError: no file has that id.
+        """
+        record = self.library.catalog.media(self.store().info.id, media_id)
+        if record is None:
+            raise NotIndexedError(f"no item with id {media_id}")
+        return record
+
+    def open_file(self, media_id: int) -> OpenFile:
+        """An indexed file opened for reading after checking it is still the file indexed (see
+        :func:`lookalike.search.media_files.open_indexed`); the caller closes it.
+
+        Raises:
+            NotIndexedError: no ok file has that id.
+            FileChangedError: the file is gone or changed since it was indexed.
+        """
+        from lookalike.search.media_files import open_indexed
+
+        return open_indexed(media_id, self.item(media_id), self.settings.follow_symlinks)
+
+    def thumbnail(self, media_id: int, size: int, at: float | None = None) -> bytes:
+        """A JPEG of an indexed image, or of a video's frame at ``at`` seconds, ``size`` px (see :meth:`open_file`)."""
+        from lookalike.search.media_files import thumbnail
+
+        opened = self.open_file(media_id)
+        try:
+            s = self.settings
+            return thumbnail(opened, size, at, s.max_image_pixels, s.max_image_bytes)
+        finally:
+            opened.close()
 
     def search_files(self, paths: Sequence[Path], k: int = 10, verify: bool = False) -> list[QueryResult]:
         """Search by example files (images or videos); ``verify`` checks image results with local features and
@@ -196,22 +358,107 @@ class Workspace:
         """Search by the id of an indexed file."""
         return self.searcher().search_media(media_id, k)
 
-    def duplicates(self, similar: bool = False, video_threshold: float | None = None) -> list[DuplicateGroup]:
-        """Verified duplicate groups (images and whole video copies), video overlaps, and with ``similar`` also
-        groups of similar images (not verified) at the settings' ``similar_threshold``.
+    def duplicates(
+        self, similar: bool = False, video_threshold: float | None = None, similar_threshold: float | None = None
+    ) -> list[DuplicateGroup]:
+        """Verified duplicate groups (images and whole video copies), video overlaps, and with ``similar`` (or a
+        ``similar_threshold``) also groups of similar images (not verified). Remembered "not duplicates" decisions
+        are respected.
 
         Args:
-            similar: add groups of images whose global vectors are close (kind ``similar``).
+            similar: add groups of images whose global vectors are close (kind ``similar``), at the settings'
+                ``similar_threshold``.
             video_threshold: aligned segment score for video copies (default: the settings').
+            similar_threshold: add similar groups at this cosine instead.
         """
+        from lookalike.actions.resolve import distinct_pairs
         from lookalike.search.duplicates import find_duplicates
 
         s = self.settings
+        if similar_threshold is None and similar:
+            similar_threshold = s.similar_threshold
+        store = self.store()
         return find_duplicates(
-            self.store(),
+            store,
             s.video_dupe_threshold if video_threshold is None else video_threshold,
-            s.similar_threshold if similar else None,
+            similar_threshold,
+            distinct=distinct_pairs(self.library.journal, store.info.id),
         )
+
+    # -- cleaning up (the only methods that move user files: see lookalike.actions) ------------------------
+    def _writable(self) -> CollectionStore:
+        """The collection of :meth:`store`, opened for writing (the caller holds the writer lock)."""
+        store = self.library.open_collection(self.store().info.name)
+        store.load()
+        self._store = None  # readers reload what this writes
+        return store
+
+    def resolve(self, keep: str | None = None, apply: bool = False, action: str = "trash") -> Resolution:
+        """Plan the clean-up of verified duplicate groups, and with ``apply`` carry it out (journaled, undoable).
+
+        Args:
+            keep: keep-best rules, comma-separated (see :data:`lookalike.actions.rules.RULES`); default: keep each
+                group's representative.
+            apply: move the files (a dry run, the default, changes nothing).
+            action: ``trash`` (into ``<home>/trash/<run>/``), or ``hardlink``/``symlink`` to the keeper (identical
+                copies only).
+
+        Raises:
+            UsageError: an unknown rule or action.
+            LibraryLockedError: another process is writing to the library.
+        """
+        from lookalike.actions.plan import ACTIONS
+        from lookalike.actions.resolve import resolve
+        from lookalike.actions.rules import KeepRule, parse_rules
+
+        if action not in ACTIONS:
+            raise UsageError(f"unknown action {action!r}; use one of: {', '.join(ACTIONS)}")
+        rules = parse_rules(keep) if keep else [KeepRule("representative")]
+        with writer_lock(self.settings.home):
+            store = self._writable()
+            return resolve(
+                store,
+                self.library.journal,
+                self.settings.home,
+                rules,
+                self.settings.video_dupe_threshold,
+                apply,
+                action,
+            )
+
+    def undo(self, run: int | None = None) -> RunReport:
+        """Put back every file a run moved (default: the latest run), byte-identical, with the catalog."""
+        from lookalike.actions.resolve import undo
+
+        with writer_lock(self.settings.home):
+            return undo(self._writable(), self.library.journal, self.settings.home, run)
+
+    def trash_runs(self) -> list[RunRecord]:
+        """The runs of this collection, newest first, with their files by state and trash size."""
+        return self.library.journal.runs(self.store().info.id)
+
+    def empty_trash(self, older_than: timedelta) -> RunReport:
+        """Delete for good the trashed files of runs older than ``older_than`` (they can no longer be undone)."""
+        from lookalike.actions.apply import Runner
+
+        with writer_lock(self.settings.home):
+            return Runner(self._writable(), self.library.journal, self.settings.home).empty(older_than)
+
+    def distinct(self, paths: Sequence[Path]) -> int:
+        """Remember that these files are not duplicates of one another; returns how many pairs were new."""
+        from lookalike.actions.resolve import mark_distinct
+
+        with writer_lock(self.settings.home):
+            return mark_distinct(self.store(), self.library.journal, paths)
+
+    def decisions(self) -> list[DecisionRecord]:
+        """The remembered "not duplicates" pairs."""
+        return self.library.journal.decisions(self.store().info.id)
+
+    def forget_decisions(self, ids: Sequence[int]) -> int:
+        """Forget remembered pairs by id; returns how many there were."""
+        with writer_lock(self.settings.home):
+            return self.library.journal.forget(self.store().info.id, ids)
 
     def info(self) -> dict[str, Any]:
         """Counts per collection, and where the library lives."""
@@ -229,6 +476,10 @@ class Workspace:
                 }
             )
         return out
+
+    def files(self, media_ids: Iterable[int]) -> dict[int, MediaRecord]:
+        """The catalog records (size, resolution, dates ...) of indexed files by id."""
+        return self.library.catalog.media_many(self.store().info.id, media_ids)
 
     def failures(self) -> list[tuple[str, str, str]]:
         """Files that failed to index, with reason code and message."""

@@ -161,6 +161,7 @@ def test_a_folder_the_walk_cannot_read_is_not_called_missing(settings_factory, t
 def test_a_path_longer_than_a_btree_entry_is_indexed(settings_factory, tmp_path, images):
     """A legal 2,854-byte path: PostgreSQL's unique b-tree refused it (the whole batch rolled back, on every run);
     paths are keyed by their hash now."""
+
     def part(n: int, size: int) -> str:  # random-looking: PostgreSQL compresses a repetitive key below the limit
         return "".join(hashlib.sha256(f"{n}.{i}".encode()).hexdigest() for i in range(4))[:size]
 

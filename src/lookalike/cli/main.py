@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from lookalike.cli.cleanup import register as register_cleanup
+from lookalike.cli.common import err, out, within, workspace
 from lookalike.cli.render import shown
 from lookalike.config import Settings
-from lookalike.errors import LookalikeError
-from lookalike.workspace import Workspace
 
 app = typer.Typer(
     help="Find duplicate and similar images and videos.",
@@ -26,9 +22,7 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+register_cleanup(app)
 
 
 @app.callback()
@@ -50,33 +44,6 @@ def main(
     ctx.obj = Settings.from_env(home=home, db_url=db, model=model, weights=weights, device=device)
 
 
-def _within(low: float, high: float, low_open: bool = False) -> Callable[[float | None], float | None]:
-    """A Typer callback refusing numbers outside [low, high] (or (low, high] with ``low_open``), NaN and
-    infinities, as a usage error (exit code 2)."""
-
-    def check(value: float | None) -> float | None:
-        if value is None:
-            return None
-        if not math.isfinite(value) or value > high or value < low or (low_open and value == low):
-            bound = f"({low}, {high}]" if low_open else f"[{low}, {high}]"
-            raise typer.BadParameter(f"{value} is not in {bound}")
-        return value
-
-    return check
-
-
-@contextmanager
-def workspace(ctx: typer.Context, auto_upgrade: bool = True, create: bool = False) -> Iterator[Workspace]:
-    """Open the workspace (``create``: make the library if there is none, for ``index``); domain errors become a
-    one-line message and exit code 1."""
-    try:
-        with Workspace(ctx.obj, auto_upgrade=auto_upgrade, create=create) as ws:
-            yield ws
-    except LookalikeError as e:
-        err.print(f"[red]error:[/red] {shown(e)}")
-        raise typer.Exit(1) from e
-
-
 @app.command()
 def index(
     ctx: typer.Context,
@@ -89,14 +56,14 @@ def index(
     decode_timeout: Annotated[
         float | None,
         typer.Option(
-            callback=_within(0, 86_400, low_open=True), help="Seconds a decoder may go without progress on one file."
+            callback=within(0, 86_400, low_open=True), help="Seconds a decoder may go without progress on one file."
         ),
     ] = None,
     decode_memory: Annotated[int | None, typer.Option(min=64, help="Memory limit of each decode process, MiB.")] = None,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Images per forward pass.")] = None,
     frame_rate: Annotated[
         float | None,
-        typer.Option(callback=_within(0, 60, low_open=True), help="Video frames sampled per second (up to 60)."),
+        typer.Option(callback=within(0, 60, low_open=True), help="Video frames sampled per second (up to 60)."),
     ] = None,
     follow_symlinks: Annotated[bool, typer.Option(help="Follow links that stay inside PATHS.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
@@ -186,27 +153,33 @@ def dupes(
     similar_threshold: Annotated[
         float | None,
         typer.Option(
-            callback=_within(0.5, 1.0), help="Cosine similarity for 'similar' (implies --similar) [default: 0.90]."
+            callback=within(0.5, 1.0), help="Cosine similarity for 'similar' (implies --similar) [default: 0.90]."
         ),
     ] = None,
     video_threshold: Annotated[
         float | None,
         typer.Option(
-            callback=_within(0.0, 1.0), help="Aligned video segment score for 'copy' [default: calibrated, see README]."
+            callback=within(0.0, 1.0), help="Aligned video segment score for 'copy' [default: calibrated, see README]."
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print groups as JSON, with the evidence per file.")] = False,
+    as_csv: Annotated[
+        bool, typer.Option("--csv", help="Print groups as CSV (one row a file), for spreadsheets.")
+    ] = False,
 ) -> None:
     """Group duplicate images (verified with local features: the same picture, edited) and videos that share
     footage (whole copies as groups, partial overlaps as pairs, with the matched time ranges)."""
-    from lookalike.cli.render import dupes_json, print_dupes
+    from lookalike.cli.render import dupes_csv, dupes_json, print_dupes
 
     ctx.obj = ctx.obj.with_(similar_threshold=similar_threshold, video_dupe_threshold=video_threshold)
     similar = similar or similar_threshold is not None
     with workspace(ctx) as ws:
         groups = ws.duplicates(similar=similar)
         settings = ws.settings
-    if as_json:
+        records = ws.files({it.media_id for g in groups for it in g.items}) if as_csv else {}
+    if as_csv:
+        sys.stdout.write(dupes_csv(groups, records))
+    elif as_json:
         sys.stdout.write(dupes_json(groups) + "\n")
     else:
         print_dupes(out, groups, settings.similar_threshold if similar else None, settings.video_dupe_threshold)
@@ -326,22 +299,19 @@ def serve(
 @db_app.command("upgrade")
 def db_upgrade(ctx: typer.Context) -> None:
     """Migrate the database to this version's schema."""
-    from lookalike.storage.db import current_revision, make_engine, upgrade
+    from lookalike.workspace import upgrade_schema
 
-    engine = make_engine(ctx.obj.database_url)
-    upgrade(engine)
-    out.print(f"database at migration {current_revision(engine)}")
-    engine.dispose()
+    _, after = upgrade_schema(ctx.obj)
+    out.print(f"database at migration {after}")
 
 
 @db_app.command("current")
 def db_current(ctx: typer.Context) -> None:
     """Print the database's migration and the newest one this version knows."""
-    from lookalike.storage.db import current_revision, head_revision, make_engine
+    from lookalike.workspace import schema_revisions
 
-    engine = make_engine(ctx.obj.database_url)
-    out.print(f"database: {current_revision(engine) or 'empty'}; this lookalike: {head_revision()}")
-    engine.dispose()
+    current, head = schema_revisions(ctx.obj)
+    out.print(f"database: {current or 'empty'}; this lookalike: {head}")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +18,7 @@ if TYPE_CHECKING:
     from lookalike.search.explain import Explanation
     from lookalike.search.groups import DuplicateGroup, GroupItem
     from lookalike.search.searcher import QueryResult
+    from lookalike.storage.records import MediaRecord
 
 
 def visible(value: object) -> str:
@@ -126,6 +129,49 @@ def dupes_json(groups: list[DuplicateGroup]) -> str:
         },
         ensure_ascii=False,
     )
+
+
+CSV_COLUMNS = (
+    "group",
+    "kind",
+    "path",
+    "media",
+    "relation",
+    "score",
+    "region",
+    "ranges",
+    "size",
+    "resolution",
+    "keeper",
+)
+
+
+def dupes_csv(groups: list[DuplicateGroup], records: dict[int, MediaRecord]) -> str:
+    """Groups as CSV for spreadsheets, one row a file: group number, the group's kind, path, media kind, relation,
+    score, region (``left top right bottom``), matched time ranges (``start-end``), bytes, ``WxH``, and ``yes`` for
+    the representative (the file ``resolve`` keeps by default)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for n, g in enumerate(groups, 1):
+        for it in g.items:
+            rec = records.get(it.media_id)
+            writer.writerow(
+                [
+                    n,
+                    g.kind.value,
+                    it.path,
+                    it.kind,
+                    it.relation.value,
+                    f"{it.score:.4f}",
+                    "" if it.region is None else " ".join(str(v) for v in it.region),
+                    "" if it.start is None else _range(it.start, it.end),
+                    "" if rec is None else rec.size,
+                    "" if rec is None or rec.width is None else f"{rec.width}x{rec.height}",
+                    "yes" if it.relation.value == "representative" else "",
+                ]
+            )
+    return buf.getvalue()
 
 
 def _evidence(it: GroupItem) -> str:

@@ -101,7 +101,7 @@ class Indexer:
             self.store.catalog.touch(self.store.info.id, job.key, job.size, job.mtime_ns, job.device, job.inode)
         gone = absent(known, roots, plan)
         self.store.delete_paths(gone.forgotten)
-        self.store.mark_missing(gone.missing)
+        self.store.mark_absent(gone.missing)
         self.store.restore([make_record(job, MediaStatus.OK) for job in plan.restored])
         report.restored = len(plan.restored)
         total = len(plan.jobs) + len(plan.copies)

@@ -41,7 +41,7 @@ class Plan:
         unchanged: paths whose size and mtime (or content) match the catalog.
         touched: files whose mtime (or device and inode) changed but content did not: the row is updated, nothing
             re-embedded.
-        restored: files catalogued as missing that are back with their content: their stored vectors return.
+        restored: files catalogued as missing (or trashed) that are back with their content: their vectors return.
         skipped: paths passed over, with why.
         updated: keys of jobs that replace an earlier version of the file.
         seen: the key of every file found.
@@ -99,9 +99,13 @@ def retried(old: KnownMedia) -> bool:
     return old.status == "failed" and old.error_code in RETRY_CODES
 
 
+# rows of files not on disk whose vectors are kept: out of answers until the file is back
+ABSENT = frozenset({MediaStatus.MISSING.value, MediaStatus.TRASHED.value})
+
+
 def settled(old: KnownMedia, size: int, mtime_ns: int) -> bool:
-    """Whether a catalogued file needs no work: same size and mtime, not a failure worth retrying, not missing."""
-    return old.unchanged(size, mtime_ns) and not retried(old) and old.status != MediaStatus.MISSING.value
+    """Whether a catalogued file needs no work: same size and mtime, not a failure worth retrying, not absent."""
+    return old.unchanged(size, mtime_ns) and not retried(old) and old.status not in ABSENT
 
 
 def make_plan(found: Iterable[Candidate | Skipped], known: dict[str, KnownMedia], hash_threads: int = 4) -> Plan:
@@ -134,14 +138,14 @@ def make_plan(found: Iterable[Candidate | Skipped], known: dict[str, KnownMedia]
         digests = list(pool.map(lambda kc: sha256_file(kc[1].path), fresh))
     # a row this run rewrites (its file changed) no longer holds its old content: a copy of that content is decoded
     rewritten = {key for key, _ in fresh}
-    stored = (MediaStatus.OK.value, MediaStatus.MISSING.value)  # rows whose vectors are kept
+    stored = ABSENT | {MediaStatus.OK.value}  # rows whose vectors are kept
     known_shas = {m.sha256 for key, m in known.items() if m.sha256 and m.status in stored and key not in rewritten}
     first_of_sha: set[str] = set()
     for n, ((key, cand), sha) in enumerate(zip(fresh, digests, strict=True)):
         job = Job(n, cand.path, key, cand.kind, cand.size, cand.mtime_ns, sha, cand.device, cand.inode)
         old = known.get(key)
         if old is not None and sha is not None and old.sha256 == sha and not retried(old):
-            (plan.restored if old.status == MediaStatus.MISSING.value else plan.touched).append(job)
+            (plan.restored if old.status in ABSENT else plan.touched).append(job)
             continue
         if old is not None:
             plan.updated.add(key)
@@ -189,7 +193,7 @@ def absent(known: dict[str, KnownMedia], roots: Iterable[Path], plan: Plan) -> A
     unread = [os.fsdecode(os.fsencode(s.path)) for s in plan.skipped]
     out = Absent()
     for key, old in known.items():
-        if key in plan.seen or old.status == MediaStatus.MISSING.value:
+        if key in plan.seen or old.status in ABSENT:
             continue
         path = key_path(key)
         text = str(path)

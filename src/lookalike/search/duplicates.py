@@ -63,11 +63,32 @@ def mark_hardlinks(store: CollectionStore, groups: list[DuplicateGroup]) -> list
     return out
 
 
+def drop_distinct(
+    store: CollectionStore, groups: list[DuplicateGroup], distinct: set[tuple[str, str]]
+) -> list[DuplicateGroup]:
+    """Groups without the members remembered as not duplicates of their representative (by content: the
+    decision survives renames and re-indexing); a group left with one file is dropped."""
+    records = store.catalog.media_many(store.info.id, {it.media_id for g in groups for it in g.items})
+
+    def sha(media_id: int) -> str:
+        rec = records.get(media_id)
+        return (rec.sha256 if rec else None) or ""
+
+    out = []
+    for g in groups:
+        rep = sha(g.items[0].media_id)
+        items = [g.items[0]] + [it for it in g.items[1:] if tuple(sorted((rep, sha(it.media_id)))) not in distinct]
+        if len(items) > 1:
+            out.append(replace(g, items=items, score=min(it.score for it in items)))
+    return out
+
+
 def find_duplicates(
     store: CollectionStore,
     video_threshold: float,
     similar_threshold: float | None = None,
     rule: VerifyRule | None = None,
+    distinct: set[tuple[str, str]] | None = None,
 ) -> list[DuplicateGroup]:
     """Verified duplicate groups of images, video copies and overlaps, and with ``similar_threshold`` also groups of
     similar images (kind ``similar``), largest groups first.
@@ -77,12 +98,16 @@ def find_duplicates(
         video_threshold: aligned segment score at or above which two videos share footage.
         similar_threshold: cosine at or above which images are similar (None: no similar groups).
         rule: how image candidates are found and verified (default: the calibrated rule).
+        distinct: pairs of contents (sorted SHA-256 pairs) remembered as not duplicates: such a member leaves its
+            representative's group.
     """
     groups = find_image_duplicates(store, rule)
     groups.extend(find_video_copies(store, video_threshold))
     if similar_threshold is not None:
         groups.extend(similar_images(store, similar_threshold))
     groups = mark_hardlinks(store, groups)
+    if distinct:
+        groups = drop_distinct(store, groups, distinct)
     order = {GroupKind.DUPLICATES: 0, GroupKind.OVERLAP: 1, GroupKind.SIMILAR: 2}
     groups.sort(key=lambda g: (order[g.kind], -len(g.items), -g.score, g.items[0].path))
     return groups

@@ -181,14 +181,16 @@ class Catalog:
                 .where(
                     Media.collection_id == collection_id,
                     Media.sha256 == sha256,
-                    Media.status.in_([MediaStatus.OK.value, MediaStatus.MISSING.value]),
+                    Media.status.in_([MediaStatus.OK.value, MediaStatus.MISSING.value, MediaStatus.TRASHED.value]),
                 )
                 .order_by(Media.status != MediaStatus.OK.value, Media.id)
                 .limit(1)
             )
 
-    def mark_missing(self, collection_id: int, paths: Sequence[str]) -> np.ndarray:
-        """Catalog indexed files as missing (gone from disk): their vectors stay stored, out of answers.
+    def mark_absent(
+        self, collection_id: int, paths: Sequence[str], status: MediaStatus = MediaStatus.MISSING
+    ) -> np.ndarray:
+        """Catalog indexed files as missing (gone from disk) or trashed: their vectors stay stored, out of answers.
 
         Returns:
             the ids of their vectors, to take out of the FAISS indexes.
@@ -203,22 +205,26 @@ class Catalog:
                 if not ids:
                     continue
                 removed.extend(s.scalars(select(Vector.id).where(Vector.media_id.in_(ids))).all())
-                s.execute(update(Media).where(Media.id.in_(ids)).values(status=MediaStatus.MISSING.value))
+                s.execute(update(Media).where(Media.id.in_(ids)).values(status=status.value))
             self._bump(s, collection_id)
         return np.array(removed, np.int64)
 
     def restore(self, collection_id: int, dim: int, found: Sequence[MediaRecord]) -> WriteResult:
-        """Catalog files that were missing as there again (with their size, mtime and identity now): their stored
-        vectors are returned, to put back in the FAISS indexes."""
+        """Catalog files that were missing or trashed as there again (with their size, mtime and identity now):
+        their stored vectors are returned, to put back in the FAISS indexes."""
         ids: list[int] = []
         levels: list[str] = []
         blobs: list[bytes] = []
         with self._session.begin() as s:
             for rec in found:
                 media_id = s.scalar(
-                    select(Media.id).where(Media.collection_id == collection_id, Media.path_key == hash_path(rec.path))
+                    select(Media.id).where(
+                        Media.collection_id == collection_id,
+                        Media.path_key == hash_path(rec.path),
+                        Media.status.in_([MediaStatus.MISSING.value, MediaStatus.TRASHED.value]),
+                    )
                 )
-                if media_id is None:
+                if media_id is None:  # not catalogued, or already back (its vectors are in the index)
                     continue
                 s.execute(
                     update(Media)

@@ -23,9 +23,11 @@ from lookalike.errors import (
 from lookalike.storage.catalog import Catalog
 from lookalike.storage.db import ensure_schema, make_engine, sqlite_file
 from lookalike.storage.files import remove_stray_temps
+from lookalike.storage.journal import Journal
 from lookalike.storage.manifest import Manifest
 from lookalike.storage.records import CollectionInfo, MediaRecord, VectorRecord, WriteResult
 from lookalike.storage.vectors import DEFAULT_FACTORY, FLAT_LIMIT, VectorIndex, choose_factory, training_size
+from lookalike.types import MediaStatus
 
 log = logging.getLogger(__name__)
 
@@ -297,18 +299,18 @@ class CollectionStore:
         self._generation = self.catalog.generation(self.info.id)
         return len(removed)
 
-    def mark_missing(self, paths: list[str]) -> None:
-        """Catalog files as missing: out of the FAISS indexes, their vectors kept in the database."""
+    def mark_absent(self, paths: list[str], status: MediaStatus = MediaStatus.MISSING) -> None:
+        """Catalog files as missing or trashed: out of the FAISS indexes, their vectors kept in the database."""
         if not paths:
             return
         if not self._indexes:
             self.load()
-        removed = self.catalog.mark_missing(self.info.id, paths)
+        removed = self.catalog.mark_absent(self.info.id, paths, status)
         self._apply(removed, None)
         self._generation = self.catalog.generation(self.info.id)
 
     def restore(self, found: list[MediaRecord]) -> None:
-        """Catalog missing files as there again: their stored vectors go back into the FAISS indexes."""
+        """Catalog missing or trashed files as there again: their stored vectors go back into the FAISS indexes."""
         if not found:
             return
         if not self._indexes:
@@ -357,6 +359,7 @@ class Library:
             where = url.set(query={}).render_as_string(hide_password=True)  # query values may hold secrets too
             raise DatabaseUnavailableError(f"cannot open the database {where}: {reason}") from e
         self.catalog = Catalog(self.engine)
+        self.journal = Journal(self.engine)
 
     def close(self) -> None:
         """Release database connections."""

@@ -121,3 +121,54 @@ class Vector(Base):
     start_s: Mapped[float | None] = mapped_column(Float)
     end_s: Mapped[float | None] = mapped_column(Float)
     embedding: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Run(Base):
+    """One ``resolve --apply``: its file moves are journaled (:class:`JournalEntry`) before each happens."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
+    action: Mapped[str] = mapped_column(String(10))  # trash, hardlink, symlink
+    state: Mapped[str] = mapped_column(String(10))  # applying, done, undone
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class JournalEntry(Base):
+    """One file a run acts on: what it was (as catalogued, checked again before touching it), where it goes, and
+    how far the move got (``planned``, ``done``, ``skipped`` with a reason, ``undone``, ``emptied``)."""
+
+    __tablename__ = "journal"
+    __table_args__ = (Index("ix_journal_run_state", "run_id", "state"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    media_id: Mapped[int | None] = mapped_column(BigInteger)
+    path: Mapped[str] = mapped_column(Text)
+    keeper: Mapped[str] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(String(10))
+    trash_path: Mapped[str | None] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    device: Mapped[int | None] = mapped_column(BigInteger)
+    inode: Mapped[int | None] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(10))
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+class Decision(Base):
+    """A remembered "these two are not duplicates", by content (it survives renames and re-indexing)."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (UniqueConstraint("collection_id", "sha_a", "sha_b", name="uq_decisions_pair"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
+    sha_a: Mapped[str] = mapped_column(String(64))
+    sha_b: Mapped[str] = mapped_column(String(64))
+    path_a: Mapped[str] = mapped_column(Text)
+    path_b: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)

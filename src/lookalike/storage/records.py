@@ -95,3 +95,49 @@ class WriteResult:
     added_vectors: np.ndarray
     removed_ids: np.ndarray
     generation: int
+
+
+@dataclass(frozen=True)
+class JournalRecord:
+    """One file of a run: what it was when planned, where it goes, how far its move got.
+
+    ``state`` is ``planned`` (journaled, maybe moving), ``done``, ``skipped`` (``reason`` says why), ``undone`` or
+    ``emptied`` (its trash was emptied: it cannot be undone).
+    """
+
+    path: str
+    keeper: str
+    action: str
+    size: int
+    mtime_ns: int
+    sha256: str | None
+    device: int | None
+    inode: int | None
+    trash_path: str | None = None
+    media_id: int | None = None
+    state: str = "planned"
+    reason: str | None = None
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A ``resolve --apply`` run and what became of its files."""
+
+    id: int
+    action: str
+    state: str
+    created_at: Any
+    counts: dict[str, int]
+    trash_bytes: int
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    """A remembered "not duplicates" pair."""
+
+    id: int
+    path_a: str
+    path_b: str
+    sha_a: str
+    sha_b: str

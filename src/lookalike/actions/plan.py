@@ -1,0 +1,89 @@
+"""What `resolve` would do: per verified duplicate group one keeper, and for each other file an action and why.
+
+Only whole copies are ever offered for removal: identical bytes, the whole picture resized, re-encoded, edited or
+turned, whole video copies. A crop, a collage that holds the picture, a video sharing part of its footage, a
+second name of one file (hardlink), a group that is only ``similar``: kept, with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from lookalike.actions.rules import Candidate, KeepRule, choose_keeper
+from lookalike.search.groups import DuplicateGroup, GroupKind, Relation
+from lookalike.storage.records import MediaRecord
+from lookalike.types import MediaStatus
+
+WHOLE = frozenset(
+    {
+        Relation.REPRESENTATIVE,
+        Relation.IDENTICAL,
+        Relation.RESIZED,
+        Relation.EDITED,
+        Relation.ROTATED,
+        Relation.COPY,
+    }
+)
+ACTIONS = ("trash", "hardlink", "symlink")
+
+
+@dataclass(frozen=True)
+class PlannedAction:
+    """One file of the plan: ``action`` is ``keep`` or the run's action (``trash``, ``hardlink``, ``symlink``)."""
+
+    path: str
+    action: str
+    keeper: str
+    reason: str
+    media_id: int
+    group: int
+    record: MediaRecord
+
+
+def plan_resolve(
+    groups: Sequence[DuplicateGroup], records: dict[int, MediaRecord], rules: Sequence[KeepRule], action: str
+) -> list[PlannedAction]:
+    """The plan over ``groups`` (see the module docstring).
+
+    Args:
+        groups: duplicate groups as ``dupes`` finds them.
+        records: the catalog records of their files, by media id.
+        rules: keep-best rules, in order (``representative`` alone keeps the group's representative).
+        action: what happens to a removable copy: ``trash``, or ``hardlink``/``symlink`` to the keeper (identical
+            bytes only: a link must show the same picture).
+    """
+    if action not in ACTIONS:
+        raise ValueError(f"unknown action {action!r}")
+    out: list[PlannedAction] = []
+    for g_index, group in enumerate(g for g in groups if g.kind == GroupKind.DUPLICATES):
+        items = [it for it in group.items if it.media_id in records]
+        items = [it for it in items if records[it.media_id].status == MediaStatus.OK.value]
+        whole = [it for it in items if it.relation in WHOLE]
+        if len(items) < 2 or not whole:
+            continue
+        candidates = [Candidate(records[it.media_id], it.relation == Relation.REPRESENTATIVE) for it in whole]
+        best, rule = choose_keeper(candidates, rules)
+        keeper = records[whole[best].media_id]
+        for it in items:
+            rec = records[it.media_id]
+            if it.media_id == whole[best].media_id:
+                out.append(PlannedAction(rec.path, "keep", rec.path, f"keeper (by {rule})", it.media_id, g_index, rec))
+                continue
+            verb, why = _decide(it.relation, rec, keeper, action)
+            out.append(PlannedAction(rec.path, verb, keeper.path, why, it.media_id, g_index, rec))
+    return out
+
+
+def _decide(relation: Relation, rec: MediaRecord, keeper: MediaRecord, action: str) -> tuple[str, str]:
+    same_file = rec.inode is not None and (rec.device, rec.inode) == (keeper.device, keeper.inode)
+    if relation == Relation.HARDLINK or same_file:
+        return "keep", "another name of a file in the group (hardlink): removing it frees nothing"
+    if relation not in WHOLE:
+        return "keep", f"{relation.value}: not a whole copy"
+    identical = rec.sha256 is not None and rec.sha256 == keeper.sha256
+    if action != "trash" and not identical:
+        return "keep", f"{relation.value}, not the same bytes as the keeper: only identical copies are linked"
+    if action == "hardlink" and rec.device is not None and rec.device != keeper.device:
+        return "keep", "on another filesystem than the keeper: a hardlink cannot cross it"
+    return action, f"{relation.value} copy of the keeper"

@@ -1,0 +1,236 @@
+"""resolve / undo / distinct on real files with the real default model: a dry run changes nothing, apply moves
+exactly the non-kept files, undo restores the tree byte for byte, edited files and lost keepers are left alone,
+remembered decisions survive re-indexing."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from lookalike.config import Settings
+from lookalike.errors import UsageError
+from lookalike.workspace import Workspace
+
+
+def _tree(root: Path) -> dict[str, tuple[str, int]]:
+    """Every file under ``root``: its SHA-256 and modification time (ns), by relative path."""
+    out = {}
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        out[str(path.relative_to(root))] = (hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns)
+    return out
+
+
+@pytest.fixture
+def library(settings_factory, tmp_path, images) -> tuple[Settings, Path]:
+    """Two photos with copies (identical, resized, re-encoded), a crop, and a distinct photo, indexed."""
+    media = tmp_path / "media"
+    media.mkdir()
+    coffee, rocket = images["coffee"].convert("RGB"), images["rocket"].convert("RGB")
+    coffee.save(media / "coffee.png")
+    shutil.copy2(media / "coffee.png", media / "coffee_copy.png")
+    coffee.resize((300, 200), Image.Resampling.LANCZOS).save(media / "coffee_small.jpg", quality=88)
+    coffee.crop((100, 50, 400, 300)).save(media / "coffee_crop.png")
+    rocket.save(media / "rocket.png")
+    rocket.save(media / "rocket.jpg", quality=80)
+    images["astronaut"].convert("RGB").save(media / "astronaut.png")
+    settings = settings_factory()
+    with Workspace(settings) as ws:
+        ws.index([media])
+    return settings, media
+
+
+def _actions(result) -> dict[str, str]:
+    return {Path(p.path).name: p.action for p in result.plan}
+
+
+def test_dry_run_changes_nothing_and_plans_only_whole_copies(library):
+    settings, media = library
+    before = _tree(media)
+    with Workspace(settings) as ws:
+        groups_before = [[it.path for it in g.items] for g in ws.duplicates()]
+        result = ws.resolve()
+        assert result.run is None and result.report is None
+        assert _actions(result) == {
+            "coffee.png": "keep",
+            "coffee_copy.png": "trash",
+            "coffee_small.jpg": "trash",
+            "coffee_crop.png": "keep",  # a part of the picture is not a copy of it
+            "rocket.png": "keep",
+            "rocket.jpg": "trash",
+        }
+        reasons = {Path(p.path).name: p.reason for p in result.plan}
+        assert reasons["coffee_crop.png"] == "cropped: not a whole copy"
+        assert reasons["coffee_small.jpg"] == "resized copy of the keeper"
+        assert [[it.path for it in g.items] for g in ws.duplicates()] == groups_before
+        assert ws.trash_runs() == []
+    assert _tree(media) == before
+    assert not (settings.home / "trash").exists()
+
+
+def test_keep_rules_choose_the_keeper(library):
+    settings, _ = library
+    with Workspace(settings) as ws:
+        by_size = ws.resolve(keep="format,size")
+        assert {Path(p.path).name for p in by_size.plan if p.action == "keep" and p.reason.startswith("keeper")} == {
+            "coffee.png",
+            "rocket.png",
+        }
+        newest = ws.resolve(keep="newest")
+        keepers = {Path(p.keeper).name for p in newest.plan}
+        assert "rocket.jpg" in keepers  # saved after rocket.png
+        with pytest.raises(UsageError, match="unknown keep rule 'biggest'"):
+            ws.resolve(keep="biggest")
+        with pytest.raises(UsageError, match="unknown action"):
+            ws.resolve(action="delete")
+
+
+def test_apply_moves_exactly_the_planned_files_and_undo_restores_the_tree(library):
+    settings, media = library
+    before = _tree(media)
+    with Workspace(settings) as ws:
+        groups_before = [[it.path for it in g.items] for g in ws.duplicates()]
+        result = ws.resolve(apply=True)
+        assert result.run == 1 and result.report is not None and result.report.skipped == []
+        moved = {Path(p.path).name for p in result.plan if p.action == "trash"}
+        assert moved == {"coffee_copy.png", "coffee_small.jpg", "rocket.jpg"}
+        assert set(_tree(media)) == set(before) - moved
+        trash = settings.home / "trash" / "1"
+        assert {p.name for p in trash.rglob("*") if p.is_file()} == moved
+        for name in moved:  # byte for byte, mtime kept, at <home>/trash/<run>/<absolute path>
+            kept = trash / str(media / name).lstrip("/")
+            assert (hashlib.sha256(kept.read_bytes()).hexdigest(), kept.stat().st_mtime_ns) == before[name]
+        # the catalog follows: trashed files are out of search and dupes
+        hits = ws.search_files([media / "coffee.png"], k=10)[0].hits
+        assert not {Path(h.path).name for h in hits} & moved
+        assert all(not {Path(it.path).name for it in g.items} & moved for g in ws.duplicates())
+        assert ws.info()["collections"][0]["images_trashed"] == 3
+        assert ws.store().check()["ok"]
+        again = ws.index([media])  # trashed files are not 'missing'
+        assert (again.missing, again.new) == (0, 0)
+        [run] = ws.trash_runs()
+        trashed_bytes = sum((trash / str(media / n).lstrip("/")).stat().st_size for n in moved)
+        assert (run.state, run.counts, run.trash_bytes) == ("done", {"done": 3}, trashed_bytes)
+
+        report = ws.undo()
+        assert sorted(Path(p).name for p in report.done) == sorted(moved) and report.skipped == []
+        assert _tree(media) == before
+        assert [[it.path for it in g.items] for g in ws.duplicates()] == groups_before
+        assert ws.info()["collections"][0].get("images_trashed", 0) == 0
+        assert ws.store().check()["ok"]
+        assert ws.trash_runs()[0].state == "undone"
+        with pytest.raises(UsageError, match="nothing to undo"):
+            ws.undo()
+
+
+def test_a_file_edited_after_indexing_is_left_alone(library):
+    settings, media = library
+    edited = media / "rocket.jpg"
+    Image.open(edited).convert("L").convert("RGB").save(edited, quality=80)  # a new version, not re-indexed
+    with Workspace(settings) as ws:
+        result = ws.resolve(apply=True)
+    assert result.report is not None
+    assert dict(result.report.skipped) == {
+        str(edited): "changed since it was indexed (size or modification time): index again, then resolve"
+    }
+    assert edited.exists() and not (media / "coffee_copy.png").exists()
+
+
+def test_the_keeper_is_never_touched_and_a_lost_keeper_stops_its_group(library):
+    """Keepers are kept; a keeper gone before planning takes its group out of the plan (it cannot be verified),
+    and one gone between journaling and moving leaves its copies where they are (the last copy stays)."""
+    from lookalike.actions.apply import Runner, trash_path
+    from lookalike.storage.records import JournalRecord
+
+    settings, media = library
+    with Workspace(settings) as ws:
+        plan = ws.resolve().plan
+        keepers = {p.keeper for p in plan}
+        assert keepers == {str(media / "coffee.png"), str(media / "rocket.png")}
+        assert all(p.action == "keep" for p in plan if p.path in keepers)
+
+        store = ws.library.open_collection(ws.store().info.name)
+        store.load()
+        cid = store.info.id
+        copy = store.catalog.media(cid, store.catalog.media_id(cid, str(media / "rocket.jpg")) or -1)
+        assert copy is not None
+        entry = JournalRecord(
+            str(media / "rocket.jpg"),
+            str(media / "rocket.png"),
+            "trash",
+            copy.size,
+            copy.mtime_ns,
+            copy.sha256,
+            copy.device,
+            copy.inode,
+        )
+        run = ws.library.journal.start_run(cid, "trash", [entry], lambda r, p: trash_path(settings.home, r, p))
+        (media / "rocket.png").rename(media.parent / "rocket_elsewhere.png")  # the keeper goes, after journaling
+        report = Runner(store, ws.library.journal, settings.home).apply(run)
+        assert report.skipped == [
+            (str(media / "rocket.jpg"), f"its keeper {media / 'rocket.png'} is gone: nothing was touched")
+        ]
+        assert (media / "rocket.jpg").exists()
+
+        result = ws.resolve(apply=True)  # rocket.png is gone: its group cannot be verified, nothing of it moves
+        assert {Path(p.path).name for p in result.plan if p.action == "trash"} == {
+            "coffee_copy.png",
+            "coffee_small.jpg",
+        }
+    assert (media / "rocket.jpg").exists()
+
+
+def test_distinct_survives_reindexing(library):
+    settings, media = library
+    with Workspace(settings) as ws:
+        assert ws.distinct([media / "rocket.png", media / "rocket.jpg"]) == 1
+        assert ws.distinct([media / "rocket.jpg", media / "rocket.png"]) == 0  # the same pair
+        names = [{Path(it.path).name for it in g.items} for g in ws.duplicates()]
+        assert not any({"rocket.png", "rocket.jpg"} <= n for n in names)
+        os.utime(media / "rocket.jpg")  # touched: re-indexed by content, same bytes
+        shutil.copy2(media / "rocket.jpg", media / "rocket_renamed.jpg")
+        (media / "rocket.jpg").unlink()
+        ws.index([media])
+        names = [{Path(it.path).name for it in g.items} for g in ws.duplicates()]
+        assert not any({"rocket.png", "rocket_renamed.jpg"} <= n for n in names)
+        assert all(Path(p.path).name not in ("rocket.png", "rocket_renamed.jpg") for p in ws.resolve().plan)
+        [decision] = ws.decisions()
+        assert ws.forget_decisions([decision.id]) == 1
+        names = [{Path(it.path).name for it in g.items} for g in ws.duplicates()]
+        assert any({"rocket.png", "rocket_renamed.jpg"} <= n for n in names)
+
+
+def test_hardlink_action_links_identical_copies_only_and_undo_separates_them(library):
+    settings, media = library
+    before = _tree(media)
+    with Workspace(settings) as ws:
+        result = ws.resolve(apply=True, action="hardlink")
+        linked = {Path(p.path).name for p in result.plan if p.action == "hardlink"}
+        assert linked == {"coffee_copy.png"}  # the resized and re-encoded copies are other bytes: kept
+        assert os.path.samefile(media / "coffee_copy.png", media / "coffee.png")
+        assert _tree(media) == {k: v if k != "coffee_copy.png" else before["coffee.png"] for k, v in before.items()}
+        group = next(g for g in ws.duplicates() if any(it.path.endswith("coffee.png") for it in g.items))
+        assert {Path(it.path).name: it.relation.value for it in group.items}["coffee_copy.png"] == "hardlink"
+        ws.undo()
+        assert not os.path.samefile(media / "coffee_copy.png", media / "coffee.png")
+    assert _tree(media) == before
+
+
+def test_emptying_the_trash_forgets_the_files(library):
+    settings, media = library
+    with Workspace(settings) as ws:
+        ws.resolve(apply=True)
+        assert ws.empty_trash(timedelta(days=30)).done == []  # too recent
+        report = ws.empty_trash(timedelta(0))
+        assert len(report.done) == 3
+        assert not (settings.home / "trash" / "1").exists()
+        assert ws.info()["collections"][0].get("images_trashed", 0) == 0
+        assert ws.trash_runs()[0].counts == {"emptied": 3}
+        with pytest.raises(UsageError, match="nothing to undo"):
+            ws.undo()
+    assert not (media / "coffee_copy.png").exists()
