@@ -189,7 +189,7 @@ def test_a_decoder_crash_on_an_upload_fails_that_request_not_the_service(indexed
 
     settings, _ = indexed
     with serving(settings) as c:
-        decoder = c.app.state.service._decoder
+        decoder = c.app.state.service.workspace.query_decoder()
         real = decoder.decode_fn
         decoder.decode_fn = always_segfault  # stands in for a native decoder crashing on a hostile upload
         try:

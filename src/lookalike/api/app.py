@@ -31,11 +31,12 @@ from lookalike.api.guards import (
 )
 from lookalike.api.routes import items, library, search
 from lookalike.api.schemas import Health
-from lookalike.api.service import FileChangedError, Service
+from lookalike.api.service import Service
 from lookalike.config import Settings
 from lookalike.errors import (
     CollectionMismatchError,
     DecodeError,
+    FileChangedError,
     LookalikeError,
     NotIndexedError,
     SchemaOutOfDateError,
@@ -218,9 +219,7 @@ def run(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None:
     """
     import uvicorn
 
-    from lookalike.indexer.device import one_thread_per_request
-    from lookalike.storage.vectors import set_search_threads
+    from lookalike.workspace import serve_threads
 
-    one_thread_per_request()
-    set_search_threads(1)
+    serve_threads()
     uvicorn.run(create_app(settings, host), host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)

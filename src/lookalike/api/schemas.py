@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import PurePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
-from lookalike.search.groups import DuplicateGroup
-from lookalike.search.searcher import QueryResult
-from lookalike.storage.records import MediaRecord
 from lookalike.types import SearchHit
+
+if TYPE_CHECKING:
+    from lookalike.search.groups import DuplicateGroup
+    from lookalike.search.searcher import QueryResult
+    from lookalike.storage.records import MediaRecord
 
 
 def _media_fields(media_id: int, path: str, kind: str, start: float | None, end: float | None) -> dict[str, Any]:

@@ -11,8 +11,7 @@ from starlette.types import Receive, Scope, Send
 
 from lookalike.api.deps import ItemId, ServiceDep
 from lookalike.api.schemas import ItemInfo
-from lookalike.api.service import OpenFile
-from lookalike.indexer.discover import IMAGE_MIMES, VIDEO_MIMES
+from lookalike.workspace import IMAGE_MIMES, VIDEO_MIMES
 
 router = APIRouter(prefix="/api/items", tags=["items"])
 
@@ -57,7 +56,7 @@ def original(service: ServiceDep, item_id: ItemId) -> FileResponse:
 class _OpenFileResponse(FileResponse):
     """A file response over an :class:`OpenFile`, which it closes when it is done, whatever happened."""
 
-    def __init__(self, opened: OpenFile, **kwargs: Any) -> None:
+    def __init__(self, opened: Any, **kwargs: Any) -> None:  # an OpenFile (``Workspace.open_file``)
         super().__init__(opened.path, **kwargs)
         self._opened = opened
 

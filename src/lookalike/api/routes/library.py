@@ -18,15 +18,9 @@ Threshold = Annotated[float | None, Query(ge=0.5, le=1.0, description="Default: 
 @router.get("/info", response_model=LibraryInfo)
 def info(service: ServiceDep) -> LibraryInfo:
     """The searched collection: model, whether it takes text queries, counts."""
-    searcher = service.searcher()
-    store = searcher.store
-    stats = store.catalog.stats(store.info.id)
+    summary = service.summary()
     return LibraryInfo(
-        model=store.info.model,
-        text_search=searcher.embedder.supports_text,
-        items=sum(v for k, v in stats.items() if k.endswith("_ok")),
-        vectors=sum(v for k, v in stats.items() if k.startswith("vectors_")),
-        generation=store.generation,
+        **summary,
         auth=service.settings.api_key is not None,
         max_upload_bytes=service.settings.max_upload_bytes,
     )

@@ -12,7 +12,7 @@ from fastapi import APIRouter, File, HTTPException, UploadFile
 
 from lookalike.api.deps import ItemId, K, ServiceDep
 from lookalike.api.schemas import SearchResponse, TextQuery
-from lookalike.indexer.discover import SNIFF_BYTES, sniff_kind
+from lookalike.workspace import SNIFF_BYTES, sniff_kind
 
 router = APIRouter(prefix="/api/search", tags=["search"])
 
@@ -47,11 +47,11 @@ def search_upload(
 @router.post("/text", response_model=SearchResponse)
 def search_text(service: ServiceDep, query: TextQuery) -> SearchResponse:
     """Items matching a text description (CLIP models only; other models answer 400)."""
-    result = service.searcher().search_texts([query.text], query.k)[0]
+    result = service.search_text(query.text, query.k)
     return SearchResponse.of(result)
 
 
 @router.get("/similar/{item_id}", response_model=SearchResponse)
 def search_similar(service: ServiceDep, item_id: ItemId, k: K = 10) -> SearchResponse:
     """Items similar to an indexed file (the file itself left out)."""
-    return SearchResponse.of(service.searcher().search_media(item_id, k))
+    return SearchResponse.of(service.search_media(item_id, k))
