@@ -13,6 +13,7 @@ default) embeds frames without colour. Each choice was measured on ``benchmarks/
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,7 @@ from PIL import Image
 
 from lookalike.indexer.colour import AlphaRule
 from lookalike.indexer.decode import ImageMeta, load_frames
-from lookalike.indexer.pooling import normalise
+from lookalike.indexer.pooling import Segment, normalise, pool_segments, pool_video
 
 if TYPE_CHECKING:
     from lookalike.config import Settings
@@ -125,6 +126,42 @@ class MediaDescriptor:
             frames=self.animation_frames,
         )
         return [self.clean_image(f) for f in frames], meta
+
+
+@dataclass(frozen=True)
+class VideoDescription:
+    """A video as it is stored and searched: segment vectors in time order, the whole-video vector, and where the
+    video ends (seconds)."""
+
+    segments: list[Segment]
+    vector: np.ndarray
+    end: float
+
+
+def describe_video(
+    times: np.ndarray, vectors: np.ndarray, duration: float | None, descriptor: MediaDescriptor
+) -> VideoDescription:
+    """Frame vectors (as :func:`embed_frames` makes them, in any order) pooled into what a video is stored and
+    searched as; the indexer and the searcher both call this, so a query video is described as indexed ones are.
+
+    Args:
+        times: each frame's time (seconds).
+        vectors: (n, dim) unit frame vectors.
+        duration: the video's length when its container says (clips the last segment).
+        descriptor: the collection's settings (segment length, frame rate).
+    """
+    order = np.argsort(times, kind="stable")
+    times, vectors = np.asarray(times)[order], vectors[order]
+    step = 1.0 / descriptor.frame_rate
+    segments = pool_segments(times, vectors, descriptor.segment_seconds, step, duration)
+    end = duration if duration else float(times[-1]) + step
+    return VideoDescription(segments, pool_video(vectors), float(end))
+
+
+def embed_frames(embed: Callable[[np.ndarray], np.ndarray], pixels: np.ndarray, mirror: bool) -> np.ndarray:
+    """Frame vectors of a uint8 (n, 3, H, W) block as a collection makes them: with ``mirror``, each the normalised
+    mean of the frame's and its horizontal mirror's (``embed`` runs one pass over both)."""
+    return fold_mirrors(embed(with_mirrors(pixels))) if mirror else embed(pixels)
 
 
 def pool_pictures(vectors: np.ndarray) -> np.ndarray:

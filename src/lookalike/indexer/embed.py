@@ -11,11 +11,10 @@ import torch
 from lookalike.config import Settings
 from lookalike.indexer.decode import VideoMeta
 from lookalike.indexer.decode_pool import DecodePool
-from lookalike.indexer.describe import MediaDescriptor, fold_mirrors, pool_pictures, with_mirrors
+from lookalike.indexer.describe import MediaDescriptor, describe_video, fold_mirrors, pool_pictures, with_mirrors
 from lookalike.indexer.device import decode_workers, tune_cpu_allocator
 from lookalike.indexer.embedders.base import Embedder
 from lookalike.indexer.plan import Job, make_record
-from lookalike.indexer.pooling import pool_segments, pool_video
 from lookalike.indexer.worker import (
     DecodeLimits,
     Failed,
@@ -67,14 +66,9 @@ class _Embedder:
 
 
 def _video_vectors(buf: _VideoBuffer, video: MediaDescriptor, meta: VideoMeta) -> list[VectorRecord]:
-    times = np.concatenate(buf.times)
-    vectors = np.vstack(buf.vectors)
-    order = np.argsort(times, kind="stable")
-    times, vectors = times[order], vectors[order]
-    segments = pool_segments(times, vectors, video.segment_seconds, 1.0 / video.frame_rate, meta.duration)
-    out = [VectorRecord(Level.SEGMENT.value, s.vector, s.start, s.end) for s in segments]
-    end = meta.duration if meta.duration else float(times[-1]) + 1.0 / video.frame_rate
-    out.append(VectorRecord(Level.VIDEO.value, pool_video(vectors), 0.0, float(end)))
+    described = describe_video(np.concatenate(buf.times), np.vstack(buf.vectors), meta.duration, video)
+    out = [VectorRecord(Level.SEGMENT.value, s.vector, s.start, s.end) for s in described.segments]
+    out.append(VectorRecord(Level.VIDEO.value, described.vector, 0.0, described.end))
     return out
 
 

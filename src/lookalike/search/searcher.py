@@ -12,12 +12,11 @@ from PIL import Image
 
 from lookalike.config import Settings
 from lookalike.errors import DecodeError, NotIndexedError
-from lookalike.indexer.decode import load_image, sample_frames
-from lookalike.indexer.describe import MediaDescriptor, fold_mirrors, pool_pictures, with_mirrors
+from lookalike.indexer.decode import load_image
+from lookalike.indexer.describe import MediaDescriptor, describe_video, embed_frames, pool_pictures
 from lookalike.indexer.discover import classify
 from lookalike.indexer.plan import key_path
-from lookalike.indexer.pooling import pool_segments
-from lookalike.indexer.worker import Failed, FrameChunk, ImageItem, Message, VideoEnd
+from lookalike.indexer.worker import DecodeLimits, Failed, FrameChunk, ImageItem, Message, Task, VideoEnd, decode_job
 from lookalike.search.alignment import QueryVideo, score_video
 from lookalike.search.explain import Explanation, draw, explain_images
 from lookalike.search.features import Features
@@ -95,11 +94,14 @@ class Searcher:
 
     def _image_vector(self, path: Path) -> np.ndarray:
         """An image file's vector, described as the collection describes its images."""
-        s = self.settings
-        pictures, _ = self.video.pictures(
-            path, max_pixels=s.max_image_pixels, max_bytes=s.max_image_bytes, draft=self.embedder.preprocess.resize
+        described = self._describe(
+            list(decode_job(Task(0, path, MediaKind.IMAGE), self.embedder.preprocess, self._limits()))
         )
-        return pool_pictures(self.embedder.embed_images(pictures))
+        if isinstance(described, str):
+            code, _, message = described.partition(": ")
+            raise DecodeError(code, message)
+        assert isinstance(described, np.ndarray)
+        return described
 
     def _features(self, path: Path) -> Features:
         s = self.settings
@@ -169,72 +171,64 @@ class Searcher:
 
     # -- helpers ---------------------------------------------------------------------------------------
     def _search_file(self, path: Path, k: int, verify: bool = False) -> QueryResult:
+        """A query file decoded here, by the indexer's own decode step (as the service decodes uploads in worker
+        processes): one description of media for both."""
+        if not path.is_file():
+            return QueryResult(str(path), error=f"not_found: {path} is not a file")
+        kind = classify(path) or MediaKind.IMAGE  # unknown content: the image decoder says precisely why
+        messages = list(decode_job(Task(0, path, kind), self.embedder.preprocess, self._limits()))
+        if not verify or kind != MediaKind.IMAGE:
+            return self.search_decoded(str(path), messages, k)
+        described = self._describe(messages)
+        if isinstance(described, str):
+            return QueryResult(str(path), error=described)
+        assert isinstance(described, np.ndarray)
+        pool = self.search_vector(described, max(k, VERIFY_POOL))
         try:
-            if not path.is_file():
-                raise DecodeError("not_found", f"{path} is not a file")
-            kind = classify(path)
-            if kind == MediaKind.VIDEO:
-                return QueryResult(str(path), self._search_video(self._embed_video(path), k))
-            vector = self._image_vector(path)
-            if verify:
-                pool = self.search_vector(vector, max(k, VERIFY_POOL))
-                return QueryResult(str(path), self._verified(path, pool, k))
-            return QueryResult(str(path), self.search_vector(vector, k))
+            return QueryResult(str(path), self._verified(path, pool, k))
         except DecodeError as e:
             return QueryResult(str(path), error=str(e))
 
+    def _limits(self) -> DecodeLimits:
+        s = self.settings
+        return DecodeLimits(s.max_image_pixels, s.max_image_bytes, s.batch_size, self.video)
+
     def search_decoded(self, name: str, messages: Sequence[Message], k: int = 10) -> QueryResult:
-        """Search with a query file decoded elsewhere (in a worker process) into the indexer's messages.
+        """Search with a query file decoded into the indexer's messages (here, or in a worker process).
 
         An image's pixels find images and video moments; a video's frame chunks find videos with ranges; a
         :class:`Failed` message becomes the result's error.
         """
+        described = self._describe(messages)
+        if isinstance(described, str):
+            return QueryResult(name, error=described)
+        if isinstance(described, QueryVideo):
+            return QueryResult(name, self._search_video(described, k))
+        return QueryResult(name, self.search_vector(described, k))
+
+    def _describe(self, messages: Sequence[Message]) -> np.ndarray | QueryVideo | str:
+        """A decoded query as the collection describes its files: an image's vector, a video's segment vectors
+        (:func:`describe_video`, which the indexer uses too), or why it cannot be used."""
         failed = next((m for m in messages if isinstance(m, Failed)), None)
         if failed is not None:
-            return QueryResult(name, error=f"{failed.code}: {failed.message}")
+            return f"{failed.code}: {failed.message}"
         image = next((m for m in messages if isinstance(m, ImageItem)), None)
         if image is not None:
-            vector = pool_pictures(self.embedder.embed_pixels(image.pixels))
-            return QueryResult(name, self.search_vector(vector, k))
+            return pool_pictures(self.embedder.embed_pixels(image.pixels))
         chunks = [m for m in messages if isinstance(m, FrameChunk)]
         end = next((m for m in messages if isinstance(m, VideoEnd)), None)
         if not chunks or end is None:
-            return QueryResult(name, error="no_frames: the query video holds no decodable frame")
+            return "no_frames: the query video holds no decodable frame"
         size = self.settings.batch_size
         pixels = np.concatenate([c.pixels for c in chunks])
-        vectors = np.vstack([self._embed_pixels(pixels[i : i + size]) for i in range(0, len(pixels), size)])
-        times = np.concatenate([c.times for c in chunks])
-        return QueryResult(name, self._search_video(self._query_video(times, vectors, end.meta.duration), k))
-
-    def _embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
-        """Frame vectors made as the indexer makes them (the same mirror handling)."""
-        if not self.video.mirror:
-            return self.embedder.embed_pixels(pixels)
-        return fold_mirrors(self.embedder.embed_pixels(with_mirrors(pixels)))
-
-    def _embed_frames(self, frames: list[Image.Image]) -> np.ndarray:
-        return self._embed_pixels(np.stack([self.embedder.preprocess(im) for im in frames]))
-
-    def _query_video(self, times: np.ndarray, vectors: np.ndarray, duration: float | None) -> QueryVideo:
-        video = self.video
-        segments = pool_segments(times, vectors, video.segment_seconds, 1.0 / video.frame_rate, duration)
-        return QueryVideo.from_segments(segments, self.frame_step)
-
-    def _embed_video(self, path: Path) -> QueryVideo:
-        """A query video described exactly as the collection describes its videos."""
-        video = self.video
-        meta, frames = sample_frames(path, video.frame_rate, short_side=self.embedder.preprocess.resize)
-        times, vectors = [], []
-        batch: list[Image.Image] = []
-        for frame in frames:
-            batch.append(video.clean(frame.image))
-            times.append(frame.time)
-            if len(batch) == self.settings.batch_size:
-                vectors.append(self._embed_frames(batch))
-                batch = []
-        if batch:
-            vectors.append(self._embed_frames(batch))
-        return self._query_video(np.array(times), np.vstack(vectors), meta.duration)
+        vectors = np.vstack(
+            [
+                embed_frames(self.embedder.embed_pixels, pixels[i : i + size], self.video.mirror)
+                for i in range(0, len(pixels), size)
+            ]
+        )
+        described = describe_video(np.concatenate([c.times for c in chunks]), vectors, end.meta.duration, self.video)
+        return QueryVideo.from_segments(described.segments, self.frame_step, described.vector)
 
     def _search_video(self, query: QueryVideo, k: int) -> list[SearchHit]:
         """Videos sharing content with the query, ranked by the aligned segment score."""

@@ -40,15 +40,17 @@ class QueryVideo:
     frame_step: float | None = None
 
     @classmethod
-    def from_segments(cls, segments: Sequence[Segment], frame_step: float | None = 1.0) -> QueryVideo:
+    def from_segments(
+        cls, segments: Sequence[Segment], frame_step: float | None = 1.0, video_vector: np.ndarray | None = None
+    ) -> QueryVideo:
         """From freshly pooled segments of frames sampled every ``frame_step`` seconds (default: one a second, the
-        default frame rate; pass the collection's own)."""
+        default frame rate; pass the collection's own) and the whole-video vector (default: their mean)."""
         vectors = np.vstack([s.vector for s in segments]).astype(np.float32)
         return cls(
             np.array([s.start for s in segments]),
             np.array([s.end for s in segments]),
             vectors,
-            normalise(vectors.mean(axis=0)),
+            normalise(vectors.mean(axis=0)) if video_vector is None else np.asarray(video_vector, np.float32),
             frame_step=frame_step,
         )
 
