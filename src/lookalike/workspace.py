@@ -251,7 +251,7 @@ class Workspace:
         """Search with an untrusted file (an upload), decoded in a supervised worker process unless the settings
         say ``workers=0``: a decoder crash, hang or memory blow-up fails this query (``decoder_crashed``,
         ``decode_timeout``, ``out_of_memory``), not the caller."""
-        from lookalike.indexer.worker import DecodeLimits
+        from lookalike.indexer.file_decoding import DecodeLimits
         from lookalike.search.searcher import QueryResult
 
         searcher = self.searcher()

@@ -9,8 +9,8 @@ import ctypes
 import time
 from collections.abc import Iterator
 
+from lookalike.indexer.file_decoding import DecodeLimits, Message, Task, decode_job
 from lookalike.indexer.preprocess import Preprocess
-from lookalike.indexer.worker import DecodeLimits, Message, Task, decode_job
 
 
 def decode_or_misbehave(task: Task, pre: Preprocess, limits: DecodeLimits) -> Iterator[Message]:

@@ -14,7 +14,7 @@ from benchmarks.corpus import package_images
 from lookalike.config import Settings
 from lookalike.indexer.decode_pool import DecodePool
 from lookalike.indexer.embedders.efficientnet import LITE0_PREPROCESS
-from lookalike.indexer.worker import DecodeLimits, Failed, ImageItem, Task
+from lookalike.indexer.file_decoding import DecodeLimits, Failed, ImageItem, Task
 from lookalike.types import MediaKind
 from lookalike.workspace import Workspace
 from tests.indexer.hostile_decoders import decode_or_misbehave
@@ -76,7 +76,7 @@ def test_slow_consumer_is_not_mistaken_for_a_hang(photos: list[Path]) -> None:
 
 
 def test_pixels_match_decoding_in_process(photos: list[Path]) -> None:
-    from lookalike.indexer.worker import decode_all
+    from lookalike.indexer.file_decoding import decode_all
 
     here = {m.job: m.pixels for m in decode_all(_tasks(photos), LITE0_PREPROCESS, LIMITS) if isinstance(m, ImageItem)}
     pooled = {m.job: m.pixels for m in DecodePool(_tasks(photos), LITE0_PREPROCESS, LIMITS, workers=2)}

@@ -9,8 +9,8 @@ import pytest
 
 from lookalike.indexer.describe import MediaDescriptor
 from lookalike.indexer.embedders.registry import create_embedder
+from lookalike.indexer.file_decoding import DecodeLimits, Failed, FrameChunk, ImageItem, Task, VideoEnd, decode_job
 from lookalike.indexer.query_decoder import QueryDecoder
-from lookalike.indexer.worker import DecodeLimits, Failed, FrameChunk, ImageItem, Task, VideoEnd, decode_job
 from lookalike.types import MediaKind
 from tests.indexer.hostile_decoders import decode_or_misbehave
 

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from lookalike.indexer.file_decoding import DecodeLimits, Failed, Message, Task, decode_job
 from lookalike.indexer.preprocess import Preprocess
-from lookalike.indexer.worker import DecodeLimits, Failed, Message, Task, decode_job
 
 log = logging.getLogger(__name__)
 

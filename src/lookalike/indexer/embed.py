@@ -14,8 +14,7 @@ from lookalike.indexer.decode_pool import DecodePool
 from lookalike.indexer.describe import MediaDescriptor, describe_video, fold_mirrors, pool_pictures, with_mirrors
 from lookalike.indexer.device import decode_workers, tune_cpu_allocator
 from lookalike.indexer.embedders.base import Embedder
-from lookalike.indexer.plan import Job, make_record
-from lookalike.indexer.worker import (
+from lookalike.indexer.file_decoding import (
     DecodeLimits,
     Failed,
     FrameChunk,
@@ -26,6 +25,7 @@ from lookalike.indexer.worker import (
     VideoEnd,
     decode_all,
 )
+from lookalike.indexer.plan import Job, make_record
 from lookalike.storage.records import MediaRecord, VectorRecord
 from lookalike.types import Level, MediaStatus
 
@@ -38,7 +38,7 @@ class _VideoBuffer:
     end: VideoEnd | None = None
 
 
-class _Embedder:
+class _Batcher:
     """Batches pixels from many files into forward passes and routes the vectors back."""
 
     def __init__(self, embedder: Embedder, batch_size: int) -> None:
@@ -105,7 +105,7 @@ def embed_jobs(
     else:
         loader = ThreadedStream(decode_all(tasks, pre, limits))
     by_index = {j.index: j for j in jobs}
-    batcher = _Embedder(embedder, settings.batch_size)
+    batcher = _Batcher(embedder, settings.batch_size)
     images: dict[int, ImageItem] = {}
     videos: dict[int, _VideoBuffer] = {}
 

@@ -15,8 +15,8 @@ from pathlib import Path
 from pebble import ProcessExpired, ProcessPool
 
 from lookalike.indexer.decode_pool import DecodeFn, death, prepare_decoder_process
+from lookalike.indexer.file_decoding import DecodeLimits, Failed, Message, Task, decode_job
 from lookalike.indexer.preprocess import Preprocess
-from lookalike.indexer.worker import DecodeLimits, Failed, Message, Task, decode_job
 from lookalike.types import MediaKind
 
 

@@ -15,8 +15,17 @@ from lookalike.errors import DecodeError, NotIndexedError
 from lookalike.indexer.decode import load_image
 from lookalike.indexer.describe import MediaDescriptor, describe_video, embed_frames, pool_pictures
 from lookalike.indexer.discover import classify
+from lookalike.indexer.file_decoding import (
+    DecodeLimits,
+    Failed,
+    FrameChunk,
+    ImageItem,
+    Message,
+    Task,
+    VideoEnd,
+    decode_job,
+)
 from lookalike.indexer.plan import key_path
-from lookalike.indexer.worker import DecodeLimits, Failed, FrameChunk, ImageItem, Message, Task, VideoEnd, decode_job
 from lookalike.search.alignment import QueryVideo, score_video
 from lookalike.search.explain import Explanation, draw, explain_images
 from lookalike.search.features import Features

@@ -9,8 +9,8 @@ from lookalike.config import Settings
 from lookalike.indexer.discover import walk
 from lookalike.indexer.embed import embed_jobs
 from lookalike.indexer.embedders.registry import create_embedder
+from lookalike.indexer.file_decoding import ThreadedStream
 from lookalike.indexer.plan import make_plan
-from lookalike.indexer.worker import ThreadedStream
 
 
 class _Boom:
@@ -52,7 +52,7 @@ def test_worker_processes_and_thread_give_the_same_vectors(corpus):
 
 def test_a_video_failing_midway_reports_one_failure_and_the_run_goes_on(corpus, monkeypatch):
     """Frames already queued for the model must not crash the run when their video then fails."""
-    import lookalike.indexer.worker as worker
+    import lookalike.indexer.file_decoding as worker
 
     real = worker._video
 
