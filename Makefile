@@ -57,6 +57,13 @@ bench: install
 	$(BIN)/python -m benchmarks.video_speed
 	$(BIN)/python -m benchmarks.index_scale --sizes 100000 1000000
 	$(BIN)/python -m benchmarks.serve_load --rates 10 20 40 --seconds 60
+	$(BIN)/python -m benchmarks.serve_load --rates 20 --seconds 60 --servers cli decode-in-process default-threads
+	$(BIN)/python -m benchmarks.serve_breakdown
+	$(BIN)/python -m benchmarks.decode_strategy --work .bench/indexing
+	$(BIN)/python -m benchmarks.preprocess_speed --work .bench/indexing
+	$(BIN)/python -m benchmarks.catalog_writes
+	$(BIN)/python -m benchmarks.mmap_rss
+	$(BIN)/python -m benchmarks.startup
 
 clean:
 	rm -rf $(DEMO) .bench .pytest_cache .ruff_cache .mypy_cache

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.corpus import EDITS, EXTENSIONS, edited, frame_at, package_images, save, video_dir
+from benchmarks.machine import describe
 from lookalike.config import Settings
 from lookalike.workspace import Workspace
 
@@ -170,6 +171,7 @@ def main() -> None:
     ap.add_argument("--weights", default=None)
     ap.add_argument("--work", type=Path, default=None, help="keep corpora and libraries here")
     args = ap.parse_args()
+    print(describe(), flush=True)
     work = args.work or Path(tempfile.mkdtemp(prefix="lookalike-bench-"))
     images = sources()
     negatives = hard_negatives()

@@ -22,6 +22,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from benchmarks.machine import describe
 from lookalike.config import Settings
 from lookalike.search.candidates import image_candidates
 from lookalike.search.features import Features
@@ -164,6 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--work", type=Path, required=True)
     ap.add_argument("--half", default="dev")
     args = ap.parse_args(argv)
+    print(describe(), flush=True)
     rule = VerifyRule()
     pairs, missing, seconds = collect(args.work / args.half, rule)
     print(

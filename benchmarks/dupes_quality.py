@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.dupes_corpus import EDITS, Entry, Role, build_half, pictures, plan_halves
+from benchmarks.machine import describe
 from lookalike.config import Settings
 from lookalike.workspace import Workspace
 
@@ -353,6 +354,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.verify_sources < 0:
         args.verify_sources = None
+    print(describe(), flush=True)
     work = args.work = (args.work or Path(tempfile.mkdtemp(prefix="lookalike-dupes-"))).resolve()
     start = time.perf_counter()
     corpora = prepare(work, args.halves, args.sources, args.reindex)

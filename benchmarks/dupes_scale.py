@@ -39,6 +39,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from benchmarks.machine import describe
+
 if TYPE_CHECKING:
     from lookalike.storage.library import CollectionStore
 
@@ -328,6 +330,7 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     ap.add_argument("--work", type=Path, default=WORK, help="libraries are kept here and reused when complete")
     args = ap.parse_args()
+    print(describe(), flush=True)
     from lookalike.search.image_dupes import VerifyRule
 
     rule = VerifyRule()
@@ -336,7 +339,10 @@ def main() -> None:
         f"{len(base)} real embeddings (dim {base.shape[1]}); image_candidates(k={rule.k}, floor={rule.floor}, "
         f"nprobe={rule.nprobe}),"
     )
-    print("SQLite, 2 CPU threads; peak RSS counts the touched pages of the memory-mapped index, anon RSS does not\n")
+    print(
+        "SQLite; FAISS threads as in the machine line; peak RSS counts the touched pages of the memory-mapped "
+        "index, anon RSS does not\n"
+    )
     print("| vectors | index | build library s | candidate stage s | pairs | planted pairs found | peak RSS MB |")
     print("|---|---|---|---|---|---|---|", flush=True)
     rows = []

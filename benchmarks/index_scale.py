@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.machine import describe
 from lookalike.storage.vectors import VectorIndex, choose_factory, training_size
 
 
@@ -103,9 +104,10 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--extra", nargs="*", default=["HNSW32"], help="more factory strings to measure")
     args = ap.parse_args()
+    print(describe(), flush=True)
     rng = np.random.default_rng(0)
     base = real_embeddings()
-    print(f"{len(base)} real embeddings (dim {base.shape[1]}); {args.queries} queries, k=10, 2 CPU threads\n")
+    print(f"{len(base)} real embeddings (dim {base.shape[1]}); {args.queries} queries, k=10\n")
     print("| vectors | index | build s | file MB | queries/s | queries/s mmap | recall@10 vs exact |")
     print("|---|---|---|---|---|---|---|", flush=True)
     for n in args.sizes:

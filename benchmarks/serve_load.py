@@ -10,7 +10,16 @@ latency is counted from when it was due, so a server that falls behind shows it 
 mix alternates uploads of real photos (decoded and embedded by the model on every request) with searches by the
 id of an indexed item; an error is any status other than 200, or a request that did not complete.
 
+``--servers`` runs the same load against other server set-ups, one after the other, each started fresh:
+  * ``cli``                 ``lookalike serve`` as shipped: uploads decoded in supervised worker processes, one
+                            torch and one FAISS thread per request (``api.app.run``)
+  * ``decode-in-process``   the same ``api.app.run`` with ``Settings.workers=0``: uploads decoded in the server
+                            process, without crash isolation (the ``serve`` command has no option for it)
+  * ``default-threads``     the same app (``api.app.create_app`` under uvicorn, as ``run`` starts it) without
+                            ``run``'s thread tuning: torch and FAISS keep their default threads per request
+
     python -m benchmarks.serve_load [--rates 10 20 40] [--seconds 60] [--vectors 100000]
+        [--servers cli decode-in-process default-threads]
 """
 
 from __future__ import annotations
@@ -27,6 +36,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks.machine import describe, load_average
 
 WORK = Path(".bench/serve_load")
 TIMEOUT_S = 10.0
@@ -73,7 +84,7 @@ def build_library(vectors: int, work: Path = WORK) -> Path:
     return home
 
 
-def _queries(count: int = 24) -> list[bytes]:
+def upload_queries(count: int = 24) -> list[bytes]:
     """Real photos as a phone would upload them: package photos, scaled and JPEG-compressed."""
     from benchmarks.corpus import package_images
 
@@ -95,11 +106,34 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(home: Path, port: int) -> subprocess.Popen:
-    """``lookalike serve`` on loopback, waited for until it reports ready."""
+SERVERS = ("cli", "decode-in-process", "default-threads")
+
+
+def serve(home: Path, port: int, setup: str) -> None:
+    """Run a server set-up other than the CLI's in this process (see the module docstring)."""
+    from lookalike.api.app import create_app, run
+    from lookalike.config import Settings
+
+    if setup == "decode-in-process":
+        run(Settings(home=home, workers=0), "127.0.0.1", port)
+    elif setup == "default-threads":
+        import uvicorn
+
+        app = create_app(Settings(home=home), "127.0.0.1")
+        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=5)
+    else:
+        raise ValueError(setup)
+
+
+def start_server(home: Path, port: int, setup: str = "cli") -> subprocess.Popen:
+    """A server on loopback (``lookalike serve``, or another set-up of ``SERVERS``), waited for until it reports
+    ready."""
     import httpx2
 
-    cmd = [sys.executable, "-m", "lookalike.cli.main", "--home", str(home), "serve", "--port", str(port)]
+    if setup == "cli":
+        cmd = [sys.executable, "-m", "lookalike.cli.main", "--home", str(home), "serve", "--port", str(port)]
+    else:
+        cmd = [sys.executable, "-m", "benchmarks.serve_load", "--serve", setup, str(home), str(port)]
     server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -175,12 +209,37 @@ def summarise(rate: float, results: list) -> list[dict]:
     return rows
 
 
+def _stop(server: subprocess.Popen) -> None:
+    server.send_signal(signal.SIGINT)
+    try:
+        server.wait(15)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
+def _print_table(rows: list[dict]) -> None:
+    print("| req/s | requests | p50 ms | p90 ms | p99 ms | max ms | errors | of them 503 (busy) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        label = f"{r['rate']:g}" + ("" if r["kind"] == "all" else f" ({r['kind']})")
+        print(
+            f"| {label} | {r['requests']} | {r['p50']:.0f} | {r['p90']:.0f} | {r['p99']:.0f} | {r['max']:.0f} "
+            f"| {r['errors']} | {r['busy']} |"
+        )
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rates", type=float, nargs="+", default=[10, 20, 40])
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--vectors", type=int, default=100_000)
+    parser.add_argument("--servers", nargs="+", choices=SERVERS, default=["cli"])
+    parser.add_argument("--serve", nargs=3, metavar=("SERVER", "HOME", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve:
+        serve(Path(args.serve[1]), int(args.serve[2]), args.serve[0])
+        return
+    print(describe(), flush=True)
 
     t = time.perf_counter()
     home = build_library(args.vectors)
@@ -191,34 +250,31 @@ def main() -> None:
     with Workspace(Settings(home=home)) as ws:
         store = ws.store()
         ids = np.array([m.id for m in store.catalog.known_media(store.info.id).values() if m.status == "ok"])
-    uploads = _queries()
-    port = _free_port()
-    server = start_server(home, port)
-    rows = []
-    try:
-        for rate in args.rates:
-            results = asyncio.run(run_rate(f"http://127.0.0.1:{port}", rate, args.seconds, uploads, ids))
-            rows += summarise(rate, results)
-            r = rows[-1]
-            print(f"  {rate:g} req/s: p50 {r['p50']:.0f} ms, p99 {r['p99']:.0f} ms, errors {r['errors']}", flush=True)
-    finally:
-        server.send_signal(signal.SIGINT)
+    uploads = upload_queries()
+    tables = {}
+    for name in args.servers:
+        port = _free_port()
+        server = start_server(home, port, name)
+        rows = []
         try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-    print(
-        f"\nlookalike serve, {args.vectors:,} vectors, {args.seconds:g} s per rate, open-loop, "
-        f"loopback, {os.cpu_count()} cores (client on the same machine)"
-    )
-    print("| req/s | requests | p50 ms | p90 ms | p99 ms | max ms | errors | of them 503 (busy) |")
-    print("|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        label = f"{r['rate']:g}" + ("" if r["kind"] == "all" else f" ({r['kind']})")
+            for rate in args.rates:
+                results = asyncio.run(run_rate(f"http://127.0.0.1:{port}", rate, args.seconds, uploads, ids))
+                rows += summarise(rate, results)
+                r = rows[-1]
+                print(
+                    f"  {name}, {rate:g} req/s: p50 {r['p50']:.0f} ms, p99 {r['p99']:.0f} ms, errors {r['errors']}",
+                    flush=True,
+                )
+        finally:
+            _stop(server)
+        tables[name] = rows
+    for name, rows in tables.items():
         print(
-            f"| {label} | {r['requests']} | {r['p50']:.0f} | {r['p90']:.0f} | {r['p99']:.0f} | {r['max']:.0f} "
-            f"| {r['errors']} | {r['busy']} |"
+            f"\nserver: {name}; {args.vectors:,} vectors, {args.seconds:g} s per rate, open-loop, "
+            f"loopback, {os.cpu_count()} cores (client on the same machine)"
         )
+        _print_table(rows)
+    print(f"\n{load_average()} at end")
 
 
 if __name__ == "__main__":

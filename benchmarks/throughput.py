@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -24,10 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.machine import describe
+
 BATCH = 32
 
 
-def _images(root: Path, count: int | None = None, long_side: int | None = None) -> Path:
+def photo_corpus(root: Path, count: int | None = None, long_side: int | None = None) -> Path:
     """The photo corpus: every source with every edit (and JPEG-quality variants up to ``count`` files),
     optionally upscaled so the long side is ``long_side`` pixels, like phone photos."""
     from PIL import Image
@@ -136,7 +137,7 @@ def imagededup(corpus: Path, workers: int) -> dict:
 
 def run_part(part: str, work: Path) -> dict:
     """One measurement in this process."""
-    corpus = _images(work / "images500", count=500)
+    corpus = photo_corpus(work / "images500", count=500)
     if part == "ceiling":
         return ceiling(corpus, tuned=True)
     if part == "ceiling_untuned":
@@ -191,11 +192,12 @@ def main() -> None:
     if args.part:
         print(json.dumps(run_part(args.part, work)))
         return
-    corpus = _images(work / "images500", count=500)
+    corpus = photo_corpus(work / "images500", count=500)
     n = len(list(corpus.iterdir()))
+    print(describe())
     print(
-        f"machine: {os.cpu_count()} CPU cores, no GPU; corpus: {n} real photos and edited copies "
-        f"(JPEG/WebP, 256-1411 px); default model efficientnet_lite0, batch {BATCH}\n"
+        f"corpus: {n} real photos and edited copies (JPEG/WebP, 256-1411 px); default model efficientnet_lite0, "
+        f"batch {BATCH}\n"
     )
     rows = []
     if args.only in (None, "ceiling", "lookalike"):
@@ -260,7 +262,7 @@ def main() -> None:
     if args.only in (None, "reindex"):
         print("\n| re-index 500 unchanged files | first run | unchanged re-run (median of 5) | ratio |")
         print("|---|---|---|---|")
-        phone = _images(work / "images500_3000px", count=500, long_side=3000)
+        phone = photo_corpus(work / "images500_3000px", count=500, long_side=3000)
         for label, folder in (("the corpus above", corpus), ("same, upscaled to 3000 px (phone size)", phone)):
             home = work / f"home_re_{folder.name}"
             shutil.rmtree(home, ignore_errors=True)

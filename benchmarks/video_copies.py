@@ -35,6 +35,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from benchmarks.corpus import package_images, video_dir, video_frames, write_video
+from benchmarks.machine import describe
 from lookalike.config import Settings
 from lookalike.search.groups import DuplicateGroup, GroupKind
 from lookalike.workspace import Workspace
@@ -333,6 +334,7 @@ def main() -> None:
     ap.add_argument("--frame-rate", type=float, default=None)
     ap.add_argument("--segment-seconds", type=float, default=None)
     args = ap.parse_args()
+    print(describe(), flush=True)
     work = args.work or Path(tempfile.mkdtemp(prefix="lookalike_video_bench_"))
     threshold = Settings().video_dupe_threshold
     base = {k: v for k, v in (("frame_rate", args.frame_rate), ("segment_seconds", args.segment_seconds)) if v}

@@ -22,6 +22,7 @@ from pathlib import Path
 import av
 
 from benchmarks.corpus import video_dir
+from benchmarks.machine import describe
 
 SHORT_SIDE = 256
 
@@ -99,6 +100,7 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=60.0)
     ap.add_argument("--work", type=Path, default=None)
     args = ap.parse_args()
+    print(describe(), flush=True)
     work = args.work or Path(tempfile.mkdtemp(prefix="lookalike_video_speed_"))
     clip = repeat_clip(video_dir() / "bigbuckbunny.mp4", work / "bunny_60s.mp4", 60.0)
     print("| sampling 1 frame/s of 60 s 720p H.264 | seconds (best of 3) | frames |\n|---|---|---|")
