@@ -11,7 +11,8 @@ import pytest
 
 from lookalike.errors import CollectionMismatchError, LibraryLockedError
 from lookalike.indexer.pooling import normalise
-from lookalike.storage.library import Library, lock_if_free, writer_lock
+from lookalike.storage.library import Library
+from lookalike.storage.locks import lock_if_free, writer_lock
 from lookalike.storage.manifest import Manifest
 from lookalike.storage.records import MediaRecord, VectorRecord
 

@@ -98,7 +98,7 @@ def test_wrong_dimension_is_a_clear_error():
 
 
 def test_factory_is_chosen_by_size():
-    from lookalike.storage.vectors import choose_factory, training_size
+    from lookalike.storage.index_policy import choose_factory, training_size
 
     assert choose_factory(100_000) == "Flat"
     assert choose_factory(1_000_000) == "IVF4096,Flat"
