@@ -16,11 +16,15 @@ from lookalike.storage.index_policy import DEFAULT_FACTORY, choose_factory, rebu
 from lookalike.storage.manifest import Manifest
 from lookalike.storage.records import CollectionInfo, WriteResult
 from lookalike.storage.vectors import VectorIndex
+from lookalike.types import Level
 
 log = logging.getLogger(__name__)
 
 # Which vector levels live in which FAISS file.
-INDEX_LEVELS: dict[str, tuple[str, ...]] = {"items": ("image", "segment"), "videos": ("video",)}
+INDEX_LEVELS: dict[str, tuple[str, ...]] = {
+    "items": (Level.IMAGE.value, Level.SEGMENT.value),
+    "videos": (Level.VIDEO.value,),
+}
 
 
 class IndexFiles:
