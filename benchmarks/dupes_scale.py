@@ -122,7 +122,8 @@ def build_library(home: Path, n: int, factory: str, base: np.ndarray) -> dict[st
     Returns:
         seconds spent writing the rows and building plus saving the index.
     """
-    from lookalike.storage.library import Library, writer_lock
+    from lookalike.storage.library import Library
+    from lookalike.storage.locks import writer_lock
 
     shutil.rmtree(home, ignore_errors=True)
     start = time.perf_counter()
@@ -304,7 +305,7 @@ def _in_child(fn: Callable[..., Any], *args: Any) -> Any:
 
 def factories(n: int) -> list[str]:
     """What ``lookalike`` picks for ``n`` vectors and, up to 100k where that is Flat, an IVF index as well."""
-    from lookalike.storage.vectors import FLAT_LIMIT, choose_factory
+    from lookalike.storage.index_policy import FLAT_LIMIT, choose_factory
 
     return list(dict.fromkeys([choose_factory(n), *(["IVF1024,Flat"] if n <= FLAT_LIMIT else [])]))
 

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.machine import describe
-from lookalike.storage.vectors import VectorIndex, choose_factory, training_size
+from lookalike.storage.index_policy import choose_factory, training_size
+from lookalike.storage.vectors import VectorIndex
 
 
 def real_embeddings(count: int = 2000, seed: int = 0) -> np.ndarray:

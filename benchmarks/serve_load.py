@@ -48,7 +48,7 @@ def build_library(vectors: int, work: Path = WORK) -> Path:
     from benchmarks.corpus import build_demo
     from benchmarks.index_scale import expand
     from lookalike.config import Settings
-    from lookalike.storage.library import writer_lock
+    from lookalike.storage.locks import writer_lock
     from lookalike.storage.records import MediaRecord, VectorRecord
     from lookalike.workspace import Workspace
 

@@ -41,7 +41,7 @@ def fresh_db_url(home: Path) -> str:
 
 
 def _hold_writer_lock(home: Path, ready, seconds: float) -> None:
-    from lookalike.storage.library import writer_lock
+    from lookalike.storage.locks import writer_lock
 
     with writer_lock(home):
         ready.set()

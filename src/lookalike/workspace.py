@@ -25,7 +25,8 @@ from lookalike.indexer.discover import IMAGE_MIMES, SNIFF_BYTES, VIDEO_MIMES, sn
 from lookalike.indexer.embedders.registry import collection_name, create_embedder
 from lookalike.indexer.embedders.weights import RANDOM_WEIGHTS
 from lookalike.indexer.pipeline import Indexer, IndexReport, ProgressFn, pooling_config
-from lookalike.storage.library import CollectionStore, Library, lock_if_free, writer_lock
+from lookalike.storage.library import CollectionStore, Library
+from lookalike.storage.locks import lock_if_free, writer_lock
 
 # what the front doors use besides Workspace (they import nothing else of lookalike but config, errors and types)
 __all__ = [

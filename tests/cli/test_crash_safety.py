@@ -22,7 +22,8 @@ from sqlalchemy import create_engine, func, inspect, select
 
 from benchmarks.corpus import edit_video, package_images, video_dir
 from lookalike.indexer.pipeline import WRITE_EVERY_FILES
-from lookalike.storage.library import INDEX_LEVELS, collection_dirname
+from lookalike.storage.index_files import INDEX_LEVELS
+from lookalike.storage.library import collection_dirname
 from lookalike.storage.manifest import Manifest
 from lookalike.storage.orm import Collection, Media, Vector
 from lookalike.storage.vectors import VectorIndex

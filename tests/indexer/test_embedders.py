@@ -21,7 +21,7 @@ def test_default_weights_classify_real_photos(images):
     """The remapped packaged checkpoint loads strictly and predicts the right ImageNet classes."""
     import timm
 
-    from lookalike.indexer.embedders.base import normalise
+    from lookalike.indexer.embedders.base import normalise_pixels
     from lookalike.indexer.embedders.efficientnet import LITE0_PREPROCESS, remap_lukemelas
 
     model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
@@ -30,7 +30,7 @@ def test_default_weights_classify_real_photos(images):
     model.eval()
     batch = torch.from_numpy(np.stack([LITE0_PREPROCESS(images["chelsea"]), LITE0_PREPROCESS(images["coffee"])]))
     with torch.inference_mode():
-        top = model(normalise(LITE0_PREPROCESS, batch)).topk(3).indices.tolist()
+        top = model(normalise_pixels(LITE0_PREPROCESS, batch)).topk(3).indices.tolist()
     assert top[0][0] in {281, 282, 285}  # tabby / tiger cat / Egyptian cat
     assert top[1][0] == 967  # espresso
 

@@ -6,21 +6,21 @@ import numpy as np
 import pytest
 
 from lookalike.errors import DeviceError
-from lookalike.indexer.pooling import normalise, pool_segments, pool_video
+from lookalike.indexer.pooling import pool_segments, pool_video, unit_rows
 
 
 def test_segments_cover_fixed_windows_and_are_unit_vectors():
     rng = np.random.default_rng(0)
     times = np.arange(0, 7.0, 1.0)  # 7 frames at 1 fps
-    vecs = normalise(rng.normal(size=(7, 8)))
+    vecs = unit_rows(rng.normal(size=(7, 8)))
     segs = pool_segments(times, vecs, window=2.0, frame_step=1.0, duration=6.5)
     assert [(s.start, s.end) for s in segs] == [(0.0, 2.0), (2.0, 4.0), (4.0, 6.0), (6.0, 6.5)]
-    assert np.allclose(segs[0].vector, normalise(vecs[:2].mean(axis=0)))
+    assert np.allclose(segs[0].vector, unit_rows(vecs[:2].mean(axis=0)))
     assert all(abs(np.linalg.norm(s.vector) - 1) < 1e-5 for s in segs)
 
 
 def test_video_vector_is_the_normalised_mean():
-    vecs = normalise(np.eye(4, dtype=np.float32))
+    vecs = unit_rows(np.eye(4, dtype=np.float32))
     assert np.allclose(pool_video(vecs), np.full(4, 0.5))
 
 

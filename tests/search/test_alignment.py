@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lookalike.indexer.pooling import normalise
-from lookalike.search.alignment import QueryVideo, align
+from lookalike.indexer.pooling import unit_rows
+from lookalike.search.alignment import VideoVectors, align
 
 DIM, SEG = 64, 2.0
 
@@ -19,20 +19,20 @@ def _content(seed: int):
     amps = rng.normal(size=(24, DIM))
 
     def f(t: np.ndarray) -> np.ndarray:
-        return normalise(np.einsum("kd,tkd->td", amps, np.sin(2 * np.pi * freqs[None] * t[:, None, None] + phases)))
+        return unit_rows(np.einsum("kd,tkd->td", amps, np.sin(2 * np.pi * freqs[None] * t[:, None, None] + phases)))
 
     return f
 
 
-def _video(vectors: np.ndarray) -> QueryVideo:
+def _video(vectors: np.ndarray) -> VideoVectors:
     starts = np.arange(len(vectors)) * SEG
-    return QueryVideo(starts, starts + SEG, vectors.astype(np.float32), normalise(vectors.mean(axis=0)))
+    return VideoVectors(starts, starts + SEG, vectors.astype(np.float32), unit_rows(vectors.mean(axis=0)))
 
 
 def _segments(f, start: float, n: int, speed: float = 1.0, noise: float = 0.0, seed: int = 0) -> np.ndarray:
     centres = start + (np.arange(n) * SEG + SEG / 2) * speed
     v = f(centres)
-    return normalise(v + noise * np.random.default_rng(seed).normal(size=v.shape) / np.sqrt(DIM))
+    return unit_rows(v + noise * np.random.default_rng(seed).normal(size=v.shape) / np.sqrt(DIM))
 
 
 def test_excerpt_inside_other_footage_is_found_at_its_offsets():

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from lookalike.errors import CollectionMismatchError, LibraryLockedError
-from lookalike.indexer.pooling import normalise
-from lookalike.storage.library import Library, lock_if_free, writer_lock
+from lookalike.indexer.pooling import unit_rows
+from lookalike.storage.library import Library
+from lookalike.storage.locks import lock_if_free, writer_lock
 from lookalike.storage.manifest import Manifest
 from lookalike.storage.records import MediaRecord, VectorRecord
 
@@ -22,7 +23,7 @@ def _items(start: int, n: int, rng: np.random.Generator):
     out = []
     for i in range(start, start + n):
         rec = MediaRecord(path=f"/media/{i}.jpg", kind="image", size=i, mtime_ns=i, status="ok", sha256=f"{i:064x}")
-        out.append((rec, [VectorRecord("image", normalise(rng.normal(size=DIM)))]))
+        out.append((rec, [VectorRecord("image", unit_rows(rng.normal(size=DIM)))]))
     return out
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lookalike.errors import DimensionMismatchError
-from lookalike.indexer.pooling import normalise
+from lookalike.indexer.pooling import unit_rows
 from lookalike.storage.vectors import VectorIndex
 
 
@@ -14,7 +14,7 @@ def _data(n: int = 500, dim: int = 32, seed: int = 0) -> tuple[np.ndarray, np.nd
     rng = np.random.default_rng(seed)
     # clustered, not uniform: a few centres with small spread, like real embeddings
     centres = rng.normal(size=(10, dim))
-    vecs = normalise(centres[rng.integers(0, 10, n)] + 0.3 * rng.normal(size=(n, dim)))
+    vecs = unit_rows(centres[rng.integers(0, 10, n)] + 0.3 * rng.normal(size=(n, dim)))
     ids = rng.choice(10_000_000, size=n, replace=False).astype(np.int64)
     return ids, vecs
 
@@ -98,7 +98,7 @@ def test_wrong_dimension_is_a_clear_error():
 
 
 def test_factory_is_chosen_by_size():
-    from lookalike.storage.vectors import choose_factory, training_size
+    from lookalike.storage.index_policy import choose_factory, training_size
 
     assert choose_factory(100_000) == "Flat"
     assert choose_factory(1_000_000) == "IVF4096,Flat"

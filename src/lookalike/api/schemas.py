@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
-from lookalike.types import SearchHit
+from lookalike.types import MediaStatus, SearchHit
 
 if TYPE_CHECKING:
     from lookalike.search.groups import DuplicateGroup
@@ -96,7 +96,7 @@ class ItemInfo(BaseModel):
     @classmethod
     def of(cls, media_id: int, r: MediaRecord) -> ItemInfo:
         """The API shape of a catalog record."""
-        ok = r.status == "ok"
+        ok = r.status == MediaStatus.OK.value
         return cls(
             id=media_id,
             name=PurePath(r.path).name,

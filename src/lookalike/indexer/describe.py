@@ -23,7 +23,7 @@ from PIL import Image
 
 from lookalike.indexer.colour import AlphaRule
 from lookalike.indexer.decode import ImageMeta, load_frames
-from lookalike.indexer.pooling import Segment, normalise, pool_segments, pool_video
+from lookalike.indexer.pooling import Segment, pool_segments, pool_video, unit_rows
 
 if TYPE_CHECKING:
     from lookalike.config import Settings
@@ -166,7 +166,7 @@ def embed_frames(embed: Callable[[np.ndarray], np.ndarray], pixels: np.ndarray, 
 
 def pool_pictures(vectors: np.ndarray) -> np.ndarray:
     """An image's one vector from the vectors of its :meth:`MediaDescriptor.pictures` (a still's is its own)."""
-    return vectors[0] if len(vectors) == 1 else normalise(vectors.mean(axis=0))
+    return vectors[0] if len(vectors) == 1 else unit_rows(vectors.mean(axis=0))
 
 
 def with_mirrors(pixels: np.ndarray) -> np.ndarray:
@@ -177,7 +177,7 @@ def with_mirrors(pixels: np.ndarray) -> np.ndarray:
 def fold_mirrors(vectors: np.ndarray) -> np.ndarray:
     """The 2n vectors of a :func:`with_mirrors` block as n flip-invariant vectors (normalised means)."""
     half = len(vectors) // 2
-    return normalise(vectors[:half] + vectors[half:])
+    return unit_rows(vectors[:half] + vectors[half:])
 
 
 def _content_span(dark: np.ndarray) -> tuple[int, int] | None:

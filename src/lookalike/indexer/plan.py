@@ -96,7 +96,7 @@ RETRY_CODES = frozenset(
 
 def retried(old: KnownMedia) -> bool:
     """Whether a catalogued file failed for a reason in :data:`RETRY_CODES` (so it is decoded again)."""
-    return old.status == "failed" and old.error_code in RETRY_CODES
+    return old.status == MediaStatus.FAILED.value and old.error_code in RETRY_CODES
 
 
 # rows of files not on disk whose vectors are kept: out of answers until the file is back

@@ -16,7 +16,7 @@ class Segment:
     vector: np.ndarray
 
 
-def normalise(x: np.ndarray) -> np.ndarray:
+def unit_rows(x: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length (zero rows stay zero)."""
     norms = np.linalg.norm(x, axis=-1, keepdims=True)
     return (x / np.maximum(norms, 1e-12)).astype(np.float32)
@@ -47,10 +47,10 @@ def pool_segments(
         end = float(t[-1]) + frame_step
         if duration:
             end = min(end, max(duration, float(t[-1])))
-        segments.append(Segment(float(t[0]), end, normalise(vectors[mask].mean(axis=0))))
+        segments.append(Segment(float(t[0]), end, unit_rows(vectors[mask].mean(axis=0))))
     return segments
 
 
 def pool_video(vectors: np.ndarray) -> np.ndarray:
     """The whole-video vector: mean of the frame vectors, renormalised."""
-    return normalise(vectors.mean(axis=0))
+    return unit_rows(vectors.mean(axis=0))

@@ -41,7 +41,7 @@ class Preprocess:
     def __call__(self, image: Image.Image) -> np.ndarray:
         """An RGB picture resized and centre-cropped, as a uint8 (3, size, size) array.
 
-        Pictures travel from decode workers as uint8 (4x less to copy than float); ``embedders.base.normalise``
+        Pictures travel from decode workers as uint8 (4x less to copy than float); ``embedders.base.normalise_pixels``
         finishes the job on the model's device.
         """
         w, h = image.size

@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 
 from lookalike.search.video_ranges import anchor_is_ref, refine_ranges
-from lookalike.search.video_vectors import SPEEDS, Line, QueryVideo, VideoMatch, heaviest_run, speed_prior
+from lookalike.search.video_vectors import SPEEDS, Line, VideoMatch, VideoVectors, heaviest_run, speed_prior
 
 MATCH_FLOOR = 0.5  # segment pairs below this similarity are not evidence of shared content
 
@@ -38,7 +38,7 @@ def _best_per_query(qi: np.ndarray, weight: np.ndarray, mask: np.ndarray) -> np.
 
 
 def align(
-    query: QueryVideo, ref: QueryVideo, floor: float = MATCH_FLOOR, refine: bool = True, strong: float = 0.0
+    query: VideoVectors, ref: VideoVectors, floor: float = MATCH_FLOOR, refine: bool = True, strong: float = 0.0
 ) -> VideoMatch | None:
     """Temporal alignment of a query video with a reference video: Hough voting over lines
     ``t_ref = speed * t_query + offset``.
@@ -97,7 +97,7 @@ _RANGE_FIELDS = ("speed", "query_start", "query_end", "ref_start", "ref_end")
 
 
 def _coarse(
-    query: QueryVideo, ref: QueryVideo, floor: float, strong: float = 0.0
+    query: VideoVectors, ref: VideoVectors, floor: float, strong: float = 0.0
 ) -> tuple[VideoMatch, Line, np.ndarray] | None:
     """The match of :func:`align` on whole segments, its line and its run of query segments."""
     sims = query.vectors @ ref.vectors.T
@@ -108,7 +108,7 @@ def _coarse(
     return None if found is None else (found[0], line, found[1])
 
 
-def _vote(query: QueryVideo, ref: QueryVideo, sims: np.ndarray, floor: float) -> Line | None:
+def _vote(query: VideoVectors, ref: VideoVectors, sims: np.ndarray, floor: float) -> Line | None:
     """The Hough line of :func:`align`, or None when no pair of segments reaches ``floor``."""
     qi, rj, s = _candidate_pairs(sims, floor)
     if len(qi) == 0:
@@ -145,7 +145,7 @@ def _vote(query: QueryVideo, ref: QueryVideo, sims: np.ndarray, floor: float) ->
 
 
 def _along_line(
-    query: QueryVideo, ref: QueryVideo, sims: np.ndarray, line: Line, strong: float = 0.0
+    query: VideoVectors, ref: VideoVectors, sims: np.ndarray, line: Line, strong: float = 0.0
 ) -> tuple[VideoMatch, np.ndarray] | None:
     """Walk the query along the line: each query segment is scored against the reference segments at its
     predicted time; the heaviest run of segments scoring >= ``line.keep`` (gaps of up to :data:`MAX_GAP_SEGMENTS`
@@ -185,7 +185,7 @@ def _along_line(
     return match, run
 
 
-def score_video(query: QueryVideo, ref: QueryVideo, floor: float = MATCH_FLOOR) -> VideoMatch | None:
+def score_video(query: VideoVectors, ref: VideoVectors, floor: float = MATCH_FLOOR) -> VideoMatch | None:
     """How ``ref`` matches a query video (see :func:`align`); a short query's refined ranges are kept only while they
     agree with the segment-level ones (:func:`_consistent`)."""
     fine = align(query, ref, floor)

@@ -10,6 +10,7 @@ from lookalike.search.groups import DuplicateGroup, GroupItem, GroupKind, Relati
 from lookalike.search.image_dupes import VerifyRule, find_image_duplicates
 from lookalike.search.video_dupes import find_video_copies
 from lookalike.storage.library import CollectionStore
+from lookalike.types import MediaKind
 
 
 def similar_images(store: CollectionStore, threshold: float, k: int = 10) -> list[DuplicateGroup]:
@@ -33,9 +34,16 @@ def similar_images(store: CollectionStore, threshold: float, k: int = 10) -> lis
     groups = []
     for members in star_groups(links, lambda m: (-len(links[m]), paths[m])):
         rep = members[0]
-        items = [GroupItem(rep, paths[rep], "image")]
+        items = [GroupItem(rep, paths[rep], MediaKind.IMAGE.value)]
         items += [
-            GroupItem(m, paths[m], "image", relation=Relation.SIMILAR, score=round(sims[(rep, m)], 4), method="global")
+            GroupItem(
+                m,
+                paths[m],
+                MediaKind.IMAGE.value,
+                relation=Relation.SIMILAR,
+                score=round(sims[(rep, m)], 4),
+                method="global",
+            )
             for m in members[1:]
         ]
         groups.append(DuplicateGroup(min(it.score for it in items), items, GroupKind.SIMILAR))

@@ -26,13 +26,13 @@ from lookalike.indexer.file_decoding import (
     decode_job,
 )
 from lookalike.indexer.plan import key_path
-from lookalike.search.alignment import QueryVideo, score_video
+from lookalike.search.alignment import VideoVectors, score_video
 from lookalike.search.explain import Explanation, draw, explain_images
 from lookalike.search.features import Features
 from lookalike.search.image_dupes import VerifyRule, features_of, relation
 from lookalike.search.image_dupes import verify as verify_pair
 from lookalike.storage.library import CollectionStore
-from lookalike.types import MediaKind, SearchHit
+from lookalike.types import MediaKind, MediaStatus, SearchHit
 
 if TYPE_CHECKING:
     from lookalike.indexer.embedders.base import Embedder
@@ -151,13 +151,13 @@ class Searcher:
         """
         catalog, cid = self.store.catalog, self.store.info.id
         record = catalog.media(cid, media_id)
-        if record is None or record.status != "ok":
+        if record is None or record.status != MediaStatus.OK.value:
             raise NotIndexedError(f"no indexed item with id {media_id}")
         vectors = catalog.vectors_of(cid, media_id, self.store.dim)
         if record.kind == MediaKind.IMAGE.value:
             hits = self.search_vector(vectors[0].embedding, k + 1)
         else:
-            query = QueryVideo.from_records(vectors, self.frame_step)
+            query = VideoVectors.from_records(vectors, self.frame_step)
             hits = self._search_video(query, k + 1)
         return QueryResult(record.path, [h for h in hits if h.media_id != media_id][:k])
 
@@ -211,11 +211,11 @@ class Searcher:
         described = self._describe(messages)
         if isinstance(described, str):
             return QueryResult(name, error=described)
-        if isinstance(described, QueryVideo):
+        if isinstance(described, VideoVectors):
             return QueryResult(name, self._search_video(described, k))
         return QueryResult(name, self.search_vector(described, k))
 
-    def _describe(self, messages: Sequence[Message]) -> np.ndarray | QueryVideo | str:
+    def _describe(self, messages: Sequence[Message]) -> np.ndarray | VideoVectors | str:
         """A decoded query as the collection describes its files: an image's vector, a video's segment vectors
         (:func:`describe_video`, which the indexer uses too), or why it cannot be used."""
         failed = next((m for m in messages if isinstance(m, Failed)), None)
@@ -237,9 +237,9 @@ class Searcher:
             ]
         )
         described = describe_video(np.concatenate([c.times for c in chunks]), vectors, end.meta.duration, self.video)
-        return QueryVideo.from_segments(described.segments, self.frame_step, described.vector)
+        return VideoVectors.from_segments(described.segments, self.frame_step, described.vector)
 
-    def _search_video(self, query: QueryVideo, k: int) -> list[SearchHit]:
+    def _search_video(self, query: VideoVectors, k: int) -> list[SearchHit]:
         """Videos sharing content with the query, ranked by the aligned segment score."""
         catalog, cid, dim = self.store.catalog, self.store.info.id, self.store.dim
         candidates: set[int] = set()
@@ -254,7 +254,7 @@ class Searcher:
             record = catalog.media(cid, media_id)
             if record is None:
                 continue
-            ref = QueryVideo.from_records(catalog.vectors_of(cid, media_id, dim), self.frame_step)
+            ref = VideoVectors.from_records(catalog.vectors_of(cid, media_id, dim), self.frame_step)
             match = score_video(query, ref)
             if match is None:
                 continue

@@ -30,7 +30,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from lookalike.search.alignment import MATCH_FLOOR, QueryVideo, VideoMatch, align
+from lookalike.search.alignment import MATCH_FLOOR, VideoMatch, VideoVectors, align
 from lookalike.search.groups import DuplicateGroup, GroupItem, GroupKind, Relation, star_groups
 from lookalike.storage.library import CollectionStore
 from lookalike.types import Level, MediaKind, MediaStatus
@@ -52,7 +52,7 @@ class _Video:
 
     media_id: int
     path: str
-    segments: QueryVideo
+    segments: VideoVectors
     rank: tuple[float, int, int, str]
 
 
@@ -68,7 +68,7 @@ def load_videos(store: CollectionStore) -> dict[int, _Video]:
         records = catalog.vectors_of(cid, known.id, store.dim)
         if not any(r.level == Level.SEGMENT.value for r in records):
             continue
-        segments = QueryVideo.from_records(records, frame_step=step)
+        segments = VideoVectors.from_records(records, frame_step=step)
         media = catalog.media(cid, known.id)
         pixels = (media.width or 0) * (media.height or 0) if media else 0
         # durations within half a second are equal: a re-encode's few frames less must not beat a larger frame
@@ -115,7 +115,7 @@ def _weight(frequency: int) -> float:
     return 1.0 if frequency <= FREE_FREQUENCY else (FREE_FREQUENCY / frequency) ** 2
 
 
-def _share(video: QueryVideo, start: float, end: float) -> float:
+def _share(video: VideoVectors, start: float, end: float) -> float:
     """The share of a video's segment weight whose segments (by their centres) lie in ``[start, end]``."""
     centres = video.centres()
     weight = video.weight
@@ -123,7 +123,7 @@ def _share(video: QueryVideo, start: float, end: float) -> float:
     return float(weight[inside].sum() / weight.sum()) if weight.sum() > 1e-9 else 0.0
 
 
-def _covers(match: VideoMatch, a: QueryVideo, b: QueryVideo) -> bool:
+def _covers(match: VideoMatch, a: VideoVectors, b: VideoVectors) -> bool:
     """Whether a match (``a`` on its query side) covers at least :data:`COVERAGE` of both videos: of their
     durations, and of their informative footage (segment weight). The second keeps two videos that share only
     common footage around a little shared material (two clips of one source between shots of one stock photo)
@@ -134,7 +134,7 @@ def _covers(match: VideoMatch, a: QueryVideo, b: QueryVideo) -> bool:
     )
 
 
-def _same_material(a: QueryVideo, b: QueryVideo, threshold: float) -> bool:
+def _same_material(a: VideoVectors, b: VideoVectors, threshold: float) -> bool:
     """Whether two videos are made of the same footage: aligned (unweighted, either way round) with a score at
     the threshold over :data:`SAME_MATERIAL` of each one's segments."""
     for x, y in ((a, b), (b, a)):
@@ -197,7 +197,7 @@ class _Matcher:
         found = self._cache[key]
         return found if found is None or a == key[0] else found.flipped()
 
-    def _enough(self, match: VideoMatch, a: QueryVideo, b: QueryVideo) -> bool:
+    def _enough(self, match: VideoMatch, a: VideoVectors, b: VideoVectors) -> bool:
         """Whether a match is evidence of shared footage: its score reaches the threshold over
         :data:`MIN_EVIDENCE` weighted segments (half that for a single-segment video), and a shorter match down to
         :data:`MIN_EVIDENCE` / 2 needs :data:`SHORT_PENALTY` more score per missing segment (one informative

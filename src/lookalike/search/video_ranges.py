@@ -12,8 +12,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from lookalike.indexer.pooling import normalise
-from lookalike.search.video_vectors import SPEEDS, Line, QueryVideo, VideoMatch, heaviest_run, speed_prior
+from lookalike.indexer.pooling import unit_rows
+from lookalike.search.video_vectors import SPEEDS, Line, VideoMatch, VideoVectors, heaviest_run, speed_prior
 
 OFFSET_STEPS = 10  # offsets tried per frame step when the line is refined
 LINE_SAMPLE = 256  # segments per side a refined line is judged on (evenly spaced in longer videos)
@@ -22,7 +22,7 @@ CUT_MARGIN = 0.1  # an edge is placed by the side whose own footage changes more
 VIDEO_END_CUT = 0.5  # a video's own start or end counts as a cut between footage this alike (see _agree)
 
 
-def _interpolate(video: QueryVideo, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _interpolate(video: VideoVectors, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The video's segment vectors linearly interpolated between segment centres at ``times`` (renormalised), and
     whether each time falls inside the video."""
     centres = video.centres()
@@ -30,12 +30,12 @@ def _interpolate(video: QueryVideo, times: np.ndarray) -> tuple[np.ndarray, np.n
     lo = np.floor(pos).astype(np.int64)
     hi = np.minimum(lo + 1, len(centres) - 1)
     frac = (pos - lo)[:, None]
-    vectors = normalise((1 - frac) * video.vectors[lo] + frac * video.vectors[hi])
+    vectors = unit_rows((1 - frac) * video.vectors[lo] + frac * video.vectors[hi])
     inside = (times >= video.starts[0]) & (times <= video.ends[-1])
     return vectors, inside
 
 
-def _line_sims(a: QueryVideo, b: QueryVideo, line: Line, idx: np.ndarray | None = None) -> np.ndarray:
+def _line_sims(a: VideoVectors, b: VideoVectors, line: Line, idx: np.ndarray | None = None) -> np.ndarray:
     """Similarity of segments ``idx`` (default: all) of ``a`` with ``b`` at the time the line maps their centres
     to (-1 outside ``b``)."""
     idx = np.arange(len(a.starts)) if idx is None else idx
@@ -49,7 +49,7 @@ def _inner(run: np.ndarray) -> np.ndarray:
     return inner[np.unique(np.linspace(0, len(inner) - 1, min(len(inner), LINE_SAMPLE)).round().astype(np.int64))]
 
 
-def _whole(query: QueryVideo, ref: QueryVideo, line: Line) -> Line | None:
+def _whole(query: VideoVectors, ref: VideoVectors, line: Line) -> Line | None:
     """The line through both videos' starts and ends, when the segments of both (but :data:`WHOLE_MISSES` of
     them) match on it: whole copies need no offset guessed from the footage (slowly changing
     footage fits many lines about as well), and their speed is their durations' ratio."""
@@ -63,7 +63,7 @@ def _whole(query: QueryVideo, ref: QueryVideo, line: Line) -> Line | None:
     return whole
 
 
-def anchor_is_ref(query: QueryVideo, ref: QueryVideo, line: Line, run: np.ndarray) -> bool:
+def anchor_is_ref(query: VideoVectors, ref: VideoVectors, line: Line, run: np.ndarray) -> bool:
     """Whether the reference's matched run is cut more clearly out of other footage than the query's: its line is
     then better found from its side (the other side may be footage that looks alike for long stretches, where
     any offset fits about as well)."""
@@ -75,13 +75,13 @@ def anchor_is_ref(query: QueryVideo, ref: QueryVideo, line: Line, run: np.ndarra
     return sum(e.cut for e in _edges(ref, query, inv, r_run)) < q_cut - CUT_MARGIN
 
 
-def _mapped(a: QueryVideo, line: Line, run: np.ndarray) -> tuple[float, float]:
+def _mapped(a: VideoVectors, line: Line, run: np.ndarray) -> tuple[float, float]:
     """The time range a run of ``a``'s segments maps to through the line."""
     ends = (line.speed * float(a.starts[run[0]]) + line.offset, line.speed * float(a.ends[run[-1]]) + line.offset)
     return min(ends), max(ends)
 
 
-def _anchored_line(a: QueryVideo, b: QueryVideo, line: Line, run: np.ndarray) -> Line:
+def _anchored_line(a: VideoVectors, b: VideoVectors, line: Line, run: np.ndarray) -> Line:
     """The line fitted on ``a``'s run: the weighted mean similarity of the run's inner segments (its end segments
     may hold footage from outside the match) with ``b`` interpolated at the times the line maps them to, with the
     slight preference for speed 1; every speed of :data:`SPEEDS` pivoting about the run's centre with offsets
@@ -123,7 +123,7 @@ def _inside_share(v: np.ndarray, inside: np.ndarray, outside: np.ndarray) -> flo
     return float(a / (a + b))
 
 
-def _frames_in(a: QueryVideo, at: int, outer: int, other: np.ndarray, passed: bool) -> int:
+def _frames_in(a: VideoVectors, at: int, outer: int, other: np.ndarray, passed: bool) -> int:
     """How many frames of segment ``at`` (on the side of the run) hold the matched footage, with segment ``outer``
     (next to it, away from the run) taken as the footage outside the match; ``passed``: whether ``at`` scored
     well enough to be in the run, the answer when the two cannot be told apart."""
@@ -143,7 +143,7 @@ class _Edge:
     cut: float
 
 
-def _edges(a: QueryVideo, b: QueryVideo, line: Line, run: np.ndarray) -> tuple[_Edge, _Edge]:
+def _edges(a: VideoVectors, b: VideoVectors, line: Line, run: np.ndarray) -> tuple[_Edge, _Edge]:
     """The start and end of a run of ``a``'s segments matching ``b`` along ``line``, in ``a``'s time on its frame
     grid: the first and last frame holding the matched footage, half a frame step out (the cut lies between two
     sampled frames), or the video's own ends."""
@@ -162,7 +162,7 @@ def _edges(a: QueryVideo, b: QueryVideo, line: Line, run: np.ndarray) -> tuple[_
     return start, end if end.time >= start.time else replace(end, time=start.time)
 
 
-def _edge(a: QueryVideo, other: np.ndarray, at: int, far: int, out: int) -> _Edge:
+def _edge(a: VideoVectors, other: np.ndarray, at: int, far: int, out: int) -> _Edge:
     """The frame time at one end of a run (the first frame in it for ``out=-1``, the last for ``out=1``; ``at``
     is that end's segment, ``far`` the other end's) and how alike ``a``'s own footage is across it: the run's end
     segment (or the one beyond it) may straddle the cut; the first segment wholly inside is compared with the
@@ -201,7 +201,7 @@ def _agree(q: _Edge, r: _Edge, line: Line) -> tuple[float, float]:
     return q.time, r.time
 
 
-def _side_run(a: QueryVideo, b: QueryVideo, line: Line, near: tuple[float, float]) -> np.ndarray | None:
+def _side_run(a: VideoVectors, b: VideoVectors, line: Line, near: tuple[float, float]) -> np.ndarray | None:
     """The run of ``a``'s segments matching ``b`` along ``line`` that overlaps ``near`` (in ``a``'s time) most."""
     sims = _line_sims(a, b, line)
     good = np.flatnonzero(sims >= line.keep)
@@ -211,7 +211,7 @@ def _side_run(a: QueryVideo, b: QueryVideo, line: Line, near: tuple[float, float
     return heaviest_run(good, overlap + 1e-6 * sims)
 
 
-def refine_ranges(query: QueryVideo, ref: QueryVideo, line: Line, run: np.ndarray, match: VideoMatch) -> VideoMatch:
+def refine_ranges(query: VideoVectors, ref: VideoVectors, line: Line, run: np.ndarray, match: VideoMatch) -> VideoMatch:
     """The match with its line refined below the segment length (through both ends of whole copies,
     :func:`_whole`, else fitted on the query's run, :func:`_anchored_line`) and its ranges' ends on the frame grid:
     each side's run is found by walking it against the other video interpolated in time, its ends are placed on its

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from lookalike.indexer.pooling import Segment, normalise
+from lookalike.indexer.pooling import Segment, unit_rows
 from lookalike.storage.records import VectorRecord
 from lookalike.types import Level
 
@@ -19,8 +19,8 @@ MAX_GAP_SEGMENTS = 3  # aligned pairs further apart than this (in query segments
 
 
 @dataclass(frozen=True)
-class QueryVideo:
-    """A video as its segment vectors (time order) and its whole-video vector.
+class VideoVectors:
+    """A video as its segment vectors (time order) and its whole-video vector: a query's, or an indexed reference's.
 
     Attributes:
         starts: each segment's first frame time (seconds).
@@ -42,7 +42,7 @@ class QueryVideo:
     @classmethod
     def from_segments(
         cls, segments: Sequence[Segment], frame_step: float | None = 1.0, video_vector: np.ndarray | None = None
-    ) -> QueryVideo:
+    ) -> VideoVectors:
         """From freshly pooled segments of frames sampled every ``frame_step`` seconds (default: one a second, the
         default frame rate; pass the collection's own) and the whole-video vector (default: their mean)."""
         vectors = np.vstack([s.vector for s in segments]).astype(np.float32)
@@ -50,18 +50,18 @@ class QueryVideo:
             np.array([s.start for s in segments]),
             np.array([s.end for s in segments]),
             vectors,
-            normalise(vectors.mean(axis=0)) if video_vector is None else np.asarray(video_vector, np.float32),
+            unit_rows(vectors.mean(axis=0)) if video_vector is None else np.asarray(video_vector, np.float32),
             frame_step=frame_step,
         )
 
     @classmethod
-    def from_records(cls, records: Sequence[VectorRecord], frame_step: float | None = 1.0) -> QueryVideo:
+    def from_records(cls, records: Sequence[VectorRecord], frame_step: float | None = 1.0) -> VideoVectors:
         """From stored vectors of one video (segments and the video vector), sampled every ``frame_step`` seconds
         (as :meth:`from_segments`)."""
         segs = sorted((r for r in records if r.level == Level.SEGMENT.value), key=lambda r: r.start or 0.0)
         video = [r for r in records if r.level == Level.VIDEO.value]
         vectors = np.vstack([r.embedding for r in segs]).astype(np.float32)
-        vv = video[0].embedding if video else normalise(vectors.mean(axis=0))
+        vv = video[0].embedding if video else unit_rows(vectors.mean(axis=0))
         return cls(
             np.array([r.start or 0.0 for r in segs]),
             np.array([r.end or 0.0 for r in segs]),

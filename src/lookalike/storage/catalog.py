@@ -454,7 +454,7 @@ class Catalog:
         with self._session() as s:
             rows = s.execute(
                 select(Media.path, Media.error_code, Media.error)
-                .where(Media.collection_id == collection_id, Media.status == "failed")
+                .where(Media.collection_id == collection_id, Media.status == MediaStatus.FAILED.value)
                 .order_by(Media.path)
             )
             return [(r.path, r.error_code or "", r.error or "") for r in rows]

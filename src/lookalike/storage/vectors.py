@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,31 +11,15 @@ import numpy as np
 
 from lookalike.errors import DimensionMismatchError, IndexTypeError, LookalikeError
 from lookalike.storage.files import atomic_write
+from lookalike.storage.index_policy import DEFAULT_FACTORY, TRAIN_PER_LIST
 
 if TYPE_CHECKING:
     import faiss
 
-DEFAULT_FACTORY = "Flat"
-FLAT_LIMIT = 100_000  # exact search up to here; beyond, an IVF index trained on a sample
 DEFAULT_NPROBE = 32
-TRAIN_PER_LIST = 40  # FAISS wants ~39 training points per IVF list
 GPU_MAX_K = 2048  # faiss-gpu's limit on k
 
 log = logging.getLogger(__name__)
-
-
-def choose_factory(n: int) -> str:
-    """The FAISS factory string for ``n`` vectors: exact ``Flat`` up to 100k, else ``IVF<k>,Flat`` with
-    k ≈ 4·sqrt(n) lists (a power of two), the usual autofaiss-style rule."""
-    if n <= FLAT_LIMIT:
-        return DEFAULT_FACTORY
-    return f"IVF{1 << round(math.log2(4 * math.sqrt(n)))},Flat"
-
-
-def training_size(factory: str) -> int:
-    """How many sample vectors training ``factory`` needs (0: no training)."""
-    m = re.match(r"IVF(\d+)", factory)
-    return int(m.group(1)) * TRAIN_PER_LIST if m else 0
 
 
 def set_search_threads(threads: int) -> None:

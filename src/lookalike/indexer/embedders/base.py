@@ -15,7 +15,7 @@ from lookalike.indexer.device import resolve_device
 from lookalike.indexer.preprocess import Preprocess
 
 
-def normalise(pre: Preprocess, pixels: torch.Tensor) -> torch.Tensor:
+def normalise_pixels(pre: Preprocess, pixels: torch.Tensor) -> torch.Tensor:
     """A uint8 (n, 3, size, size) batch as the float input the model expects (on the batch's device)."""
     mean = torch.tensor(pre.mean, device=pixels.device).view(1, 3, 1, 1) * 255.0
     std = torch.tensor(pre.std, device=pixels.device).view(1, 3, 1, 1) * 255.0
@@ -113,7 +113,7 @@ class TorchEmbedder(Embedder):
     def embed_batch(self, pixels: torch.Tensor) -> np.ndarray:
         """Embed a batch: channels-last, inference mode, autocast to fp16 on CUDA."""
         module = self.load()
-        x = normalise(self.preprocess, pixels.to(self.device, non_blocking=True))
+        x = normalise_pixels(self.preprocess, pixels.to(self.device, non_blocking=True))
         x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
             if self.device.type == "cuda":

@@ -1,0 +1,231 @@
+"""A collection's FAISS files: loaded (memory-mapped for readers), repaired from the SQL rows when they lag, saved
+atomically with the manifest that ties them to the database's generation."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lookalike.errors import CollectionMismatchError
+from lookalike.storage.catalog import Catalog
+from lookalike.storage.files import remove_stray_temps
+from lookalike.storage.index_policy import DEFAULT_FACTORY, choose_factory, rebuild_factories, training_size
+from lookalike.storage.manifest import Manifest
+from lookalike.storage.records import CollectionInfo, WriteResult
+from lookalike.storage.vectors import VectorIndex
+from lookalike.types import Level
+
+log = logging.getLogger(__name__)
+
+# Which vector levels live in which FAISS file.
+INDEX_LEVELS: dict[str, tuple[str, ...]] = {
+    "items": (Level.IMAGE.value, Level.SEGMENT.value),
+    "videos": (Level.VIDEO.value,),
+}
+
+
+class IndexFiles:
+    """The FAISS mirror of one collection's vectors: SQL rows are the truth, these files a checkpoint of them."""
+
+    def __init__(self, directory: Path, catalog: Catalog, info: CollectionInfo) -> None:
+        self.directory = directory
+        self.catalog = catalog
+        self.info = info
+        self.indexes: dict[str, VectorIndex] = {}
+        self.generation = -1  # the database generation the loaded indexes reflect
+        self._saved_generation = -1
+        self._stale = False  # an index type that cannot remove ids was asked to: rebuild before saving
+        self.mmap = False
+
+    def index(self, name: str) -> VectorIndex:
+        """The loaded FAISS index ``items`` or ``videos`` (loaded on first use)."""
+        if not self.indexes:
+            self.load()
+        return self.indexes[name]
+
+    # -- loading and repair -------------------------------------------------------------------------
+    def _manifest(self, counts: dict[str, int]) -> Manifest:
+        return Manifest(
+            model=self.info.model,
+            weights_tag=self.info.weights_tag,
+            dim=self.info.dim,
+            metric=self.info.metric,
+            factories={n: i.factory for n, i in self.indexes.items()},
+            generation=self.generation,
+            counts=counts,
+            preprocessing=self.info.preprocessing,
+            pooling=self.info.pooling,
+        )
+
+    def current(self, manifest: Manifest | None, generation: int) -> bool:
+        """Whether files with this manifest reflect the database at ``generation``.
+
+        Raises:
+            CollectionMismatchError: the files hold another model's vectors.
+        """
+        if manifest is None or manifest.generation != generation:
+            return False
+        if manifest.model != self.info.model or manifest.dim != self.info.dim:
+            raise CollectionMismatchError(
+                f"{self.directory} holds vectors of {manifest.model} ({manifest.dim}-d) but the database says "
+                f"{self.info.model} ({self.info.dim}-d)"
+            )
+        return all((self.directory / f"{name}.faiss").exists() for name in INDEX_LEVELS)
+
+    def load(self, repair: bool = True, mmap: bool = False) -> None:
+        """Load the FAISS files; rebuild them from the stored vectors when they lag the database.
+
+        Args:
+            repair: rebuild (and save) stale files; when False (a reader beside a running writer) the last
+                saved files are used as they are, and nothing is written: with no files yet, the indexes are
+                built in memory from the committed rows.
+            mmap: map current files read-only instead of reading them (searchers: the page cache is shared
+                and the process stays small); such indexes cannot be written to.
+        """
+        self.mmap = mmap
+        generation = self.catalog.generation(self.info.id)
+        manifest = Manifest.load(self.directory)
+        factories = manifest.factories if manifest is not None else {}
+        if self.current(manifest, generation):
+            loaded = self._load_files(factories)
+            if manifest is not None and all(len(loaded[n]) == manifest.counts.get(n, -1) for n in INDEX_LEVELS):
+                self.indexes, self.generation = loaded, generation
+                self._saved_generation = generation
+                return
+        if not repair and manifest is not None and all((self.directory / f"{n}.faiss").exists() for n in INDEX_LEVELS):
+            self.indexes = self._load_files(factories)
+            self.generation = manifest.generation
+            return
+        self.rebuild(generation, save=repair, factories=factories)
+
+    def outdated(self) -> bool:
+        """Whether a writer saved index files of another generation since these were loaded (a reader reloads)."""
+        if not self.indexes:
+            return False
+        manifest = Manifest.load(self.directory)
+        return manifest is not None and manifest.generation != self.generation
+
+    def _load_files(self, factories: dict[str, str]) -> dict[str, VectorIndex]:
+        return {
+            n: VectorIndex.load(self.directory / f"{n}.faiss", factories.get(n, DEFAULT_FACTORY), mmap=self.mmap)
+            for n in INDEX_LEVELS
+        }
+
+    def use_gpu(self, device: int = 0) -> bool:
+        """Search from GPU copies of the indexes when faiss-gpu sees a GPU; False when they stay on the CPU."""
+        return all([self.index(name).to_gpu(device) for name in INDEX_LEVELS])
+
+    def rebuild(
+        self, generation: int | None = None, save: bool = True, factories: dict[str, str] | None = None
+    ) -> None:
+        """Rebuild both FAISS indexes from the vectors stored in the database (and save them).
+
+        Args:
+            generation: the database generation the rebuilt indexes reflect (default: the current one).
+            save: write the files and manifest afterwards.
+            factories: FAISS factory string per index; missing ones are chosen by size (:func:`choose_factory`).
+                IVF indexes are trained on an evenly spread sample of the stored vectors.
+        """
+        if generation is None:
+            generation = self.catalog.generation(self.info.id)
+        log.info("rebuilding FAISS indexes of %s from the database", self.info.name)
+        indexes = {}
+        for name, levels in INDEX_LEVELS.items():
+            count = self.catalog.count_vectors(self.info.id, levels)
+            factory = (factories or {}).get(name) or choose_factory(count)
+            idx = VectorIndex.create(self.info.dim, factory)
+            if not idx.is_trained:
+                idx.train(self._sample(levels, max(training_size(factory), 1), count))
+            for ids, mat in self.catalog.iter_vectors(self.info.id, levels, self.info.dim):
+                idx.add(ids, mat)
+            indexes[name] = idx
+        self.indexes, self.generation, self._stale = indexes, generation, False
+        if save:
+            self.save()
+
+    def _sample(self, levels: tuple[str, ...], size: int, total: int) -> np.ndarray:
+        """About ``size`` stored vectors spread evenly over the whole collection."""
+        rng = np.random.default_rng(0)
+        keep = min(1.0, size / max(1, total))
+        parts = [
+            mat[rng.random(len(mat)) < keep]
+            for _, mat in self.catalog.iter_vectors(self.info.id, levels, self.info.dim)
+        ]
+        return np.vstack(parts) if parts else np.zeros((0, self.info.dim), np.float32)
+
+    # -- saving --------------------------------------------------------------------------------------
+    def save(self) -> None:
+        """Write both FAISS files atomically, then the manifest that names their generation; an index that must
+        be rebuilt first (:func:`rebuild_factories`) is rebuilt from the database."""
+        factories = rebuild_factories(self.indexes, self._stale)
+        if factories is not None:
+            self.rebuild(self.generation, save=False, factories=factories)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if remove_stray_temps(self.directory):
+            log.info("removed temp files an interrupted save left in %s", self.directory)
+        for name, idx in self.indexes.items():
+            idx.save(self.directory / f"{name}.faiss")
+        self._manifest({n: len(i) for n, i in self.indexes.items()}).save(self.directory)
+        self._saved_generation = self.generation
+
+    def save_if_changed(self) -> None:
+        """:meth:`save`, unless nothing was written since the files were last loaded or saved."""
+        if self.indexes and self.generation != self._saved_generation:
+            self.save()
+
+    def sync(self) -> None:
+        """Leave FAISS files that reflect the database: save what changed in memory, or, when nothing was loaded,
+        repair files that an interrupted run left behind the database (cheap when they are current)."""
+        if self.indexes:
+            self.save_if_changed()
+        elif not self.current(Manifest.load(self.directory), self.catalog.generation(self.info.id)):
+            self.load(repair=True)
+
+    def check(self) -> dict[str, Any]:
+        """Compare FAISS ids with database rows; a report with ``ok`` and the differences."""
+        report: dict[str, Any] = {"ok": True}
+        for name, levels in INDEX_LEVELS.items():
+            in_index = set(self.index(name).ids().tolist())
+            in_db: set[int] = set()
+            for ids, _ in self.catalog.iter_vectors(self.info.id, levels, self.info.dim):
+                in_db.update(ids.tolist())
+            missing, extra = len(in_db - in_index), len(in_index - in_db)
+            dupes = len(self.index(name).ids()) - len(in_index)
+            report[name] = {
+                "db": len(in_db),
+                "index": len(self.index(name)),
+                "missing": missing,
+                "extra": extra,
+                "duplicated": dupes,
+            }
+            report["ok"] = report["ok"] and missing == 0 and extra == 0 and dupes == 0
+        return report
+
+    # -- mirroring writes ----------------------------------------------------------------------------
+    def writable(self) -> None:
+        """Load the indexes before a write is committed (loading after it would rebuild them with the write's rows,
+        which :meth:`apply` would then add twice), and check they may be written to."""
+        if not self.indexes:
+            self.load()
+        if self.mmap:
+            raise RuntimeError("indexes loaded with mmap=True are read-only")
+
+    def apply(self, removed: np.ndarray, result: WriteResult | None, generation: int) -> None:
+        """Mirror a committed write in memory (after :meth:`writable`): take ``removed`` ids out, put ``result``'s
+        new vectors in."""
+        if len(removed):
+            for idx in self.indexes.values():
+                try:
+                    idx.remove(removed)
+                except RuntimeError:  # HNSW cannot remove: the removed rows are gone from SQL; rebuild on save
+                    self._stale = True
+        if result is not None and len(result.added_ids):
+            levels = np.array(result.added_levels)
+            for name, lvls in INDEX_LEVELS.items():
+                mask = np.isin(levels, lvls)
+                if mask.any():
+                    self.indexes[name].add(result.added_ids[mask], result.added_vectors[mask])
+        self.generation = generation
