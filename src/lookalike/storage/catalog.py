@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any
@@ -16,10 +16,10 @@ from lookalike.storage.records import (
     CollectionInfo,
     KnownMedia,
     MediaRecord,
-    StoredVector,
     VectorRecord,
     WriteResult,
 )
+from lookalike.storage.vector_queries import VectorQueries, from_bytes
 from lookalike.types import MediaStatus
 
 _MEDIA_FIELDS = tuple(f.name for f in fields(MediaRecord) if f.name != "path")  # copied onto the row
@@ -27,12 +27,6 @@ _MEDIA_FIELDS = tuple(f.name for f in fields(MediaRecord) if f.name != "path")  
 
 def _to_bytes(vec: np.ndarray) -> bytes:
     return np.asarray(vec, dtype="<f4").tobytes()
-
-
-def _from_bytes(blobs: Sequence[bytes], dim: int) -> np.ndarray:
-    if not blobs:
-        return np.zeros((0, dim), np.float32)
-    return np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), dim).astype(np.float32)
 
 
 def _id64(value: int | None) -> int | None:
@@ -60,8 +54,9 @@ def _info(row: Collection) -> CollectionInfo:
     )
 
 
-class Catalog:
-    """Repository over the catalog database; every method runs in its own transaction."""
+class Catalog(VectorQueries):
+    """Repository over the catalog database; every method runs in its own transaction (the vector reads are in
+    :class:`~lookalike.storage.vector_queries.VectorQueries`)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -244,7 +239,7 @@ class Catalog:
                     levels.append(r.level)
                     blobs.append(r.embedding)
             generation = self._bump(s, collection_id)
-        return WriteResult(np.array(ids, np.int64), levels, _from_bytes(blobs, dim), np.zeros(0, np.int64), generation)
+        return WriteResult(np.array(ids, np.int64), levels, from_bytes(blobs, dim), np.zeros(0, np.int64), generation)
 
     def touch(
         self, collection_id: int, path: str, size: int, mtime_ns: int, device: int | None, inode: int | None
@@ -335,100 +330,6 @@ class Catalog:
                 s.execute(delete(Media).where(Media.id.in_(ids)))
             self._bump(s, collection_id)
         return np.array(removed, np.int64)
-
-    # -- vectors -----------------------------------------------------------------------------------
-    def vectors_of(self, collection_id: int, media_id: int, dim: int) -> list[VectorRecord]:
-        """The stored vectors of one file, in time order."""
-        with self._session() as s:
-            rows = s.execute(
-                select(Vector.level, Vector.start_s, Vector.end_s, Vector.embedding)
-                .where(Vector.collection_id == collection_id, Vector.media_id == media_id)
-                .order_by(Vector.id)
-            ).all()
-        mat = _from_bytes([r.embedding for r in rows], dim)
-        return [VectorRecord(r.level, mat[i], r.start_s, r.end_s) for i, r in enumerate(rows)]
-
-    def iter_vectors(
-        self, collection_id: int, levels: Sequence[str], dim: int, chunk: int = 20_000
-    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """The stored vectors of the given levels as ``(ids, matrix)`` chunks, by id: those of files that are there
-        (not of files catalogued as missing), which are what the FAISS indexes hold."""
-        last = -1
-        while True:
-            with self._session() as s:
-                rows = s.execute(
-                    select(Vector.id, Vector.embedding)
-                    .join(Media, Media.id == Vector.media_id)
-                    .where(
-                        Vector.collection_id == collection_id,
-                        Vector.level.in_(levels),
-                        Vector.id > last,
-                        Media.status == MediaStatus.OK.value,
-                    )
-                    .order_by(Vector.id)
-                    .limit(chunk)
-                ).all()
-            if not rows:
-                return
-            last = rows[-1].id
-            yield np.array([r.id for r in rows], np.int64), _from_bytes([r.embedding for r in rows], dim)
-
-    def vector_ids(self, collection_id: int, levels: Sequence[str]) -> np.ndarray:
-        """The ids of the stored vectors of the given levels that the FAISS indexes hold (see :meth:`iter_vectors`),
-        ascending."""
-        with self._session() as s:
-            ids = s.scalars(
-                select(Vector.id)
-                .join(Media, Media.id == Vector.media_id)
-                .where(
-                    Vector.collection_id == collection_id,
-                    Vector.level.in_(levels),
-                    Media.status == MediaStatus.OK.value,
-                )
-                .order_by(Vector.id)
-            ).all()
-        return np.array(ids, np.int64)
-
-    def count_vectors(self, collection_id: int, levels: Sequence[str]) -> int:
-        """How many vectors of the given levels the FAISS indexes hold (see :meth:`iter_vectors`)."""
-        with self._session() as s:
-            query = (
-                select(func.count(Vector.id))
-                .join(Media, Media.id == Vector.media_id)
-                .where(
-                    Vector.collection_id == collection_id,
-                    Vector.level.in_(levels),
-                    Media.status == MediaStatus.OK.value,
-                )
-            )
-            return int(s.scalar(query) or 0)
-
-    def hydrate(self, collection_id: int, vector_ids: Iterable[int]) -> dict[int, StoredVector]:
-        """Files and time ranges behind vector ids; ids no longer stored are left out."""
-        wanted = sorted({int(i) for i in vector_ids if int(i) >= 0})
-        out: dict[int, StoredVector] = {}
-        with self._session() as s:
-            for start in range(0, len(wanted), 500):
-                # by primary key only: with the collection in the WHERE clause SQLite's planner walked the
-                # collection's index instead (every vector of the collection: 12 ms a query at 100k vectors)
-                rows = s.execute(
-                    select(
-                        Vector.id,
-                        Vector.collection_id,
-                        Vector.media_id,
-                        Vector.level,
-                        Vector.start_s,
-                        Vector.end_s,
-                        Media.path,
-                        Media.kind,
-                    )
-                    .join(Media, Media.id == Vector.media_id)
-                    .where(Vector.id.in_(wanted[start : start + 500]))
-                )
-                for r in rows:
-                    if r.collection_id == collection_id:
-                        out[r.id] = StoredVector(r.id, r.media_id, r.path, r.kind, r.level, r.start_s, r.end_s)
-        return out
 
     # -- reporting -----------------------------------------------------------------------------------
     def stats(self, collection_id: int) -> dict[str, int]:
