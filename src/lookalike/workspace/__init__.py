@@ -20,13 +20,15 @@ from typing import TYPE_CHECKING, Any
 from lookalike.actions.plan import ACTIONS as RESOLVE_ACTIONS
 from lookalike.actions.rules import parse_rules
 from lookalike.config import DEFAULT_MODEL, Settings
-from lookalike.errors import CollectionMismatchError, NotIndexedError, UsageError
+from lookalike.errors import CollectionMismatchError, NotIndexedError
 from lookalike.indexer.discover import IMAGE_MIMES, SNIFF_BYTES, VIDEO_MIMES, sniff_kind
 from lookalike.indexer.embedders.registry import collection_name, create_embedder
 from lookalike.indexer.embedders.weights import RANDOM_WEIGHTS
 from lookalike.indexer.pipeline import Indexer, IndexReport, ProgressFn, pooling_config
 from lookalike.storage.library import CollectionStore, Library
 from lookalike.storage.locks import lock_if_free, writer_lock
+from lookalike.workspace.cleanup import CleanupMethods
+from lookalike.workspace.serving import ServingMethods, schema_revisions, serve_threads, upgrade_schema
 
 # what the front doors use besides Workspace (they import nothing else of lookalike but config, errors and types)
 __all__ = [
@@ -43,57 +45,15 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from datetime import timedelta
-
-    from lookalike.actions.apply import RunReport
-    from lookalike.actions.resolve import Resolution
     from lookalike.indexer.embedders.base import Embedder
     from lookalike.indexer.query_decoder import QueryDecoder
     from lookalike.search.explain import Explanation
     from lookalike.search.groups import DuplicateGroup
-    from lookalike.search.media_files import OpenFile
     from lookalike.search.searcher import QueryResult, Searcher
-    from lookalike.storage.records import DecisionRecord, MediaRecord, RunRecord
-    from lookalike.types import MediaKind
+    from lookalike.storage.records import MediaRecord
 
 
-QUERY_DECODERS = 2  # processes that decode untrusted query files (uploads)
-
-
-def serve_threads() -> None:
-    """Tune this process for serving: one torch and one FAISS thread per request (process-wide)."""
-    from lookalike.indexer.device import one_thread_per_request
-    from lookalike.storage.vectors import set_search_threads
-
-    one_thread_per_request()
-    set_search_threads(1)
-
-
-def upgrade_schema(settings: Settings) -> tuple[str | None, str | None]:
-    """Migrate the settings' database to the newest schema; returns the revision before and after."""
-    from lookalike.storage.db import current_revision, make_engine, upgrade
-
-    engine = make_engine(settings.database_url)
-    try:
-        before = current_revision(engine)
-        upgrade(engine)
-        return before, current_revision(engine)
-    finally:
-        engine.dispose()
-
-
-def schema_revisions(settings: Settings) -> tuple[str | None, str | None]:
-    """The database's schema revision and the newest this lookalike knows."""
-    from lookalike.storage.db import current_revision, head_revision, make_engine
-
-    engine = make_engine(settings.database_url)
-    try:
-        return current_revision(engine), head_revision()
-    finally:
-        engine.dispose()
-
-
-class Workspace:
+class Workspace(ServingMethods, CleanupMethods):
     """A library home opened with one settings object; builds models and indexes lazily."""
 
     def __init__(self, settings: Settings, auto_upgrade: bool = True, create: bool = True) -> None:
@@ -248,99 +208,6 @@ class Workspace:
         self._searcher = Searcher(store, embedder, self.settings)
         return self._searcher
 
-    def search_upload(self, path: Path, kind: MediaKind, name: str, k: int = 10) -> QueryResult:
-        """Search with an untrusted file (an upload), decoded in a supervised worker process unless the settings
-        say ``workers=0``: a decoder crash, hang or memory blow-up fails this query (``decoder_crashed``,
-        ``decode_timeout``, ``out_of_memory``), not the caller."""
-        from lookalike.indexer.file_decoding import DecodeLimits
-        from lookalike.search.searcher import QueryResult
-
-        searcher = self.searcher()
-        s = self.settings
-        if s.workers == 0:
-            result = searcher.search_files([path], k)[0]
-            return QueryResult(name, result.hits, result.error)
-        limits = DecodeLimits(s.max_image_pixels, s.max_image_bytes, s.batch_size, searcher.video)
-        messages = self.query_decoder().decode(path, kind, searcher.embedder.preprocess, limits)
-        return searcher.search_decoded(name, messages, k)
-
-    def query_decoder(self) -> QueryDecoder:
-        """The processes that decode untrusted query files (started on first use, stopped by :meth:`close`)."""
-        from lookalike.indexer.query_decoder import QueryDecoder
-
-        if self._decoder is None:
-            s = self.settings
-            memory = s.decode_memory_mb * 2**20 if s.decode_memory_mb else None
-            self._decoder = QueryDecoder(s.workers or QUERY_DECODERS, s.decode_timeout, memory)
-        return self._decoder
-
-    def warm_up(self) -> bool:
-        """Load the model and indexes, run a first inference and fault the index pages in, and start the query
-        decoders: the first request is then as fast as the next; False when nothing is indexed yet."""
-        import numpy as np
-        from PIL import Image
-
-        if self.settings.workers != 0:
-            self.query_decoder()  # its processes start now, not in the first upload
-        try:
-            searcher = self.searcher()
-        except NotIndexedError:
-            return False
-        searcher.embedder.embed_images([Image.new("RGB", (256, 256), (128, 128, 128))])  # first inference is slow
-        store = searcher.store
-        for name in ("items", "videos"):
-            index = store.index(name)
-            if len(index):
-                index.search(np.zeros((1, store.dim), np.float32), 1)
-        return True
-
-    def summary(self) -> dict[str, Any]:
-        """The searched collection: model, whether it takes text queries, files and vectors, index generation."""
-        searcher = self.searcher()
-        store = searcher.store
-        stats = store.catalog.stats(store.info.id)
-        return {
-            "model": store.info.model,
-            "text_search": searcher.embedder.supports_text,
-            "items": sum(v for k, v in stats.items() if k.endswith("_ok")),
-            "vectors": sum(v for k, v in stats.items() if k.startswith("vectors_")),
-            "generation": store.generation,
-        }
-
-    def item(self, media_id: int) -> MediaRecord:
-        """What the catalog holds about one file.
-
-        Raises:
-            NotIndexedError: no file has that id.
-        """
-        record = self.library.catalog.media(self.store().info.id, media_id)
-        if record is None:
-            raise NotIndexedError(f"no item with id {media_id}")
-        return record
-
-    def open_file(self, media_id: int) -> OpenFile:
-        """An indexed file opened for reading after checking it is still the file indexed (see
-        :func:`lookalike.search.media_files.open_indexed`); the caller closes it.
-
-        Raises:
-            NotIndexedError: no ok file has that id.
-            FileChangedError: the file is gone or changed since it was indexed.
-        """
-        from lookalike.search.media_files import open_indexed
-
-        return open_indexed(media_id, self.item(media_id), self.settings.follow_symlinks)
-
-    def thumbnail(self, media_id: int, size: int, at: float | None = None) -> bytes:
-        """A JPEG of an indexed image, or of a video's frame at ``at`` seconds, ``size`` px (see :meth:`open_file`)."""
-        from lookalike.search.media_files import thumbnail
-
-        opened = self.open_file(media_id)
-        try:
-            s = self.settings
-            return thumbnail(opened, size, at, s.max_image_pixels, s.max_image_bytes)
-        finally:
-            opened.close()
-
     def search_files(self, paths: Sequence[Path], k: int = 10, verify: bool = False) -> list[QueryResult]:
         """Search by example files (images or videos); ``verify`` checks image results with local features and
         puts verified copies first, each with its relation to the query."""
@@ -385,81 +252,6 @@ class Workspace:
             similar_threshold,
             distinct=distinct_pairs(self.library.journal, store.info.id),
         )
-
-    # -- cleaning up (the only methods that move user files: see lookalike.actions) ------------------------
-    def _writable(self) -> CollectionStore:
-        """The collection of :meth:`store`, opened for writing (the caller holds the writer lock)."""
-        store = self.library.open_collection(self.store().info.name)
-        store.load()
-        self._store = None  # readers reload what this writes
-        return store
-
-    def resolve(self, keep: str | None = None, apply: bool = False, action: str = "trash") -> Resolution:
-        """Plan the clean-up of verified duplicate groups, and with ``apply`` carry it out (journaled, undoable).
-
-        Args:
-            keep: keep-best rules, comma-separated (see :data:`lookalike.actions.rules.RULES`); default: keep each
-                group's representative.
-            apply: move the files (a dry run, the default, changes nothing).
-            action: ``trash`` (into ``<home>/trash/<run>/``), or ``hardlink``/``symlink`` to the keeper (identical
-                copies only).
-
-        Raises:
-            UsageError: an unknown rule or action.
-            LibraryLockedError: another process is writing to the library.
-        """
-        from lookalike.actions.plan import ACTIONS
-        from lookalike.actions.resolve import resolve
-        from lookalike.actions.rules import KeepRule, parse_rules
-
-        if action not in ACTIONS:
-            raise UsageError(f"unknown action {action!r}; use one of: {', '.join(ACTIONS)}")
-        rules = parse_rules(keep) if keep else [KeepRule("representative")]
-        with writer_lock(self.settings.home):
-            store = self._writable()
-            return resolve(
-                store,
-                self.library.journal,
-                self.settings.home,
-                rules,
-                self.settings.video_dupe_threshold,
-                apply,
-                action,
-            )
-
-    def undo(self, run: int | None = None) -> RunReport:
-        """Put back every file a run moved (default: the latest run), byte-identical, with the catalog."""
-        from lookalike.actions.resolve import undo
-
-        with writer_lock(self.settings.home):
-            return undo(self._writable(), self.library.journal, self.settings.home, run)
-
-    def trash_runs(self) -> list[RunRecord]:
-        """The runs of this collection, newest first, with their files by state and trash size."""
-        return self.library.journal.runs(self.store().info.id)
-
-    def empty_trash(self, older_than: timedelta) -> RunReport:
-        """Delete for good the trashed files of runs older than ``older_than`` (they can no longer be undone)."""
-        from lookalike.actions.apply import Runner
-
-        with writer_lock(self.settings.home):
-            return Runner(self._writable(), self.library.journal, self.settings.home).empty(older_than)
-
-    def distinct(self, paths: Sequence[Path]) -> int:
-        """Remember that these files are not duplicates of one another; returns how many pairs were new."""
-        from lookalike.actions.resolve import mark_distinct
-
-        with writer_lock(self.settings.home):
-            return mark_distinct(self.store(), self.library.journal, paths)
-
-    def decisions(self) -> list[DecisionRecord]:
-        """The remembered "not duplicates" pairs."""
-        return self.library.journal.decisions(self.store().info.id)
-
-    def forget_decisions(self, ids: Sequence[int]) -> int:
-        """Forget remembered pairs by id; returns how many there were."""
-        with writer_lock(self.settings.home):
-            return self.library.journal.forget(self.store().info.id, ids)
 
     def info(self) -> dict[str, Any]:
         """Counts per collection, and where the library lives."""

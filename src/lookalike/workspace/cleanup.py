@@ -1,0 +1,105 @@
+"""The Workspace methods that clean up duplicates: the only ones that move user files (see lookalike.actions)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lookalike.errors import UsageError
+from lookalike.storage.library import CollectionStore, Library
+from lookalike.storage.locks import writer_lock
+
+if TYPE_CHECKING:
+    from datetime import timedelta
+
+    from lookalike.actions.apply import RunReport
+    from lookalike.actions.resolve import Resolution
+    from lookalike.config import Settings
+    from lookalike.storage.records import DecisionRecord, RunRecord
+
+
+class CleanupMethods:
+    """Part of :class:`lookalike.workspace.Workspace` (which provides the attributes and methods declared here)."""
+
+    settings: Settings
+    library: Library
+    _store: CollectionStore | None
+
+    if TYPE_CHECKING:
+
+        def store(self) -> CollectionStore: ...
+
+    def _writable(self) -> CollectionStore:
+        """The collection of :meth:`store`, opened for writing (the caller holds the writer lock)."""
+        store = self.library.open_collection(self.store().info.name)
+        store.load()
+        self._store = None  # readers reload what this writes
+        return store
+
+    def resolve(self, keep: str | None = None, apply: bool = False, action: str = "trash") -> Resolution:
+        """Plan the clean-up of verified duplicate groups, and with ``apply`` carry it out (journaled, undoable).
+
+        Args:
+            keep: keep-best rules, comma-separated (see :data:`lookalike.actions.rules.RULES`); default: keep each
+                group's representative.
+            apply: move the files (a dry run, the default, changes nothing).
+            action: ``trash`` (into ``<home>/trash/<run>/``), or ``hardlink``/``symlink`` to the keeper (identical
+                copies only).
+
+        Raises:
+            UsageError: an unknown rule or action.
+            LibraryLockedError: another process is writing to the library.
+        """
+        from lookalike.actions.plan import ACTIONS
+        from lookalike.actions.resolve import resolve
+        from lookalike.actions.rules import KeepRule, parse_rules
+
+        if action not in ACTIONS:
+            raise UsageError(f"unknown action {action!r}; use one of: {', '.join(ACTIONS)}")
+        rules = parse_rules(keep) if keep else [KeepRule("representative")]
+        with writer_lock(self.settings.home):
+            store = self._writable()
+            return resolve(
+                store,
+                self.library.journal,
+                self.settings.home,
+                rules,
+                self.settings.video_dupe_threshold,
+                apply,
+                action,
+            )
+
+    def undo(self, run: int | None = None) -> RunReport:
+        """Put back every file a run moved (default: the latest run), byte-identical, with the catalog."""
+        from lookalike.actions.resolve import undo
+
+        with writer_lock(self.settings.home):
+            return undo(self._writable(), self.library.journal, self.settings.home, run)
+
+    def trash_runs(self) -> list[RunRecord]:
+        """The runs of this collection, newest first, with their files by state and trash size."""
+        return self.library.journal.runs(self.store().info.id)
+
+    def empty_trash(self, older_than: timedelta) -> RunReport:
+        """Delete for good the trashed files of runs older than ``older_than`` (they can no longer be undone)."""
+        from lookalike.actions.apply import Runner
+
+        with writer_lock(self.settings.home):
+            return Runner(self._writable(), self.library.journal, self.settings.home).empty(older_than)
+
+    def distinct(self, paths: Sequence[Path]) -> int:
+        """Remember that these files are not duplicates of one another; returns how many pairs were new."""
+        from lookalike.actions.resolve import mark_distinct
+
+        with writer_lock(self.settings.home):
+            return mark_distinct(self.store(), self.library.journal, paths)
+
+    def decisions(self) -> list[DecisionRecord]:
+        """The remembered "not duplicates" pairs."""
+        return self.library.journal.decisions(self.store().info.id)
+
+    def forget_decisions(self, ids: Sequence[int]) -> int:
+        """Forget remembered pairs by id; returns how many there were."""
+        with writer_lock(self.settings.home):
+            return self.library.journal.forget(self.store().info.id, ids)
