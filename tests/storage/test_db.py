@@ -68,7 +68,7 @@ def test_schema_head_constant_is_alembics_head():
 
 def test_0002_keys_existing_paths_by_their_hash(engine):
     """A catalog written at 0001 upgrades in place: every row gets its path's SHA-256 as the unique key (the path
-    itself is no longer indexed: PostgreSQL refuses b-tree entries past ~2.7 kB)."""
+    itself is no longer indexed: PostgreSQL refuses b-tree entries past ~2.7 kB), and every vector is kept."""
     import hashlib
 
     upgrade(engine, "0001")
@@ -88,7 +88,18 @@ def test_0002_keys_existing_paths_by_their_hash(engine):
                 ),
                 {"id": n, "path": p},
             )
+            conn.execute(
+                text(
+                    "INSERT INTO vectors (id, collection_id, media_id, level, embedding) "
+                    "VALUES (:id, 1, :id, 'image', :blob)"
+                ),
+                {"id": n, "blob": bytes(16)},
+            )
     upgrade(engine)
+    with engine.connect() as conn:  # SQLite rebuilds ``media``: its vectors must survive (no cascade on the copy)
+        assert conn.execute(text("SELECT media_id FROM vectors ORDER BY id")).scalars().all() == [1, 2, 3]
+        if engine.dialect.name == "sqlite":
+            assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
     with engine.connect() as conn:
         rows = conn.execute(text("SELECT path, path_key, device, inode FROM media ORDER BY id")).all()
     assert [tuple(r) for r in rows] == [(p, hashlib.sha256(p.encode()).hexdigest(), None, None) for p in paths]
