@@ -4,6 +4,7 @@ remembered decisions survive re-indexing."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import shutil
@@ -234,3 +235,135 @@ def test_emptying_the_trash_forgets_the_files(library):
         with pytest.raises(UsageError, match="nothing to undo"):
             ws.undo()
     assert not (media / "coffee_copy.png").exists()
+
+
+def test_a_name_that_is_not_utf8_is_trashed_and_put_back(settings_factory, tmp_path, images):
+    media = tmp_path / "media"
+    media.mkdir()
+    images["coffee"].convert("RGB").save(media / "coffee.png")
+    odd = os.path.join(os.fsencode(media), b"caf\xe9 copy.png")
+    shutil.copy2(media / "coffee.png", odd)
+    before = _tree(media)
+    settings = settings_factory()
+    with Workspace(settings) as ws:
+        ws.index([media])
+        result = ws.resolve(apply=True)
+        assert result.report is not None and result.report.skipped == [] and len(result.report.done) == 1
+        assert not os.path.exists(odd)
+        ws.undo()
+    assert _tree(media) == before
+
+
+def test_a_link_that_cannot_be_made_leaves_the_file_in_place(library, monkeypatch):
+    """FAT has no links, a keeper may already have 65,000 names: the link is made before the file moves, so a
+    failure leaves the file where it was (it used to be left in the trash, which `trash empty` then deleted)."""
+    import errno
+
+    settings, media = library
+    before = _tree(media)
+
+    def refuse(*_args, **_kwargs):
+        raise OSError(errno.EMLINK, "Too many links")
+
+    monkeypatch.setattr("lookalike.actions.apply.os.link", refuse)
+    with Workspace(settings) as ws:
+        result = ws.resolve(apply=True, action="hardlink")
+        assert result.report is not None
+        assert result.report.skipped == [
+            (
+                str(media / "coffee_copy.png"),
+                "the hardlink to its keeper cannot be made: Too many links; nothing was touched",
+            )
+        ]
+    assert _tree(media) == before
+    assert not [p for p in (settings.home / "trash").rglob("*") if p.is_file()]
+
+
+def test_a_keeper_replaced_after_indexing_stops_its_copies(library):
+    """The keeper replaced by a link to one of its own copies (another tool's dedupe): trashing that copy would
+    leave the link dangling and the picture only in the trash."""
+    settings, media = library
+    (media / "coffee.png").unlink()
+    (media / "coffee.png").symlink_to(media / "coffee_copy.png")
+    with Workspace(settings) as ws:
+        result = ws.resolve(apply=True)
+    assert result.report is not None
+    skipped = dict(result.report.skipped)
+    keeper = media / "coffee.png"
+    assert (
+        skipped[str(media / "coffee_copy.png")] == f"it is its keeper {keeper} under another name: nothing was touched"
+    )
+    assert (media / "coffee_copy.png").is_file() and (media / "coffee.png").resolve() == media / "coffee_copy.png"
+
+
+def test_the_library_home_under_an_indexed_folder_is_not_indexed(settings_factory, tmp_path, images):
+    media = tmp_path / "media"
+    media.mkdir()
+    images["rocket"].convert("RGB").save(media / "rocket.png")
+    shutil.copy2(media / "rocket.png", media / "rocket_copy.png")
+    settings = dataclasses.replace(settings_factory(), home=media / ".." / "media" / "library")
+    with Workspace(settings) as ws:
+        ws.index([media])
+        assert ws.resolve(apply=True).report is not None
+        again = ws.index([media])  # the trashed copy under <home>/trash is not a new file
+        assert (again.new, again.copied) == (0, 0)
+        assert [(s.path.name, s.reason) for s in again.skipped] == [("library", "lookalike_home")]
+        assert ws.undo().skipped == []
+    assert (media / "rocket_copy.png").is_file()
+
+
+def test_a_decision_between_two_members_keeps_both(library, images):
+    """`distinct` on two edited copies of one picture: when one is the keeper, the other is not trashed as its copy
+    (decisions are by content, so the pair is of two different edits)."""
+    settings, media = library
+    images["coffee"].convert("RGB").save(media / "coffee_q80.jpg", quality=80)
+    with Workspace(settings) as ws:
+        ws.index([media])
+        ws.distinct([media / "coffee_q80.jpg", media / "coffee_small.jpg"])
+        plan = {Path(p.path).name: (p.action, p.reason, Path(p.keeper).name) for p in ws.resolve(keep="newest").plan}
+    assert plan["coffee_q80.jpg"] == ("keep", "keeper (by newest)", "coffee_q80.jpg")
+    assert plan["coffee_small.jpg"] == (
+        "keep",
+        "remembered as not a duplicate of the keeper (lookalike distinct)",
+        "coffee_q80.jpg",
+    )
+    assert plan["coffee.png"][0] == "trash"
+
+
+def test_undo_of_an_interrupted_run_puts_back_what_moved_and_moves_nothing_more(library):
+    from lookalike.actions.apply import Runner
+
+    settings, media = library
+    before = _tree(media)
+    with Workspace(settings) as ws:
+        plan = ws.resolve().plan
+        moves = [p for p in plan if p.action == "trash"]
+        store = ws.library.open_collection(ws.store().info.name)
+        store.load()
+        from lookalike.actions.apply import trash_path
+        from lookalike.storage.records import JournalRecord
+
+        entries = [
+            JournalRecord(
+                path=p.path,
+                keeper=p.keeper,
+                action="trash",
+                size=p.record.size,
+                mtime_ns=p.record.mtime_ns,
+                sha256=p.record.sha256,
+                device=p.record.device,
+                inode=p.record.inode,
+            )
+            for p in moves
+        ]
+        journal = ws.library.journal
+        run = journal.start_run(store.info.id, "trash", entries, lambda r, p: trash_path(settings.home, r, p))
+        first = journal.entries(run)[0]
+        runner = Runner(store, journal, settings.home)
+        assert runner._apply_one(first) is None  # one file moved, then the process "was killed"
+        store.sync_files()
+        assert not (media / Path(first.path).name).exists()
+        report = ws.undo()
+        assert report.done == [first.path]
+        assert journal.entries(run, ["skipped"]) and journal.run(run).state == "undone"
+    assert _tree(media) == before

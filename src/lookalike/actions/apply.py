@@ -10,17 +10,19 @@ command finishes the run from the rows: whatever it finds done on disk it record
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
 import shutil
 import stat
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from lookalike.indexer.plan import key_path
+from lookalike.indexer.plan import key_path, path_key
 from lookalike.storage.journal import Journal
 from lookalike.storage.library import CollectionStore
 from lookalike.storage.records import JournalRecord, MediaRecord
@@ -39,9 +41,10 @@ class RunReport:
 
 
 def trash_path(home: Path, run_id: int, path: str) -> str:
-    """Where a file of run ``run_id`` goes: ``<home>/trash/<run>/<its absolute path>`` (a catalog key)."""
+    """Where a file of run ``run_id`` goes: ``<home>/trash/<run>/<its absolute path>``, as a catalog key (a name that
+    is not UTF-8 is kept as its bytes, see :func:`lookalike.indexer.plan.path_key`)."""
     real = os.fsencode(key_path(path))
-    return os.fsdecode(os.path.join(os.fsencode(home / TRASH / str(run_id)), real.lstrip(b"/")))
+    return path_key(Path(os.fsdecode(os.path.join(os.fsencode(home / TRASH / str(run_id)), real.lstrip(b"/")))))
 
 
 def _sha256(path: Path) -> str | None:
@@ -52,29 +55,36 @@ def _sha256(path: Path) -> str | None:
         return None
 
 
-def changed(path: Path, e: JournalRecord) -> str | None:
-    """Why the file at ``path`` is not the one catalogued (None when it is): it must be the same regular file, of the
-    same size, mtime and content."""
+def changed(
+    path: Path, size: int, mtime_ns: int, device: int | None, inode: int | None, sha256: str | None
+) -> str | None:
+    """Why the file at ``path`` is not the one catalogued (None when it is): it must be the same regular file (not a
+    link), of the same size, mtime and content."""
     try:
         st = os.lstat(path)
     except FileNotFoundError:
-        return "gone before it was moved"
+        return "gone"
     except OSError as err:
         return f"cannot be read: {err.strerror}"
     if not stat.S_ISREG(st.st_mode):
         return "no longer a regular file"
-    if (st.st_size, st.st_mtime_ns) != (e.size, e.mtime_ns):
+    if (st.st_size, st.st_mtime_ns) != (size, mtime_ns):
         return "changed since it was indexed (size or modification time): index again, then resolve"
-    if e.inode is not None and (st.st_dev, st.st_ino) != (e.device, e.inode):
+    if inode is not None and (st.st_dev, st.st_ino) != (device, inode):
         return "replaced by another file since it was indexed: index again, then resolve"
-    if e.sha256 is not None and _sha256(path) != e.sha256:
+    if sha256 is not None and _sha256(path) != sha256:
         return "changed since it was indexed (content): index again, then resolve"
     return None
 
 
+def _entry_changed(path: Path, e: JournalRecord) -> str | None:
+    why = changed(path, e.size, e.mtime_ns, e.device, e.inode, e.sha256)
+    return "gone before it was moved" if why == "gone" else why
+
+
 def _move(src: Path, dst: Path) -> None:
-    """``src`` to ``dst``: a rename, or across filesystems a copy (complete and synced before it takes the name
-    ``dst``) followed by removing ``src``. Modification times are kept either way."""
+    """``src`` to ``dst``: a rename, or across filesystems a copy into a fresh temp file beside ``dst`` (complete and
+    synced before it takes the name ``dst``) followed by removing ``src``. Modification times are kept either way."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.rename(src, dst)
@@ -82,12 +92,23 @@ def _move(src: Path, dst: Path) -> None:
     except OSError as e:
         if e.errno != errno.EXDEV:
             raise
-    part = dst.with_name(dst.name + ".part")
-    shutil.copy2(src, part)
-    with open(part, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.rename(part, dst)
+    fd, part = tempfile.mkstemp(prefix=".lookalike-", suffix=".part", dir=dst.parent)
+    os.close(fd)
+    try:
+        shutil.copy2(src, part)
+        with open(part, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.rename(part, dst)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(part)
+        raise
     os.unlink(src)
+
+
+def _link_path(src: Path, e: JournalRecord) -> Path:
+    """Where the link to the keeper is made before it takes the file's place (hidden, beside it, one per entry)."""
+    return src.parent / f".lookalike-link-{e.id}"
 
 
 def _is_our_link(src: Path, e: JournalRecord) -> bool:
@@ -102,12 +123,12 @@ def _is_our_link(src: Path, e: JournalRecord) -> bool:
     return False
 
 
-def _link(src: Path, e: JournalRecord) -> None:
+def _link(at: Path, e: JournalRecord) -> None:
     keeper = key_path(e.keeper)
     if e.action == "symlink":
-        os.symlink(keeper, src)
+        os.symlink(keeper, at)
     elif e.action == "hardlink":
-        os.link(keeper, src)
+        os.link(keeper, at, follow_symlinks=False)
 
 
 class Runner:
@@ -117,6 +138,7 @@ class Runner:
         self.store = store
         self.journal = journal
         self.home = home
+        self._keepers: dict[str, tuple[str | None, str | None]] = {}  # keeper -> (why not to rely on it, its hash)
 
     # -- apply ---------------------------------------------------------------------------------------
     def apply(self, run_id: int, after_each: Callable[[], None] | None = None) -> RunReport:
@@ -137,33 +159,74 @@ class Runner:
         return report
 
     def _apply_one(self, e: JournalRecord) -> str | None:
+        """Do one entry, or finish it where a killed run left it; None when done, else why it was left alone.
+
+        For a link action the link is made first, beside the file, so that a link that cannot be made (FAT, too
+        many links, a keeper gone) leaves the file where it is; then the file moves to the trash and the link takes
+        its name.
+        """
         src, dst = key_path(e.path), key_path(e.trash_path or "")
-        src_there, dst_there = os.path.lexists(src), os.path.lexists(dst)
-        if dst_there and src_there and not _is_our_link(src, e):
-            # a copy across filesystems completed but the original was not yet removed
-            if _sha256(dst) != e.sha256 or changed(src, e) is not None:
-                return "both the file and a trashed copy exist and differ: left for you to check"
-            os.unlink(src)
-            src_there = False
-        if not dst_there:
-            keeper = key_path(e.keeper)
-            if not keeper.is_file():
-                return f"its keeper {keeper} is gone: nothing was touched"
-            why = changed(src, e)
-            if why is not None:
-                return why
+        link = _link_path(src, e) if e.action != "trash" else None
+        if os.path.lexists(dst):  # moved already: a killed run is finished here
+            if os.path.lexists(src) and not _is_our_link(src, e):
+                # across filesystems: the copy completed, the original was not yet removed
+                if _sha256(dst) != e.sha256 or _entry_changed(src, e) is not None:
+                    return "both the file and a trashed copy exist and differ: left for you to check"
+                os.unlink(src)
+            if link is not None and not os.path.lexists(src):
+                if not (os.path.lexists(link) and _is_our_link(link, e)):
+                    try:
+                        _link(link, e)
+                    except OSError as err:
+                        _move(dst, src)  # never left only in the trash because a link could not be made
+                        return f"the {e.action} to its keeper cannot be made: {err.strerror}; left in place"
+                os.replace(link, src)
+            self._catalog_after(e, src)
+            return None
+        why = self._keeper_problem(e, src) or _entry_changed(src, e)
+        if why is not None:
+            return why
+        if link is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(link)  # a stale one a killed run made
             try:
-                _move(src, dst)
+                _link(link, e)
             except OSError as err:
-                return f"cannot be moved to the trash: {err.strerror}"
-            src_there = False
-        if e.action != "trash" and not src_there:
-            try:
-                _link(src, e)
-            except OSError as err:
-                return f"moved to the trash, but the {e.action} to its keeper failed: {err.strerror} (undo restores it)"
+                return f"the {e.action} to its keeper cannot be made: {err.strerror}; nothing was touched"
+        try:
+            _move(src, dst)
+        except OSError as err:
+            if link is not None:
+                os.unlink(link)
+            return f"cannot be moved to the trash: {err.strerror}"
+        if link is not None:
+            os.replace(link, src)
         self._catalog_after(e, src)
         return None
+
+    def _keeper_problem(self, e: JournalRecord, src: Path) -> str | None:
+        """Why the keeper cannot be relied on (None when it can): it must still be the regular file catalogued (same
+        size, mtime, device and inode, and for a link the same bytes as the file), and not the file itself under
+        another name. Checked once per keeper a run."""
+        keeper = key_path(e.keeper)
+        try:
+            if os.path.samefile(src, keeper):
+                return f"it is its keeper {keeper} under another name: nothing was touched"
+        except OSError:
+            pass
+        if e.keeper not in self._keepers:
+            cid = self.store.info.id
+            media_id = self.store.catalog.media_id(cid, e.keeper)
+            rec = self.store.catalog.media(cid, media_id) if media_id is not None else None
+            if rec is None or rec.status != MediaStatus.OK.value:
+                self._keepers[e.keeper] = ("is no longer indexed", None)
+            else:
+                why = changed(keeper, rec.size, rec.mtime_ns, rec.device, rec.inode, rec.sha256)
+                self._keepers[e.keeper] = (None if why is None else ("is gone" if why == "gone" else why), rec.sha256)
+        why, sha = self._keepers[e.keeper]
+        if why is None and e.action != "trash" and sha != e.sha256:
+            why = "holds other bytes than the file"
+        return None if why is None else f"its keeper {keeper} {why}: nothing was touched"
 
     def _catalog_after(self, e: JournalRecord, src: Path) -> None:
         if e.action == "hardlink":  # the same bytes, now the keeper's file: catalogued as its hardlink
@@ -171,6 +234,17 @@ class Runner:
             self.store.catalog.touch(self.store.info.id, e.path, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino)
         else:
             self.store.mark_absent([e.path], MediaStatus.TRASHED)
+
+    def abandon(self, run_id: int) -> None:
+        """Stop an interrupted run where it is: its files not yet moved are marked skipped (so that an undo asked
+        instead of finishing it puts back only what moved); a file caught mid-move is finished first."""
+        for e in self.journal.entries(run_id, ["planned"]):
+            if os.path.lexists(key_path(e.trash_path or "")):  # it moved before the kill: record it as moved
+                why = self._apply_one(e)
+                self.journal.set_entry(e.id or 0, "done" if why is None else "skipped", why)
+            else:
+                self.journal.set_entry(e.id or 0, "skipped", "the run was interrupted, and undone before it finished")
+        self.journal.set_run(run_id, "done")
 
     # -- undo ----------------------------------------------------------------------------------------
     def undo(self, run_id: int) -> RunReport:
@@ -192,6 +266,9 @@ class Runner:
         src, dst = key_path(e.path), key_path(e.trash_path or "")
         if os.path.lexists(src) and _is_our_link(src, e):
             os.unlink(src)
+        link = _link_path(src, e)
+        if os.path.lexists(link) and _is_our_link(link, e):
+            os.unlink(link)
         if os.path.lexists(dst):
             if os.path.lexists(src):
                 return "another file is at its path now: the trashed one stays in the trash"
@@ -201,6 +278,8 @@ class Runner:
                 return f"cannot be moved back: {err.strerror}"
         elif not os.path.lexists(src):
             return "its trashed copy is gone (was the trash emptied?)"
+        elif changed(src, e.size, e.mtime_ns, None, None, e.sha256) is not None:
+            return "its trashed copy is gone and another file is at its path: left as it is"
         st = os.stat(src)
         record = MediaRecord(
             path=e.path,
@@ -241,10 +320,19 @@ class Runner:
                 report.done.append(str(dst))
                 gone.append(e.path)
             self._forget_trashed(gone)
-            shutil.rmtree(self.home / TRASH / str(run.id), ignore_errors=True)
+            _remove_empty_folders(self.home / TRASH / str(run.id))
         self.store.sync_files()
         return report
 
     def _forget_trashed(self, paths: list[str]) -> None:
         known = self.store.catalog.known_media(self.store.info.id)
         self.store.delete_paths([p for p in paths if p in known and known[p].status == MediaStatus.TRASHED.value])
+
+
+def _remove_empty_folders(root: Path) -> None:
+    """Remove the folders under ``root`` (and ``root``) that are empty; files are never removed here."""
+    if not root.is_dir():
+        return
+    for folder, _, _ in sorted(os.walk(root), key=lambda w: -len(w[0])):
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)

@@ -42,7 +42,11 @@ class PlannedAction:
 
 
 def plan_resolve(
-    groups: Sequence[DuplicateGroup], records: dict[int, MediaRecord], rules: Sequence[KeepRule], action: str
+    groups: Sequence[DuplicateGroup],
+    records: dict[int, MediaRecord],
+    rules: Sequence[KeepRule],
+    action: str,
+    distinct: set[tuple[str, str]] | None = None,
 ) -> list[PlannedAction]:
     """The plan over ``groups`` (see the module docstring).
 
@@ -52,6 +56,8 @@ def plan_resolve(
         rules: keep-best rules, in order (``representative`` alone keeps the group's representative).
         action: what happens to a removable copy: ``trash``, or ``hardlink``/``symlink`` to the keeper (identical
             bytes only: a link must show the same picture).
+        distinct: content pairs (sorted SHA-256) remembered as not duplicates: a file so paired with the keeper is
+            kept, whatever its relation to the representative.
     """
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}")
@@ -65,17 +71,25 @@ def plan_resolve(
         candidates = [Candidate(records[it.media_id], it.relation == Relation.REPRESENTATIVE) for it in whole]
         best, rule = choose_keeper(candidates, rules)
         keeper = records[whole[best].media_id]
+        keeper_is_rep = whole[best].relation == Relation.REPRESENTATIVE
         for it in items:
             rec = records[it.media_id]
             if it.media_id == whole[best].media_id:
                 out.append(PlannedAction(rec.path, "keep", rec.path, f"keeper (by {rule})", it.media_id, g_index, rec))
                 continue
-            verb, why = _decide(it.relation, rec, keeper, action)
+            pair = tuple(sorted((rec.sha256 or "", keeper.sha256 or "")))
+            if distinct and pair in distinct:
+                why = "remembered as not a duplicate of the keeper (lookalike distinct)"
+                out.append(PlannedAction(rec.path, "keep", keeper.path, why, it.media_id, g_index, rec))
+                continue
+            verb, why = _decide(it.relation, rec, keeper, action, keeper_is_rep)
             out.append(PlannedAction(rec.path, verb, keeper.path, why, it.media_id, g_index, rec))
     return out
 
 
-def _decide(relation: Relation, rec: MediaRecord, keeper: MediaRecord, action: str) -> tuple[str, str]:
+def _decide(
+    relation: Relation, rec: MediaRecord, keeper: MediaRecord, action: str, keeper_is_rep: bool = True
+) -> tuple[str, str]:
     same_file = rec.inode is not None and (rec.device, rec.inode) == (keeper.device, keeper.inode)
     if relation == Relation.HARDLINK or same_file:
         return "keep", "another name of a file in the group (hardlink): removing it frees nothing"
@@ -86,4 +100,8 @@ def _decide(relation: Relation, rec: MediaRecord, keeper: MediaRecord, action: s
         return "keep", f"{relation.value}, not the same bytes as the keeper: only identical copies are linked"
     if action == "hardlink" and rec.device is not None and rec.device != keeper.device:
         return "keep", "on another filesystem than the keeper: a hardlink cannot cross it"
-    return action, f"{relation.value} copy of the keeper"
+    if relation == Relation.REPRESENTATIVE:
+        return action, "the representative; the keeper is a whole copy of it, chosen by the rules"
+    if not keeper_is_rep:
+        return action, f"a whole copy ({relation.value} against the representative)"
+    return action, "a whole copy of the keeper" if relation == Relation.COPY else f"{relation.value} copy of the keeper"

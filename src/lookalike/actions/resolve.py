@@ -69,7 +69,7 @@ def resolve(
     groups = find_duplicates(store, video_threshold, None, distinct=pairs)
     ids = {it.media_id for g in groups for it in g.items}
     records = store.catalog.media_many(store.info.id, ids)
-    plan = plan_resolve(groups, records, rules, action)
+    plan = plan_resolve(groups, records, rules, action, pairs)
     if not apply:
         return Resolution(plan, recovered=recovered)
     moves = [p for p in plan if p.action != "keep"]
@@ -100,7 +100,12 @@ def undo(store: CollectionStore, journal: Journal, home: Path, run: int | None =
         UsageError: there is no such run, or nothing left to undo.
     """
     runner = Runner(store, journal, home)
-    recover(runner, journal, store.info.id)
+    for unfinished in journal.unfinished(store.info.id):  # undo asked: an interrupted run is not finished first
+        record = journal.run(unfinished)
+        if record is not None and record.state == "undoing":
+            runner.undo(unfinished)
+        else:
+            runner.abandon(unfinished)
     runs = journal.runs(store.info.id)
     if run is None:
         applied = [r for r in runs if r.state == "done" and r.counts.get("done")]

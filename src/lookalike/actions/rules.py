@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 
 from lookalike.errors import UsageError
+from lookalike.indexer.discover import canonical
 from lookalike.storage.records import MediaRecord
 
 LOSSLESS = frozenset({".png", ".tif", ".tiff", ".bmp", ".webp"})  # .webp may be lossless; it ranks with them
@@ -46,7 +47,7 @@ def parse_rules(text: str) -> list[KeepRule]:
             folder = part[len("path:") :].strip()
             if not folder:
                 raise UsageError("the rule path:DIR needs a folder, e.g. --keep path:~/Pictures/originals")
-            rules.append(KeepRule("path", Path(folder).expanduser().absolute()))
+            rules.append(KeepRule("path", canonical(Path(folder))))
         elif part in RULES:
             rules.append(KeepRule(part))
         else:

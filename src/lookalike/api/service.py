@@ -48,7 +48,7 @@ class Service:
         self._lock = threading.RLock()
         self._checked = 0.0
         self._ready = False
-        self._dupes: dict[tuple[int, float | None, float], list[DuplicateGroup]] = {}
+        self._dupes: dict[tuple[int, int, float | None, float], list[DuplicateGroup]] = {}
         self._thumbs: OrderedDict[tuple[int, int, float | None, int], bytes] = OrderedDict()
 
     def close(self) -> None:
@@ -134,7 +134,7 @@ class Service:
         generation and thresholds; remembered decisions are respected (as `lookalike dupes` does)."""
         ws = self._current()
         video_t = self.settings.video_dupe_threshold if video_threshold is None else video_threshold
-        key = (ws.store().generation, similar_threshold, video_t)
+        key = (ws.store().generation, len(ws.decisions()), similar_threshold, video_t)  # decisions change groups
         with self._lock:
             cached = self._dupes.get(key)
         if cached is None:

@@ -110,7 +110,11 @@ def _classify_stat(path: Path, _st: os.stat_result) -> MediaKind | None:
 
 
 def walk(
-    root: Path, follow_symlinks: bool = False, include_hidden: bool = False, kind_of: KindFn = _classify_stat
+    root: Path,
+    follow_symlinks: bool = False,
+    include_hidden: bool = False,
+    kind_of: KindFn = _classify_stat,
+    skip: Path | None = None,
 ) -> Iterator[Candidate | Skipped]:
     """Yield every media file under ``root`` by its canonical path, and every path passed over with the reason.
 
@@ -127,7 +131,10 @@ def walk(
         include_hidden: also walk dot-files and dot-folders.
         kind_of: decides a regular file's media kind (None: not media); by default its content is sniffed.
             The indexer passes one that answers from the catalog for files whose size and mtime did not change.
+        skip: a folder not to walk into (the library's home, whose trash holds moved copies), reported as skipped
+            with the reason ``lookalike_home``.
     """
+    skipped = canonical(skip) if skip is not None else None
     root = canonical(root)
     real_root = root
     if root.is_file():
@@ -138,6 +145,9 @@ def walk(
     stack = [root]
     while stack:
         folder = stack.pop()
+        if skipped is not None and canonical(folder) == skipped:
+            yield Skipped(folder, "lookalike_home")
+            continue
         try:
             st = folder.stat()
             if (st.st_dev, st.st_ino) in seen_dirs:

@@ -93,10 +93,15 @@ class Indexer:
                 return MediaKind(old.kind)  # unchanged: no need to open it again
             return classify(path)
 
-        found = (item for root in roots for item in walk(Path(root), self.settings.follow_symlinks, kind_of=kind_of))
+        home = self.settings.home  # the library's own folder (its trash) is never indexed
+        found = (
+            item
+            for root in roots
+            for item in walk(Path(root), self.settings.follow_symlinks, kind_of=kind_of, skip=home)
+        )
         plan = make_plan(found, known)
         report.skipped = plan.skipped
-        report.unchanged = len(plan.unchanged) + len(plan.touched)
+        report.unchanged = len(set(plan.unchanged) | {job.key for job in plan.touched})
         for job in plan.touched:
             self.store.catalog.touch(self.store.info.id, job.key, job.size, job.mtime_ns, job.device, job.inode)
         gone = absent(known, roots, plan)
@@ -114,7 +119,7 @@ class Indexer:
         landed = {job.sha256 for job in plan.copies if job.sha256}
         missing = {key for key, m in known.items() if m.status == MediaStatus.MISSING.value} | set(gone.missing)
         missing -= plan.seen
-        moved = {key for key in missing if known[key].sha256 in landed}
+        moved = {key for key in missing if known[key].sha256 in landed and under(key, roots)}
         self.store.delete_paths(sorted(moved) + gone.aliases)  # after the copies that took their vectors
         report.moved = len(moved)
         still = sorted(key for key in missing - moved if under(key, roots))

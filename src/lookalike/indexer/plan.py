@@ -174,6 +174,9 @@ class Absent:
     aliases: list[str] = field(default_factory=list)
 
 
+NOT_THE_FILE = frozenset({"symlink_not_followed", "broken_link", "outside_root", "not_regular_file", "lookalike_home"})
+
+
 def _under(text: str, bases: list[str]) -> bool:
     return any(text == b or text.startswith(b.rstrip("/") + "/") for b in bases)
 
@@ -189,8 +192,11 @@ def absent(known: dict[str, KnownMedia], roots: Iterable[Path], plan: Plan) -> A
     A file under a folder the walk could not read, or a path it passed over (:attr:`Plan.skipped`), is neither:
     it is there, only unread this time.
     """
-    bases = [str(canonical(Path(r))) for r in roots]
-    unread = [os.fsdecode(os.fsencode(s.path)) for s in plan.skipped]
+    # the canonical root, and the root as given: rows an earlier version stored through a symlinked folder
+    bases = sorted({str(canonical(Path(r))) for r in roots} | {str(Path(r).expanduser().absolute()) for r in roots})
+    # a folder the walk could not read hides what is under it; a path now a link or not a regular file is no
+    # longer the file indexed there
+    unread = [str(s.path) for s in plan.skipped if s.reason not in NOT_THE_FILE]
     out = Absent()
     for key, old in known.items():
         if key in plan.seen or old.status in ABSENT:

@@ -58,17 +58,11 @@ class CleanupMethods:
         if action not in ACTIONS:
             raise UsageError(f"unknown action {action!r}; use one of: {', '.join(ACTIONS)}")
         rules = parse_rules(keep) if keep else [KeepRule("representative")]
-        with writer_lock(self.settings.home):
-            store = self._writable()
-            return resolve(
-                store,
-                self.library.journal,
-                self.settings.home,
-                rules,
-                self.settings.video_dupe_threshold,
-                apply,
-                action,
-            )
+        s, journal = self.settings, self.library.journal
+        if not apply:  # a dry run reads (no lock, nothing written, not even index files)
+            return resolve(self.store(), journal, s.home, rules, s.video_dupe_threshold, False, action)
+        with writer_lock(s.home):
+            return resolve(self._writable(), journal, s.home, rules, s.video_dupe_threshold, True, action)
 
     def undo(self, run: int | None = None) -> RunReport:
         """Put back every file a run moved (default: the latest run), byte-identical, with the catalog."""
