@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
 import shutil
 import stat
@@ -22,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from lookalike.indexer.plan import key_path, path_key
+from lookalike.indexer.plan import key_path, path_key, sha256_file
 from lookalike.storage.journal import Journal
 from lookalike.storage.library import CollectionStore
 from lookalike.storage.records import JournalRecord, MediaRecord
@@ -47,14 +46,6 @@ def trash_path(home: Path, run_id: int, path: str) -> str:
     return path_key(Path(os.fsdecode(os.path.join(os.fsencode(home / TRASH / str(run_id)), real.lstrip(b"/")))))
 
 
-def _sha256(path: Path) -> str | None:
-    try:
-        with open(path, "rb") as fh:
-            return hashlib.file_digest(fh, "sha256").hexdigest()
-    except OSError:
-        return None
-
-
 def changed(
     path: Path, size: int, mtime_ns: int, device: int | None, inode: int | None, sha256: str | None
 ) -> str | None:
@@ -72,7 +63,7 @@ def changed(
         return "changed since it was indexed (size or modification time): index again, then resolve"
     if inode is not None and (st.st_dev, st.st_ino) != (device, inode):
         return "replaced by another file since it was indexed: index again, then resolve"
-    if sha256 is not None and _sha256(path) != sha256:
+    if sha256 is not None and sha256_file(path) != sha256:
         return "changed since it was indexed (content): index again, then resolve"
     return None
 
@@ -170,7 +161,7 @@ class Runner:
         if os.path.lexists(dst):  # moved already: a killed run is finished here
             if os.path.lexists(src) and not _is_our_link(src, e):
                 # across filesystems: the copy completed, the original was not yet removed
-                if _sha256(dst) != e.sha256 or _entry_changed(src, e) is not None:
+                if sha256_file(dst) != e.sha256 or _entry_changed(src, e) is not None:
                     return "both the file and a trashed copy exist and differ: left for you to check"
                 os.unlink(src)
             if link is not None and not os.path.lexists(src):
