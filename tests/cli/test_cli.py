@@ -290,3 +290,18 @@ def test_index_says_how_many_files_are_missing(tmp_path, images):
     code, out, _ = _run("index", str(media), "--prune", "--json", home=home)
     summary = json.loads(out)
     assert code == 0 and (summary["missing"], summary["pruned"], summary["unchanged"]) == (0, 1, 1)
+
+
+def test_a_query_named_with_bytes_that_are_not_utf8_prints_valid_json(cli_home, corpus, tmp_path):
+    """The query is named as the catalog names such files (``bytes:`` and the quoted bytes), so the JSON line is
+    valid UTF-8 (it printed the raw byte)."""
+    import os
+    import shutil
+
+    odd = os.path.join(os.fsencode(tmp_path), b"caf\xe9.png")
+    shutil.copy(corpus.originals["coffee"], odd)
+    result = runner.invoke(app, ["--home", str(cli_home), *_db(cli_home), "search", os.fsdecode(odd), "--json"])
+    assert result.exit_code == 0, result.stdout
+    line = json.loads(result.stdout_bytes.decode("utf-8"))
+    assert line["query"] == "bytes:" + os.fsdecode(os.fsencode(tmp_path)) + "/caf%E9.png"
+    assert line["results"][0]["path"] == str(corpus.originals["coffee"])

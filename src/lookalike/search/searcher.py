@@ -25,7 +25,7 @@ from lookalike.indexer.file_decoding import (
     VideoEnd,
     decode_job,
 )
-from lookalike.indexer.plan import key_path
+from lookalike.indexer.plan import key_path, path_key
 from lookalike.search.alignment import VideoVectors, score_video
 from lookalike.search.explain import Explanation, draw, explain_images
 from lookalike.search.features import Features
@@ -182,21 +182,22 @@ class Searcher:
     def _search_file(self, path: Path, k: int, verify: bool = False) -> QueryResult:
         """A query file decoded here, by the indexer's own decode step (as the service decodes uploads in worker
         processes): one description of media for both."""
+        name = path_key(path)  # as the catalog names files: a name that is not UTF-8 as its (quoted) bytes
         if not path.is_file():
-            return QueryResult(str(path), error=f"not_found: {path} is not a file")
+            return QueryResult(name, error=f"not_found: {name} is not a file")
         kind = classify(path) or MediaKind.IMAGE  # unknown content: the image decoder says precisely why
         messages = list(decode_job(Task(0, path, kind), self.embedder.preprocess, self._limits()))
         if not verify or kind != MediaKind.IMAGE:
-            return self.search_decoded(str(path), messages, k)
+            return self.search_decoded(name, messages, k)
         described = self._describe(messages)
         if isinstance(described, str):
-            return QueryResult(str(path), error=described)
+            return QueryResult(name, error=described)
         assert isinstance(described, np.ndarray)
         pool = self.search_vector(described, max(k, VERIFY_POOL))
         try:
-            return QueryResult(str(path), self._verified(path, pool, k))
+            return QueryResult(name, self._verified(path, pool, k))
         except DecodeError as e:
-            return QueryResult(str(path), error=str(e))
+            return QueryResult(name, error=str(e))
 
     def _limits(self) -> DecodeLimits:
         s = self.settings
