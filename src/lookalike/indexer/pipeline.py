@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from lookalike.config import Settings
 from lookalike.indexer.describe import MediaDescriptor
 from lookalike.indexer.discover import Skipped, classify, walk
-from lookalike.indexer.plan import Plan, absent, make_plan, make_record, path_key, settled, under
+from lookalike.indexer.plan import Plan, absent, make_plan, make_record, path_key, root_bases, settled, under
 from lookalike.storage.library import CollectionStore
 from lookalike.storage.records import MediaRecord, VectorRecord
 from lookalike.types import MediaKind, MediaStatus
@@ -119,10 +119,11 @@ class Indexer:
         landed = {job.sha256 for job in plan.copies if job.sha256}
         missing = {key for key, m in known.items() if m.status == MediaStatus.MISSING.value} | set(gone.missing)
         missing -= plan.seen
-        moved = {key for key in missing if known[key].sha256 in landed and under(key, roots)}
+        bases = root_bases(roots)
+        moved = {key for key in missing if known[key].sha256 in landed and under(key, bases)}
         self.store.delete_paths(sorted(moved) + gone.aliases)  # after the copies that took their vectors
         report.moved = len(moved)
-        still = sorted(key for key in missing - moved if under(key, roots))
+        still = sorted(key for key in missing - moved if under(key, bases))
         if prune:
             self.store.delete_paths(still)
             report.pruned = len(still)

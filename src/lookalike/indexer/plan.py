@@ -181,9 +181,14 @@ def _under(text: str, bases: list[str]) -> bool:
     return any(text == b or text.startswith(b.rstrip("/") + "/") for b in bases)
 
 
-def under(key: str, roots: Iterable[Path]) -> bool:
-    """Whether the catalogued file ``key`` lies under one of ``roots`` (taken by their canonical paths)."""
-    return _under(str(key_path(key)), [str(canonical(Path(r))) for r in roots])
+def root_bases(roots: Iterable[Path]) -> list[str]:
+    """The canonical paths of ``roots``, as :func:`under` takes them (resolved once a run, not once a file)."""
+    return [str(canonical(Path(r))) for r in roots]
+
+
+def under(key: str, bases: list[str]) -> bool:
+    """Whether the catalogued file ``key`` lies under one of ``bases`` (see :func:`root_bases`)."""
+    return _under(str(key_path(key)), bases)
 
 
 def absent(known: dict[str, KnownMedia], roots: Iterable[Path], plan: Plan) -> Absent:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import fields
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import ColumnElement, Engine, delete, func, select, update
 from sqlalchemy.orm import sessionmaker
 
 from lookalike.storage.orm import Decision, JournalEntry, Run, signed64, unsigned64
@@ -68,23 +68,27 @@ class Journal:
 
     def run(self, run_id: int) -> RunRecord | None:
         """One run with its counts, if it exists."""
-        found = [r for r in self.runs(None) if r.id == run_id]
+        found = self._runs(Run.id == run_id)
         return found[0] if found else None
 
     def runs(self, collection_id: int | None) -> list[RunRecord]:
         """Runs (of a collection, or all), newest first, with their files counted by state and their trash size."""
+        return self._runs(None if collection_id is None else Run.collection_id == collection_id)
+
+    def _runs(self, which: ColumnElement[bool] | None) -> list[RunRecord]:
         with self._session() as s:
             query = select(Run).order_by(Run.id.desc())
-            if collection_id is not None:
-                query = query.where(Run.collection_id == collection_id)
+            if which is not None:
+                query = query.where(which)
             rows = list(s.scalars(query))
             counts: dict[int, dict[str, int]] = {}
             trash: dict[int, int] = {}
-            for run_id, state, n, size in s.execute(
-                select(JournalEntry.run_id, JournalEntry.state, func.count(), func.sum(JournalEntry.size)).group_by(
-                    JournalEntry.run_id, JournalEntry.state
-                )
-            ):
+            counted = (
+                select(JournalEntry.run_id, JournalEntry.state, func.count(), func.sum(JournalEntry.size))
+                .where(JournalEntry.run_id.in_([r.id for r in rows]))
+                .group_by(JournalEntry.run_id, JournalEntry.state)
+            )
+            for run_id, state, n, size in s.execute(counted):
                 counts.setdefault(run_id, {})[state] = int(n)
                 if state == "done":
                     trash[run_id] = int(size or 0)
