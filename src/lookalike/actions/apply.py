@@ -16,7 +16,6 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -132,7 +131,7 @@ class Runner:
         self._keepers: dict[str, tuple[str | None, str | None]] = {}  # keeper -> (why not to rely on it, its hash)
 
     # -- apply ---------------------------------------------------------------------------------------
-    def apply(self, run_id: int, after_each: Callable[[], None] | None = None) -> RunReport:
+    def apply(self, run_id: int) -> RunReport:
         """Do every ``planned`` file of a run (a killed run resumes here), then mark the run done."""
         report = RunReport(run_id)
         for e in self.journal.entries(run_id, ["planned"]):
@@ -143,8 +142,6 @@ class Runner:
             else:
                 self.journal.set_entry(e.id or 0, "skipped", why)
                 report.skipped.append((e.path, why))
-            if after_each is not None:
-                after_each()
         self.journal.set_run(run_id, "done")
         self.store.sync_files()
         return report
