@@ -10,6 +10,7 @@ from lookalike.search.groups import DuplicateGroup, GroupItem, GroupKind, Relati
 from lookalike.search.image_dupes import VerifyRule, find_image_duplicates
 from lookalike.search.video_dupes import find_video_copies
 from lookalike.storage.library import CollectionStore
+from lookalike.storage.records import MediaRecord
 from lookalike.types import MediaKind
 
 
@@ -50,11 +51,9 @@ def similar_images(store: CollectionStore, threshold: float, k: int = 10) -> lis
     return groups
 
 
-def mark_hardlinks(store: CollectionStore, groups: list[DuplicateGroup]) -> list[DuplicateGroup]:
+def mark_hardlinks(groups: list[DuplicateGroup], records: dict[int, MediaRecord]) -> list[DuplicateGroup]:
     """Groups in which every path of a file already listed (a hardlink: the same device and inode) is marked
     ``hardlink``: one file at several names, which no clean-up may count as a removable copy."""
-    wanted = {it.media_id for g in groups for it in g.items}
-    records = store.catalog.media_many(store.info.id, wanted)
     out = []
     for g in groups:
         seen: set[tuple[int, int]] = set()
@@ -72,11 +71,10 @@ def mark_hardlinks(store: CollectionStore, groups: list[DuplicateGroup]) -> list
 
 
 def drop_distinct(
-    store: CollectionStore, groups: list[DuplicateGroup], distinct: set[tuple[str, str]]
+    groups: list[DuplicateGroup], records: dict[int, MediaRecord], distinct: set[tuple[str, str]]
 ) -> list[DuplicateGroup]:
     """Groups without the members remembered as not duplicates of their representative (by content: the
     decision survives renames and re-indexing); a group left with one file is dropped."""
-    records = store.catalog.media_many(store.info.id, {it.media_id for g in groups for it in g.items})
 
     def sha(media_id: int) -> str:
         rec = records.get(media_id)
@@ -113,9 +111,10 @@ def find_duplicates(
     groups.extend(find_video_copies(store, video_threshold))
     if similar_threshold is not None:
         groups.extend(similar_images(store, similar_threshold))
-    groups = mark_hardlinks(store, groups)
+    records = store.catalog.media_many(store.info.id, {it.media_id for g in groups for it in g.items})
+    groups = mark_hardlinks(groups, records)
     if distinct:
-        groups = drop_distinct(store, groups, distinct)
+        groups = drop_distinct(groups, records, distinct)
     order = {GroupKind.DUPLICATES: 0, GroupKind.OVERLAP: 1, GroupKind.SIMILAR: 2}
     groups.sort(key=lambda g: (order[g.kind], -len(g.items), -g.score, g.items[0].path))
     return groups
