@@ -367,3 +367,55 @@ def test_undo_of_an_interrupted_run_puts_back_what_moved_and_moves_nothing_more(
         assert report.done == [first.path]
         assert journal.entries(run, ["skipped"]) and journal.run(run).state == "undone"
     assert _tree(media) == before
+
+
+def test_a_reviewed_plan_acts_only_on_the_chosen_files_and_keeps_each_group_a_file(library):
+    settings, media = library
+    before = _tree(media)
+    path = {n: str(media / n) for n in before}
+    with Workspace(settings) as ws:
+        dry = ws.resolve(choices={path["coffee_small.jpg"]: "trash", path["coffee_crop.png"]: "trash"})
+        assert dry.run is None and _tree(media) == before
+        assert _actions(dry) == {
+            "coffee.png": "keep",
+            "coffee_copy.png": "keep",  # not chosen: kept, though the automatic plan trashes it
+            "coffee_small.jpg": "trash",
+            "coffee_crop.png": "trash",  # a person chose it: a crop may go when the group keeps its original
+            "rocket.png": "keep",
+            "rocket.jpg": "keep",
+        }
+        reasons = {Path(p.path).name: p.reason for p in dry.plan}
+        assert reasons["coffee_copy.png"] == "kept: not chosen in the review"
+        assert reasons["coffee_crop.png"] == "chosen trash in the review"
+
+        # the keeper chosen away with another file chosen to keep: that file becomes the keeper
+        swap = ws.resolve(choices={path["rocket.png"]: "trash", path["rocket.jpg"]: "keep"})
+        assert {Path(p.path).name: (p.action, Path(p.keeper).name) for p in swap.plan if "rocket" in p.path} == {
+            "rocket.png": ("trash", "rocket.jpg"),
+            "rocket.jpg": ("keep", "rocket.jpg"),
+        }
+        # every file of a group chosen away: the group is untouched (the last copy is never removed)
+        every = ws.resolve(choices={path["rocket.png"]: "trash", path["rocket.jpg"]: "trash"})
+        assert {Path(p.path).name: p.action for p in every.plan if "rocket" in p.path} == {
+            "rocket.png": "keep",
+            "rocket.jpg": "keep",
+        }
+        # a link only to identical bytes; a file in no verified group is named, not touched
+        odd = ws.resolve(choices={path["coffee_small.jpg"]: "symlink", path["astronaut.png"]: "trash"})
+        small = next(p for p in odd.plan if p.path.endswith("coffee_small.jpg"))
+        assert (small.action, small.reason) == (
+            "keep",
+            "chosen symlink, but not the same bytes as the keeper: only identical copies are linked",
+        )
+        assert odd.outside == [path["astronaut.png"]]
+        with pytest.raises(UsageError, match="unknown choice 'shred'"):
+            ws.resolve(choices={path["rocket.jpg"]: "shred"})
+
+        applied = ws.resolve(apply=True, choices={path["coffee_small.jpg"]: "trash", path["rocket.jpg"]: "trash"})
+        assert applied.report is not None and sorted(Path(p).name for p in applied.report.done) == [
+            "coffee_small.jpg",
+            "rocket.jpg",
+        ]
+        assert set(_tree(media)) == set(before) - {"coffee_small.jpg", "rocket.jpg"}
+        ws.undo()
+    assert _tree(media) == before

@@ -57,7 +57,7 @@ def test_the_clean_up_workflow_from_the_command_line(tmp_path, images):
         ("rocket.png", "keep"),
         ("rocket.jpg", "trash"),
     ]
-    assert set(plan["actions"][1]) == {"path", "action", "keeper", "reason"}
+    assert set(plan["actions"][1]) == {"path", "action", "keeper", "reason", "group"}
     assert {p.name for p in media.iterdir()} == set(before)  # a dry run touches nothing
 
     code, text = _cli(home, "resolve")
@@ -93,3 +93,35 @@ def test_the_clean_up_workflow_from_the_command_line(tmp_path, images):
     assert _cli(home, "resolve", "--keep", "biggest")[0] == 2
     assert _cli(home, "resolve", "--action", "delete")[0] == 2
     assert _cli(home, "trash", "empty", "--older-than", "soon")[0] == 2
+
+
+def test_resolve_replays_a_reviewed_plan_file(tmp_path, images):
+    media, home = tmp_path / "media", tmp_path / "home"
+    media.mkdir()
+    home.mkdir()
+    images["coffee"].convert("RGB").save(media / "coffee.png")
+    shutil.copy2(media / "coffee.png", media / "coffee_copy.png")
+    images["rocket"].convert("RGB").save(media / "rocket.png")
+    images["rocket"].convert("RGB").save(media / "rocket.jpg", quality=80)
+    assert _cli(home, "index", str(media))[0] == 0
+    plan = json.loads(_cli(home, "resolve", "--json")[1])
+    assert [a["group"] for a in plan["actions"]] == [1, 1, 2, 2]
+    for a in plan["actions"]:  # the reviewer keeps the rocket JPEG
+        if a["path"].endswith("rocket.jpg"):
+            a["action"] = "keep"
+    reviewed = tmp_path / "reviewed.json"
+    reviewed.write_text(json.dumps(plan))
+
+    code, text = _cli(home, "resolve", "--plan", str(reviewed), "--apply", "--json")
+    done = json.loads(text)
+    assert code == 0 and done["run"] == 1 and done["outside"] == []
+    assert sorted(p.name for p in media.iterdir()) == ["coffee.png", "rocket.jpg", "rocket.png"]
+
+    reviewed.write_text("{not json")
+    code, text = _cli(home, "resolve", "--plan", str(reviewed))
+    assert code == 1 and text.startswith(f"error: --plan {reviewed}: not a plan") and "Traceback" not in text
+    code, text = _cli(home, "resolve", "--plan", str(tmp_path / "absent.json"))
+    assert (
+        code == 1
+        and text.strip() == f"error: --plan {tmp_path / 'absent.json'}: cannot be read: No such file or directory"
+    )

@@ -2,11 +2,13 @@
 
 Only whole copies are ever offered for removal: identical bytes, the whole picture resized, re-encoded, edited or
 turned, whole video copies. A crop, a collage that holds the picture, a video sharing part of its footage, a
-second name of one file (hardlink), a group that is only ``similar``: kept, with the reason.
+second name of one file (hardlink), a group that is only ``similar``: kept, with the reason. A person reviewing
+the plan may choose otherwise within a verified group (:func:`reviewed_plan`), never for its last file.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -39,6 +41,7 @@ class PlannedAction:
     media_id: int
     group: int
     record: MediaRecord
+    relation: Relation = Relation.COPY
 
 
 def plan_resolve(
@@ -75,15 +78,16 @@ def plan_resolve(
         for it in items:
             rec = records[it.media_id]
             if it.media_id == whole[best].media_id:
-                out.append(PlannedAction(rec.path, "keep", rec.path, f"keeper (by {rule})", it.media_id, g_index, rec))
+                why = f"keeper (by {rule})"
+                out.append(PlannedAction(rec.path, "keep", rec.path, why, it.media_id, g_index, rec, it.relation))
                 continue
             pair = tuple(sorted((rec.sha256 or "", keeper.sha256 or "")))
             if distinct and pair in distinct:
                 why = "remembered as not a duplicate of the keeper (lookalike distinct)"
-                out.append(PlannedAction(rec.path, "keep", keeper.path, why, it.media_id, g_index, rec))
+                out.append(PlannedAction(rec.path, "keep", keeper.path, why, it.media_id, g_index, rec, it.relation))
                 continue
             verb, why = _decide(it.relation, rec, keeper, action, keeper_is_rep)
-            out.append(PlannedAction(rec.path, verb, keeper.path, why, it.media_id, g_index, rec))
+            out.append(PlannedAction(rec.path, verb, keeper.path, why, it.media_id, g_index, rec, it.relation))
     return out
 
 
@@ -105,3 +109,64 @@ def _decide(
     if not keeper_is_rep:
         return action, f"a whole copy ({relation.value} against the representative)"
     return action, "a whole copy of the keeper" if relation == Relation.COPY else f"{relation.value} copy of the keeper"
+
+
+CHOICES = ("keep", *ACTIONS)
+
+
+def reviewed_plan(plan: Sequence[PlannedAction], choices: dict[str, str]) -> tuple[list[PlannedAction], list[str]]:
+    """The plan as a person reviewed it: ``choices`` maps a file's catalog path to ``keep`` or an action; a file
+    without a choice is kept. Returns the reviewed plan and the chosen paths that are in no verified group now.
+
+    A choice may remove any member of a verified duplicate group (a crop too: the person looked at it), but the
+    same guards hold as for the automatic plan: each group keeps at least one file (its planned keeper, or else the
+    first file chosen ``keep``; a group with none chosen ``keep`` and its keeper chosen away is left untouched), a
+    second name of the keeper's file is never removed, links are made only to identical bytes on one filesystem.
+
+    Raises:
+        ValueError: a choice that is not one of :data:`CHOICES`.
+    """
+    for path, choice in choices.items():
+        if choice not in CHOICES:
+            raise ValueError(f"{path}: unknown choice {choice!r}; use one of: {', '.join(CHOICES)}")
+    in_plan = {p.path for p in plan}
+    outside = sorted(path for path in choices if path not in in_plan)
+    groups: dict[int, list[PlannedAction]] = {}
+    for p in plan:
+        groups.setdefault(p.group, []).append(p)
+    out: list[PlannedAction] = []
+    for members in groups.values():
+        keeper = next(p.record for p in members if p.path == p.keeper and p.action == "keep")
+        if choices.get(keeper.path, "keep") != "keep":
+            chosen = [p.record for p in members if choices.get(p.path) == "keep"]
+            if not chosen:
+                why = "its group's keeper was chosen away and no other file chosen to keep: the group is untouched"
+                out.extend(dataclasses.replace(p, action="keep", reason=why) for p in members)
+                continue
+            keeper = chosen[0]
+        for p in members:
+            choice = choices.get(p.path)
+            if p.path == keeper.path:
+                out.append(dataclasses.replace(p, action="keep", keeper=keeper.path, reason="keeper (reviewed)"))
+            elif choice is None or choice == "keep" or p.reason.startswith("remembered as not a duplicate"):
+                why = "kept (reviewed)" if choice == "keep" else "kept: not chosen in the review"
+                if p.reason.startswith("remembered as not a duplicate"):
+                    why = p.reason
+                out.append(dataclasses.replace(p, action="keep", keeper=keeper.path, reason=why))
+            else:
+                verb, why = _decide_chosen(p, keeper, choice)
+                out.append(dataclasses.replace(p, action=verb, keeper=keeper.path, reason=why))
+    return out, outside
+
+
+def _decide_chosen(p: PlannedAction, keeper: MediaRecord, choice: str) -> tuple[str, str]:
+    rec = p.record
+    if p.relation == Relation.HARDLINK or (
+        rec.inode is not None and (rec.device, rec.inode) == (keeper.device, keeper.inode)
+    ):
+        return "keep", "another name of a file in the group (hardlink): removing it frees nothing"
+    if choice != "trash" and (rec.sha256 is None or rec.sha256 != keeper.sha256):
+        return "keep", f"chosen {choice}, but not the same bytes as the keeper: only identical copies are linked"
+    if choice == "hardlink" and rec.device is not None and rec.device != keeper.device:
+        return "keep", "on another filesystem than the keeper: a hardlink cannot cross it"
+    return choice, f"chosen {choice} in the review"

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lookalike.actions.apply import Runner, RunReport, trash_path
-from lookalike.actions.plan import PlannedAction, plan_resolve
+from lookalike.actions.plan import PlannedAction, plan_resolve, reviewed_plan
 from lookalike.actions.rules import KeepRule
 from lookalike.errors import NotIndexedError, UsageError
 from lookalike.indexer.discover import canonical
@@ -29,12 +29,14 @@ class Resolution:
         run: the run's id (None for a dry run, or when there was nothing to do).
         report: what the run did (None for a dry run).
         recovered: runs a killed process had left unfinished, finished first.
+        outside: files a review chose for which are in no verified duplicate group now (nothing done to them).
     """
 
     plan: list[PlannedAction]
     run: int | None = None
     report: RunReport | None = None
     recovered: list[RunReport] = field(default_factory=list)
+    outside: list[str] = field(default_factory=list)
 
 
 def recover(runner: Runner, journal: Journal, collection_id: int) -> list[RunReport]:
@@ -57,11 +59,14 @@ def resolve(
     video_threshold: float,
     apply: bool = False,
     action: str = "trash",
+    choices: dict[str, str] | None = None,
 ) -> Resolution:
     """Plan (and with ``apply`` carry out) the clean-up of the collection's verified duplicate groups.
 
     A dry run changes nothing on disk or in the catalog. An applied run journals every file before touching it
-    (see :mod:`lookalike.actions.apply`); runs a killed process left are finished first.
+    (see :mod:`lookalike.actions.apply`); runs a killed process left are finished first. With ``choices`` (a
+    reviewed plan: catalog path -> ``keep`` or an action) only the chosen files are acted on, within the groups
+    found now and with the same guards (see :func:`lookalike.actions.plan.reviewed_plan`).
     """
     runner = Runner(store, journal, home)
     recovered = recover(runner, journal, store.info.id) if apply else []
@@ -70,11 +75,14 @@ def resolve(
     ids = {it.media_id for g in groups for it in g.items}
     records = store.catalog.media_many(store.info.id, ids)
     plan = plan_resolve(groups, records, rules, action, pairs)
+    outside: list[str] = []
+    if choices is not None:
+        plan, outside = reviewed_plan(plan, choices)
     if not apply:
-        return Resolution(plan, recovered=recovered)
+        return Resolution(plan, recovered=recovered, outside=outside)
     moves = [p for p in plan if p.action != "keep"]
     if not moves:
-        return Resolution(plan, recovered=recovered)
+        return Resolution(plan, recovered=recovered, outside=outside)
     entries = [
         JournalRecord(
             path=p.path,
@@ -90,7 +98,7 @@ def resolve(
         for p in moves
     ]
     run = journal.start_run(store.info.id, action, entries, lambda r, path: trash_path(home, r, path))
-    return Resolution(plan, run, runner.apply(run), recovered)
+    return Resolution(plan, run, runner.apply(run), recovered, outside)
 
 
 def undo(store: CollectionStore, journal: Journal, home: Path, run: int | None = None) -> RunReport:

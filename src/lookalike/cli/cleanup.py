@@ -62,30 +62,57 @@ def resolve(
         ),
     ] = "trash",
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+    plan: Annotated[
+        Path | None,
+        typer.Option(
+            help="A reviewed plan: the JSON of `resolve --json` with actions changed ('-' reads standard input); "
+            "only the files it names trash/hardlink/symlink are acted on, each group keeps a file.",
+        ),
+    ] = None,
 ) -> None:
     """Plan which file of each verified duplicate group to keep and what to do with the others; --apply does it
     (journaled: `lookalike undo` puts everything back)."""
     with workspace(ctx) as ws:
-        result = ws.resolve(keep, apply, action)
+        choices = _read_plan(plan) if plan is not None else None  # a bad plan file: one line, exit code 1
+        result = ws.resolve(keep, apply, action, choices)
     if as_json:
         sys.stdout.write(json.dumps(resolution_dict(result), ensure_ascii=False) + "\n")
         return
     _print_resolution(result, apply)
 
 
+def _read_plan(source: Path) -> dict[str, str]:
+    """The choices of a reviewed plan file: ``{"actions": [{"path", "action"}, ...]}`` -> path -> action."""
+    from lookalike.errors import UsageError
+
+    name = "standard input" if str(source) == "-" else str(source)
+    try:
+        text = sys.stdin.read() if str(source) == "-" else source.read_text(encoding="utf-8")
+        data = json.loads(text)
+        return {str(a["path"]): str(a["action"]) for a in data["actions"]}
+    except OSError as e:
+        raise UsageError(f"--plan {name}: cannot be read: {e.strerror}") from e
+    except (ValueError, KeyError, TypeError) as e:
+        raise UsageError(
+            f"--plan {name}: not a plan (the JSON of `lookalike resolve --json`, with actions[].path/action): {e}"
+        ) from e
+
+
 def resolution_dict(result: Resolution) -> dict[str, Any]:
-    """``{"run": id|null, "actions": [{"path", "action", "keeper", "reason"}]}``; a file the run left alone has
-    action ``keep`` and the reason it was skipped."""
+    """``{"run": id|null, "actions": [{"path", "action", "keeper", "reason", "group"}], "outside": [path]}``; a file
+    the run left alone has action ``keep`` and the reason it was skipped; ``outside`` lists the files a reviewed plan
+    chose for that are in no verified group now."""
     skipped = dict(result.report.skipped) if result.report else {}
     actions = []
     for p in result.plan:
         if p.path in skipped:
-            actions.append(
-                {"path": p.path, "action": "keep", "keeper": p.keeper, "reason": f"skipped: {skipped[p.path]}"}
-            )
+            why = f"skipped: {skipped[p.path]}"
+            actions.append({"path": p.path, "action": "keep", "keeper": p.keeper, "reason": why, "group": p.group + 1})
         else:
-            actions.append({"path": p.path, "action": p.action, "keeper": p.keeper, "reason": p.reason})
-    return {"run": result.run, "actions": actions}
+            actions.append(
+                {"path": p.path, "action": p.action, "keeper": p.keeper, "reason": p.reason, "group": p.group + 1}
+            )
+    return {"run": result.run, "actions": actions, "outside": result.outside}
 
 
 def _print_resolution(result: Resolution, applied: bool) -> None:
@@ -98,6 +125,8 @@ def _print_resolution(result: Resolution, applied: bool) -> None:
             group = p.group
             out.print(f"[bold]group {p.group + 1}[/bold]")
         out.print(f"  {a['action']:<8} {shown(a['path'])}  ({shown(a['reason'])})")
+    for path in result.outside:
+        out.print(f"  [yellow]not in a verified group now, left alone[/yellow] {shown(path)}")
     moved = [a for a in data["actions"] if a["action"] != "keep"]
     if not applied:
         out.print(f"dry run: {len(moved)} files would be moved; nothing was changed (add --apply)")

@@ -37,7 +37,13 @@ class CleanupMethods:
         self._store = None  # readers reload what this writes
         return store
 
-    def resolve(self, keep: str | None = None, apply: bool = False, action: str = "trash") -> Resolution:
+    def resolve(
+        self,
+        keep: str | None = None,
+        apply: bool = False,
+        action: str = "trash",
+        choices: dict[str, str] | None = None,
+    ) -> Resolution:
         """Plan the clean-up of verified duplicate groups, and with ``apply`` carry it out (journaled, undoable).
 
         Args:
@@ -46,9 +52,12 @@ class CleanupMethods:
             apply: move the files (a dry run, the default, changes nothing).
             action: ``trash`` (into ``<home>/trash/<run>/``), or ``hardlink``/``symlink`` to the keeper (identical
                 copies only).
+            choices: a reviewed plan: a file's path (as the plan names it) -> ``keep``, ``trash``, ``hardlink`` or
+                ``symlink``; only chosen files are acted on, each group keeps a file (see
+                :func:`lookalike.actions.plan.reviewed_plan`). ``action`` then names the run.
 
         Raises:
-            UsageError: an unknown rule or action.
+            UsageError: an unknown rule, action or choice.
             LibraryLockedError: another process is writing to the library.
         """
         from lookalike.actions.plan import ACTIONS
@@ -57,12 +66,17 @@ class CleanupMethods:
 
         if action not in ACTIONS:
             raise UsageError(f"unknown action {action!r}; use one of: {', '.join(ACTIONS)}")
+        from lookalike.actions.plan import CHOICES
+
         rules = parse_rules(keep) if keep else [KeepRule("representative")]
+        for path, choice in (choices or {}).items():
+            if choice not in CHOICES:
+                raise UsageError(f"{path}: unknown choice {choice!r}; use one of: {', '.join(CHOICES)}")
         s, journal = self.settings, self.library.journal
         if not apply:  # a dry run reads (no lock, nothing written, not even index files)
-            return resolve(self.store(), journal, s.home, rules, s.video_dupe_threshold, False, action)
+            return resolve(self.store(), journal, s.home, rules, s.video_dupe_threshold, False, action, choices)
         with writer_lock(s.home):
-            return resolve(self._writable(), journal, s.home, rules, s.video_dupe_threshold, True, action)
+            return resolve(self._writable(), journal, s.home, rules, s.video_dupe_threshold, True, action, choices)
 
     def undo(self, run: int | None = None) -> RunReport:
         """Put back every file a run moved (default: the latest run), byte-identical, with the catalog."""
