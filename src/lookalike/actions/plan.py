@@ -126,9 +126,9 @@ def reviewed_plan(plan: Sequence[PlannedAction], choices: dict[str, str]) -> tup
     Raises:
         ValueError: a choice that is not one of :data:`CHOICES`.
     """
-    for path, choice in choices.items():
-        if choice not in CHOICES:
-            raise ValueError(f"{path}: unknown choice {choice!r}; use one of: {', '.join(CHOICES)}")
+    for path, wanted in choices.items():
+        if wanted not in CHOICES:
+            raise ValueError(f"{path}: unknown choice {wanted!r}; use one of: {', '.join(CHOICES)}")
     in_plan = {p.path for p in plan}
     outside = sorted(path for path in choices if path not in in_plan)
     groups: dict[int, list[PlannedAction]] = {}
@@ -140,8 +140,8 @@ def reviewed_plan(plan: Sequence[PlannedAction], choices: dict[str, str]) -> tup
         if choices.get(keeper.path, "keep") != "keep":
             chosen = [p.record for p in members if choices.get(p.path) == "keep"]
             if not chosen:
-                why = "its group's keeper was chosen away and no other file chosen to keep: the group is untouched"
-                out.extend(dataclasses.replace(p, action="keep", reason=why) for p in members)
+                untouched = "the keeper was chosen away and no other file chosen to keep: the group is untouched"
+                out.extend(dataclasses.replace(p, action="keep", reason=untouched) for p in members)
                 continue
             keeper = chosen[0]
         for p in members:
