@@ -419,3 +419,46 @@ def test_a_reviewed_plan_acts_only_on_the_chosen_files_and_keeps_each_group_a_fi
         assert set(_tree(media)) == set(before) - {"coffee_small.jpg", "rocket.jpg"}
         ws.undo()
     assert _tree(media) == before
+
+
+def test_delete_goes_through_the_trash_and_then_deletes_for_good(library):
+    settings, media = library
+    before = _tree(media)
+    with Workspace(settings) as ws:
+        with pytest.raises(UsageError, match="does not go with --action symlink"):
+            ws.resolve(apply=True, action="symlink", delete=True)
+        result = ws.resolve(apply=True, delete=True)
+        gone = {"coffee_copy.png", "coffee_small.jpg", "rocket.jpg"}
+        assert result.report is not None and sorted(Path(p).name for p in result.report.done) == sorted(gone)
+        assert set(_tree(media)) == set(before) - gone
+        assert not any(p.is_file() for p in (settings.home / "trash").rglob("*"))
+        [run] = ws.trash_runs()
+        assert (run.action, run.state, run.counts, run.trash_bytes) == ("delete", "done", {"emptied": 3}, 0)
+        assert ws.info()["collections"][0].get("images_trashed", 0) == 0  # the catalog forgot them
+        with pytest.raises(UsageError, match="run 1 has nothing to undo \\(3 emptied\\)"):
+            ws.undo(1)
+        assert ws.store().check()["ok"]
+
+
+def test_a_delete_run_interrupted_after_the_moves_is_finished_by_the_next_command(library, monkeypatch):
+    from lookalike.actions.apply import Runner
+
+    settings, media = library
+    real = Runner._delete_trashed
+
+    def killed(self, run_id, report):
+        raise KeyboardInterrupt  # the process stops after the files reached the trash, before deleting them
+
+    monkeypatch.setattr(Runner, "_delete_trashed", killed)
+    with Workspace(settings) as ws, pytest.raises(KeyboardInterrupt):
+        ws.resolve(apply=True, delete=True)
+    trash = settings.home / "trash" / "1"
+    assert len([p for p in trash.rglob("*") if p.is_file()]) == 3  # in the trash, each with its journal row
+    monkeypatch.setattr(Runner, "_delete_trashed", real)
+    with Workspace(settings) as ws:
+        again = ws.resolve(apply=True)
+        assert [r.run for r in again.recovered] == [1] and again.run is None
+        [run] = ws.trash_runs()
+        assert (run.action, run.state, run.counts) == ("delete", "done", {"emptied": 3})
+    assert not any(p.is_file() for p in (settings.home / "trash").rglob("*"))
+    assert sorted(p.name for p in media.iterdir()) == ["astronaut.png", "coffee.png", "coffee_crop.png", "rocket.png"]

@@ -125,3 +125,25 @@ def test_resolve_replays_a_reviewed_plan_file(tmp_path, images):
         code == 1
         and text.strip() == f"error: --plan {tmp_path / 'absent.json'}: cannot be read: No such file or directory"
     )
+
+
+def test_delete_asks_first_and_needs_apply(tmp_path, images):
+    media, home = tmp_path / "media", tmp_path / "home"
+    media.mkdir()
+    home.mkdir()
+    images["coffee"].convert("RGB").save(media / "coffee.png")
+    shutil.copy2(media / "coffee.png", media / "coffee_copy.png")
+    assert _cli(home, "index", str(media))[0] == 0
+    code, text = _cli(home, "resolve", "--delete")
+    assert code == 2 and "--delete goes with --apply" in text
+
+    db = ["--db", (home / ".db").read_text()] if TEST_SERVER else []
+    answered_no = runner.invoke(app, ["--home", str(home), *db, "resolve", "--apply", "--delete"], input="n\n")
+    assert answered_no.exit_code == 1 and "Delete 1 files for good?" in answered_no.stdout
+    assert "nothing was deleted" in answered_no.stdout
+    assert sorted(p.name for p in media.iterdir()) == ["coffee.png", "coffee_copy.png"]
+
+    code, text = _cli(home, "resolve", "--apply", "--delete", "--yes")
+    assert code == 0 and "run 1: 1 files deleted for good, 0 skipped" in text
+    assert sorted(p.name for p in media.iterdir()) == ["coffee.png"]
+    assert not any(p.is_file() for p in (home / "trash").rglob("*"))

@@ -27,6 +27,7 @@ from lookalike.storage.records import JournalRecord, MediaRecord
 from lookalike.types import MediaStatus
 
 TRASH = "trash"
+DELETE = "delete"  # a run whose files go through the trash and are then deleted for good (``resolve --delete``)
 
 
 @dataclass
@@ -142,6 +143,9 @@ class Runner:
             else:
                 self.journal.set_entry(e.id or 0, "skipped", why)
                 report.skipped.append((e.path, why))
+        run = self.journal.run(run_id)
+        if run is not None and run.action == DELETE:  # into the trash first, then deleted: a kill leaves it there
+            self._delete_trashed(run_id, report)
         self.journal.set_run(run_id, "done")
         self.store.sync_files()
         return report
@@ -294,23 +298,30 @@ class Runner:
             created = run.created_at if run.created_at.tzinfo else run.created_at.replace(tzinfo=UTC)
             if run.state != "done" or now - created < older_than:
                 continue
-            gone: list[str] = []
-            for e in self.journal.entries(run.id, ["done"]):
-                dst = key_path(e.trash_path or "")
-                try:
-                    dst.unlink()
-                except FileNotFoundError:
-                    pass
-                except OSError as err:
-                    report.skipped.append((str(dst), f"cannot be deleted: {err.strerror}"))
-                    continue
-                self.journal.set_entry(e.id or 0, "emptied")
-                report.done.append(str(dst))
-                gone.append(e.path)
-            self._forget_trashed(gone)
-            _remove_empty_folders(self.home / TRASH / str(run.id))
+            report.done.extend(self._delete_trashed(run.id, report))
         self.store.sync_files()
         return report
+
+    def _delete_trashed(self, run_id: int, report: RunReport) -> list[str]:
+        """Delete the trashed files of a run for good (entries ``emptied``), forget their catalog rows; returns the
+        trash paths deleted. A file that cannot be deleted is added to ``report.skipped``."""
+        deleted: list[str] = []
+        gone: list[str] = []
+        for e in self.journal.entries(run_id, ["done"]):
+            dst = key_path(e.trash_path or "")
+            try:
+                dst.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as err:
+                report.skipped.append((str(dst), f"cannot be deleted: {err.strerror}"))
+                continue
+            self.journal.set_entry(e.id or 0, "emptied")
+            deleted.append(str(dst))
+            gone.append(e.path)
+        self._forget_trashed(gone)
+        _remove_empty_folders(self.home / TRASH / str(run_id))
+        return deleted
 
     def _forget_trashed(self, paths: list[str]) -> None:
         known = self.store.catalog.known_media(self.store.info.id)

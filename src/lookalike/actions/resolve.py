@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lookalike.actions.apply import Runner, RunReport, trash_path
+from lookalike.actions.apply import DELETE, Runner, RunReport, trash_path
 from lookalike.actions.plan import PlannedAction, plan_resolve, reviewed_plan
 from lookalike.actions.rules import KeepRule
 from lookalike.errors import NotIndexedError, UsageError
@@ -60,13 +60,15 @@ def resolve(
     apply: bool = False,
     action: str = "trash",
     choices: dict[str, str] | None = None,
+    delete: bool = False,
 ) -> Resolution:
     """Plan (and with ``apply`` carry out) the clean-up of the collection's verified duplicate groups.
 
     A dry run changes nothing on disk or in the catalog. An applied run journals every file before touching it
     (see :mod:`lookalike.actions.apply`); runs a killed process left are finished first. With ``choices`` (a
     reviewed plan: catalog path -> ``keep`` or an action) only the chosen files are acted on, within the groups
-    found now and with the same guards (see :func:`lookalike.actions.plan.reviewed_plan`).
+    found now and with the same guards (see :func:`lookalike.actions.plan.reviewed_plan`). With ``delete`` the
+    trashed files are deleted for good at the end of the run (the run cannot be undone; the caller confirms).
     """
     runner = Runner(store, journal, home)
     recovered = recover(runner, journal, store.info.id) if apply else []
@@ -97,7 +99,8 @@ def resolve(
         )
         for p in moves
     ]
-    run = journal.start_run(store.info.id, action, entries, lambda r, path: trash_path(home, r, path))
+    kind = DELETE if delete and action == "trash" else action
+    run = journal.start_run(store.info.id, kind, entries, lambda r, path: trash_path(home, r, path))
     return Resolution(plan, run, runner.apply(run), recovered, outside)
 
 

@@ -69,16 +69,41 @@ def resolve(
             "only the files it names trash/hardlink/symlink are acted on, each group keeps a file.",
         ),
     ] = None,
+    delete: Annotated[
+        bool,
+        typer.Option(
+            "--delete",
+            help="With --apply: delete the files for good instead of keeping them in the trash "
+            "(asks first; cannot be undone).",
+        ),
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask before --delete.")] = False,
 ) -> None:
     """Plan which file of each verified duplicate group to keep and what to do with the others; --apply does it
     (journaled: `lookalike undo` puts everything back)."""
+    if delete and not apply:
+        raise typer.BadParameter("--delete goes with --apply (a dry run deletes nothing)", param_hint="--delete")
     with workspace(ctx) as ws:
         choices = _read_plan(plan) if plan is not None else None  # a bad plan file: one line, exit code 1
-        result = ws.resolve(keep, apply, action, choices)
+        if delete:
+            planned = ws.resolve(keep, False, action, choices)
+            doomed = [p for p in planned.plan if p.action == "trash"]
+            if not doomed:
+                out.print("nothing to delete")
+                return
+            if not yes and not typer.confirm(
+                f"Delete {len(doomed)} files for good? They cannot be undone (without --delete they go to the "
+                "trash, and `lookalike undo` puts them back)",
+                default=False,
+            ):
+                out.print("nothing was deleted")
+                raise typer.Exit(1)
+            choices = {p.path: p.action for p in planned.plan}  # exactly the files confirmed
+        result = ws.resolve(keep, apply, action, choices, delete)
     if as_json:
         sys.stdout.write(json.dumps(resolution_dict(result), ensure_ascii=False) + "\n")
         return
-    _print_resolution(result, apply)
+    _print_resolution(result, apply, delete)
 
 
 def _read_plan(source: Path) -> dict[str, str]:
@@ -115,7 +140,7 @@ def resolution_dict(result: Resolution) -> dict[str, Any]:
     return {"run": result.run, "actions": actions, "outside": result.outside}
 
 
-def _print_resolution(result: Resolution, applied: bool) -> None:
+def _print_resolution(result: Resolution, applied: bool, deleted: bool = False) -> None:
     for rec in result.recovered:
         out.print(f"finished run {rec.run}, which an earlier process left unfinished: {len(rec.done)} files")
     data = resolution_dict(result)
@@ -135,9 +160,12 @@ def _print_resolution(result: Resolution, applied: bool) -> None:
     else:
         skipped = len(result.report.skipped) if result.report else 0
         done = len(moved)
-        out.print(
-            f"run {result.run}: {done} files done, {skipped} skipped; `lookalike undo {result.run}` puts them back"
-        )
+        if deleted:
+            out.print(f"run {result.run}: {done} files deleted for good, {skipped} skipped")
+        else:
+            out.print(
+                f"run {result.run}: {done} files done, {skipped} skipped; `lookalike undo {result.run}` puts them back"
+            )
 
 
 def undo(

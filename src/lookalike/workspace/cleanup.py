@@ -43,6 +43,7 @@ class CleanupMethods:
         apply: bool = False,
         action: str = "trash",
         choices: dict[str, str] | None = None,
+        delete: bool = False,
     ) -> Resolution:
         """Plan the clean-up of verified duplicate groups, and with ``apply`` carry it out (journaled, undoable).
 
@@ -55,6 +56,8 @@ class CleanupMethods:
             choices: a reviewed plan: a file's path (as the plan names it) -> ``keep``, ``trash``, ``hardlink`` or
                 ``symlink``; only chosen files are acted on, each group keeps a file (see
                 :func:`lookalike.actions.plan.reviewed_plan`). ``action`` then names the run.
+            delete: with ``apply`` and the ``trash`` action, delete the trashed files for good at the end of the
+                run: it cannot be undone (front doors confirm first).
 
         Raises:
             UsageError: an unknown rule, action or choice.
@@ -73,10 +76,13 @@ class CleanupMethods:
             if choice not in CHOICES:
                 raise UsageError(f"{path}: unknown choice {choice!r}; use one of: {', '.join(CHOICES)}")
         s, journal = self.settings, self.library.journal
+        if delete and action != "trash":
+            raise UsageError(f"--delete deletes what would go to the trash; it does not go with --action {action}")
         if not apply:  # a dry run reads (no lock, nothing written, not even index files)
             return resolve(self.store(), journal, s.home, rules, s.video_dupe_threshold, False, action, choices)
         with writer_lock(s.home):
-            return resolve(self._writable(), journal, s.home, rules, s.video_dupe_threshold, True, action, choices)
+            store = self._writable()
+            return resolve(store, journal, s.home, rules, s.video_dupe_threshold, True, action, choices, delete)
 
     def undo(self, run: int | None = None) -> RunReport:
         """Put back every file a run moved (default: the latest run), byte-identical, with the catalog."""
