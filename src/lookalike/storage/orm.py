@@ -30,6 +30,8 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
+CAMERA_LENGTH = 100  # media.camera: make and model, cut to this many characters
+
 # SQLite only auto-increments INTEGER PRIMARY KEY; elsewhere ids are 64-bit like FAISS ids.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -101,6 +103,13 @@ class Media(Base):
     duration: Mapped[float | None] = mapped_column(Float)
     fps: Mapped[float | None] = mapped_column(Float)
     n_frames: Mapped[int | None] = mapped_column(Integer)
+    # What the file's EXIF says (images; None where it says nothing readable): the date taken as the camera's
+    # wall-clock time (EXIF keeps no time zone, so neither does the column), make and model, and how many tags it
+    # carries. ``meta_version`` is which version of the metadata reader filled them (NULL: not read yet).
+    taken_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=False))
+    camera: Mapped[str | None] = mapped_column(String(CAMERA_LENGTH))
+    exif_fields: Mapped[int | None] = mapped_column(Integer)
+    meta_version: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(10))
     error_code: Mapped[str | None] = mapped_column(String(40))
     error: Mapped[str | None] = mapped_column(Text)
