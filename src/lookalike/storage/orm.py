@@ -22,6 +22,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from lookalike.storage.records import CAMERA_LENGTH
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -29,8 +31,6 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-CAMERA_LENGTH = 100  # media.camera: make and model, cut to this many characters
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; elsewhere ids are 64-bit like FAISS ids.
 BigId = BigInteger().with_variant(Integer(), "sqlite")

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+CAMERA_LENGTH = 100  # media.camera: make and model, cut to this many characters
+
 
 @dataclass(frozen=True)
 class CollectionInfo:
