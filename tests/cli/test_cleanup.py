@@ -9,6 +9,7 @@ import json
 import shutil
 from pathlib import Path
 
+from PIL import ExifTags, Image
 from typer.testing import CliRunner
 
 from lookalike.cli.main import app
@@ -93,3 +94,19 @@ def test_the_clean_up_workflow_from_the_command_line(tmp_path, images):
     assert _cli(home, "resolve", "--keep", "biggest")[0] == 2
     assert _cli(home, "resolve", "--action", "delete")[0] == 2
     assert _cli(home, "trash", "empty", "--older-than", "soon")[0] == 2
+
+
+def test_dupes_csv_shows_when_and_with_what_each_photo_was_taken(tmp_path, images):
+    media, home = tmp_path / "media", tmp_path / "home"
+    media.mkdir()
+    home.mkdir()
+    exif = Image.Exif()
+    exif[ExifTags.Base.Make], exif[ExifTags.Base.Model] = "FUJIFILM", "X100V"
+    exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.DateTimeOriginal] = "2021:03:04 05:06:07"
+    rocket = images["rocket"].convert("RGB")
+    rocket.save(media / "rocket.jpg", quality=90, exif=exif)
+    rocket.save(media / "rocket_plain.jpg", quality=90)
+    assert _cli(home, "index", str(media))[0] == 0
+    code, text = _cli(home, "dupes", "--csv")
+    rows = {Path(r["path"]).name: (r["taken"], r["camera"]) for r in csv.DictReader(io.StringIO(text))}
+    assert code == 0 and rows == {"rocket.jpg": ("2021-03-04 05:06:07", "FUJIFILM X100V"), "rocket_plain.jpg": ("", "")}
