@@ -12,7 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from PIL import Image
+from PIL import ExifTags, Image
 
 from lookalike.config import Settings
 from lookalike.errors import UsageError
@@ -462,3 +462,40 @@ def test_a_delete_run_interrupted_after_the_moves_is_finished_by_the_next_comman
         assert (run.action, run.state, run.counts) == ("delete", "done", {"emptied": 3})
     assert not any(p.is_file() for p in (settings.home / "trash").rglob("*"))
     assert sorted(p.name for p in media.iterdir()) == ["astronaut.png", "coffee.png", "coffee_crop.png", "rocket.png"]
+
+
+def _exif(taken: str, **ifd0: str) -> Image.Exif:
+    exif = Image.Exif()
+    for name, value in ifd0.items():
+        exif[getattr(ExifTags.Base, name)] = value
+    exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.DateTimeOriginal] = taken
+    return exif
+
+
+def test_oldest_and_exif_rules_read_the_photos_metadata(settings_factory, tmp_path, images):
+    """One photo saved twice: ``sparse.jpg`` taken in 2015 with only its date, modified now; ``rich.jpg`` taken in
+    2018 with camera and software, modified in 2001. ``oldest`` keeps the 2015 photo though its file is newer;
+    ``exif`` keeps the one with more metadata; a file without a date sends the group back to modification times."""
+    media = tmp_path / "media"
+    media.mkdir()
+    coffee = images["coffee"].convert("RGB")
+    coffee.save(
+        media / "rich.jpg", quality=90, exif=_exif("2018:01:01 12:00:00", Make="Canon", Model="EOS R", Software="x")
+    )
+    coffee.save(media / "sparse.jpg", quality=90, exif=_exif("2015:06:07 08:09:10"))
+    os.utime(media / "rich.jpg", (978_307_200, 978_307_200))  # 2001-01-01
+    settings = settings_factory()
+    with Workspace(settings) as ws:
+        ws.index([media])
+
+        def keeper(rules: str) -> tuple[str, str]:
+            [kept] = [p for p in ws.resolve(keep=rules).plan if p.path == p.keeper]
+            return Path(kept.path).name, kept.reason
+
+        assert keeper("oldest") == ("sparse.jpg", "keeper (by oldest)")
+        assert keeper("newest") == ("rich.jpg", "keeper (by newest)")
+        assert keeper("exif,oldest") == ("rich.jpg", "keeper (by exif)")
+
+        coffee.save(media / "undated.jpg", quality=90)  # modified now, like sparse.jpg, but later
+        ws.index([media])
+        assert keeper("oldest") == ("rich.jpg", "keeper (by oldest)")  # by modification time: 2001

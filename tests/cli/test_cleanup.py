@@ -9,6 +9,7 @@ import json
 import shutil
 from pathlib import Path
 
+from PIL import ExifTags, Image
 from typer.testing import CliRunner
 
 from lookalike.cli.main import app
@@ -147,3 +148,19 @@ def test_delete_asks_first_and_needs_apply(tmp_path, images):
     assert code == 0 and "run 1: 1 files deleted for good, 0 skipped" in text
     assert sorted(p.name for p in media.iterdir()) == ["coffee.png"]
     assert not any(p.is_file() for p in (home / "trash").rglob("*"))
+
+
+def test_dupes_csv_shows_when_and_with_what_each_photo_was_taken(tmp_path, images):
+    media, home = tmp_path / "media", tmp_path / "home"
+    media.mkdir()
+    home.mkdir()
+    exif = Image.Exif()
+    exif[ExifTags.Base.Make], exif[ExifTags.Base.Model] = "FUJIFILM", "X100V"
+    exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.DateTimeOriginal] = "2021:03:04 05:06:07"
+    rocket = images["rocket"].convert("RGB")
+    rocket.save(media / "rocket.jpg", quality=90, exif=exif)
+    rocket.save(media / "rocket_plain.jpg", quality=90)
+    assert _cli(home, "index", str(media))[0] == 0
+    code, text = _cli(home, "dupes", "--csv")
+    rows = {Path(r["path"]).name: (r["taken"], r["camera"]) for r in csv.DictReader(io.StringIO(text))}
+    assert code == 0 and rows == {"rocket.jpg": ("2021-03-04 05:06:07", "FUJIFILM X100V"), "rocket_plain.jpg": ("", "")}

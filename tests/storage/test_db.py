@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -111,3 +113,43 @@ def test_0002_keys_existing_paths_by_their_hash(engine):
             ),
             {"key": rows[0].path_key},
         )
+
+
+def test_0004_adds_empty_photo_metadata_and_keeps_every_row(engine):
+    """A catalog written at 0003 upgrades in place: its rows and vectors stay, the photo metadata columns are empty
+    and meta_version is NULL (the next index run reads them); down again drops just those columns."""
+    upgrade(engine, "0003")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO collections (id, name, model, weights_tag, dim, metric, preprocessing, pooling, "
+                "generation, created_at) VALUES (1, 'c', 'm', 'w', 4, 'cosine', '{}', '{}', 0, CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO media (id, collection_id, path, path_key, kind, size, mtime_ns, status, indexed_at) "
+                "VALUES (1, 1, '/p/a.jpg', 'k1', 'image', 10, 20, 'ok', CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            text("INSERT INTO vectors (id, collection_id, media_id, level, embedding) VALUES (1, 1, 1, 'image', :b)"),
+            {"b": bytes(range(16))},
+        )
+    upgrade(engine)
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT path, size, taken_at, camera, exif_fields, meta_version FROM media")).one()
+        assert tuple(row) == ("/p/a.jpg", 10, None, None, None, None)
+        assert conn.execute(text("SELECT media_id, embedding FROM vectors")).one() == (1, bytes(range(16)))
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE media SET taken_at = :t, camera = 'Canon EOS 5D', exif_fields = 12, meta_version = 1"),
+            {"t": datetime(2019, 5, 6, 7, 8, 9)},
+        )
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT camera, exif_fields FROM media")).one() == ("Canon EOS 5D", 12)
+    downgrade(engine, "0003")
+    assert "taken_at" not in {c["name"] for c in inspect(engine).get_columns("media")}
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT media_id, embedding FROM vectors")).one() == (1, bytes(range(16)))
+        assert conn.execute(text("SELECT path, size FROM media")).one() == ("/p/a.jpg", 10)

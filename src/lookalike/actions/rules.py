@@ -1,9 +1,15 @@
-"""Keep-best rules: which file of a duplicate group is kept, by an ordered list of preferences."""
+"""Keep-best rules: which file of a duplicate group is kept, by an ordered list of preferences.
+
+``representative``: the group's representative; ``resolution``: most pixels; ``size``: most bytes; ``oldest`` and
+``newest``: by the date the photo was taken (EXIF) when every file compared has one, else by modification time;
+``exif``: most metadata (EXIF tags); ``format``: lossless first; ``shortest-path``; ``path:DIR``: files under DIR first.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path, PurePath
 
 from lookalike.errors import UsageError
@@ -11,7 +17,7 @@ from lookalike.indexer.discover import canonical
 from lookalike.storage.records import MediaRecord
 
 LOSSLESS = frozenset({".png", ".tif", ".tiff", ".bmp", ".webp"})  # .webp may be lossless; it ranks with them
-RULES = ("representative", "resolution", "size", "oldest", "newest", "format", "shortest-path", "path:DIR")
+RULES = ("representative", "resolution", "size", "oldest", "newest", "exif", "format", "shortest-path", "path:DIR")
 
 
 @dataclass(frozen=True)
@@ -57,7 +63,15 @@ def parse_rules(text: str) -> list[KeepRule]:
     return rules
 
 
-def _key(rule: KeepRule, c: Candidate) -> float | int | str:
+def _age(rec: MediaRecord, dated: bool) -> float:
+    """When the file came to be: its date taken (seconds since year 1, the camera's clock) when ``dated``, else its
+    modification time (seconds since 1970). One group uses one of the two, never a mix."""
+    if dated and rec.taken_at is not None:
+        return (rec.taken_at - datetime(1, 1, 1)).total_seconds()
+    return rec.mtime_ns / 1e9
+
+
+def _key(rule: KeepRule, c: Candidate, dated: bool) -> float | int | str:
     rec = c.record
     if rule.name == "representative":
         return 0 if c.representative else 1
@@ -66,9 +80,11 @@ def _key(rule: KeepRule, c: Candidate) -> float | int | str:
     if rule.name == "size":
         return -rec.size
     if rule.name == "oldest":
-        return rec.mtime_ns
+        return _age(rec, dated)
     if rule.name == "newest":
-        return -rec.mtime_ns
+        return -_age(rec, dated)
+    if rule.name == "exif":
+        return -(rec.exif_fields or 0)
     if rule.name == "format":
         return 0 if PurePath(rec.path).suffix.lower() in LOSSLESS else 1
     if rule.name == "shortest-path":
@@ -80,9 +96,15 @@ def _key(rule: KeepRule, c: Candidate) -> float | int | str:
 
 def choose_keeper(candidates: Sequence[Candidate], rules: Sequence[KeepRule]) -> tuple[int, str]:
     """The index of the file to keep, and which rule decided (the first that set it apart from the runner-up;
-    ``representative`` when none did: ties go to the representative, then to the shorter path)."""
+    ``representative`` when none did: ties go to the representative, then to the shorter path).
+
+    ``oldest`` and ``newest`` compare dates taken only when every candidate has one: a date taken and a modification
+    time are not comparable (a copy made today of a photo taken in 2010), so one file without a date sends the group
+    back to modification times.
+    """
+    dated = all(c.record.taken_at is not None for c in candidates)
     keys = [
-        (*[_key(r, c) for r in rules], 0 if c.representative else 1, len(c.record.path), c.record.path)
+        (*[_key(r, c, dated) for r in rules], 0 if c.representative else 1, len(c.record.path), c.record.path)
         for c in candidates
     ]
     order = sorted(range(len(candidates)), key=lambda i: keys[i])

@@ -49,8 +49,9 @@ def resolve(
         str | None,
         typer.Option(
             callback=_rules,
-            help="Keep-best rules in order: representative, resolution, size, oldest, newest, format (lossless "
-            "first), shortest-path, path:DIR [default: the group's representative].",
+            help="Keep-best rules in order: representative, resolution, size, oldest, newest (by EXIF date taken "
+            "when every file has one, else modification time), exif (most metadata), format (lossless first), "
+            "shortest-path, path:DIR [default: the group's representative].",
         ),
     ] = None,
     apply: Annotated[bool, typer.Option("--apply", help="Carry the plan out (without it nothing changes).")] = False,

@@ -143,13 +143,16 @@ CSV_COLUMNS = (
     "size",
     "resolution",
     "keeper",
+    "taken",
+    "camera",
 )
 
 
 def dupes_csv(groups: list[DuplicateGroup], records: dict[int, MediaRecord]) -> str:
     """Groups as CSV for spreadsheets, one row a file: group number, the group's kind, path, media kind, relation,
-    score, region (``left top right bottom``), matched time ranges (``start-end``), bytes, ``WxH``, and ``yes`` for
-    the representative (the file ``resolve`` keeps by default)."""
+    score, region (``left top right bottom``), matched time ranges (``start-end``), bytes, ``WxH``, ``yes`` for
+    the representative (the file ``resolve`` keeps by default), and what its EXIF says: the date taken
+    (``YYYY-MM-DD HH:MM:SS``, the camera's clock) and the camera."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
@@ -169,6 +172,8 @@ def dupes_csv(groups: list[DuplicateGroup], records: dict[int, MediaRecord]) -> 
                     "" if rec is None else rec.size,
                     "" if rec is None or rec.width is None else f"{rec.width}x{rec.height}",
                     "yes" if it.relation.value == "representative" else "",
+                    "" if rec is None or rec.taken_at is None else rec.taken_at.isoformat(" "),
+                    "" if rec is None else rec.camera or "",
                 ]
             )
     return buf.getvalue()
@@ -284,6 +289,7 @@ def report_dict(report: IndexReport) -> dict[str, Any]:
         "missing": report.missing,
         "restored": report.restored,
         "moved": report.moved,
+        "metadata": report.metadata,
         "seconds": round(report.seconds, 3),
         "failed": [{"path": f.path, "code": f.code, "message": f.message} for f in report.failed],
         "skipped": [{"path": str(s.path), "reason": s.reason} for s in report.skipped],

@@ -7,7 +7,7 @@ import io
 import os
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import filetype
@@ -15,7 +15,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from lookalike.errors import DecodeError
 from lookalike.indexer.colour import AlphaRule, to_rgb
+from lookalike.indexer.exif import photo_metadata
 from lookalike.indexer.float_tiff import read_float_tiff
+from lookalike.storage.records import PhotoMetadata
 
 # Formats we decode; Pillow can open more (PDF, EPS, PSD, FITS ...) but those are not photos or frames.
 IMAGE_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF", "AVIF", "HEIF")  # HEIF: pillow-heif
@@ -34,6 +36,7 @@ class ImageMeta:
     height: int
     format: str
     n_frames: int
+    photo: PhotoMetadata = field(default_factory=PhotoMetadata)  # what its EXIF says
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,12 +127,13 @@ def load_frames(
             im.draft("RGB", (max(1, width // scale), max(1, height // scale)))
         _load(im)
         upright = _upright(im)
+        photo = photo_metadata(im)  # after _upright, which parsed the EXIF already
         pictures = [to_rgb(upright, alpha)]
         if frames > 1 and n_frames > 1 and fmt in ANIMATED_FORMATS:
             later = _later_frames(im, spread_frames(n_frames, frames)[1:], alpha)
             pictures = [_reduced(p, draft) for p in pictures + later]
     swapped = upright.size != im.size and upright.size == im.size[::-1]
-    return pictures, ImageMeta(height if swapped else width, width if swapped else height, fmt, n_frames)
+    return pictures, ImageMeta(height if swapped else width, width if swapped else height, fmt, n_frames, photo)
 
 
 def spread_frames(n_frames: int, count: int) -> list[int]:
@@ -184,10 +188,26 @@ def _register_heif() -> None:
     register_heif_opener()
 
 
-def _open(data: bytes, max_pixels: int) -> Image.Image:
+def _formats() -> list[str]:
     Image.init()  # register every plugin so the allow-list names resolve (idempotent)
     _register_heif()
-    formats = [f for f in IMAGE_FORMATS if f in Image.OPEN]  # MPO, AVIF and HEIF depend on the build
+    return [f for f in IMAGE_FORMATS if f in Image.OPEN]  # MPO, AVIF and HEIF depend on the build
+
+
+def read_photo_metadata(path: Path) -> PhotoMetadata | None:
+    """What an image file's EXIF says, from its header alone (no pixels decoded); None when the file cannot be
+    opened as an image now. An indexed library that predates the metadata columns is filled with this."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a big picture's DecompressionBombWarning: its pixels are not decoded
+            with Image.open(path, formats=_formats()) as im:
+                return photo_metadata(im)
+    except Exception:  # gone, unreadable, no longer an image: tried again on the next run
+        return None
+
+
+def _open(data: bytes, max_pixels: int) -> Image.Image:
+    formats = _formats()
     try:
         return Image.open(io.BytesIO(data), formats=formats)
     except Image.DecompressionBombError as e:

@@ -14,6 +14,7 @@ from lookalike.indexer.decode_pool import DecodePool
 from lookalike.indexer.describe import MediaDescriptor, describe_video, fold_mirrors, pool_pictures, with_mirrors
 from lookalike.indexer.device import decode_workers, tune_cpu_allocator
 from lookalike.indexer.embedders.base import Embedder
+from lookalike.indexer.exif import record_fields
 from lookalike.indexer.file_decoding import (
     DecodeLimits,
     Failed,
@@ -26,7 +27,7 @@ from lookalike.indexer.file_decoding import (
     decode_all,
 )
 from lookalike.indexer.plan import Job, make_record
-from lookalike.storage.records import MediaRecord, VectorRecord
+from lookalike.storage.records import MediaRecord, PhotoMetadata, VectorRecord
 from lookalike.types import Level, MediaStatus
 
 
@@ -116,7 +117,14 @@ def embed_jobs(
                 continue  # a video that failed after some of its frames were queued: its failure is reported
             if idx in images:
                 meta = images.pop(idx).meta
-                record = make_record(job, MediaStatus.OK, width=meta.width, height=meta.height, n_frames=meta.n_frames)
+                record = make_record(
+                    job,
+                    MediaStatus.OK,
+                    width=meta.width,
+                    height=meta.height,
+                    n_frames=meta.n_frames,
+                    **record_fields(meta.photo),
+                )
                 yield Embedded(job, record, [VectorRecord(Level.IMAGE.value, pool_pictures(vecs))])
                 continue
             buf = videos[idx]
@@ -141,6 +149,7 @@ def embed_jobs(
             duration=meta.duration,
             fps=meta.fps,
             n_frames=meta.n_frames or end.frames,
+            **record_fields(PhotoMetadata()),  # a video's container dates are not read (yet)
         )
         yield Embedded(job, record, _video_vectors(buf, video, meta), end.frames)
 

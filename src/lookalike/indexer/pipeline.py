@@ -5,16 +5,29 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lookalike.config import Settings
+from lookalike.indexer.decode import read_photo_metadata
 from lookalike.indexer.describe import MediaDescriptor
 from lookalike.indexer.discover import Skipped, classify, walk
-from lookalike.indexer.plan import Plan, absent, make_plan, make_record, path_key, root_bases, settled, under
+from lookalike.indexer.exif import META_VERSION
+from lookalike.indexer.plan import (
+    Plan,
+    absent,
+    key_path,
+    make_plan,
+    make_record,
+    path_key,
+    root_bases,
+    settled,
+    under,
+)
 from lookalike.storage.library import CollectionStore
-from lookalike.storage.records import MediaRecord, VectorRecord
+from lookalike.storage.records import KnownMedia, MediaRecord, PhotoMetadata, VectorRecord
 from lookalike.types import MediaKind, MediaStatus
 
 if TYPE_CHECKING:
@@ -56,6 +69,7 @@ class IndexReport:
     missing: int = 0
     restored: int = 0
     moved: int = 0
+    metadata: int = 0
     seconds: float = 0.0
     failed: list[Failure] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
@@ -109,6 +123,7 @@ class Indexer:
         self.store.mark_absent(gone.missing)
         self.store.restore([make_record(job, MediaStatus.OK) for job in plan.restored])
         report.restored = len(plan.restored)
+        report.metadata = self._fill_metadata(plan, known)  # before the copies, which take their source's
         total = len(plan.jobs) + len(plan.copies)
         if plan.jobs:
             self._embed_and_write(plan, report, total, progress)
@@ -132,6 +147,24 @@ class Indexer:
         self.store.sync_files()  # also repairs files an interrupted earlier run left behind
         report.seconds = time.perf_counter() - started
         return report
+
+    def _fill_metadata(self, plan: Plan, known: dict[str, KnownMedia]) -> int:
+        """Read the EXIF of files this run leaves as they are whose rows predate the metadata reader (or an older
+        version of it), from their headers; their vectors stay untouched. Returns how many rows were filled."""
+        kept = set(plan.unchanged) | {job.key for job in plan.touched} | {job.key for job in plan.restored}
+        stale = sorted(
+            key
+            for key in kept
+            if (known[key].meta_version or 0) < META_VERSION and known[key].status != MediaStatus.FAILED.value
+        )
+        images = [key for key in stale if known[key].kind == MediaKind.IMAGE.value]
+        with ThreadPoolExecutor(max_workers=4) as pool:  # header reads: mostly waiting on the disk
+            read = list(pool.map(lambda key: read_photo_metadata(key_path(key)), images))
+        found = [(key, photo) for key, photo in zip(images, read, strict=True) if photo is not None]
+        found += [(key, PhotoMetadata()) for key in stale if known[key].kind != MediaKind.IMAGE.value]
+        if found:
+            self.store.catalog.set_metadata(self.store.info.id, found, META_VERSION)
+        return len(found)
 
     def _embed_and_write(self, plan: Plan, report: IndexReport, total: int, progress: ProgressFn | None) -> None:
         from lookalike.indexer.embed import embed_jobs  # torch is imported only when there is work
@@ -197,6 +230,10 @@ class Indexer:
                         duration=src.duration,
                         fps=src.fps,
                         n_frames=src.n_frames,
+                        taken_at=src.taken_at,
+                        camera=src.camera,
+                        exif_fields=src.exif_fields,
+                        meta_version=src.meta_version,
                     ),
                     vectors,
                 )

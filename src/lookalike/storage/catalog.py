@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import Engine, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from lookalike.storage.orm import Collection, Media, Vector, hash_path, signed64, unsigned64
@@ -16,6 +16,7 @@ from lookalike.storage.records import (
     CollectionInfo,
     KnownMedia,
     MediaRecord,
+    PhotoMetadata,
     VectorRecord,
     WriteResult,
 )
@@ -124,6 +125,7 @@ class Catalog(VectorQueries):
                     Media.error_code,
                     Media.device,
                     Media.inode,
+                    Media.meta_version,
                 ).where(Media.collection_id == collection_id)
             )
             return {
@@ -137,6 +139,7 @@ class Catalog(VectorQueries):
                     r.error_code,
                     unsigned64(r.device),
                     unsigned64(r.inode),
+                    r.meta_version,
                 )
                 for r in rows
             }
@@ -251,6 +254,27 @@ class Catalog(VectorQueries):
                 .where(Media.collection_id == collection_id, Media.path_key == hash_path(path))
                 .values(size=size, mtime_ns=mtime_ns, device=_id64(device), inode=_id64(inode))
             )
+
+    def set_metadata(self, collection_id: int, found: Sequence[tuple[str, PhotoMetadata]], version: int) -> None:
+        """Record what files' EXIF says (``found``: catalog path and metadata), read by metadata reader ``version``;
+        nothing else of their rows changes (their vectors stay as they are)."""
+        stmt = (
+            update(Media)
+            .where(Media.collection_id == collection_id, Media.path_key == bindparam("key"))
+            .values(
+                taken_at=bindparam("taken_at"),
+                camera=bindparam("camera"),
+                exif_fields=bindparam("exif_fields"),
+                meta_version=version,
+            )
+        )
+        with self._session.begin() as s:
+            for start in range(0, len(found), 500):
+                params = [
+                    {"key": hash_path(path), "taken_at": m.taken_at, "camera": m.camera, "exif_fields": m.exif_fields}
+                    for path, m in found[start : start + 500]
+                ]
+                s.connection().execute(stmt, params)
 
     def write(
         self, collection_id: int, dim: int, items: Iterable[tuple[MediaRecord, Sequence[VectorRecord]]]

@@ -22,6 +22,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from lookalike.storage.records import CAMERA_LENGTH
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -101,6 +103,13 @@ class Media(Base):
     duration: Mapped[float | None] = mapped_column(Float)
     fps: Mapped[float | None] = mapped_column(Float)
     n_frames: Mapped[int | None] = mapped_column(Integer)
+    # What the file's EXIF says (images; None where it says nothing readable): the date taken as the camera's
+    # wall-clock time (EXIF keeps no time zone, so neither does the column), make and model, and how many tags it
+    # carries. ``meta_version`` is which version of the metadata reader filled them (NULL: not read yet).
+    taken_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=False))
+    camera: Mapped[str | None] = mapped_column(String(CAMERA_LENGTH))
+    exif_fields: Mapped[int | None] = mapped_column(Integer)
+    meta_version: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(10))
     error_code: Mapped[str | None] = mapped_column(String(40))
     error: Mapped[str | None] = mapped_column(Text)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
+
+CAMERA_LENGTH = 100  # media.camera: make and model, cut to this many characters
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,25 @@ class MediaRecord:
     error: str | None = None
     device: int | None = None  # st_dev and st_ino: paths with the same pair are one file (hardlinks)
     inode: int | None = None
+    taken_at: datetime | None = None  # see PhotoMetadata; meta_version: which reader filled them (None: unread)
+    camera: str | None = None
+    exif_fields: int | None = None
+    meta_version: int | None = None
+
+
+@dataclass(frozen=True)
+class PhotoMetadata:
+    """What a picture's EXIF says, each field None where it says nothing readable.
+
+    Attributes:
+        taken_at: DateTimeOriginal, else DateTime: the camera's wall-clock time, timezone-naive (EXIF has no zone).
+        camera: make and model, e.g. ``Canon EOS 5D``.
+        exif_fields: how many metadata tags the file carries (0 for none; None when its EXIF is unreadable).
+    """
+
+    taken_at: datetime | None = None
+    camera: str | None = None
+    exif_fields: int | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +89,7 @@ class KnownMedia:
     error_code: str | None = None
     device: int | None = None
     inode: int | None = None
+    meta_version: int | None = None  # which metadata reader filled the row (None: not read yet)
 
     def unchanged(self, size: int, mtime_ns: int) -> bool:
         """Whether a file with this size and mtime is taken to be the one catalogued (no need to reopen it)."""
