@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -89,6 +90,16 @@ def test_a_dry_run_returns_the_plan_and_changes_nothing(library):
             "group": crop["group"],
         }
         assert _group_names(c) == [COFFEE, ROCKET]
+        # the page shows each file's date: its modification time as indexed
+        crop_id = next(
+            it["id"]
+            for g in c.get("/api/duplicates").json()["groups"]
+            for it in g["items"]
+            if it["name"] == "coffee_crop.png"
+        )
+        modified = datetime.fromisoformat(c.get(f"/api/items/{crop_id}").json()["modified"])
+        want = datetime.fromtimestamp((media / "coffee_crop.png").stat().st_mtime_ns / 1e9, UTC)
+        assert modified.tzinfo is not None and abs(modified - want) < timedelta(microseconds=2)
     assert _tree(media) == before
     assert not (settings.home / "trash").exists()
 
