@@ -235,3 +235,14 @@ def test_changes_need_the_key_when_one_is_set(library):
         assert c.post("/api/session", json={"key": "s3cret-key"}).status_code == 204  # the page's session cookie
         assert _post(c, "/api/resolve", {}).status_code == 200
     assert _tree(media) == before
+
+
+def test_the_openapi_document_declares_the_change_header(indexed):
+    settings, _ = indexed
+    with serving(settings) as c:
+        doc = c.get("/openapi.json").json()
+    scheme = doc["components"]["securitySchemes"]["ChangeHeader"]
+    assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "header", "X-Lookalike")
+    for url in ROUTES:
+        assert {"ChangeHeader": []} in doc["paths"][url]["post"]["security"], url
+    assert "ChangeHeader" not in str(doc["paths"]["/api/decisions"]["get"].get("security"))

@@ -7,9 +7,9 @@ workspace method as the CLI command of the same name.
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
-from lookalike.api.deps import ServiceDep
+from lookalike.api.deps import ServiceDep, change_header
 from lookalike.api.schemas import (
     Decision,
     DecisionsResponse,
@@ -24,9 +24,10 @@ from lookalike.api.schemas import (
 )
 
 router = APIRouter(prefix="/api", tags=["review"])
+changes = [Depends(change_header)]  # declared in the OpenAPI document; ChangeGuard enforces it
 
 
-@router.post("/resolve", response_model=ResolveResponse)
+@router.post("/resolve", dependencies=changes, response_model=ResolveResponse)
 def resolve(service: ServiceDep, body: ResolveRequest) -> ResolveResponse:
     """Plan which file of each verified duplicate group to keep (``lookalike resolve``); with ``apply`` move the
     others (journaled: ``/api/undo`` with the run puts them back). With ``choices`` only the chosen files are acted
@@ -34,14 +35,14 @@ def resolve(service: ServiceDep, body: ResolveRequest) -> ResolveResponse:
     return ResolveResponse.of(service.resolve(body.keep, body.apply, body.action, body.choices))
 
 
-@router.post("/undo", response_model=RunResult)
+@router.post("/undo", dependencies=changes, response_model=RunResult)
 def undo(service: ServiceDep, body: UndoRequest) -> RunResult:
     """Put back every file a run moved, byte-identical, and into the catalog (``lookalike undo``); 400 when there
     is no such run or nothing to undo."""
     return RunResult.of(service.undo(body.run))
 
 
-@router.post("/distinct", response_model=DistinctResponse)
+@router.post("/distinct", dependencies=changes, response_model=DistinctResponse)
 def distinct(service: ServiceDep, body: DistinctRequest) -> DistinctResponse:
     """Remember that these files are not duplicates of one another (``lookalike distinct``): duplicate groups and
     resolve keep them apart. 404 when a path is not an indexed file."""
@@ -49,7 +50,7 @@ def distinct(service: ServiceDep, body: DistinctRequest) -> DistinctResponse:
     return DistinctResponse(added=added, decisions=ids)
 
 
-@router.post("/decisions/forget", response_model=ForgetResponse)
+@router.post("/decisions/forget", dependencies=changes, response_model=ForgetResponse)
 def forget(service: ServiceDep, body: ForgetRequest) -> ForgetResponse:
     """Forget remembered decisions by id (``lookalike decisions forget``): the files may be grouped again."""
     return ForgetResponse(forgotten=service.forget_decisions(body.ids))
