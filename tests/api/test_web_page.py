@@ -8,9 +8,15 @@ unlocks a keyed service through its dialog. Screenshots are written to LOOKALIKE
 from __future__ import annotations
 
 import base64
+import hashlib
+import http.server
+import json
 import os
 import re
 import shutil
+import threading
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import pytest
@@ -251,3 +257,196 @@ def test_the_duplicates_view_explains_each_member_and_draws_its_matched_box(coll
 
         assert _is_picture(shots / "duplicates_explained.png")
         assert errors == []
+
+
+@pytest.fixture
+def review_library(images, settings_factory, tmp_path) -> tuple[Settings, Path]:
+    """A photo with a resized copy and a crop (one verified group), and an unrelated photo; indexed."""
+    from lookalike.workspace import Workspace
+
+    root = tmp_path / "media"
+    root.mkdir()
+    cat = images["chelsea"].convert("RGB")  # 451 x 300
+    cat.save(root / "cat.png")
+    cat.resize((300, 200), Image.Resampling.LANCZOS).save(root / "cat_small.jpg", quality=88)
+    cat.crop((90, 60, 361, 240)).save(root / "cat_cropped.jpg", quality=90)
+    images["coffee"].convert("RGB").save(root / "coffee.png")
+    settings = settings_factory()
+    with Workspace(settings) as ws:
+        ws.index([root])
+    return settings, root
+
+
+def _files(root: Path) -> dict[str, tuple[str, int]]:
+    """Every file under ``root``: its SHA-256 and modification time (ns), by relative path."""
+    return {
+        str(p.relative_to(root)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _card(name: str) -> str:
+    return f'#dupes .card[title$="/{name}"]'
+
+
+def test_review_a_group_trash_one_file_part_a_pair_apply_and_undo(review_library, browser, shots):
+    settings, root = review_library
+    before = _files(root)
+    crop = root / "cat_cropped.jpg"
+    with live_server(settings) as base:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("console", lambda m: _console_error(m, errors))
+        page.goto(base + "/")
+        page.wait_for_selector("body[data-ready=true]")
+        page.click("#tab-dupes")
+        page.wait_for_selector("#dupes[data-plan=ready]", state="attached", timeout=DUPES_TIMEOUT_MS)
+        assert page.locator("#dupes .group").count() == 1
+        assert page.locator("#dupes .group.current").count() == 1
+        # what resolve suggests: keep the representative, trash the resized copy, keep the crop (not a whole copy)
+        marks = {n: page.get_attribute(_card(n), "data-mark") for n in ("cat.png", "cat_small.jpg", "cat_cropped.jpg")}
+        assert marks == {"cat.png": "keep", "cat_small.jpg": "trash", "cat_cropped.jpg": "keep"}
+        assert page.locator(f"{_card('cat.png')} .keeper").is_visible()
+        assert (
+            page.inner_text(f"{_card('cat_cropped.jpg')} .suggestion") == "suggested: keep — cropped: not a whole copy"
+        )
+        assert page.inner_text(f"{_card('cat_small.jpg')} .suggestion").startswith("suggested: trash — resized")
+        # each file says what the catalog knows: resolution, size, date, path
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('#dupes .card .facts')].every(f => f.textContent.includes('modified'))"
+        )
+        facts = page.inner_text(f"{_card('cat_cropped.jpg')} .facts")
+        assert re.fullmatch(r"271\u00d7180 · \d+(\.\d)? KB · modified \d{4}-\d\d-\d\d \d\d:\d\d", facts), facts
+        assert page.inner_text(f"{_card('cat_cropped.jpg')} .path") == str(crop)
+        # by keyboard: the crop to the trash, the resized copy apart (not a duplicate of the representative)
+        order = [c.get_attribute("title").rsplit("/", 1)[-1] for c in page.locator("#dupes .card").all()]
+        assert order[0] == "cat.png"
+        for _ in range(order.index("cat_cropped.jpg")):
+            page.keyboard.press("ArrowRight")
+        assert page.get_attribute("#dupes .card.selected", "title") == str(crop)
+        page.keyboard.press("t")
+        page.click(f"{_card('cat_small.jpg')} button[data-choice=distinct]")  # by mouse, as well
+        assert page.get_attribute(_card("cat_cropped.jpg"), "data-mark") == "trash"
+        assert page.get_attribute(_card("cat_small.jpg"), "data-mark") == "distinct"
+        assert page.inner_text("#dupes .group .summary") == "1 to trash · 1 not a duplicate"
+        assert "n p next / previous group" in page.inner_text("#shortcuts")
+        page.screenshot(path=str(shots / "review.png"), full_page=False)
+        assert _is_picture(shots / "review.png")
+
+        page.keyboard.press("a")
+        page.wait_for_function("() => document.querySelector('#review-status').textContent.startsWith('group 1:')")
+        page.wait_for_selector("#dupes[data-plan=ready]", state="attached")
+        assert page.inner_text("#review-status") == (
+            "group 1: 1 moved to the trash (run 1); 1 marked not a duplicate of cat.png. Undo (u) puts it back."
+        )
+        assert not crop.exists()
+        trashed = settings.home / "trash" / "1" / str(crop).lstrip("/")
+        assert hashlib.sha256(trashed.read_bytes()).hexdigest() == before["cat_cropped.jpg"][0]
+        assert _files(root) == {n: v for n, v in before.items() if n != "cat_cropped.jpg"}
+        # the crop is gone from the page, and the resized copy is no longer grouped with the photo: no group is left
+        assert page.locator("#dupes .card").count() == 0 and page.locator("#dupes .group").count() == 0
+        decisions = page.evaluate("() => fetch('/api/decisions').then(r => r.json())")["decisions"]
+        assert [(d["a"], d["b"]) for d in decisions] == [(str(root / "cat.png"), str(root / "cat_small.jpg"))]
+
+        page.keyboard.press("u")
+        page.wait_for_function("() => document.querySelector('#review-status').textContent.startsWith('undid')")
+        page.wait_for_selector("#dupes[data-plan=ready]", state="attached")
+        assert page.inner_text("#review-status") == (
+            "undid group 1: 1 put back from the trash; 1 not-a-duplicate forgotten"
+        )
+        assert _files(root) == before  # byte-identical, with the modification time
+        assert page.evaluate("() => fetch('/api/decisions').then(r => r.json())") == {"decisions": []}
+        assert page.locator("#dupes .group .card").count() == 3
+        assert page.get_attribute(_card("cat_cropped.jpg"), "data-mark") == "keep"  # the suggestion again
+        assert page.locator("#undo").is_disabled()
+
+        # every suggestion at once, after a confirmation that counts them; then undone
+        asked: list[str] = []
+        page.once("dialog", lambda d: (asked.append(d.message), d.accept()))
+        page.click("#apply-suggested")
+        page.wait_for_function("() => document.querySelector('#review-status').textContent.startsWith('suggested')")
+        page.wait_for_selector("#dupes[data-plan=ready]", state="attached")
+        assert asked == ["Move 1 file of 1 group to the trash, as suggested? Undo puts them back."]
+        assert page.inner_text("#review-status") == (
+            "suggested keepers: 1 moved to the trash (run 2). Undo (u) puts them back."
+        )
+        assert _files(root) == {n: v for n, v in before.items() if n != "cat_small.jpg"}
+        page.click("#undo")
+        page.wait_for_function("() => document.querySelector('#review-status').textContent.startsWith('undid')")
+        assert page.inner_text("#review-status") == "undid the suggested keepers: 1 put back from the trash"
+        assert _files(root) == before
+        page.keyboard.press("?")
+        assert page.locator("#help").is_visible()
+        assert errors == []
+
+
+@contextmanager
+def _another_site() -> Iterator[str]:
+    """A page on another port of this machine (another origin of the same site), as a page a user might have open."""
+
+    class Blank(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"<!doctype html><title>elsewhere</title><p>another site</p>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Blank)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        thread.join(10)
+
+
+FORM_POST = """([url, name, value]) => {
+    const form = document.createElement('form');
+    form.method = 'POST'; form.action = url; form.enctype = 'text/plain';
+    const field = document.createElement('input');
+    field.name = name; field.value = value;
+    form.append(field); document.body.append(form); form.submit();
+}"""
+
+
+def test_a_page_of_another_origin_cannot_change_the_library(review_library, browser):
+    """A page of another origin posts to the review routes what a form or a no-cors fetch can send: a JSON text
+    without a type (FastAPI would read it as JSON), or a text/plain form shaped as JSON. Both are refused and nothing
+    moves. The service and the page are at plain-http names that are not loopback (mapped to it in the browser), to
+    which a browser sends no Sec-Fetch-Site, as to a service on the network: SameOriginOnly lets them through, and
+    the change guard refuses them (FastAPI would also refuse a body without the JSON type, with 422)."""
+    settings, root = review_library
+    before = _files(root)
+    attack = json.dumps({"apply": True, "choices": {str(root / "cat_cropped.jpg"): "trash"}})
+    flags = [*FLAGS, "--host-resolver-rules=MAP *.test 127.0.0.1"]
+    with (
+        live_server(settings.with_(allowed_hosts=("review.test",))) as base,
+        _another_site() as elsewhere,
+        closing(browser.browser_type.launch(executable_path=CHROMIUM, args=flags, headless=True)) as mapped,
+    ):
+        service = base.replace("127.0.0.1", "review.test")
+        other = elsewhere.replace("127.0.0.1", "elsewhere.test").rstrip("/")
+        page = mapped.new_page()
+        page.goto(other + "/")
+        sent = (
+            "([url, body]) => fetch(url, {method: 'POST', mode: 'no-cors', body: new Blob([body])})"
+            ".then(r => r.type, e => e.message)"
+        )
+        page.evaluate(sent, [f"{service}/api/resolve", attack])  # settles once answered (its answer is not readable)
+        assert _files(root) == before
+        with page.expect_navigation() as answer:
+            page.evaluate(FORM_POST, [f"{service}/api/resolve", attack[:-1] + ', "x": "', '"}'])
+        assert answer.value is not None and answer.value.status == 403
+        assert json.loads(page.inner_text("body")) == {
+            "detail": f"refused: a change asked by a page of another origin ({other})"
+        }
+    assert _files(root) == before
+    assert not (settings.home / "trash").exists()

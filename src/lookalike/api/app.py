@@ -14,6 +14,7 @@ from pathlib import Path
 from fastapi import Depends, FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -24,12 +25,13 @@ from lookalike.api.guards import (
     SESSION_COOKIE,
     ApiKeyGuard,
     BodyTimeout,
+    ChangeGuard,
     FailedAttempts,
     InFlightLimit,
     SameOriginOnly,
     session_token,
 )
-from lookalike.api.routes import items, library, search
+from lookalike.api.routes import items, library, review, search
 from lookalike.api.schemas import Health
 from lookalike.api.service import Service
 from lookalike.config import Settings
@@ -37,6 +39,7 @@ from lookalike.errors import (
     CollectionMismatchError,
     DecodeError,
     FileChangedError,
+    LibraryLockedError,
     LookalikeError,
     NotIndexedError,
     SchemaOutOfDateError,
@@ -57,6 +60,7 @@ STATUS_OF: list[tuple[type[LookalikeError], int]] = [
     (DecodeError, 422),
     (TextQueryNotSupportedError, 400),
     (CollectionMismatchError, 409),
+    (LibraryLockedError, 409),
     (SchemaOutOfDateError, 503),
     (LookalikeError, 400),
 ]
@@ -126,7 +130,7 @@ def create_app(settings: Settings, host: str | None = None) -> FastAPI:
         redoc_url=None,
     )
     secured = [Depends(api_key_header)]
-    for router in (search.router, items.router, library.router):
+    for router in (search.router, items.router, library.router, review.router):
         app.include_router(router, dependencies=secured)
 
     @app.exception_handler(LookalikeError)
@@ -201,6 +205,9 @@ def create_app(settings: Settings, host: str | None = None) -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.mount(DOCS_ASSETS, StaticFiles(directory=_swagger_assets()), name="docs-assets")
+    # the review routes change the library: a JSON POST with the change header from this origin only (CSRF)
+    changes = {r.path for r in review.router.routes if isinstance(r, APIRoute) and "POST" in (r.methods or ())}
+    app.add_middleware(ChangeGuard, paths=changes)
     if settings.api_key is not None:
         app.add_middleware(ApiKeyGuard, api_key=settings.api_key)
     app.add_middleware(SameOriginOnly)

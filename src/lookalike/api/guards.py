@@ -1,6 +1,7 @@
-"""Request guards of the HTTP service, as plain ASGI middleware: a cap on requests in flight and the API key.
+"""Request guards of the HTTP service, as plain ASGI middleware: a cap on requests in flight, the API key, who may
+ask for library data, and who may change the library.
 
-Both look at the request line and headers only, so a refused request's body is never read. The body size limit
+They look at the request line and headers only, so a refused request's body is never read. The body size limit
 is FastAPI's own (``FastAPI(max_body_size=...)``), which counts the streamed body and answers 413 with or
 without a Content-Length header.
 """
@@ -14,12 +15,15 @@ import math
 import threading
 import time
 from collections import deque
+from collections.abc import Collection
 from http.cookies import SimpleCookie
+from urllib.parse import urlsplit
 
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 API_KEY_HEADER = "X-API-Key"
+CHANGE_HEADER = "X-Lookalike"  # a custom header: what a form or a no-cors fetch from another site cannot send
 SESSION_COOKIE = "lookalike_session"
 # reachable without the key: liveness, the page's static shell (no library data in it) and the key check itself
 PUBLIC_PATHS = frozenset({"/healthz", "/", "/api/session", "/favicon.ico"})
@@ -146,6 +150,57 @@ class SameOriginOnly:
             await send(message)
 
         return send_with_policy
+
+
+def _same_origin(origin: str, scope: Scope) -> bool:
+    """Whether an ``Origin`` header names the host (and port) this request was sent to. The scheme is not compared:
+    behind a proxy that ends TLS the service sees http for a page served over https, and one host and port serve
+    one scheme."""
+    host = _header(scope, b"host")
+    try:
+        netloc = urlsplit(origin).netloc
+    except ValueError:
+        return False
+    return host is not None and netloc != "" and netloc.lower() == host.lower()
+
+
+def change_refusal(scope: Scope) -> tuple[int, str] | None:
+    """Why a request to a route that changes the library is refused, with its status (None: it may go on).
+
+    A change comes as a POST with a JSON body and the :data:`CHANGE_HEADER` header, and, when the client says which
+    page sent it (``Origin``), from this service's own page. A form on another site, or a page on another port of
+    this machine (whose requests carry the session cookie: cookies do not tell ports apart), can send a POST, but
+    neither a custom header nor a JSON content type without the browser asking this service first (CORS, which it
+    never allows), and its ``Origin`` names it. Clients that are not browsers send no ``Origin`` and pass with the
+    header.
+    """
+    origin = _header(scope, b"origin")
+    if origin is not None and not _same_origin(origin, scope):
+        return 403, f"refused: a change asked by a page of another origin ({origin})"
+    if not _header(scope, CHANGE_HEADER.lower().encode()):
+        return 403, f"refused: a change needs the {CHANGE_HEADER} header (a page of another site cannot send it)"
+    content_type = (_header(scope, b"content-type") or "").split(";", 1)[0].strip().lower()
+    if content_type != "application/json":
+        return 415, f"a change is sent as JSON (Content-Type: application/json), not {content_type or 'no type'}"
+    return None
+
+
+class ChangeGuard:
+    """Guards the routes that change the library (``paths``): a POST to one is refused unless
+    :func:`change_refusal` lets it through. Other methods pass, to be answered 405 by the app."""
+
+    def __init__(self, app: ASGIApp, paths: Collection[str]) -> None:
+        self.app = app
+        self.paths = frozenset(paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in self.paths:
+            refusal = change_refusal(scope)
+            if refusal is not None:
+                status, detail = refusal
+                await JSONResponse({"detail": detail}, status_code=status)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class FailedAttempts:

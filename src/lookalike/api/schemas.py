@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +11,8 @@ from pydantic import BaseModel, Field
 from lookalike.types import MediaStatus, SearchHit
 
 if TYPE_CHECKING:
+    from lookalike.actions.apply import RunReport
+    from lookalike.actions.resolve import Resolution
     from lookalike.search.groups import DuplicateGroup
     from lookalike.search.searcher import QueryResult
     from lookalike.storage.records import MediaRecord
@@ -84,6 +87,7 @@ class ItemInfo(BaseModel):
     kind: str
     status: str = Field(description="ok, failed (see error_code), or missing (gone from disk since indexed)")
     size: int
+    modified: datetime = Field(description="The file's modification time when it was indexed (UTC).")
     width: int | None = None
     height: int | None = None
     duration: float | None = None
@@ -104,6 +108,7 @@ class ItemInfo(BaseModel):
             kind=r.kind,
             status=r.status,
             size=r.size,
+            modified=datetime.fromtimestamp(r.mtime_ns / 1e9, UTC),
             width=r.width,
             height=r.height,
             duration=r.duration,
@@ -209,3 +214,121 @@ class Health(BaseModel):
 
     status: str
     ready: bool = Field(description="A collection is loaded and searches can be answered.")
+
+
+class ResolveRequest(BaseModel):
+    """A resolve, as ``lookalike resolve`` takes it: a dry run unless ``apply``."""
+
+    keep: str | None = Field(
+        None, max_length=1000, description="Keep-best rules, comma-separated (default: each group's representative)."
+    )
+    apply: bool = Field(False, description="Carry the plan out (journaled, undoable); false changes nothing.")
+    action: str = Field("trash", description="trash, or hardlink / symlink to the keeper (identical copies only).")
+    choices: dict[str, str] | None = Field(
+        None,
+        description="A reviewed plan: a file's path (as the plan names it) -> keep, trash, hardlink or symlink; only "
+        "chosen files are acted on and each group keeps a file. Null: the automatic plan.",
+    )
+
+
+class PlannedFile(BaseModel):
+    """One file of a resolve plan."""
+
+    path: str
+    action: str = Field(description="keep, or what is (or would be) done to it: trash, hardlink, symlink.")
+    keeper: str = Field(description="The file of its group that is kept.")
+    reason: str = Field(description="Why (a file a run left alone says `skipped: ` and why).")
+    group: int = Field(description="Its verified duplicate group, numbered from 1.")
+
+
+class Skipped(BaseModel):
+    """A file a run left as it was, and why."""
+
+    path: str
+    why: str
+
+
+class ResolveResponse(BaseModel):
+    """The plan, and for an applied resolve the run that carried it out (the JSON of ``lookalike resolve --json``,
+    with the skipped files also listed apart)."""
+
+    run: int | None = Field(description="The run's id, for /api/undo (null: a dry run, or nothing to do).")
+    actions: list[PlannedFile]
+    outside: list[str] = Field(description="Chosen files that are in no verified duplicate group now (left alone).")
+    skipped: list[Skipped] = Field(description="Files the run left as they were (changed since indexed, ...).")
+
+    @classmethod
+    def of(cls, result: Resolution) -> ResolveResponse:
+        """The API shape of a resolve: a file the run left alone has action ``keep`` and the reason it was skipped."""
+        skipped = dict(result.report.skipped) if result.report else {}
+        actions = [
+            PlannedFile(
+                path=p.path,
+                action="keep" if p.path in skipped else p.action,
+                keeper=p.keeper,
+                reason=f"skipped: {skipped[p.path]}" if p.path in skipped else p.reason,
+                group=p.group + 1,
+            )
+            for p in result.plan
+        ]
+        left = [Skipped(path=path, why=why) for path, why in skipped.items()]
+        return cls(run=result.run, actions=actions, outside=result.outside, skipped=left)
+
+
+class UndoRequest(BaseModel):
+    """Which run to undo."""
+
+    run: int | None = Field(None, ge=1, description="A run's id (default: the latest applied run).")
+
+
+class RunResult(BaseModel):
+    """What an undo did: the files put back, and those left as they are with why."""
+
+    run: int | None
+    done: list[str]
+    skipped: list[Skipped]
+
+    @classmethod
+    def of(cls, report: RunReport) -> RunResult:
+        """The API shape of a run report."""
+        skipped = [Skipped(path=path, why=why) for path, why in report.skipped]
+        return cls(run=report.run, done=report.done, skipped=skipped)
+
+
+class DistinctRequest(BaseModel):
+    """Files that are not duplicates of one another."""
+
+    paths: list[str] = Field(min_length=2, max_length=1000, description="Two or more indexed files (their paths).")
+
+
+class DistinctResponse(BaseModel):
+    """What ``distinct`` remembered."""
+
+    added: int = Field(description="New pairs remembered.")
+    decisions: list[int] = Field(description="Ids of the new pairs (/api/decisions/forget takes them back).")
+
+
+class ForgetRequest(BaseModel):
+    """Remembered decisions to forget."""
+
+    ids: list[int] = Field(min_length=1, max_length=100_000)
+
+
+class ForgetResponse(BaseModel):
+    """How many decisions were forgotten."""
+
+    forgotten: int
+
+
+class Decision(BaseModel):
+    """A remembered "not duplicates" pair."""
+
+    id: int
+    a: str
+    b: str
+
+
+class DecisionsResponse(BaseModel):
+    """The remembered "not duplicates" pairs."""
+
+    decisions: list[Decision]

@@ -4,7 +4,8 @@ Everything goes through :class:`~lookalike.workspace.Workspace` (the service dec
 itself). Request handlers run in a thread pool, so the workspace is used under a lock where it loads or reloads.
 The loaded indexes are memory-mapped read-only; when an index job beside the service saves a newer generation, the
 next request (at most once a second) drops the old store and loads the new files, while requests already running
-finish on the old mapping.
+finish on the old mapping. Changes (resolve, undo, distinct) go through the same workspace methods as the CLI's,
+one at a time, and the caches over what they change are dropped after each.
 """
 
 from __future__ import annotations
@@ -12,19 +13,24 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from lookalike.config import Settings
 from lookalike.types import MediaKind
 from lookalike.workspace import Workspace
 
 if TYPE_CHECKING:
+    from lookalike.actions.apply import RunReport
+    from lookalike.actions.resolve import Resolution
     from lookalike.search.groups import DuplicateGroup
     from lookalike.search.media_files import OpenFile
     from lookalike.search.searcher import QueryResult
-    from lookalike.storage.records import MediaRecord
+    from lookalike.storage.records import DecisionRecord, MediaRecord
+
+T = TypeVar("T")
 
 REFRESH_SECONDS = 1.0  # how often a request checks whether an index job saved newer files
 THUMBNAIL_CACHE = 512  # thumbnails kept in memory
@@ -46,9 +52,10 @@ class Service:
         self.settings = settings
         self.workspace = Workspace(settings)
         self._lock = threading.RLock()
+        self._writing = threading.Lock()  # one change at a time (the library's writer lock is per process)
         self._checked = 0.0
         self._ready = False
-        self._dupes: dict[tuple[int, int, float | None, float], list[DuplicateGroup]] = {}
+        self._dupes: dict[tuple[int, tuple[int, ...], float | None, float], list[DuplicateGroup]] = {}
         self._thumbs: OrderedDict[tuple[int, int, float | None, int], bytes] = OrderedDict()
 
     def close(self) -> None:
@@ -134,7 +141,8 @@ class Service:
         generation and thresholds; remembered decisions are respected (as `lookalike dupes` does)."""
         ws = self._current()
         video_t = self.settings.video_dupe_threshold if video_threshold is None else video_threshold
-        key = (ws.store().generation, len(ws.decisions()), similar_threshold, video_t)  # decisions change groups
+        decided = tuple(d.id for d in ws.decisions())  # decisions change groups (ids: a forgotten one is not reused)
+        key = (ws.store().generation, decided, similar_threshold, video_t)
         with self._lock:
             cached = self._dupes.get(key)
         if cached is None:
@@ -144,3 +152,45 @@ class Service:
                     self._dupes.clear()
                 self._dupes[key] = cached
         return cached
+
+    # -- changes -----------------------------------------------------------------------------------------
+    def _change(self, change: Callable[[Workspace], T]) -> T:
+        """Run ``change`` on the workspace, one change at a time; then drop the duplicate listings, so that the next
+        one (and the next search, as the workspace reloads what it wrote) sees what it did."""
+        with self._writing:
+            ws = self._current()
+            try:
+                return change(ws)
+            finally:
+                with self._lock:
+                    self._dupes.clear()
+
+    def resolve(self, keep: str | None, apply: bool, action: str, choices: dict[str, str] | None) -> Resolution:
+        """Plan the clean-up of the verified duplicate groups, and with ``apply`` carry it out (see
+        :meth:`Workspace.resolve`); a dry run changes nothing and runs beside other requests."""
+        if not apply:
+            return self._current().resolve(keep, False, action, choices)
+        return self._change(lambda ws: ws.resolve(keep, True, action, choices))
+
+    def undo(self, run: int | None) -> RunReport:
+        """Put back the files of a run (default: the latest), see :meth:`Workspace.undo`."""
+        return self._change(lambda ws: ws.undo(run))
+
+    def distinct(self, paths: Sequence[str]) -> tuple[int, list[int]]:
+        """Remember these files as not duplicates of one another; returns how many pairs were new and their
+        decision ids (which :meth:`forget_decisions` takes back)."""
+
+        def change(ws: Workspace) -> tuple[int, list[int]]:
+            before = {d.id for d in ws.decisions()}
+            added = ws.distinct([Path(p) for p in paths])
+            return added, sorted(d.id for d in ws.decisions() if d.id not in before)
+
+        return self._change(change)
+
+    def forget_decisions(self, ids: Sequence[int]) -> int:
+        """Forget remembered decisions by id; returns how many there were."""
+        return self._change(lambda ws: ws.forget_decisions(ids))
+
+    def decisions(self) -> list[DecisionRecord]:
+        """The remembered "not duplicates" pairs."""
+        return self._current().decisions()
