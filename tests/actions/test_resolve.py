@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import re
 import shutil
 from datetime import timedelta
 from pathlib import Path
@@ -499,3 +500,33 @@ def test_oldest_and_exif_rules_read_the_photos_metadata(settings_factory, tmp_pa
         coffee.save(media / "undated.jpg", quality=90)  # modified now, like sparse.jpg, but later
         ws.index([media])
         assert keeper("oldest") == ("rich.jpg", "keeper (by oldest)")  # by modification time: 2001
+
+
+def test_the_desktop_trash_holds_the_files_with_their_info_and_undo_takes_them_back(library, monkeypatch, tmp_path):
+    settings, media = library
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    before = _tree(media)
+    with Workspace(settings) as ws:
+        with pytest.raises(UsageError, match="unknown trash 'bin'"):
+            ws.resolve(apply=True, into="bin")
+        result = ws.resolve(apply=True, into="desktop")
+        assert result.report is not None and len(result.report.done) == 3
+        trash = tmp_path / "data" / "Trash"
+        moved = sorted(p.name for p in (trash / "files").iterdir())
+        assert [re.sub(r" \(lookalike 1-[0-9a-f]{8}\)", "", n) for n in moved] == [
+            "coffee_copy.png",
+            "coffee_small.jpg",
+            "rocket.jpg",
+        ]
+        for name in moved:  # the specification's info file, naming where the file came from
+            info = (trash / "info" / f"{name}.trashinfo").read_text()
+            original = re.sub(r" \(lookalike 1-[0-9a-f]{8}\)", "", name)
+            lines = info.splitlines()
+            assert lines[:2] == ["[Trash Info]", f"Path={media / original}"]
+            assert re.fullmatch(r"DeletionDate=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", lines[2])
+            kept = trash / "files" / name
+            assert (hashlib.sha256(kept.read_bytes()).hexdigest(), kept.stat().st_mtime_ns) == before[original]
+        assert not (settings.home / "trash").exists()
+        ws.undo()
+    assert _tree(media) == before
+    assert list((trash / "files").iterdir()) == [] and list((trash / "info").iterdir()) == []

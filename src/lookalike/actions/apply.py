@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from lookalike.actions.desktop_trash import info_path, remove_info, write_info
 from lookalike.indexer.plan import key_path, path_key, sha256_file
 from lookalike.storage.journal import Journal
 from lookalike.storage.library import CollectionStore
@@ -185,11 +186,15 @@ class Runner:
                 _link(link, e)
             except OSError as err:
                 return f"the {e.action} to its keeper cannot be made: {err.strerror}; nothing was touched"
+        info = info_path(dst, self.home / TRASH)
         try:
+            if info is not None:  # the desktop trash: its info file first, as the specification asks
+                write_info(info, src)
             _move(src, dst)
         except OSError as err:
             if link is not None:
                 os.unlink(link)
+            remove_info(info)
             return f"cannot be moved to the trash: {err.strerror}"
         if link is not None:
             os.replace(link, src)
@@ -268,6 +273,7 @@ class Runner:
                 _move(dst, src)
             except OSError as err:
                 return f"cannot be moved back: {err.strerror}"
+            remove_info(info_path(dst, self.home / TRASH))
         elif not os.path.lexists(src):
             return "its trashed copy is gone (was the trash emptied?)"
         elif changed(src, e.size, e.mtime_ns, None, None, e.sha256) is not None:
@@ -316,6 +322,7 @@ class Runner:
             except OSError as err:
                 report.skipped.append((str(dst), f"cannot be deleted: {err.strerror}"))
                 continue
+            remove_info(info_path(dst, self.home / TRASH))
             self.journal.set_entry(e.id or 0, "emptied")
             deleted.append(str(dst))
             gone.append(e.path)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lookalike.actions.apply import DELETE, Runner, RunReport, trash_path
+from lookalike.actions.desktop_trash import desktop_path
 from lookalike.actions.plan import PlannedAction, plan_resolve, reviewed_plan
 from lookalike.actions.rules import KeepRule
 from lookalike.errors import NotIndexedError, UsageError
@@ -38,6 +39,22 @@ class Resolution:
     recovered: list[RunReport] = field(default_factory=list)
     outside: list[str] = field(default_factory=list)
 
+    def outcome(self) -> list[dict[str, str | int]]:
+        """Per file of the plan ``{"path", "action", "keeper", "reason", "group"}`` as it turned out: a file the
+        run left alone has action ``keep`` and ``skipped: `` with why; groups are numbered from 1. (The JSON of
+        ``resolve --json`` and of the web page's review.)"""
+        skipped = dict(self.report.skipped) if self.report else {}
+        return [
+            {
+                "path": p.path,
+                "action": "keep" if p.path in skipped else p.action,
+                "keeper": p.keeper,
+                "reason": f"skipped: {skipped[p.path]}" if p.path in skipped else p.reason,
+                "group": p.group + 1,
+            }
+            for p in self.plan
+        ]
+
 
 def recover(runner: Runner, journal: Journal, collection_id: int) -> list[RunReport]:
     """Finish what a killed run left: an ``applying`` run is applied to its end, an ``undoing`` one undone."""
@@ -61,6 +78,7 @@ def resolve(
     action: str = "trash",
     choices: dict[str, str] | None = None,
     delete: bool = False,
+    desktop: Path | None = None,
 ) -> Resolution:
     """Plan (and with ``apply`` carry out) the clean-up of the collection's verified duplicate groups.
 
@@ -69,6 +87,7 @@ def resolve(
     reviewed plan: catalog path -> ``keep`` or an action) only the chosen files are acted on, within the groups
     found now and with the same guards (see :func:`lookalike.actions.plan.reviewed_plan`). With ``delete`` the
     trashed files are deleted for good at the end of the run (the run cannot be undone; the caller confirms).
+    With ``desktop`` (a freedesktop.org trash folder) files go there instead of ``<home>/trash``.
     """
     runner = Runner(store, journal, home)
     recovered = recover(runner, journal, store.info.id) if apply else []
@@ -100,7 +119,10 @@ def resolve(
         for p in moves
     ]
     kind = DELETE if delete and action == "trash" else action
-    run = journal.start_run(store.info.id, kind, entries, lambda r, path: trash_path(home, r, path))
+    if desktop is not None:
+        run = journal.start_run(store.info.id, kind, entries, lambda r, path: desktop_path(desktop, r, path))
+    else:
+        run = journal.start_run(store.info.id, kind, entries, lambda r, path: trash_path(home, r, path))
     return Resolution(plan, run, runner.apply(run), recovered, outside)
 
 

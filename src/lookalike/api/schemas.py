@@ -261,16 +261,7 @@ class ResolveResponse(BaseModel):
     def of(cls, result: Resolution) -> ResolveResponse:
         """The API shape of a resolve: a file the run left alone has action ``keep`` and the reason it was skipped."""
         skipped = dict(result.report.skipped) if result.report else {}
-        actions = [
-            PlannedFile(
-                path=p.path,
-                action="keep" if p.path in skipped else p.action,
-                keeper=p.keeper,
-                reason=f"skipped: {skipped[p.path]}" if p.path in skipped else p.reason,
-                group=p.group + 1,
-            )
-            for p in result.plan
-        ]
+        actions = [PlannedFile.model_validate(a) for a in result.outcome()]
         left = [Skipped(path=path, why=why) for path, why in skipped.items()]
         return cls(run=result.run, actions=actions, outside=result.outside, skipped=left)
 

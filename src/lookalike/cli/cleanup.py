@@ -43,6 +43,14 @@ def _action(value: str) -> str:
     return value
 
 
+def _trash(value: str) -> str:
+    from lookalike.workspace import TRASHES
+
+    if value not in TRASHES:
+        raise typer.BadParameter(f"{value!r} is not one of: {', '.join(TRASHES)}")
+    return value
+
+
 def resolve(
     ctx: typer.Context,
     keep: Annotated[
@@ -79,6 +87,14 @@ def resolve(
         ),
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask before --delete.")] = False,
+    into: Annotated[
+        str,
+        typer.Option(
+            callback=_trash,
+            help="Where trashed files go: library (<home>/trash/<run>/<path>) or desktop (the freedesktop.org "
+            "trash your file manager shows); `lookalike undo` puts them back from either.",
+        ),
+    ] = "library",
 ) -> None:
     """Plan which file of each verified duplicate group to keep and what to do with the others; --apply does it
     (journaled: `lookalike undo` puts everything back)."""
@@ -100,7 +116,7 @@ def resolve(
                 out.print("nothing was deleted")
                 raise typer.Exit(1)
             choices = {p.path: p.action for p in planned.plan}  # exactly the files confirmed
-        result = ws.resolve(keep, apply, action, choices, delete)
+        result = ws.resolve(keep, apply, action, choices, delete, into)
     if as_json:
         sys.stdout.write(json.dumps(resolution_dict(result), ensure_ascii=False) + "\n")
         return
@@ -128,17 +144,7 @@ def resolution_dict(result: Resolution) -> dict[str, Any]:
     """``{"run": id|null, "actions": [{"path", "action", "keeper", "reason", "group"}], "outside": [path]}``; a file
     the run left alone has action ``keep`` and the reason it was skipped; ``outside`` lists the files a reviewed plan
     chose for that are in no verified group now."""
-    skipped = dict(result.report.skipped) if result.report else {}
-    actions = []
-    for p in result.plan:
-        if p.path in skipped:
-            why = f"skipped: {skipped[p.path]}"
-            actions.append({"path": p.path, "action": "keep", "keeper": p.keeper, "reason": why, "group": p.group + 1})
-        else:
-            actions.append(
-                {"path": p.path, "action": p.action, "keeper": p.keeper, "reason": p.reason, "group": p.group + 1}
-            )
-    return {"run": result.run, "actions": actions, "outside": result.outside}
+    return {"run": result.run, "actions": result.outcome(), "outside": result.outside}
 
 
 def _print_resolution(result: Resolution, applied: bool, deleted: bool = False) -> None:

@@ -27,7 +27,7 @@ from lookalike.indexer.embedders.weights import RANDOM_WEIGHTS
 from lookalike.indexer.pipeline import Indexer, IndexReport, ProgressFn, pooling_config
 from lookalike.storage.library import CollectionStore, Library
 from lookalike.storage.locks import lock_if_free, writer_lock
-from lookalike.workspace.cleanup import CleanupMethods
+from lookalike.workspace.cleanup import TRASHES, CleanupMethods
 from lookalike.workspace.serving import ServingMethods, schema_revisions, serve_threads, upgrade_schema
 
 # what the front doors use besides Workspace (they import nothing else of lookalike but config, errors and types)
@@ -35,6 +35,7 @@ __all__ = [
     "IMAGE_MIMES",
     "RESOLVE_ACTIONS",
     "SNIFF_BYTES",
+    "TRASHES",
     "VIDEO_MIMES",
     "Workspace",
     "parse_rules",

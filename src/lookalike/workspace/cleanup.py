@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from lookalike.storage.records import DecisionRecord, RunRecord
 
 
+TRASHES = ("library", "desktop")  # where resolve puts files: <home>/trash, or the freedesktop.org trash
+
+
 class CleanupMethods:
     """Part of :class:`lookalike.workspace.Workspace` (which provides the attributes and methods declared here)."""
 
@@ -44,6 +47,7 @@ class CleanupMethods:
         action: str = "trash",
         choices: dict[str, str] | None = None,
         delete: bool = False,
+        into: str = "library",
     ) -> Resolution:
         """Plan the clean-up of verified duplicate groups, and with ``apply`` carry it out (journaled, undoable).
 
@@ -58,6 +62,9 @@ class CleanupMethods:
                 :func:`lookalike.actions.plan.reviewed_plan`). ``action`` then names the run.
             delete: with ``apply`` and the ``trash`` action, delete the trashed files for good at the end of the
                 run: it cannot be undone (front doors confirm first).
+            into: where trashed files go: ``library`` (``<home>/trash/<run>/<absolute path>``) or ``desktop``
+                (the freedesktop.org trash, ``$XDG_DATA_HOME/Trash``, which file managers list); either way
+                :meth:`undo` puts them back.
 
         Raises:
             UsageError: an unknown rule, action or choice.
@@ -69,6 +76,7 @@ class CleanupMethods:
 
         if action not in ACTIONS:
             raise UsageError(f"unknown action {action!r}; use one of: {', '.join(ACTIONS)}")
+        from lookalike.actions.desktop_trash import trash_dir
         from lookalike.actions.plan import CHOICES
 
         rules = parse_rules(keep) if keep else [KeepRule("representative")]
@@ -76,13 +84,18 @@ class CleanupMethods:
             if choice not in CHOICES:
                 raise UsageError(f"{path}: unknown choice {choice!r}; use one of: {', '.join(CHOICES)}")
         s, journal = self.settings, self.library.journal
+        if into not in TRASHES:
+            raise UsageError(f"unknown trash {into!r}; use one of: {', '.join(TRASHES)}")
         if delete and action != "trash":
             raise UsageError(f"--delete deletes what would go to the trash; it does not go with --action {action}")
         if not apply:  # a dry run reads (no lock, nothing written, not even index files)
             return resolve(self.store(), journal, s.home, rules, s.video_dupe_threshold, False, action, choices)
         with writer_lock(s.home):
             store = self._writable()
-            return resolve(store, journal, s.home, rules, s.video_dupe_threshold, True, action, choices, delete)
+            desktop = trash_dir() if into == "desktop" else None
+            return resolve(
+                store, journal, s.home, rules, s.video_dupe_threshold, True, action, choices, delete, desktop
+            )
 
     def undo(self, run: int | None = None) -> RunReport:
         """Put back every file a run moved (default: the latest run), byte-identical, with the catalog."""
