@@ -26,8 +26,8 @@ from benchmarks.machine import describe
 from lookalike.config import Settings
 from lookalike.search.candidates import image_candidates
 from lookalike.search.features import Features
-from lookalike.search.image_dupes import FeatureCache, VerifyRule, judge, local_pairs
-from lookalike.search.verify import Match, match, whole_frame
+from lookalike.search.image_dupes import FeatureCache, VerifyRule, judge, local_pairs, smooth_match
+from lookalike.search.verify import Match, match
 from lookalike.workspace import Workspace
 
 
@@ -72,10 +72,9 @@ def collect(half_dir: Path, rule: VerifyRule) -> tuple[list[PairEvidence], dict[
             if fa is None or fb is None:
                 continue
             m = match(fa, fb, mirror=cos >= rule.mirror_cosine)
-            smooth = min(len(fa), len(fb)) < rule.smooth_keypoints and cos >= rule.smooth_cosine
             (la, ka), (lb, kb) = labels[va.path], labels[vb.path]
             edit = kb if ka == "original" else ka
-            whole = whole_frame(fa, fb) if smooth else None
+            whole = smooth_match(fa, fb, float(cos), rule)
             out.append(PairEvidence(va.path, vb.path, la == lb, edit, float(cos), fa, fb, m, whole))
             paired.update({(va.path, vb.path), (vb.path, va.path)})
         # and the pairs the pass over shared keypoints adds (composites, tight crops)
@@ -90,10 +89,9 @@ def collect(half_dir: Path, rule: VerifyRule) -> tuple[list[PairEvidence], dict[
                 @ store.catalog.vectors_of(store.info.id, mb, store.dim)[0].embedding
             )
             m = match(fa, fb, mirror=cos >= rule.mirror_cosine)
-            smooth = min(len(fa), len(fb)) < rule.smooth_keypoints and cos >= rule.smooth_cosine
             (la, ka), (lb, kb) = labels[pa], labels[pb]
             edit = kb if ka == "original" else ka
-            whole = whole_frame(fa, fb) if smooth else None
+            whole = smooth_match(fa, fb, float(cos), rule)
             out.append(PairEvidence(pa, pb, la == lb, edit, cos, fa, fb, m, whole))
             paired.update({(pa, pb), (pb, pa)})
         seconds = time.perf_counter() - start

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageOps
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
 from lookalike.search.features import Features, extract, mirrored
-from lookalike.search.image_dupes import VerifyRule, judge
-from lookalike.search.verify import match, plain_surround, whole_frame
+from lookalike.search.image_dupes import VerifyRule, judge, verify
+from lookalike.search.verify import dense_match, hue_shift, match, plain_surround, whole_frame
 
 
 @pytest.fixture(scope="module")
@@ -140,3 +140,49 @@ def test_pictures_without_a_single_ratio_test_match_give_no_match(images):
     assert match(repeated, repeated) is None
     flat = extract(Image.new("RGB", (200, 100), (90, 90, 90)))
     assert len(flat) == 0 and match(flat, grass) is None and match(grass, flat) is None
+
+
+def _smooth(images, name: str, radius: float) -> Image.Image:
+    """A real photo blurred until it has too few keypoints to verify by them (like gradients and pastel art)."""
+    return images[name].convert("RGB").resize((600, 400)).filter(ImageFilter.GaussianBlur(radius))
+
+
+@pytest.mark.parametrize(("name", "radius"), [("coffee", 8), ("rocket", 6)])
+def test_smooth_pictures_are_verified_without_keypoints_through_crops_insets_and_turns(images, name, radius):
+    rule = VerifyRule()
+    im = _smooth(images, name, radius)
+    fa = extract(im)
+    assert len(fa) < rule.smooth_keypoints
+    crop = im.crop((90, 60, 510, 340)).resize((315, 210))
+    inset = Image.new("RGB", (900, 700), (240, 240, 240))
+    inset.paste(im.resize((300, 200)), (420, 300))
+    turned = im.rotate(7, resample=Image.Resampling.BICUBIC, expand=True)
+    for copy in (crop, inset, turned):
+        v = verify(fa, extract(copy), 0.8, rule)
+        assert v.duplicate and v.match is not None
+    v = verify(fa, extract(crop), 0.8, rule)
+    assert v.method == "smooth"
+    _close(v.match.region_a, (90, 60, 510, 340), tol=8)  # the crop is located in the original
+    m = dense_match(fa, extract(turned))
+    assert m is not None and m.rotation == pytest.approx(-7, abs=0.5) and m.agreement > 0.95
+    # below the cosine at which pictures are compared without keypoints, nothing is decided that way
+    assert not verify(fa, extract(crop), rule.smooth_cosine - 0.01, rule).duplicate
+    # another smooth picture is not a copy
+    assert not verify(fa, extract(_smooth(images, "chelsea", 10)), 0.8, rule).duplicate
+
+
+def test_a_recoloured_variant_is_told_from_a_colour_edit_by_its_hues(images):
+    rule = VerifyRule()
+    im = _smooth(images, "rocket", 6)
+    fa = extract(im)
+    hsv = np.asarray(im.convert("HSV")).copy()
+    hsv[..., 0] = (hsv[..., 0].astype(int) + 50) % 256  # the same grey levels in other hues (a design's variant)
+    variant = extract(Image.fromarray(hsv, "HSV").convert("RGB"))
+    saturated = extract(ImageEnhance.Color(im).enhance(1.6))  # a colour edit keeps the hues
+    grey = extract(ImageOps.grayscale(im))  # no hue to compare: no evidence either way
+    assert not verify(fa, variant, 0.8, rule).duplicate
+    for copy in (saturated, grey):
+        v = verify(fa, copy, 0.8, rule)
+        assert v.duplicate and v.match is not None and hue_shift(fa, copy, v.match) < 6
+    m = match(fa, variant)
+    assert m is not None and m.agreement > 0.9 and hue_shift(fa, variant, m) > 35  # the grey levels agree

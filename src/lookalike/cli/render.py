@@ -231,6 +231,7 @@ def explanation_dict(expl: Explanation) -> dict[str, Any]:
         "coverage": list(expl.coverage),
         "region_a": None if expl.region_a is None else list(expl.region_a),
         "region_b": None if expl.region_b is None else list(expl.region_b),
+        "hue_shift": expl.hue_shift,
         "thresholds": {
             "min_inliers": rule.min_inliers,
             "min_agreement": rule.min_agreement,
@@ -240,6 +241,7 @@ def explanation_dict(expl: Explanation) -> dict[str, Any]:
             "smooth_keypoints": rule.smooth_keypoints,
             "smooth_cosine": rule.smooth_cosine,
             "smooth_agreement": rule.smooth_agreement,
+            "max_hue_shift": rule.max_hue_shift,
         },
     }
 
@@ -269,6 +271,12 @@ def print_explanation(console: Console, expl: Explanation, picture: Path | None)
         + f"it shows {expl.coverage[0]:.2f} of the first and "
         f"{expl.coverage[1]:.2f} of the second (one must be whole); decided by: {expl.method}"
     )
+    if expl.method == "smooth" or min(expl.keypoints) < rule.smooth_keypoints:
+        console.print(
+            f"  too smooth for keypoints alone (under {rule.smooth_keypoints}): compared without them at cosine "
+            f">= {rule.smooth_cosine}, needing {rule.smooth_agreement:.2f} agreement and the regions' hues within "
+            f"{rule.max_hue_shift:.0f} degrees (they differ by {expl.hue_shift:.1f})"
+        )
     if expl.region_a is not None and expl.region_b is not None:
         console.print(f"  matched region: {list(expl.region_a)} of the first, {list(expl.region_b)} of the second")
     if picture is not None:

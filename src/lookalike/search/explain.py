@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw
 from lookalike.search.features import Features
 from lookalike.search.groups import Box, Relation
 from lookalike.search.image_dupes import Verdict, VerifyRule, relation, verify
-from lookalike.search.verify import Match
+from lookalike.search.verify import Match, hue_shift
 
 PANEL = 480  # height of each side of the picture
 MAX_LINES = 80  # keypoint lines drawn (a sample of the inliers)
@@ -27,8 +27,9 @@ class Explanation:
         duplicate: whether ``b`` is the same picture as ``a``, edited.
         relation: what ``b`` is to ``a`` (None when not duplicates).
         cosine: the similarity of their global vectors.
-        method: what decided: ``identical`` (the same bytes), ``local`` (keypoints and geometry), ``global``
-            (vectors and whole-frame agreement) or ``unreadable``.
+        method: what decided: ``identical`` (the same bytes), ``local`` (keypoints and geometry), ``smooth``
+            (pictures too smooth for keypoints: close vectors, then the overlap aligned without keypoints, whole
+            frame to whole frame or placed by correlation) or ``unreadable``.
         score: the share of the aligned overlap that agrees.
         inliers: keypoint matches one transform explains.
         keypoints: keypoints found in each picture.
@@ -38,6 +39,7 @@ class Explanation:
         coverage: the share of ``a`` and of ``b`` inside the overlap (one of them must be shown whole).
         region_a: the box of ``a`` showing what ``b`` shows.
         region_b: the box of ``b`` showing what ``a`` shows.
+        hue_shift: degrees between the mean hues of the two regions (a recoloured design shifts them).
         rule: the thresholds the decision used.
     """
 
@@ -56,6 +58,7 @@ class Explanation:
     coverage: tuple[float, float]
     region_a: Box | None
     region_b: Box | None
+    hue_shift: float
     rule: VerifyRule
 
 
@@ -96,6 +99,7 @@ def explain_images(
             (0.0, 0.0) if m is None else (round(m.coverage_a, 3), round(m.coverage_b, 3)),
             None if m is None else m.region_a,
             None if m is None else m.region_b,
+            0.0 if m is None else round(hue_shift(fa, fb, m), 1),
             rule,
         ),
         m,

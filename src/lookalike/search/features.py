@@ -20,6 +20,7 @@ from lookalike.search.groups import Box
 MAX_SIDE = 640  # pictures are scaled to this long side before extraction (cost and scale both bounded)
 N_FEATURES = 1000
 CONTRAST = 0.02  # half OpenCV's default: smooth artwork (gradients, pastel hills) keeps enough keypoints
+CHROMA_SIDE = 64  # the colour (CIELAB a*, b*) of the picture is kept at this long side, for the hue check
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,8 @@ class Features:
         size: the original picture's (width, height).
         content: the box of the scaled picture inside plain borders (letterbox, mat, canvas); the whole picture
             when it has none (or when not given).
+        chroma: the picture's CIELAB a*, b* (float32, 0 = grey) at :data:`CHROMA_SIDE`: does a copy keep the
+            hues of its original (a recoloured variant of a design does not)? None when not extracted.
     """
 
     points: np.ndarray
@@ -42,6 +45,7 @@ class Features:
     scale: float
     size: tuple[int, int]
     content: Box | None = None
+    chroma: np.ndarray | None = None
 
     @property
     def inner(self) -> Box:
@@ -80,11 +84,24 @@ def extract(image: Image.Image, size: tuple[int, int] | None = None) -> Features
     size = size or (w, h)
     scale = size[0] / gray.shape[1]
     content = content_box(small, MAX_SIDE) or (0, 0, gray.shape[1], gray.shape[0])
+    chroma = _chroma(image)
     keypoints, desc = _sift().detectAndCompute(gray, None)
     if desc is None or not keypoints:
-        return Features(np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32), gray, scale, size, content)
+        none = np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32)
+        return Features(*none, gray, scale, size, content, chroma)
     points = np.array([k.pt for k in keypoints], np.float32)
-    return Features(points, _root(desc), gray, scale, size, content)
+    return Features(points, _root(desc), gray, scale, size, content, chroma)
+
+
+def _chroma(image: Image.Image) -> np.ndarray:
+    """CIELAB a*, b* of the picture at :data:`CHROMA_SIDE` (grey pictures: zeros)."""
+    import cv2
+
+    w, h = image.size
+    k = CHROMA_SIDE / max(w, h)
+    rgb = image.convert("RGB").resize((max(1, round(w * k)), max(1, round(h * k))), Image.Resampling.BILINEAR)
+    lab = cv2.cvtColor(np.asarray(rgb, dtype=np.uint8), cv2.COLOR_RGB2LAB)
+    return lab[..., 1:].astype(np.float32) - 128.0
 
 
 _MIRROR_BINS = (8 - np.arange(8)) % 8
@@ -105,4 +122,5 @@ def mirrored(f: Features) -> Features:
         f.scale,
         f.size,
         (width - x1, y0, width - x0, y1),
+        None if f.chroma is None else np.ascontiguousarray(f.chroma[:, ::-1]),
     )

@@ -26,7 +26,7 @@ from lookalike.search.candidates import image_candidates
 from lookalike.search.features import MAX_SIDE, Features, extract
 from lookalike.search.groups import DuplicateGroup, GroupItem, GroupKind, Relation, star_groups
 from lookalike.search.local_candidates import local_candidates
-from lookalike.search.verify import Match, match, plain_surround, whole_frame
+from lookalike.search.verify import Match, dense_match, hue_shift, match, plain_surround, whole_frame
 from lookalike.storage.library import CollectionStore
 from lookalike.storage.records import MediaRecord
 
@@ -56,10 +56,18 @@ class VerifyRule:
             frame or caption around two different pictures matches in a few cells only).
         max_block: the largest solid block of the overlap that may disagree (a picture pasted over a shared
             background, not an edit's strokes).
-        smooth_keypoints: pictures with fewer keypoints than this are too smooth to verify locally ...
-        smooth_cosine: ... and are duplicates by their global vectors at this cosine when their whole frames
-            agree (:attr:`smooth_agreement`).
-        smooth_agreement: patch agreement the whole frames of two smooth pictures need.
+        smooth_keypoints: pictures with fewer keypoints than this are too smooth to verify by keypoints alone
+            ...
+        smooth_cosine: ... and, at this cosine of their global vectors or above, are compared without keypoints:
+            whole frame to whole frame (:func:`~lookalike.search.verify.whole_frame`), and the smaller placed in
+            the larger by correlation over sizes, refined by ECC (:func:`~lookalike.search.verify.dense_match`:
+            crops, insets, small turns); the aligned overlap must then pass the same checks as a keypoint match,
+            with :attr:`smooth_agreement` and :attr:`max_hue_shift`.
+        smooth_agreement: patch agreement two smooth pictures' aligned overlap needs (smooth pictures have few
+            structured patches: a stricter share than keypoint matches need).
+        max_hue_shift: degrees the mean hues of the two matched regions may differ: a copy keeps its hues
+            through brightness, contrast, saturation and compression (dev: at most 20), a recoloured variant of a
+            design (the same grey levels in blue and in purple) does not (dev: 23 and more).
         local_per_image: partners proposed by shared keypoints (:mod:`~lookalike.search.local_candidates`:
             collages, pictures-in-picture, screenshots and tight crops, whose global vectors are far from their
             original's): a pair is kept when it is among the most-voted of either picture, so a picture many
@@ -82,9 +90,10 @@ class VerifyRule:
     max_moved: float = 0.01
     min_spread: float = 0.5
     max_block: float = 0.15
-    smooth_keypoints: int = 40
-    smooth_cosine: float = 0.9
-    smooth_agreement: float = 0.8
+    smooth_keypoints: int = 60
+    smooth_cosine: float = 0.5
+    smooth_agreement: float = 0.9
+    max_hue_shift: float = 25.0
     mirror_cosine: float = 0.5
     local_per_image: int = 10
     local_min_votes: int = 8
@@ -149,28 +158,60 @@ def verify(fa: Features | None, fb: Features | None, cosine: float, rule: Verify
     if fa is None or fb is None:
         return Verdict(False, "unreadable", 0.0)
     m = match(fa, fb, mirror=cosine >= rule.mirror_cosine)
-    smooth = min(len(fa), len(fb)) < rule.smooth_keypoints and cosine >= rule.smooth_cosine
-    return judge(fa, fb, m, whole_frame(fa, fb) if smooth else None, rule)
+    verdict = judge(fa, fb, m, None, rule)
+    if verdict.duplicate:
+        return verdict
+    smooth = smooth_match(fa, fb, cosine, rule)
+    return verdict if smooth is None else judge(fa, fb, m, smooth, rule)
+
+
+def smooth_match(fa: Features, fb: Features, cosine: float, rule: VerifyRule) -> Match | None:
+    """For a pair too smooth for keypoints (see :attr:`VerifyRule.smooth_keypoints`): the whole-frame comparison
+    when it passes, else the dense placement (crops, insets, small turns) when that passes, else the whole-frame
+    comparison as the evidence shown; None for other pairs."""
+    if min(len(fa), len(fb)) >= rule.smooth_keypoints or cosine < rule.smooth_cosine:
+        return None
+    whole = whole_frame(fa, fb)
+    if _smooth_duplicate(fa, fb, whole, rule):
+        return whole
+    dense = dense_match(fa, fb, mirror=cosine >= rule.mirror_cosine)
+    return dense if dense is not None and _smooth_duplicate(fa, fb, dense, rule) else whole
+
+
+def _shown_whole(fa: Features, fb: Features, m: Match) -> bool:
+    """One of the two pictures is shown whole by the other (not two pictures sharing a part)."""
+    return (m.coverage_a >= WHOLE or plain_surround(fa, m.region_a)) or (
+        m.coverage_b >= WHOLE or plain_surround(fb, m.region_b)
+    )
+
+
+def _smooth_duplicate(fa: Features, fb: Features, m: Match, rule: VerifyRule) -> bool:
+    return (
+        m.agreement >= rule.smooth_agreement
+        and m.moved <= rule.max_moved
+        and m.block <= rule.max_block
+        and _shown_whole(fa, fb, m)
+        and hue_shift(fa, fb, m) <= rule.max_hue_shift
+    )
 
 
 def judge(fa: Features, fb: Features, m: Match | None, whole: Match | None, rule: VerifyRule) -> Verdict:
     """The decision on the evidence: ``m`` the local-feature match of ``fa`` onto ``fb``, ``whole`` the
-    whole-frame comparison (only for pictures too smooth for keypoints whose global vectors are close)."""
-    if m is not None and m.inliers >= rule.min_inliers:
-        shown_whole = (m.coverage_a >= WHOLE or plain_surround(fa, m.region_a)) or (
-            m.coverage_b >= WHOLE or plain_surround(fb, m.region_b)
-        )
-        # two pictures that only share a part (two collages with one photo in common) are not copies of each other
-        if (
-            shown_whole
-            and m.agreement >= rule.min_agreement
-            and m.moved <= rule.max_moved
-            and m.spread >= rule.min_spread
-            and m.block <= rule.max_block
-        ):
-            return Verdict(True, "local", m.agreement, m)
-    if whole is not None and whole.agreement >= rule.smooth_agreement and whole.moved <= rule.max_moved:
-        return Verdict(True, "global", whole.agreement, whole)
+    comparison without keypoints (only for pictures too smooth for keypoints whose global vectors are close)."""
+    # two pictures that only share a part (two collages with one photo in common) are not copies of each other
+    if (
+        m is not None
+        and m.inliers >= rule.min_inliers
+        and _shown_whole(fa, fb, m)
+        and m.agreement >= rule.min_agreement
+        and m.moved <= rule.max_moved
+        and m.spread >= rule.min_spread
+        and m.block <= rule.max_block
+        and hue_shift(fa, fb, m) <= rule.max_hue_shift
+    ):
+        return Verdict(True, "local", m.agreement, m)
+    if whole is not None and _smooth_duplicate(fa, fb, whole, rule):
+        return Verdict(True, "smooth", whole.agreement, whole)
     return Verdict(False, "local", 0.0 if m is None else m.agreement, m)
 
 
