@@ -26,9 +26,11 @@ from benchmarks.machine import describe
 from lookalike.config import Settings
 from lookalike.search.candidates import image_candidates
 from lookalike.search.features import Features
-from lookalike.search.image_dupes import FeatureCache, VerifyRule, judge, local_pairs, smooth_match
-from lookalike.search.verify import Match, match
+from lookalike.search.image_dupes import FeatureCache, VerifyRule, judge, local_pairs
+from lookalike.search.verify import Match, dense_match, match, whole_frame
 from lookalike.workspace import Workspace
+
+SMOOTH_KEYPOINTS, SMOOTH_COSINE = 80, 0.3  # pairs compared without keypoints too, for grids up to these
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ class PairEvidence:
     fa: Features
     fb: Features
     match: Match | None
-    whole: Match | None
+    smooth: tuple[Match, ...]  # whole frame, and the dense placement: for pairs too smooth for keypoints
 
 
 def _labels(half_dir: Path) -> dict[str, tuple[str, str]]:
@@ -74,8 +76,8 @@ def collect(half_dir: Path, rule: VerifyRule) -> tuple[list[PairEvidence], dict[
             m = match(fa, fb, mirror=cos >= rule.mirror_cosine)
             (la, ka), (lb, kb) = labels[va.path], labels[vb.path]
             edit = kb if ka == "original" else ka
-            whole = smooth_match(fa, fb, float(cos), rule)
-            out.append(PairEvidence(va.path, vb.path, la == lb, edit, float(cos), fa, fb, m, whole))
+            smooth = _smooth_evidence(fa, fb, float(cos), rule)
+            out.append(PairEvidence(va.path, vb.path, la == lb, edit, float(cos), fa, fb, m, smooth))
             paired.update({(va.path, vb.path), (vb.path, va.path)})
         # and the pairs the pass over shared keypoints adds (composites, tight crops)
         path_of = {media_id: r.path for media_id, r in records.items()}
@@ -91,8 +93,8 @@ def collect(half_dir: Path, rule: VerifyRule) -> tuple[list[PairEvidence], dict[
             m = match(fa, fb, mirror=cos >= rule.mirror_cosine)
             (la, ka), (lb, kb) = labels[pa], labels[pb]
             edit = kb if ka == "original" else ka
-            whole = smooth_match(fa, fb, float(cos), rule)
-            out.append(PairEvidence(pa, pb, la == lb, edit, cos, fa, fb, m, whole))
+            smooth = _smooth_evidence(fa, fb, cos, rule)
+            out.append(PairEvidence(pa, pb, la == lb, edit, cos, fa, fb, m, smooth))
             paired.update({(pa, pb), (pb, pa)})
         seconds = time.perf_counter() - start
     originals = {lab: p for p, (lab, kind) in labels.items() if kind == "original"}
@@ -103,9 +105,23 @@ def collect(half_dir: Path, rule: VerifyRule) -> tuple[list[PairEvidence], dict[
     return out, dict(missing), seconds
 
 
+def _smooth_evidence(fa: Features, fb: Features, cos: float, rule: VerifyRule) -> tuple[Match, ...]:
+    """Both comparisons without keypoints (as ``image_dupes.smooth_match`` makes them) for pairs that some rule of
+    the grids compares so."""
+    if min(len(fa), len(fb)) >= SMOOTH_KEYPOINTS or cos < SMOOTH_COSINE:
+        return ()
+    dense = dense_match(fa, fb, mirror=cos >= rule.mirror_cosine)
+    return (whole_frame(fa, fb),) + ((dense,) if dense is not None else ())
+
+
 def decide(e: PairEvidence, rule: VerifyRule) -> bool:
-    """The product's decision (``image_dupes.judge``) on the pair's evidence under ``rule``."""
-    return judge(e.fa, e.fb, e.match, e.whole, rule).duplicate
+    """The product's decision on the pair's evidence under ``rule``: ``image_dupes.judge`` on the keypoint match,
+    then (as ``image_dupes.verify`` does for pairs too smooth for keypoints) on either comparison without them."""
+    if judge(e.fa, e.fb, e.match, None, rule).duplicate:
+        return True
+    if min(len(e.fa), len(e.fb)) >= rule.smooth_keypoints or e.cosine < rule.smooth_cosine:
+        return False
+    return any(judge(e.fa, e.fb, e.match, s, rule).duplicate for s in e.smooth)
 
 
 def grid(pairs: list[PairEvidence], rule: VerifyRule, rows: tuple[str, tuple], cols: tuple[str, tuple]) -> str:
@@ -126,22 +142,28 @@ def grid(pairs: list[PairEvidence], rule: VerifyRule, rows: tuple[str, tuple], c
 
 def hardest(pairs: list[PairEvidence], rule: VerifyRule, limit: int = 15) -> str:
     """The different pictures the rule calls duplicates, or (if none) those with the most inliers."""
-    diff = [e for e in pairs if not e.same and e.match is not None]
+    diff = [e for e in pairs if not e.same and (e.match is not None or e.smooth)]
     called = [e for e in diff if decide(e, rule)]
-    shown = sorted(called or diff, key=lambda e: -e.match.inliers)[:limit]  # type: ignore[union-attr]
+    shown = sorted(called or [e for e in diff if e.match is not None], key=lambda e: -_evidence(e).inliers)[:limit]
     rows = [
         f"{'called duplicates' if called else 'closest (none called)'}:",
         "| inliers | agreement | moved | spread | block | cover a | cover b | cosine | a | b |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for e in shown:
-        m = e.match
-        assert m is not None
+        m = _evidence(e)
         rows.append(
             f"| {m.inliers} | {m.agreement:.2f} | {m.moved:.3f} | {m.spread:.2f} | {m.block:.2f} | "
             f"{m.coverage_a:.2f} | {m.coverage_b:.2f} | {e.cosine:.2f} | {Path(e.a).name} | {Path(e.b).name} |"
         )
     return "\n".join(rows)
+
+
+def _evidence(e: PairEvidence) -> Match:
+    """The keypoint match, else the comparison without keypoints that agrees most."""
+    if e.match is not None:
+        return e.match
+    return max(e.smooth, key=lambda m: m.agreement)
 
 
 def per_edit(pairs: list[PairEvidence], missing: dict[str, int], rule: VerifyRule) -> str:
@@ -177,6 +199,17 @@ def main(argv: list[str] | None = None) -> None:
     print(grid(pairs, rule, ("min_inliers", (10, 15, 20, 30)), ("min_spread", (0.0, 0.3, 0.5, 0.6))))
     print()
     print(grid(pairs, rule, ("max_block", (1.0, 0.3, 0.2, 0.15, 0.1)), ("min_agreement", (0.5, 0.6, 0.7))))
+    print()
+    print(
+        grid(
+            pairs,
+            rule,
+            ("smooth_agreement", (0.8, 0.85, 0.9, 0.95)),
+            ("max_hue_shift", (15.0, 20.0, 25.0, 30.0, 360.0)),
+        )
+    )
+    print()
+    print(grid(pairs, rule, ("smooth_keypoints", (0, 40, 60, 80)), ("smooth_cosine", (0.3, 0.5, 0.7, 0.9))))
     print(f"\nthe rule: {rule}\n")
     print(per_edit(pairs, missing, rule) + "\n")
     print(hardest(pairs, rule))
