@@ -140,8 +140,9 @@ def test_delete_asks_first_and_needs_apply(tmp_path, images):
 
     db = ["--db", (home / ".db").read_text()] if TEST_SERVER else []
     answered_no = runner.invoke(app, ["--home", str(home), *db, "resolve", "--apply", "--delete"], input="n\n")
-    assert answered_no.exit_code == 1 and "Delete 1 files for good?" in answered_no.stdout
-    assert "nothing was deleted" in answered_no.stdout
+    assert answered_no.exit_code == 1 and "Delete 1 files for good?" in answered_no.stderr
+    assert "nothing was deleted" in answered_no.stderr
+    assert answered_no.stdout.strip() == "n"  # only the test runner's echo of the answer: --json stays clean
     assert sorted(p.name for p in media.iterdir()) == ["coffee.png", "coffee_copy.png"]
 
     code, text = _cli(home, "resolve", "--apply", "--delete", "--yes")

@@ -111,11 +111,11 @@ def test_a_library_older_than_the_columns_fills_them_without_reembedding(setting
 
 
 def test_a_file_whose_header_cannot_be_read_now_is_tried_again(settings_factory, photos, monkeypatch):
-    """The fill pass marks only what it read: a file it cannot open this time (simulated) keeps its row unread."""
-    from lookalike.indexer import pipeline
+    """The fill pass marks only what it read: a file it cannot open this time (simulated) is tried again."""
+    from lookalike.indexer import decode
 
-    real = pipeline.read_photo_metadata
-    monkeypatch.setattr(pipeline, "read_photo_metadata", lambda p: None if p.name == "astronaut.jpg" else real(p))
+    real = decode._read_photo_metadata
+    monkeypatch.setattr(decode, "_read_photo_metadata", lambda p: None if p.name == "astronaut.jpg" else real(p))
     with Workspace(settings_factory()) as ws:
         ws.index([photos])
         with ws.store().catalog.engine.begin() as conn:
@@ -123,10 +123,33 @@ def test_a_file_whose_header_cannot_be_read_now_is_tried_again(settings_factory,
                 text("UPDATE media SET taken_at = NULL, camera = NULL, exif_fields = NULL, meta_version = NULL")
             )
         assert ws.index([photos]).metadata == 3
-        assert _records(ws)["astronaut.jpg"].meta_version is None
-        monkeypatch.setattr(pipeline, "read_photo_metadata", real)
+        assert _records(ws)["astronaut.jpg"].meta_version == 0
+        monkeypatch.setattr(decode, "_read_photo_metadata", real)
         assert ws.index([photos]).metadata == 1
         assert _records(ws)["astronaut.jpg"].exif_fields == 0
+
+
+def test_a_header_that_kills_the_run_is_not_read_again_by_every_run(settings_factory, photos, monkeypatch):
+    """A batch is marked begun before it is read: when reading it stops the process (simulated by an exception
+    that ends the run), later runs go on without it instead of dying on it each time."""
+    from lookalike.indexer import decode
+
+    with Workspace(settings_factory()) as ws:
+        ws.index([photos])
+        with ws.store().catalog.engine.begin() as conn:
+            conn.execute(text("UPDATE media SET meta_version = NULL"))
+
+        def dies(path):
+            raise SystemExit("the header parser took the process down")
+
+        monkeypatch.setattr(decode, "_read_photo_metadata", dies)
+        with pytest.raises(SystemExit):
+            ws.index([photos])
+        monkeypatch.undo()
+        report = ws.index([photos])
+        assert (report.metadata, report.new, report.updated, report.failed) == (0, 0, 0, [])
+        assert {r.meta_version for r in _records(ws).values()} == {-META_VERSION}
+        assert ws.store().check()["ok"]
 
 
 def test_dates_that_make_no_sense_are_none():

@@ -11,6 +11,7 @@ command finishes the run from the rows: whatever it finds done on disk it record
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import os
 import shutil
@@ -98,6 +99,12 @@ def _move(src: Path, dst: Path) -> None:
     os.unlink(src)
 
 
+def _same_filesystem(path: Path, folder: Path) -> bool:
+    """Whether ``path`` is on the filesystem of ``folder`` (made when missing)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return os.lstat(path).st_dev == os.stat(folder).st_dev
+
+
 def _link_path(src: Path, e: JournalRecord) -> Path:
     """Where the link to the keeper is made before it takes the file's place (hidden, beside it, one per entry)."""
     return src.parent / f".lookalike-link-{e.id}"
@@ -142,6 +149,7 @@ class Runner:
                 self.journal.set_entry(e.id or 0, "done")
                 report.done.append(e.path)
             else:
+                self._left_out(e)
                 self.journal.set_entry(e.id or 0, "skipped", why)
                 report.skipped.append((e.path, why))
         run = self.journal.run(run_id)
@@ -161,6 +169,8 @@ class Runner:
         src, dst = key_path(e.path), key_path(e.trash_path or "")
         link = _link_path(src, e) if e.action != "trash" else None
         if os.path.lexists(dst):  # moved already: a killed run is finished here
+            if _entry_changed(dst, dataclasses.replace(e, device=None, inode=None)) is not None:
+                return "another file is already where the trash would put it: left for you to check"
             if os.path.lexists(src) and not _is_our_link(src, e):
                 # across filesystems: the copy completed, the original was not yet removed
                 if sha256_file(dst) != e.sha256 or _entry_changed(src, e) is not None:
@@ -187,6 +197,8 @@ class Runner:
             except OSError as err:
                 return f"the {e.action} to its keeper cannot be made: {err.strerror}; nothing was touched"
         info = info_path(dst, self.home / TRASH)
+        if info is not None and not _same_filesystem(src, info.parent.parent):
+            return "on another filesystem than the desktop trash: left in place (the library's trash takes it)"
         try:
             if info is not None:  # the desktop trash: its info file first, as the specification asks
                 write_info(info, src)
@@ -240,6 +252,7 @@ class Runner:
                 why = self._apply_one(e)
                 self.journal.set_entry(e.id or 0, "done" if why is None else "skipped", why)
             else:
+                self._left_out(e)
                 self.journal.set_entry(e.id or 0, "skipped", "the run was interrupted, and undone before it finished")
         self.journal.set_run(run_id, "done")
 
@@ -273,11 +286,11 @@ class Runner:
                 _move(dst, src)
             except OSError as err:
                 return f"cannot be moved back: {err.strerror}"
-            remove_info(info_path(dst, self.home / TRASH))
         elif not os.path.lexists(src):
             return "its trashed copy is gone (was the trash emptied?)"
         elif changed(src, e.size, e.mtime_ns, None, None, e.sha256) is not None:
             return "its trashed copy is gone and another file is at its path: left as it is"
+        remove_info(info_path(dst, self.home / TRASH))  # back in place (also when a killed undo moved it)
         st = os.stat(src)
         record = MediaRecord(
             path=e.path,
@@ -309,10 +322,10 @@ class Runner:
         return report
 
     def _delete_trashed(self, run_id: int, report: RunReport) -> list[str]:
-        """Delete the trashed files of a run for good (entries ``emptied``), forget their catalog rows; returns the
-        trash paths deleted. A file that cannot be deleted is added to ``report.skipped``."""
+        """Delete the trashed files of a run for good (entries ``emptied``) and forget their catalog rows (also those
+        of entries a killed run emptied); returns the trash paths deleted, as catalog keys. A file that cannot be
+        deleted stays in the trash (it can still be undone) and is added to ``report.skipped`` by its own path."""
         deleted: list[str] = []
-        gone: list[str] = []
         for e in self.journal.entries(run_id, ["done"]):
             dst = key_path(e.trash_path or "")
             try:
@@ -320,15 +333,20 @@ class Runner:
             except FileNotFoundError:
                 pass
             except OSError as err:
-                report.skipped.append((str(dst), f"cannot be deleted: {err.strerror}"))
+                report.skipped.append((e.path, f"still in the trash, it cannot be deleted: {err.strerror}"))
                 continue
             remove_info(info_path(dst, self.home / TRASH))
             self.journal.set_entry(e.id or 0, "emptied")
-            deleted.append(str(dst))
-            gone.append(e.path)
-        self._forget_trashed(gone)
+            deleted.append(e.trash_path or "")
+        self._forget_trashed([e.path for e in self.journal.entries(run_id, ["emptied"])])
         _remove_empty_folders(self.home / TRASH / str(run_id))
         return deleted
+
+    def _left_out(self, e: JournalRecord) -> None:
+        """An entry that will not move: an info file a killed run wrote for it in the desktop trash goes."""
+        dst = key_path(e.trash_path or "")
+        if not os.path.lexists(dst):
+            remove_info(info_path(dst, self.home / TRASH))
 
     def _forget_trashed(self, paths: list[str]) -> None:
         known = self.store.catalog.known_media(self.store.info.id)

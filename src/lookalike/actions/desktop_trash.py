@@ -19,6 +19,7 @@ from pathlib import Path
 from lookalike.indexer.plan import key_path, path_key
 
 INFO_SUFFIX = ".trashinfo"
+NAME_MAX = 255  # bytes in a file name on the usual filesystems
 
 
 def trash_dir(env: Mapping[str, str] | None = None) -> Path:
@@ -28,16 +29,28 @@ def trash_dir(env: Mapping[str, str] | None = None) -> Path:
     return Path(data) / "Trash"
 
 
-def desktop_path(trash: Path, run_id: int, path: str) -> str:
-    """Where a file of run ``run_id`` goes in ``trash``: ``files/<stem> (lookalike <run>-<hash>)<suffix>``, unique
-    per run and original path and keeping the extension (file managers show the original name from the info
-    file); a catalog key like the library trash's (see :func:`lookalike.actions.apply.trash_path`)."""
+def desktop_path(trash: Path, run_id: int, path: str, nonce: str) -> str:
+    """Where a file of run ``run_id`` goes in ``trash``: ``files/<stem> (lookalike <run>-<tag>)<suffix>``, the tag
+    hashing the original path with ``nonce`` (one per run: the trash is shared by every library of the user, whose
+    run numbers repeat), the extension kept (file managers show the original name from the info file), the stem
+    shortened to fit a file name with the info file's suffix; a catalog key like the library trash's (see
+    :func:`lookalike.actions.apply.trash_path`)."""
     real = os.fsencode(key_path(path))
-    base = os.path.basename(real)
-    stem, suffix = os.path.splitext(base)
-    tag = hashlib.sha256(real).hexdigest()[:8]
-    name = stem + f" (lookalike {run_id}-{tag})".encode() + suffix
-    return path_key(Path(os.fsdecode(os.path.join(os.fsencode(trash / "files"), name))))
+    stem, suffix = os.path.splitext(os.path.basename(real))
+    tag = f" (lookalike {run_id}-{hashlib.sha256(nonce.encode() + real).hexdigest()[:10]})".encode()
+    room = NAME_MAX - len(INFO_SUFFIX) - len(tag) - len(suffix)
+    if room < 1:  # an extension too long to keep
+        stem, suffix, room = stem + suffix, b"", NAME_MAX - len(INFO_SUFFIX) - len(tag)
+    stem = stem[:room].decode("utf-8", "ignore").encode() if len(stem) > room and _utf8(stem) else stem[:room]
+    return path_key(Path(os.fsdecode(os.path.join(os.fsencode(trash / "files"), stem + tag + suffix))))
+
+
+def _utf8(name: bytes) -> bool:
+    try:
+        name.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def info_path(dst: Path, library_trash: Path) -> Path | None:
@@ -48,7 +61,7 @@ def info_path(dst: Path, library_trash: Path) -> Path | None:
     top = dst.parent.parent
     if top.name != "Trash" and not top.name.startswith(".Trash"):
         return None
-    return top / "info" / (os.fsdecode(os.fsencode(dst.name)) + INFO_SUFFIX)
+    return top / "info" / (dst.name + INFO_SUFFIX)
 
 
 def write_info(info: Path, original: Path, when: datetime | None = None) -> None:

@@ -94,16 +94,11 @@ def plan_resolve(
 def _decide(
     relation: Relation, rec: MediaRecord, keeper: MediaRecord, action: str, keeper_is_rep: bool = True
 ) -> tuple[str, str]:
-    same_file = rec.inode is not None and (rec.device, rec.inode) == (keeper.device, keeper.inode)
-    if relation == Relation.HARDLINK or same_file:
-        return "keep", "another name of a file in the group (hardlink): removing it frees nothing"
-    if relation not in WHOLE:
+    if relation not in WHOLE and relation != Relation.HARDLINK:
         return "keep", f"{relation.value}: not a whole copy"
-    identical = rec.sha256 is not None and rec.sha256 == keeper.sha256
-    if action != "trash" and not identical:
-        return "keep", f"{relation.value}, not the same bytes as the keeper: only identical copies are linked"
-    if action == "hardlink" and rec.device is not None and rec.device != keeper.device:
-        return "keep", "on another filesystem than the keeper: a hardlink cannot cross it"
+    problem = _refusal(relation, rec, keeper, action)
+    if problem is not None:
+        return "keep", problem
     if relation == Relation.REPRESENTATIVE:
         return action, "the representative; the keeper is a whole copy of it, chosen by the rules"
     if not keeper_is_rep:
@@ -111,17 +106,40 @@ def _decide(
     return action, "a whole copy of the keeper" if relation == Relation.COPY else f"{relation.value} copy of the keeper"
 
 
+def _refusal(relation: Relation, rec: MediaRecord, keeper: MediaRecord, action: str) -> str | None:
+    """Why ``action`` may not be done to ``rec`` with ``keeper`` kept, whatever chose it (None when it may): a second
+    name of the keeper's file frees nothing, a link must show the same bytes, a hardlink cannot cross filesystems."""
+    same_file = rec.inode is not None and (rec.device, rec.inode) == (keeper.device, keeper.inode)
+    if relation == Relation.HARDLINK or same_file:
+        return "another name of a file in the group (hardlink): removing it frees nothing"
+    if action != "trash" and (rec.sha256 is None or rec.sha256 != keeper.sha256):
+        return f"{relation.value}, not the same bytes as the keeper: only identical copies are linked"
+    if action == "hardlink" and rec.device is not None and rec.device != keeper.device:
+        return "on another filesystem than the keeper: a hardlink cannot cross it"
+    return None
+
+
+def _pair(a: MediaRecord, b: MediaRecord) -> tuple[str, str]:
+    return (
+        (a.sha256 or "", b.sha256 or "") if (a.sha256 or "") <= (b.sha256 or "") else (b.sha256 or "", a.sha256 or "")
+    )
+
+
 CHOICES = ("keep", *ACTIONS)
 
 
-def reviewed_plan(plan: Sequence[PlannedAction], choices: dict[str, str]) -> tuple[list[PlannedAction], list[str]]:
+def reviewed_plan(
+    plan: Sequence[PlannedAction], choices: dict[str, str], distinct: set[tuple[str, str]] | None = None
+) -> tuple[list[PlannedAction], list[str]]:
     """The plan as a person reviewed it: ``choices`` maps a file's catalog path to ``keep`` or an action; a file
     without a choice is kept. Returns the reviewed plan and the chosen paths that are in no verified group now.
 
     A choice may remove any member of a verified duplicate group (a crop too: the person looked at it), but the
-    same guards hold as for the automatic plan: each group keeps at least one file (its planned keeper, or else the
-    first file chosen ``keep``; a group with none chosen ``keep`` and its keeper chosen away is left untouched), a
-    second name of the keeper's file is never removed, links are made only to identical bytes on one filesystem.
+    group always keeps a whole copy of its picture: its planned keeper, or when that is chosen away the first whole
+    copy chosen ``keep`` (not a crop, a collage, a second name of a file or a file remembered as not a duplicate of
+    the planned keeper); without one the group is left untouched. A file remembered as not a duplicate of the
+    keeper (``distinct``: sorted SHA-256 pairs) is kept, a second name of the keeper's file is never removed, links
+    are made only to identical bytes on one filesystem.
 
     Raises:
         ValueError: a choice that is not one of :data:`CHOICES`.
@@ -129,6 +147,7 @@ def reviewed_plan(plan: Sequence[PlannedAction], choices: dict[str, str]) -> tup
     for path, wanted in choices.items():
         if wanted not in CHOICES:
             raise ValueError(f"{path}: unknown choice {wanted!r}; use one of: {', '.join(CHOICES)}")
+    distinct = distinct or set()
     in_plan = {p.path for p in plan}
     outside = sorted(path for path in choices if path not in in_plan)
     groups: dict[int, list[PlannedAction]] = {}
@@ -136,37 +155,30 @@ def reviewed_plan(plan: Sequence[PlannedAction], choices: dict[str, str]) -> tup
         groups.setdefault(p.group, []).append(p)
     out: list[PlannedAction] = []
     for members in groups.values():
-        keeper = next(p.record for p in members if p.path == p.keeper and p.action == "keep")
-        if choices.get(keeper.path, "keep") != "keep":
-            chosen = [p.record for p in members if choices.get(p.path) == "keep"]
-            if not chosen:
-                untouched = "the keeper was chosen away and no other file chosen to keep: the group is untouched"
-                out.extend(dataclasses.replace(p, action="keep", reason=untouched) for p in members)
+        planned = next(p.record for p in members if p.path == p.keeper and p.action == "keep")
+        keeper = planned
+        if choices.get(planned.path, "keep") != "keep":
+            whole = [
+                p.record
+                for p in members
+                if choices.get(p.path) == "keep" and p.relation in WHOLE and _pair(p.record, planned) not in distinct
+            ]
+            if not whole:
+                why = "the keeper was chosen away and no whole copy chosen to keep: the group is untouched"
+                out.extend(dataclasses.replace(p, action="keep", reason=why) for p in members)
                 continue
-            keeper = chosen[0]
+            keeper = whole[0]
         for p in members:
             choice = choices.get(p.path)
             if p.path == keeper.path:
                 out.append(dataclasses.replace(p, action="keep", keeper=keeper.path, reason="keeper (reviewed)"))
-            elif choice is None or choice == "keep" or p.reason.startswith("remembered as not a duplicate"):
-                why = "kept (reviewed)" if choice == "keep" else "kept: not chosen in the review"
-                if p.reason.startswith("remembered as not a duplicate"):
-                    why = p.reason
-                out.append(dataclasses.replace(p, action="keep", keeper=keeper.path, reason=why))
+                continue
+            if _pair(p.record, keeper) in distinct:
+                verb, why = "keep", "remembered as not a duplicate of the keeper (lookalike distinct)"
+            elif choice is None or choice == "keep":
+                verb, why = "keep", "kept (reviewed)" if choice == "keep" else "kept: not chosen in the review"
             else:
-                verb, why = _decide_chosen(p, keeper, choice)
-                out.append(dataclasses.replace(p, action=verb, keeper=keeper.path, reason=why))
+                problem = _refusal(p.relation, p.record, keeper, choice)
+                verb, why = ("keep", problem) if problem else (choice, f"chosen {choice} in the review")
+            out.append(dataclasses.replace(p, action=verb, keeper=keeper.path, reason=why))
     return out, outside
-
-
-def _decide_chosen(p: PlannedAction, keeper: MediaRecord, choice: str) -> tuple[str, str]:
-    rec = p.record
-    if p.relation == Relation.HARDLINK or (
-        rec.inode is not None and (rec.device, rec.inode) == (keeper.device, keeper.inode)
-    ):
-        return "keep", "another name of a file in the group (hardlink): removing it frees nothing"
-    if choice != "trash" and (rec.sha256 is None or rec.sha256 != keeper.sha256):
-        return "keep", f"chosen {choice}, but not the same bytes as the keeper: only identical copies are linked"
-    if choice == "hardlink" and rec.device is not None and rec.device != keeper.device:
-        return "keep", "on another filesystem than the keeper: a hardlink cannot cross it"
-    return choice, f"chosen {choice} in the review"

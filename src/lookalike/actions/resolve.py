@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,7 +99,7 @@ def resolve(
     plan = plan_resolve(groups, records, rules, action, pairs)
     outside: list[str] = []
     if choices is not None:
-        plan, outside = reviewed_plan(plan, choices)
+        plan, outside = reviewed_plan(plan, choices, pairs)
     if not apply:
         return Resolution(plan, recovered=recovered, outside=outside)
     moves = [p for p in plan if p.action != "keep"]
@@ -119,10 +120,12 @@ def resolve(
         for p in moves
     ]
     kind = DELETE if delete and action == "trash" else action
-    if desktop is not None:
-        run = journal.start_run(store.info.id, kind, entries, lambda r, path: desktop_path(desktop, r, path))
-    else:
-        run = journal.start_run(store.info.id, kind, entries, lambda r, path: trash_path(home, r, path))
+    nonce = uuid.uuid4().hex
+
+    def where(run_id: int, path: str) -> str:
+        return trash_path(home, run_id, path) if desktop is None else desktop_path(desktop, run_id, path, nonce)
+
+    run = journal.start_run(store.info.id, kind, entries, where)
     return Resolution(plan, run, runner.apply(run), recovered, outside)
 
 

@@ -256,6 +256,9 @@ class ResolveResponse(BaseModel):
     actions: list[PlannedFile]
     outside: list[str] = Field(description="Chosen files that are in no verified duplicate group now (left alone).")
     skipped: list[Skipped] = Field(description="Files the run left as they were (changed since indexed, ...).")
+    recovered: list[int] = Field(
+        default_factory=list, description="Runs an interrupted process had left unfinished, finished first."
+    )
 
     @classmethod
     def of(cls, result: Resolution) -> ResolveResponse:
@@ -263,7 +266,8 @@ class ResolveResponse(BaseModel):
         skipped = dict(result.report.skipped) if result.report else {}
         actions = [PlannedFile.model_validate(a) for a in result.outcome()]
         left = [Skipped(path=path, why=why) for path, why in skipped.items()]
-        return cls(run=result.run, actions=actions, outside=result.outside, skipped=left)
+        recovered = [r.run for r in result.recovered if r.run is not None]
+        return cls(run=result.run, actions=actions, outside=result.outside, skipped=left, recovered=recovered)
 
 
 class UndoRequest(BaseModel):

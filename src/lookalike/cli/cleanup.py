@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from lookalike.cli.common import out, workspace
+from lookalike.cli.common import err, out, workspace
 from lookalike.cli.render import shown
 
 if TYPE_CHECKING:
@@ -100,20 +100,26 @@ def resolve(
     (journaled: `lookalike undo` puts everything back)."""
     if delete and not apply:
         raise typer.BadParameter("--delete goes with --apply (a dry run deletes nothing)", param_hint="--delete")
+    if delete and not yes and plan is not None and str(plan) == "-":
+        raise typer.BadParameter("with --plan - standard input holds the plan: add --yes to delete", param_hint="--yes")
     with workspace(ctx) as ws:
         choices = _read_plan(plan) if plan is not None else None  # a bad plan file: one line, exit code 1
         if delete:
             planned = ws.resolve(keep, False, action, choices)
-            doomed = [p for p in planned.plan if p.action == "trash"]
+            doomed = [p for p in planned.plan if p.action != "keep"]
             if not doomed:
-                out.print("nothing to delete")
+                if as_json:
+                    sys.stdout.write(json.dumps(resolution_dict(planned), ensure_ascii=False) + "\n")
+                else:
+                    out.print("nothing to delete")
                 return
             if not yes and not typer.confirm(
                 f"Delete {len(doomed)} files for good? They cannot be undone (without --delete they go to the "
                 "trash, and `lookalike undo` puts them back)",
                 default=False,
+                err=True,  # the question on standard error: --json output stays JSON
             ):
-                out.print("nothing was deleted")
+                err.print("nothing was deleted")
                 raise typer.Exit(1)
             choices = {p.path: p.action for p in planned.plan}  # exactly the files confirmed
         result = ws.resolve(keep, apply, action, choices, delete, into)

@@ -6,7 +6,8 @@ import contextlib
 import io
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -194,16 +195,27 @@ def _formats() -> list[str]:
     return [f for f in IMAGE_FORMATS if f in Image.OPEN]  # MPO, AVIF and HEIF depend on the build
 
 
-def read_photo_metadata(path: Path) -> PhotoMetadata | None:
-    """What an image file's EXIF says, from its header alone (no pixels decoded); None when the file cannot be
-    opened as an image now. An indexed library that predates the metadata columns is filled with this."""
+def read_photos_metadata(paths: Sequence[Path], threads: int = 4) -> list[PhotoMetadata | None]:
+    """What image files' EXIF says, from their headers alone (no pixels decoded), read on ``threads`` threads
+    (mostly waiting on the disk): empty metadata for a file that is not an image by its header (it will not become
+    one), None for one that cannot be read now (gone, no permission: tried again on the next run). An indexed
+    library that predates the metadata columns is filled with this."""
+    with warnings.catch_warnings():  # set once here, not in the threads (the filters are the process's)
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # a big picture's pixels are not decoded
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            return list(pool.map(_read_photo_metadata, paths))
+
+
+def _read_photo_metadata(path: Path) -> PhotoMetadata | None:
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # a big picture's DecompressionBombWarning: its pixels are not decoded
-            with Image.open(path, formats=_formats()) as im:
-                return photo_metadata(im)
-    except Exception:  # gone, unreadable, no longer an image: tried again on the next run
+        with Image.open(path, formats=_formats()) as im:
+            return photo_metadata(im)
+    except UnidentifiedImageError:
+        return PhotoMetadata()
+    except OSError:
         return None
+    except Exception:  # a header Pillow cannot make sense of: no metadata, not retried
+        return PhotoMetadata()
 
 
 def _open(data: bytes, max_pixels: int) -> Image.Image:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lookalike.config import Settings
-from lookalike.indexer.decode import read_photo_metadata
+from lookalike.indexer.decode import read_photos_metadata
 from lookalike.indexer.describe import MediaDescriptor
 from lookalike.indexer.discover import Skipped, classify, walk
 from lookalike.indexer.exif import META_VERSION
@@ -29,6 +28,8 @@ from lookalike.indexer.plan import (
 from lookalike.storage.library import CollectionStore
 from lookalike.storage.records import KnownMedia, MediaRecord, PhotoMetadata, VectorRecord
 from lookalike.types import MediaKind, MediaStatus
+
+METADATA_BATCH = 500  # files whose EXIF is read, then committed, at a time (filling a library's older rows)
 
 if TYPE_CHECKING:
     from lookalike.indexer.embed import Embedded
@@ -150,21 +151,34 @@ class Indexer:
 
     def _fill_metadata(self, plan: Plan, known: dict[str, KnownMedia]) -> int:
         """Read the EXIF of files this run leaves as they are whose rows predate the metadata reader (or an older
-        version of it), from their headers; their vectors stay untouched. Returns how many rows were filled."""
+        version of it), from their headers; their vectors stay untouched. Returns how many rows were filled.
+
+        Batches are committed as they are read (a first run over a large library keeps what it read when stopped);
+        each batch is marked as begun first, so that a file whose header kills the process is not read again by
+        every later run (its row keeps no metadata); a file that cannot be read now is tried again next run.
+        """
         kept = set(plan.unchanged) | {job.key for job in plan.touched} | {job.key for job in plan.restored}
-        stale = sorted(
-            key
-            for key in kept
-            if (known[key].meta_version or 0) < META_VERSION and known[key].status != MediaStatus.FAILED.value
-        )
+
+        def due(m: KnownMedia) -> bool:
+            version = m.meta_version or 0
+            return version < META_VERSION and version != -META_VERSION and m.status != MediaStatus.FAILED.value
+
+        stale = sorted(key for key in kept if due(known[key]))
         images = [key for key in stale if known[key].kind == MediaKind.IMAGE.value]
-        with ThreadPoolExecutor(max_workers=4) as pool:  # header reads: mostly waiting on the disk
-            read = list(pool.map(lambda key: read_photo_metadata(key_path(key)), images))
-        found = [(key, photo) for key, photo in zip(images, read, strict=True) if photo is not None]
-        found += [(key, PhotoMetadata()) for key in stale if known[key].kind != MediaKind.IMAGE.value]
-        if found:
-            self.store.catalog.set_metadata(self.store.info.id, found, META_VERSION)
-        return len(found)
+        others = [(key, PhotoMetadata()) for key in stale if known[key].kind != MediaKind.IMAGE.value]
+        cid, catalog = self.store.info.id, self.store.catalog
+        if others:
+            catalog.set_metadata(cid, others, META_VERSION)
+        filled = len(others)
+        for start in range(0, len(images), METADATA_BATCH):
+            batch = images[start : start + METADATA_BATCH]
+            catalog.mark_metadata(cid, batch, -META_VERSION)
+            read = read_photos_metadata([key_path(key) for key in batch])
+            found = [(key, photo) for key, photo in zip(batch, read, strict=True) if photo is not None]
+            catalog.set_metadata(cid, found, META_VERSION)
+            catalog.mark_metadata(cid, [key for key, photo in zip(batch, read, strict=True) if photo is None], 0)
+            filled += len(found)
+        return filled
 
     def _embed_and_write(self, plan: Plan, report: IndexReport, total: int, progress: ProgressFn | None) -> None:
         from lookalike.indexer.embed import embed_jobs  # torch is imported only when there is work

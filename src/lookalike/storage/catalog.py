@@ -276,6 +276,17 @@ class Catalog(VectorQueries):
                 ]
                 s.connection().execute(stmt, params)
 
+    def mark_metadata(self, collection_id: int, paths: Sequence[str], version: int) -> None:
+        """Set only the metadata reader version of files' rows (a read begun, or to be tried again)."""
+        stmt = (
+            update(Media)
+            .where(Media.collection_id == collection_id, Media.path_key == bindparam("key"))
+            .values(meta_version=version)
+        )
+        with self._session.begin() as s:
+            for start in range(0, len(paths), 500):
+                s.connection().execute(stmt, [{"key": hash_path(path)} for path in paths[start : start + 500]])
+
     def write(
         self, collection_id: int, dim: int, items: Iterable[tuple[MediaRecord, Sequence[VectorRecord]]]
     ) -> WriteResult:

@@ -13,6 +13,7 @@ Front doors (CLI, HTTP service) are thin wrappers over :class:`Workspace`::
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,6 +71,7 @@ class Workspace(ServingMethods, CleanupMethods):
         self._store: CollectionStore | None = None
         self._searcher: Searcher | None = None
         self._decoder: QueryDecoder | None = None
+        self._loading = threading.Lock()  # one load of the collection at a time (the service reads on many threads)
 
     def close(self) -> None:
         """Stop the query decoders (if any were started); release the database."""
@@ -120,7 +122,8 @@ class Workspace(ServingMethods, CleanupMethods):
                 return emb
 
             report = Indexer(self.settings, checked_embedder, store).run(roots, prune=prune, progress=progress)
-            self._store = store
+            with self._loading:
+                self._store = store
             return report
 
     @staticmethod
@@ -154,8 +157,15 @@ class Workspace(ServingMethods, CleanupMethods):
         Raises:
             NotIndexedError: nothing was indexed yet, or no collection (or more than one) fits the settings.
         """
-        if self._store is not None:
+        store = self._store
+        if store is not None:
+            return store
+        with self._loading:
+            if self._store is None:
+                self._store = self._load_store()
             return self._store
+
+    def _load_store(self) -> CollectionStore:
         collections = self.library.collections()
         if not collections:
             raise NotIndexedError(f"nothing is indexed in {self.settings.home} yet; run `lookalike index PATH`")
@@ -174,7 +184,6 @@ class Workspace(ServingMethods, CleanupMethods):
         # repairs lagging files only under the writer lock (taken if free); beside a writer, the last saved files
         with lock_if_free(self.settings.home) as free:
             store.load(repair=free, mmap=True)
-        self._store = store
         return store
 
     def refresh(self) -> bool:
@@ -183,10 +192,16 @@ class Workspace(ServingMethods, CleanupMethods):
         Long-lived readers (the HTTP service) call this between requests so that searches see what an index job
         beside them has written. Returns whether anything was dropped.
         """
-        if self._store is not None and self._store.outdated():
-            self._store = self._searcher = None
-            return True
+        with self._loading:
+            if self._store is not None and self._store.outdated():
+                self._store = self._searcher = None
+                return True
         return False
+
+    def _forget_store(self) -> None:
+        """Drop the loaded collection after this workspace wrote to it: the next read loads what was written."""
+        with self._loading:
+            self._store = None
 
     def searcher(self) -> Searcher:
         """The searcher over :meth:`store` with the embedder that built it (made once per loaded store).

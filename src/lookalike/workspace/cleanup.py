@@ -27,17 +27,18 @@ class CleanupMethods:
 
     settings: Settings
     library: Library
-    _store: CollectionStore | None
 
     if TYPE_CHECKING:
 
         def store(self) -> CollectionStore: ...
 
+        def _forget_store(self) -> None: ...
+
     def _writable(self) -> CollectionStore:
         """The collection of :meth:`store`, opened for writing (the caller holds the writer lock)."""
         store = self.library.open_collection(self.store().info.name)
         store.load()
-        self._store = None  # readers reload what this writes
+        self._forget_store()  # readers reload what this writes
         return store
 
     def resolve(
