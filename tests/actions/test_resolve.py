@@ -9,6 +9,7 @@ import hashlib
 import os
 import re
 import shutil
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -543,3 +544,42 @@ def test_the_desktop_trash_holds_the_files_with_their_info_and_undo_takes_them_b
         ws.undo()
     assert _tree(media) == before
     assert list((trash / "files").iterdir()) == [] and list((trash / "info").iterdir()) == []
+
+
+def test_the_desktop_trash_takes_files_of_its_own_filesystem_and_leaves_no_stray_info(library, monkeypatch, tmp_path):
+    from lookalike.actions import apply
+
+    settings, media = library
+    before = _tree(media)
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(media).st_dev:
+        pytest.skip("needs /dev/shm on another filesystem than the test's files")
+    elsewhere = Path(tempfile.mkdtemp(dir=shm))
+    try:
+        monkeypatch.setenv("XDG_DATA_HOME", str(elsewhere))
+        with Workspace(settings) as ws:
+            result = ws.resolve(apply=True, into="desktop")
+            assert result.report is not None and result.report.done == []
+            assert {why for _, why in result.report.skipped} == {
+                "on another filesystem than the desktop trash: left in place (the library's trash takes it)"
+            }
+        assert _tree(media) == before
+    finally:
+        shutil.rmtree(elsewhere)
+
+    # a run killed after writing a file's info and before moving it, then undone: the info file goes too
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    real_move = apply._move
+
+    def killed(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(apply, "_move", killed)
+    with Workspace(settings) as ws, pytest.raises(KeyboardInterrupt):
+        ws.resolve(apply=True, into="desktop")
+    info = tmp_path / "data" / "Trash" / "info"
+    assert len(list(info.iterdir())) == 1
+    monkeypatch.setattr(apply, "_move", real_move)
+    with Workspace(settings) as ws, pytest.raises(UsageError, match="has nothing to undo"):
+        ws.undo(1)  # the interrupted run is stopped where it is: nothing had moved
+    assert list(info.iterdir()) == [] and _tree(media) == before
