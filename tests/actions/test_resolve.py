@@ -14,7 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from PIL import ExifTags, Image
+from PIL import ExifTags, Image, ImageFilter, ImageOps
 
 from lookalike.config import Settings
 from lookalike.errors import UsageError
@@ -583,3 +583,52 @@ def test_the_desktop_trash_takes_files_of_its_own_filesystem_and_leaves_no_stray
     with Workspace(settings) as ws, pytest.raises(UsageError, match="has nothing to undo"):
         ws.undo(1)  # the interrupted run is stopped where it is: nothing had moved
     assert list(info.iterdir()) == [] and _tree(media) == before
+
+
+def test_the_keeper_is_the_best_copy_not_a_grey_blurred_turned_or_padded_one(settings_factory, tmp_path, images):
+    """What a new user's trial found: the default keeper was a grey PNG, a blurred copy or a turned one, and
+    `resolution` counted a canvas around a small photo."""
+    media = tmp_path / "media"
+    media.mkdir()
+    cat = images["chelsea"].convert("RGB")
+    cat.save(media / "chelsea.jpg", quality=92)
+    ImageOps.grayscale(cat).save(media / "chelsea_grey.png")
+    cat.filter(ImageFilter.GaussianBlur(4)).save(media / "chelsea_blurred.png")
+    cat.rotate(90, expand=True).save(media / "chelsea_turned.jpg", quality=92)
+    cat.save(media / "chelsea_copy.webp", quality=90)
+    canvas = Image.new("RGB", (1200, 900), (255, 255, 255))
+    canvas.paste(cat.resize((300, 200)), (450, 350))
+    canvas.save(media / "chelsea_on_canvas.png")
+    settings = settings_factory()
+    with Workspace(settings) as ws:
+        ws.index([media])
+        [group] = ws.duplicates()
+        assert Path(group.items[0].path).name == "chelsea.jpg"  # the representative
+        keepers = {Path(p.keeper).name for p in ws.resolve().plan}
+        assert keepers == {"chelsea.jpg"}
+        by_resolution = ws.resolve(keep="resolution")
+        assert {Path(p.path).name for p in by_resolution.plan if p.reason.startswith("keeper")} == {"chelsea.jpg"}
+
+
+def test_remembered_decisions_inside_a_group_and_clear_errors(library):
+    settings, media = library
+    with Workspace(settings) as ws:
+        ws.distinct([media / "coffee_crop.png", media / "coffee_small.jpg"])  # two members, neither the keeper
+        plan = {Path(p.path).name: (p.action, p.reason) for p in ws.resolve().plan if "coffee" in p.path}
+        assert plan == {
+            "coffee.png": ("keep", "keeper (by representative)"),
+            "coffee_copy.png": ("trash", "identical copy of the keeper"),
+            "coffee_small.jpg": (
+                "keep",
+                f"remembered as not a duplicate of {media / 'coffee_crop.png'} in this group: kept for you to check",
+            ),
+            "coffee_crop.png": (
+                "keep",
+                f"remembered as not a duplicate of {media / 'coffee_small.jpg'} in this group: kept for you to check",
+            ),
+        }
+        with pytest.raises(UsageError, match=r"no decision 998, 999 \(see `lookalike decisions list`\)"):
+            ws.forget_decisions([999, 998])
+        assert len(ws.decisions()) == 1
+        with pytest.raises(UsageError, match="the rule path:/nonexistent/folder names no folder"):
+            ws.resolve(keep="path:/nonexistent/folder")

@@ -269,6 +269,7 @@ class Runner:
             else:
                 report.skipped.append((e.path, why))
         self.journal.set_run(run_id, "undone" if not report.skipped else "done")
+        _remove_empty_folders(self.home / TRASH / str(run_id))
         self.store.sync_files()
         return report
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lookalike.actions.rules import Candidate, KeepRule, choose_keeper
-from lookalike.search.groups import DuplicateGroup, GroupKind, Relation
+from lookalike.search.groups import DuplicateGroup, GroupItem, GroupKind, Relation
 from lookalike.storage.records import MediaRecord
 from lookalike.types import MediaStatus
 
@@ -59,8 +59,8 @@ def plan_resolve(
         rules: keep-best rules, in order (``representative`` alone keeps the group's representative).
         action: what happens to a removable copy: ``trash``, or ``hardlink``/``symlink`` to the keeper (identical
             bytes only: a link must show the same picture).
-        distinct: content pairs (sorted SHA-256) remembered as not duplicates: a file so paired with the keeper is
-            kept, whatever its relation to the representative.
+        distinct: content pairs (sorted SHA-256) remembered as not duplicates: a file so paired with the keeper, or
+            with another file of its group, is kept, whatever its relation to the representative.
     """
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}")
@@ -71,7 +71,10 @@ def plan_resolve(
         whole = [it for it in items if it.relation in WHOLE]
         if len(items) < 2 or not whole:
             continue
-        candidates = [Candidate(records[it.media_id], it.relation == Relation.REPRESENTATIVE) for it in whole]
+        candidates = [
+            Candidate(records[it.media_id], it.relation == Relation.REPRESENTATIVE, _picture_pixels(it, records))
+            for it in whole
+        ]
         best, rule = choose_keeper(candidates, rules)
         keeper = records[whole[best].media_id]
         keeper_is_rep = whole[best].relation == Relation.REPRESENTATIVE
@@ -81,14 +84,28 @@ def plan_resolve(
                 why = f"keeper (by {rule})"
                 out.append(PlannedAction(rec.path, "keep", rec.path, why, it.media_id, g_index, rec, it.relation))
                 continue
-            pair = tuple(sorted((rec.sha256 or "", keeper.sha256 or "")))
-            if distinct and pair in distinct:
+            if distinct and _pair(rec, keeper) in distinct:
                 why = "remembered as not a duplicate of the keeper (lookalike distinct)"
+                out.append(PlannedAction(rec.path, "keep", keeper.path, why, it.media_id, g_index, rec, it.relation))
+                continue
+            others = [records[o.media_id] for o in items if o.media_id != it.media_id]
+            apart = next((o for o in others if distinct and _pair(rec, o) in distinct), None)
+            if apart is not None:  # the group says "copies of one picture", you said otherwise: yours to check
+                why = f"remembered as not a duplicate of {apart.path} in this group: kept for you to check"
                 out.append(PlannedAction(rec.path, "keep", keeper.path, why, it.media_id, g_index, rec, it.relation))
                 continue
             verb, why = _decide(it.relation, rec, keeper, action, keeper_is_rep)
             out.append(PlannedAction(rec.path, verb, keeper.path, why, it.media_id, g_index, rec, it.relation))
     return out
+
+
+def _picture_pixels(item: GroupItem, records: dict[int, MediaRecord]) -> int | None:
+    """The pixels of the group's picture in a member: its matched box (a photo on a canvas counts the photo)."""
+    if item.region is not None and item.relation != Relation.REPRESENTATIVE:
+        x0, y0, x1, y1 = item.region
+        return max(0, x1 - x0) * max(0, y1 - y0)
+    rec = records[item.media_id]
+    return None if rec.width is None or rec.height is None else rec.width * rec.height
 
 
 def _decide(
@@ -170,6 +187,9 @@ def reviewed_plan(
             keeper = whole[0]
         for p in members:
             choice = choices.get(p.path)
+            if keeper is planned and (choice or "keep") == p.action:  # as the automatic plan has it: its reason
+                out.append(p)
+                continue
             if p.path == keeper.path:
                 out.append(dataclasses.replace(p, action="keep", keeper=keeper.path, reason="keeper (reviewed)"))
                 continue

@@ -37,6 +37,7 @@ class Candidate:
 
     record: MediaRecord
     representative: bool
+    pixels: int | None = None  # of the picture itself (a photo on a canvas: the photo's box), when known
 
 
 def parse_rules(text: str) -> list[KeepRule]:
@@ -53,7 +54,10 @@ def parse_rules(text: str) -> list[KeepRule]:
             folder = part[len("path:") :].strip()
             if not folder:
                 raise UsageError("the rule path:DIR needs a folder, e.g. --keep path:~/Pictures/originals")
-            rules.append(KeepRule("path", canonical(Path(folder))))
+            where = canonical(Path(folder).expanduser())
+            if not where.is_dir():
+                raise UsageError(f"the rule path:{folder} names no folder ({where} is not one)")
+            rules.append(KeepRule("path", where))
         elif part in RULES:
             rules.append(KeepRule(part))
         else:
@@ -75,8 +79,8 @@ def _key(rule: KeepRule, c: Candidate, dated: bool) -> float | int | str:
     rec = c.record
     if rule.name == "representative":
         return 0 if c.representative else 1
-    if rule.name == "resolution":
-        return -((rec.width or 0) * (rec.height or 0))
+    if rule.name == "resolution":  # the picture's pixels, not a canvas around it
+        return -(c.pixels if c.pixels is not None else (rec.width or 0) * (rec.height or 0))
     if rule.name == "size":
         return -rec.size
     if rule.name == "oldest":

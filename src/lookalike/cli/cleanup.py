@@ -113,6 +113,9 @@ def resolve(
                 else:
                     out.print("nothing to delete")
                 return
+            if not yes:
+                for p in doomed:
+                    err.print(f"  {p.action:<8} {shown(p.path)}  (keeper {shown(p.keeper)})")
             if not yes and not typer.confirm(
                 f"Delete {len(doomed)} files for good? They cannot be undone (without --delete they go to the "
                 "trash, and `lookalike undo` puts them back)",
@@ -140,9 +143,12 @@ def _read_plan(source: Path) -> dict[str, str]:
         return {str(a["path"]): str(a["action"]) for a in data["actions"]}
     except OSError as e:
         raise UsageError(f"--plan {name}: cannot be read: {e.strerror}") from e
-    except (ValueError, KeyError, TypeError) as e:
+    except ValueError as e:
+        raise UsageError(f"--plan {name}: not JSON ({e}); give the output of `lookalike resolve --json`") from e
+    except (KeyError, TypeError, AttributeError) as e:
         raise UsageError(
-            f"--plan {name}: not a plan (the JSON of `lookalike resolve --json`, with actions[].path/action): {e}"
+            f'--plan {name}: not a plan: it needs {{"actions": [{{"path": ..., "action": ...}}, ...]}} '
+            "as `lookalike resolve --json` prints it"
         ) from e
 
 

@@ -246,12 +246,24 @@ def explanation_dict(expl: Explanation) -> dict[str, Any]:
     }
 
 
+RELATION_WORDS = {  # "B <words> A" for what B is to A
+    "identical": "holds the same bytes as",
+    "resized": "is a resized copy of",
+    "edited": "is an edited copy of",
+    "rotated": "is a turned or flipped copy of",
+    "cropped": "is a crop of",
+    "contains": "contains",
+    "copy": "is a copy of",
+}
+
+
 def print_explanation(console: Console, expl: Explanation, picture: Path | None) -> None:
     """The decision in words, then the evidence line by line."""
     rule = expl.rule
     a, b = shown(expl.path_a), shown(expl.path_b)
     if expl.duplicate:
-        console.print(f"[green]duplicates[/green]: {b} is {expl.relation.value if expl.relation else 'a copy'} of {a}")
+        what = RELATION_WORDS.get(expl.relation.value, "a copy of") if expl.relation else "a copy of"
+        console.print(f"[green]duplicates[/green]: {b} {what} {a}")
     else:
         console.print(f"[yellow]not duplicates[/yellow]: {a} and {b}")
     console.print(f"  global vectors: cosine {expl.cosine:.3f}")

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 LOSSLESS = {".png", ".tif", ".tiff", ".bmp", ".ppm", ".pgm"}
 PIXEL_STEP = 1.25  # representatives are ranked by their picture's pixels in steps of this ratio
 TILTED = 2.0  # degrees off a quarter turn beyond which a picture is turned against its duplicates
+GREY_CHROMA = 2.0  # mean CIELAB a*b* magnitude under which a picture has no colour
 WHOLE = 0.8  # a side whose matched region covers this share of it is shown whole
 CACHE = 2048  # pictures whose features are kept while verifying (about 0.8 MB each)
 
@@ -330,6 +331,23 @@ def _tilt(verdicts: dict[tuple[int, int], Verdict]) -> dict[int, float]:
     return {k: float(np.median(s)) for k, s in angles.items()}
 
 
+def _turned(verdicts: dict[tuple[int, int], Verdict]) -> dict[int, float]:
+    """Per picture, the share of its verified duplicates that are turned by a quarter or a half turn against it:
+    most of them, for a copy someone turned (the others agree with one another, not with it)."""
+    turns: dict[int, list[bool]] = {}
+    for (a, b), v in verdicts.items():
+        if v.duplicate:
+            turned = v.match is not None and abs((v.match.rotation + 180.0) % 360.0 - 180.0) > 45.0
+            turns.setdefault(a, []).append(turned)
+            turns.setdefault(b, []).append(turned)
+    return {k: float(np.mean(t)) for k, t in turns.items()}
+
+
+def _grey(f: Features | None) -> bool:
+    """Whether a picture has no colour (a grey-level copy, or a black-and-white photo)."""
+    return f is not None and f.chroma is not None and float(np.abs(f.chroma).mean()) < GREY_CHROMA
+
+
 def _own_coverage(verdicts: dict[tuple[int, int], Verdict]) -> dict[int, float]:
     """Per picture, the median share of it that its verified duplicates show: low for collages and screenshots."""
     shares: dict[int, list[float]] = {}
@@ -355,24 +373,41 @@ def _stars(
             links.setdefault(b, {})[a] = True
     coverage = _own_coverage(verdicts)
     tilt = _tilt(verdicts)
+    turned = _turned(verdicts)
 
     def rank(media_id: int) -> tuple:
         """Best copy first: never a picture mostly made of other things (collage, screenshot), nor one turned a few
         degrees against most of its duplicates (its corners are filler; where the duplicates are turned every which
-        way against each other, no file is told apart by this); then the most pixels
-        of the shared picture (pixels times the share its duplicates show, in 25% steps: resampling, a few
-        degrees of rotation or a re-encode add none); then the one most files verified against (among copies of
-        one size the original is the hub its edits were made from, and its edits verify against it best); then
-        one its duplicates show whole before one with added borders or corners; then lossless, larger file, path.
-        (An original with crops among its duplicates shows only part of itself in those links: the share weighs
-        its pixels, it does not rank it after its own crops.)"""
+        way against each other, no file is told apart by this), nor one most of its duplicates are turned a
+        quarter or half turn against (someone turned it); then the most pixels of the shared picture (pixels
+        times the share its duplicates show, in 25% steps: resampling, a few degrees of rotation or a re-encode
+        add none); then in colour before grey levels; then not blurred (its keypoints, in steps of 2x: a blurred
+        copy keeps a fraction of its original's); then the one most files verified
+        against (among copies of one size the original is the hub its edits were made from, and its edits verify
+        against it best); then one its duplicates show whole before one with added borders or corners; then
+        lossless, larger file, path. (An original with crops among its duplicates shows only part of itself in
+        those links: the share weighs its pixels, it does not rank it after its own crops.)"""
         rec = records[media_id]
         share = coverage[media_id]
         pixels = max(1.0, (rec.width or 0) * (rec.height or 0) * share)
         step = -round(math.log(pixels, PIXEL_STEP))
-        tilted = tilt[media_id] > TILTED
+        tilted = tilt[media_id] > TILTED or turned[media_id] > 0.5
+        feats = cache.get(media_id)
+        sharp = -int(math.log2(1 + len(feats))) if feats is not None else 0
         degree = -len(links[media_id])
-        return (share < 0.5, tilted, step, degree, share < 0.95, not _lossless(rec.path), -rec.size, rec.path)
+        grey = _grey(feats)
+        return (
+            share < 0.5,
+            tilted,
+            step,
+            grey,
+            sharp,
+            degree,
+            share < 0.95,
+            not _lossless(rec.path),
+            -rec.size,
+            rec.path,
+        )
 
     groups = []
     for members in star_groups(links, rank, confirm, nearby):

@@ -128,6 +128,15 @@ class CleanupMethods:
         return self.library.journal.decisions(self.store().info.id)
 
     def forget_decisions(self, ids: Sequence[int]) -> int:
-        """Forget remembered pairs by id; returns how many there were."""
+        """Forget remembered pairs by id; returns how many there were.
+
+        Raises:
+            UsageError: an id that is no remembered decision (nothing is forgotten then).
+        """
         with writer_lock(self.settings.home):
-            return self.library.journal.forget(self.store().info.id, ids)
+            cid = self.store().info.id
+            unknown = sorted(set(ids) - {d.id for d in self.library.journal.decisions(cid)})
+            if unknown:
+                listed = ", ".join(str(i) for i in unknown)
+                raise UsageError(f"no decision {listed} (see `lookalike decisions list`); nothing was forgotten")
+            return self.library.journal.forget(cid, ids)
