@@ -283,11 +283,15 @@ def print_explanation(console: Console, expl: Explanation, picture: Path | None)
         + f"it shows {expl.coverage[0]:.2f} of the first and "
         f"{expl.coverage[1]:.2f} of the second (one must be whole); decided by: {expl.method}"
     )
+    if expl.region_a is not None:
+        console.print(
+            f"  colours: the matched regions' mean hues differ by {expl.hue_shift:.1f} degrees (at most "
+            f"{rule.max_hue_shift:.0f}: a recoloured variant of a design shifts them, an edit keeps them)"
+        )
     if expl.method == "smooth" or min(expl.keypoints) < rule.smooth_keypoints:
         console.print(
             f"  too smooth for keypoints alone (under {rule.smooth_keypoints}): compared without them at cosine "
-            f">= {rule.smooth_cosine}, needing {rule.smooth_agreement:.2f} agreement and the regions' hues within "
-            f"{rule.max_hue_shift:.0f} degrees (they differ by {expl.hue_shift:.1f})"
+            f">= {rule.smooth_cosine}, needing {rule.smooth_agreement:.2f} of the aligned overlap to agree"
         )
     if expl.region_a is not None and expl.region_b is not None:
         console.print(f"  matched region: {list(expl.region_a)} of the first, {list(expl.region_b)} of the second")
