@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import multiprocessing as mp
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -135,3 +138,31 @@ def indexed(corpus: Corpus, settings_factory) -> tuple[Settings, object]:
     with Workspace(settings) as ws:
         report = ws.index([corpus.root])
     return settings, report
+
+
+def tree(root: Path) -> dict[str, tuple[str, int]]:
+    """Every file under ``root``: its SHA-256 and modification time (ns), by relative path."""
+    out = {}
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        out[str(path.relative_to(root))] = (hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns)
+    return out
+
+
+@pytest.fixture
+def library(settings_factory, tmp_path: Path, images: dict) -> tuple[Settings, Path]:
+    """For the clean-up tests: a photo with an identical copy, a resized copy and a crop; a photo with a re-encoded
+    copy; a distinct photo; indexed."""
+    media = tmp_path / "media"
+    media.mkdir()
+    coffee, rocket = images["coffee"].convert("RGB"), images["rocket"].convert("RGB")
+    coffee.save(media / "coffee.png")
+    shutil.copy2(media / "coffee.png", media / "coffee_copy.png")
+    coffee.resize((300, 200), Image.Resampling.LANCZOS).save(media / "coffee_small.jpg", quality=88)
+    coffee.crop((100, 50, 400, 300)).save(media / "coffee_crop.png")
+    rocket.save(media / "rocket.png")
+    rocket.save(media / "rocket.jpg", quality=80)
+    images["astronaut"].convert("RGB").save(media / "astronaut.png")
+    settings = settings_factory()
+    with Workspace(settings) as ws:
+        ws.index([media])
+    return settings, media

@@ -16,36 +16,9 @@ from pathlib import Path
 import pytest
 from PIL import ExifTags, Image, ImageFilter, ImageOps
 
-from lookalike.config import Settings
 from lookalike.errors import UsageError
 from lookalike.workspace import Workspace
-
-
-def _tree(root: Path) -> dict[str, tuple[str, int]]:
-    """Every file under ``root``: its SHA-256 and modification time (ns), by relative path."""
-    out = {}
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        out[str(path.relative_to(root))] = (hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns)
-    return out
-
-
-@pytest.fixture
-def library(settings_factory, tmp_path, images) -> tuple[Settings, Path]:
-    """Two photos with copies (identical, resized, re-encoded), a crop, and a distinct photo, indexed."""
-    media = tmp_path / "media"
-    media.mkdir()
-    coffee, rocket = images["coffee"].convert("RGB"), images["rocket"].convert("RGB")
-    coffee.save(media / "coffee.png")
-    shutil.copy2(media / "coffee.png", media / "coffee_copy.png")
-    coffee.resize((300, 200), Image.Resampling.LANCZOS).save(media / "coffee_small.jpg", quality=88)
-    coffee.crop((100, 50, 400, 300)).save(media / "coffee_crop.png")
-    rocket.save(media / "rocket.png")
-    rocket.save(media / "rocket.jpg", quality=80)
-    images["astronaut"].convert("RGB").save(media / "astronaut.png")
-    settings = settings_factory()
-    with Workspace(settings) as ws:
-        ws.index([media])
-    return settings, media
+from tests.conftest import tree
 
 
 def _actions(result) -> dict[str, str]:
@@ -54,7 +27,7 @@ def _actions(result) -> dict[str, str]:
 
 def test_dry_run_changes_nothing_and_plans_only_whole_copies(library):
     settings, media = library
-    before = _tree(media)
+    before = tree(media)
     with Workspace(settings) as ws:
         groups_before = [[it.path for it in g.items] for g in ws.duplicates()]
         result = ws.resolve()
@@ -72,7 +45,7 @@ def test_dry_run_changes_nothing_and_plans_only_whole_copies(library):
         assert reasons["coffee_small.jpg"] == "resized copy of the keeper"
         assert [[it.path for it in g.items] for g in ws.duplicates()] == groups_before
         assert ws.trash_runs() == []
-    assert _tree(media) == before
+    assert tree(media) == before
     assert not (settings.home / "trash").exists()
 
 
@@ -95,14 +68,14 @@ def test_keep_rules_choose_the_keeper(library):
 
 def test_apply_moves_exactly_the_planned_files_and_undo_restores_the_tree(library):
     settings, media = library
-    before = _tree(media)
+    before = tree(media)
     with Workspace(settings) as ws:
         groups_before = [[it.path for it in g.items] for g in ws.duplicates()]
         result = ws.resolve(apply=True)
         assert result.run == 1 and result.report is not None and result.report.skipped == []
         moved = {Path(p.path).name for p in result.plan if p.action == "trash"}
         assert moved == {"coffee_copy.png", "coffee_small.jpg", "rocket.jpg"}
-        assert set(_tree(media)) == set(before) - moved
+        assert set(tree(media)) == set(before) - moved
         trash = settings.home / "trash" / "1"
         assert {p.name for p in trash.rglob("*") if p.is_file()} == moved
         for name in moved:  # byte for byte, mtime kept, at <home>/trash/<run>/<absolute path>
@@ -122,7 +95,7 @@ def test_apply_moves_exactly_the_planned_files_and_undo_restores_the_tree(librar
 
         report = ws.undo()
         assert sorted(Path(p).name for p in report.done) == sorted(moved) and report.skipped == []
-        assert _tree(media) == before
+        assert tree(media) == before
         assert [[it.path for it in g.items] for g in ws.duplicates()] == groups_before
         assert ws.info()["collections"][0].get("images_trashed", 0) == 0
         assert ws.store().check()["ok"]
@@ -210,18 +183,18 @@ def test_distinct_survives_reindexing(library):
 
 def test_hardlink_action_links_identical_copies_only_and_undo_separates_them(library):
     settings, media = library
-    before = _tree(media)
+    before = tree(media)
     with Workspace(settings) as ws:
         result = ws.resolve(apply=True, action="hardlink")
         linked = {Path(p.path).name for p in result.plan if p.action == "hardlink"}
         assert linked == {"coffee_copy.png"}  # the resized and re-encoded copies are other bytes: kept
         assert os.path.samefile(media / "coffee_copy.png", media / "coffee.png")
-        assert _tree(media) == {k: v if k != "coffee_copy.png" else before["coffee.png"] for k, v in before.items()}
+        assert tree(media) == {k: v if k != "coffee_copy.png" else before["coffee.png"] for k, v in before.items()}
         group = next(g for g in ws.duplicates() if any(it.path.endswith("coffee.png") for it in g.items))
         assert {Path(it.path).name: it.relation.value for it in group.items}["coffee_copy.png"] == "hardlink"
         ws.undo()
         assert not os.path.samefile(media / "coffee_copy.png", media / "coffee.png")
-    assert _tree(media) == before
+    assert tree(media) == before
 
 
 def test_emptying_the_trash_forgets_the_files(library):
@@ -245,7 +218,7 @@ def test_a_name_that_is_not_utf8_is_trashed_and_put_back(settings_factory, tmp_p
     images["coffee"].convert("RGB").save(media / "coffee.png")
     odd = os.path.join(os.fsencode(media), b"caf\xe9 copy.png")
     shutil.copy2(media / "coffee.png", odd)
-    before = _tree(media)
+    before = tree(media)
     settings = settings_factory()
     with Workspace(settings) as ws:
         ws.index([media])
@@ -253,7 +226,7 @@ def test_a_name_that_is_not_utf8_is_trashed_and_put_back(settings_factory, tmp_p
         assert result.report is not None and result.report.skipped == [] and len(result.report.done) == 1
         assert not os.path.exists(odd)
         ws.undo()
-    assert _tree(media) == before
+    assert tree(media) == before
 
 
 def test_a_link_that_cannot_be_made_leaves_the_file_in_place(library, monkeypatch):
@@ -262,7 +235,7 @@ def test_a_link_that_cannot_be_made_leaves_the_file_in_place(library, monkeypatc
     import errno
 
     settings, media = library
-    before = _tree(media)
+    before = tree(media)
 
     def refuse(*_args, **_kwargs):
         raise OSError(errno.EMLINK, "Too many links")
@@ -277,7 +250,7 @@ def test_a_link_that_cannot_be_made_leaves_the_file_in_place(library, monkeypatc
                 "the hardlink to its keeper cannot be made: Too many links; nothing was touched",
             )
         ]
-    assert _tree(media) == before
+    assert tree(media) == before
     assert not [p for p in (settings.home / "trash").rglob("*") if p.is_file()]
 
 
@@ -336,7 +309,7 @@ def test_undo_of_an_interrupted_run_puts_back_what_moved_and_moves_nothing_more(
     from lookalike.actions.apply import Runner
 
     settings, media = library
-    before = _tree(media)
+    before = tree(media)
     with Workspace(settings) as ws:
         plan = ws.resolve().plan
         moves = [p for p in plan if p.action == "trash"]
@@ -368,16 +341,16 @@ def test_undo_of_an_interrupted_run_puts_back_what_moved_and_moves_nothing_more(
         report = ws.undo()
         assert report.done == [first.path]
         assert journal.entries(run, ["skipped"]) and journal.run(run).state == "undone"
-    assert _tree(media) == before
+    assert tree(media) == before
 
 
 def test_a_reviewed_plan_acts_only_on_the_chosen_files_and_keeps_each_group_a_file(library):
     settings, media = library
-    before = _tree(media)
+    before = tree(media)
     path = {n: str(media / n) for n in before}
     with Workspace(settings) as ws:
         dry = ws.resolve(choices={path["coffee_small.jpg"]: "trash", path["coffee_crop.png"]: "trash"})
-        assert dry.run is None and _tree(media) == before
+        assert dry.run is None and tree(media) == before
         assert _actions(dry) == {
             "coffee.png": "keep",
             "coffee_copy.png": "keep",  # not chosen: kept, though the automatic plan trashes it
@@ -431,21 +404,21 @@ def test_a_reviewed_plan_acts_only_on_the_chosen_files_and_keeps_each_group_a_fi
             "coffee_small.jpg",
             "rocket.jpg",
         ]
-        assert set(_tree(media)) == set(before) - {"coffee_small.jpg", "rocket.jpg"}
+        assert set(tree(media)) == set(before) - {"coffee_small.jpg", "rocket.jpg"}
         ws.undo()
-    assert _tree(media) == before
+    assert tree(media) == before
 
 
 def test_delete_goes_through_the_trash_and_then_deletes_for_good(library):
     settings, media = library
-    before = _tree(media)
+    before = tree(media)
     with Workspace(settings) as ws:
         with pytest.raises(UsageError, match="does not go with --action symlink"):
             ws.resolve(apply=True, action="symlink", delete=True)
         result = ws.resolve(apply=True, delete=True)
         gone = {"coffee_copy.png", "coffee_small.jpg", "rocket.jpg"}
         assert result.report is not None and sorted(Path(p).name for p in result.report.done) == sorted(gone)
-        assert set(_tree(media)) == set(before) - gone
+        assert set(tree(media)) == set(before) - gone
         assert not any(p.is_file() for p in (settings.home / "trash").rglob("*"))
         [run] = ws.trash_runs()
         assert (run.action, run.state, run.counts, run.trash_bytes) == ("delete", "done", {"emptied": 3}, 0)
@@ -519,7 +492,7 @@ def test_oldest_and_exif_rules_read_the_photos_metadata(settings_factory, tmp_pa
 def test_the_desktop_trash_holds_the_files_with_their_info_and_undo_takes_them_back(library, monkeypatch, tmp_path):
     settings, media = library
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    before = _tree(media)
+    before = tree(media)
     with Workspace(settings) as ws:
         with pytest.raises(UsageError, match="unknown trash 'bin'"):
             ws.resolve(apply=True, into="bin")
@@ -542,7 +515,7 @@ def test_the_desktop_trash_holds_the_files_with_their_info_and_undo_takes_them_b
             assert (hashlib.sha256(kept.read_bytes()).hexdigest(), kept.stat().st_mtime_ns) == before[original]
         assert not (settings.home / "trash").exists()
         ws.undo()
-    assert _tree(media) == before
+    assert tree(media) == before
     assert list((trash / "files").iterdir()) == [] and list((trash / "info").iterdir()) == []
 
 
@@ -550,7 +523,7 @@ def test_the_desktop_trash_takes_files_of_its_own_filesystem_and_leaves_no_stray
     from lookalike.actions import apply
 
     settings, media = library
-    before = _tree(media)
+    before = tree(media)
     shm = Path("/dev/shm")
     if not shm.is_dir() or os.stat(shm).st_dev == os.stat(media).st_dev:
         pytest.skip("needs /dev/shm on another filesystem than the test's files")
@@ -563,7 +536,7 @@ def test_the_desktop_trash_takes_files_of_its_own_filesystem_and_leaves_no_stray
             assert {why for _, why in result.report.skipped} == {
                 "on another filesystem than the desktop trash: left in place (the library's trash takes it)"
             }
-        assert _tree(media) == before
+        assert tree(media) == before
     finally:
         shutil.rmtree(elsewhere)
 
@@ -582,7 +555,7 @@ def test_the_desktop_trash_takes_files_of_its_own_filesystem_and_leaves_no_stray
     monkeypatch.setattr(apply, "_move", real_move)
     with Workspace(settings) as ws, pytest.raises(UsageError, match="has nothing to undo"):
         ws.undo(1)  # the interrupted run is stopped where it is: nothing had moved
-    assert list(info.iterdir()) == [] and _tree(media) == before
+    assert list(info.iterdir()) == [] and tree(media) == before
 
 
 def test_the_keeper_is_the_best_copy_not_a_grey_blurred_turned_or_padded_one(settings_factory, tmp_path, images):

@@ -4,17 +4,11 @@ distinct and forget go through the CLI's workspace methods; and the guards that 
 from __future__ import annotations
 
 import hashlib
-import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
-from PIL import Image
-
-from lookalike.config import Settings
-from lookalike.workspace import Workspace
 from tests.api.serving import serving
-from tests.conftest import another_writer
+from tests.conftest import another_writer, tree
 
 CHANGE = {"X-Lookalike": "1"}
 ROUTES = {  # each state-changing route, with a body that changes nothing
@@ -23,33 +17,6 @@ ROUTES = {  # each state-changing route, with a body that changes nothing
     "/api/distinct": {"paths": ["/nonexistent/a.png", "/nonexistent/b.png"]},
     "/api/decisions/forget": {"ids": [999]},
 }
-
-
-def _tree(root: Path) -> dict[str, tuple[str, int]]:
-    """Every file under ``root``: its SHA-256 and modification time (ns), by relative path."""
-    out = {}
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        out[str(path.relative_to(root))] = (hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns)
-    return out
-
-
-@pytest.fixture
-def library(settings_factory, tmp_path, images) -> tuple[Settings, Path]:
-    """A photo with an identical copy, a resized copy and a crop; a photo with a re-encoded copy; a distinct photo."""
-    media = tmp_path / "media"
-    media.mkdir()
-    coffee, rocket = images["coffee"].convert("RGB"), images["rocket"].convert("RGB")
-    coffee.save(media / "coffee.png")
-    shutil.copy2(media / "coffee.png", media / "coffee_copy.png")
-    coffee.resize((300, 200), Image.Resampling.LANCZOS).save(media / "coffee_small.jpg", quality=88)
-    coffee.crop((100, 50, 400, 300)).save(media / "coffee_crop.png")
-    rocket.save(media / "rocket.png")
-    rocket.save(media / "rocket.jpg", quality=80)
-    images["astronaut"].convert("RGB").save(media / "astronaut.png")
-    settings = settings_factory()
-    with Workspace(settings) as ws:
-        ws.index([media])
-    return settings, media
 
 
 def _post(client, url: str, body: dict, **headers: str):
@@ -67,7 +34,7 @@ ROCKET = {"rocket.png", "rocket.jpg"}
 
 def test_a_dry_run_returns_the_plan_and_changes_nothing(library):
     settings, media = library
-    before = _tree(media)
+    before = tree(media)
     with serving(settings) as c:
         r = _post(c, "/api/resolve", {"apply": False})
         assert r.status_code == 200, r.text
@@ -100,13 +67,13 @@ def test_a_dry_run_returns_the_plan_and_changes_nothing(library):
         modified = datetime.fromisoformat(c.get(f"/api/items/{crop_id}").json()["modified"])
         want = datetime.fromtimestamp((media / "coffee_crop.png").stat().st_mtime_ns / 1e9, UTC)
         assert modified.tzinfo is not None and abs(modified - want) < timedelta(microseconds=2)
-    assert _tree(media) == before
+    assert tree(media) == before
     assert not (settings.home / "trash").exists()
 
 
 def test_applied_choices_move_exactly_the_chosen_file_and_undo_puts_it_back(library):
     settings, media = library
-    before = _tree(media)
+    before = tree(media)
     crop = str(media / "coffee_crop.png")
     with serving(settings) as c:
         coffee_id = next(
@@ -126,7 +93,7 @@ def test_applied_choices_move_exactly_the_chosen_file_and_undo_puts_it_back(libr
         assert reasons["coffee_crop.png"] == "chosen trash in the review"
         assert reasons["coffee_copy.png"] == "kept: not chosen in the review"
         # the file's bytes left its path for <home>/trash/<run>/<its absolute path>, and nothing else moved
-        assert set(_tree(media)) == set(before) - {"coffee_crop.png"}
+        assert set(tree(media)) == set(before) - {"coffee_crop.png"}
         trashed = settings.home / "trash" / "1" / crop.lstrip("/")
         assert hashlib.sha256(trashed.read_bytes()).hexdigest() == before["coffee_crop.png"][0]
         # the service sees it at once: out of the duplicate groups and of search
@@ -137,7 +104,7 @@ def test_applied_choices_move_exactly_the_chosen_file_and_undo_puts_it_back(libr
         r = _post(c, "/api/undo", {"run": 1})
         assert r.status_code == 200, r.text
         assert r.json() == {"run": 1, "done": [crop], "skipped": []}
-        assert _tree(media) == before  # byte-identical, with its modification time
+        assert tree(media) == before  # byte-identical, with its modification time
         assert _group_names(c) == [COFFEE, ROCKET]
         assert "coffee_crop.png" in {h["name"] for h in c.get(f"/api/search/similar/{coffee_id}?k=6").json()["hits"]}
         r = _post(c, "/api/undo", {"run": 1})
@@ -168,7 +135,7 @@ def test_distinct_keeps_a_pair_apart_until_it_is_forgotten(library):
 
 def test_domain_errors_have_their_statuses(library):
     settings, media = library
-    before = _tree(media)
+    before = tree(media)
     with serving(settings) as c:
         r = _post(c, "/api/resolve", {"choices": {str(media / "coffee_copy.png"): "shred"}})
         assert r.status_code == 400 and "unknown choice 'shred'" in r.json()["detail"]
@@ -181,7 +148,7 @@ def test_domain_errors_have_their_statuses(library):
         with another_writer(settings.home):
             r = _post(c, "/api/resolve", {"apply": True})
             assert r.status_code == 409 and "another lookalike process is writing" in r.json()["detail"]
-    assert _tree(media) == before
+    assert tree(media) == before
 
 
 def test_changes_come_only_as_json_with_the_header_from_this_origin(library):
@@ -189,7 +156,7 @@ def test_changes_come_only_as_json_with_the_header_from_this_origin(library):
     session cookie when it is on another port of this machine: it cannot add a header or a JSON type, and its
     Origin names it."""
     settings, media = library
-    before = _tree(media)
+    before = tree(media)
     apply_all = {"apply": True}
     with serving(settings) as c:
         for url, body in ROUTES.items():
@@ -209,7 +176,7 @@ def test_changes_come_only_as_json_with_the_header_from_this_origin(library):
             plain = c.post(url, content=b'{"apply": true}', headers={**CHANGE, "Content-Type": "text/plain"})
             assert plain.status_code == 415, url
         assert c.post("/api/resolve", json=apply_all, headers={"Origin": "http://evil.example"}).status_code == 403
-        assert _tree(media) == before
+        assert tree(media) == before
         # this origin's own page (its Origin is the address the service was asked by), and clients without Origin
         ok = _post(c, "/api/resolve", {}, Origin="http://127.0.0.1:8000")
         assert ok.status_code == 200 and ok.json()["run"] is None
@@ -218,12 +185,12 @@ def test_changes_come_only_as_json_with_the_header_from_this_origin(library):
             "/api/resolve", content=b"{}", headers={**CHANGE, "Content-Type": "application/json; charset=utf-8"}
         )
         assert charset.status_code == 200
-    assert _tree(media) == before
+    assert tree(media) == before
 
 
 def test_changes_need_the_key_when_one_is_set(library):
     settings, media = library
-    before = _tree(media)
+    before = tree(media)
     with serving(settings, api_key="s3cret-key") as c:
         for url, body in ROUTES.items():
             r = _post(c, url, body)
@@ -234,7 +201,7 @@ def test_changes_need_the_key_when_one_is_set(library):
         assert _post(c, "/api/resolve", {}, **{"X-API-Key": "s3cret-key"}).status_code == 200
         assert c.post("/api/session", json={"key": "s3cret-key"}).status_code == 204  # the page's session cookie
         assert _post(c, "/api/resolve", {}).status_code == 200
-    assert _tree(media) == before
+    assert tree(media) == before
 
 
 def test_the_openapi_document_declares_the_change_header(indexed):

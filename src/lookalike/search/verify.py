@@ -298,18 +298,35 @@ def match(a: Features, b: Features, mirror: bool = True) -> Match | None:
     h_small, inliers, tried, pairs, flipped, target = best
     agreement, moved, block = _agreement(a, target, h_small)
     spread = _spread(a, target, h_small, pairs[:, 2:])
-    if flipped:  # b's mirrored pixels -> b's pixels
-        unflip = np.array([[-1.0, 0, b.gray.shape[1] - 1], [0, 1, 0], [0, 0, 1]])
-        h_small = unflip @ h_small
+    if flipped:  # b's mirrored keypoints -> b's
         pairs[:, 2] = b.gray.shape[1] - 1 - pairs[:, 2]
-    h = _scaled(b) @ h_small @ np.linalg.inv(_scaled(a))
     pairs = pairs * np.r_[np.diag(_scaled(a))[:2], np.diag(_scaled(b))[:2]]
+    return _assemble(a, b, h_small, flipped, (agreement, moved, block), spread, inliers, tried, pairs)
+
+
+def _assemble(
+    a: Features,
+    b: Features,
+    h_small: np.ndarray,
+    flipped: bool,
+    checks: tuple[float, float, float],
+    spread: float,
+    inliers: int = 0,
+    tried: int = 0,
+    pairs: np.ndarray | None = None,
+) -> Match | None:
+    """The :class:`Match` of a map ``h_small`` from ``a``'s scaled pixels to (the mirror of, when ``flipped``)
+    ``b``'s, with the aligned-overlap ``checks`` (agreement, moved, block): reported in the originals' pixels."""
+    if flipped:  # b's mirrored pixels -> b's pixels
+        h_small = np.array([[-1.0, 0, b.gray.shape[1] - 1], [0, 1, 0], [0, 0, 1]]) @ h_small
+    h = _scaled(b) @ h_small @ np.linalg.inv(_scaled(a))
     region_b, coverage_b = _region(h, a.size, b.size)
     try:
         inverse = np.linalg.inv(h)
     except np.linalg.LinAlgError:
         return None
     region_a, coverage_a = _region(inverse, b.size, a.size)
+    agreement, moved, block = checks
     return Match(
         inliers,
         tried,
@@ -323,7 +340,7 @@ def match(a: Features, b: Features, mirror: bool = True) -> Match | None:
         spread,
         _rotation(h, flipped),
         flipped,
-        pairs.astype(np.float32),
+        None if pairs is None else pairs.astype(np.float32),
         block,
     )
 
@@ -451,32 +468,7 @@ def dense_match(a: Features, b: Features, mirror: bool = True) -> Match | None:
     a_to_b = _refine(ga, gb, placed_h) if a_inside else np.linalg.inv(_refine(gb, ga, placed_h))
     target = mirrored(b) if flipped else b
     h_small = small(target)[1] @ a_to_b @ np.linalg.inv(to_a)
-    agreement, moved, block = _agreement(a, target, h_small)
-    if flipped:
-        h_small = np.array([[-1.0, 0, b.gray.shape[1] - 1], [0, 1, 0], [0, 0, 1]]) @ h_small
-    h = _scaled(b) @ h_small @ np.linalg.inv(_scaled(a))
-    region_b, coverage_b = _region(h, a.size, b.size)
-    try:
-        inverse = np.linalg.inv(h)
-    except np.linalg.LinAlgError:
-        return None
-    region_a, coverage_a = _region(inverse, b.size, a.size)
-    return Match(
-        0,
-        0,
-        h,
-        region_a,
-        region_b,
-        coverage_a,
-        coverage_b,
-        agreement,
-        moved,
-        1.0,
-        _rotation(h, flipped),
-        flipped,
-        None,
-        block,
-    )
+    return _assemble(a, b, h_small, flipped, _agreement(a, target, h_small), 1.0)
 
 
 MIN_CHROMA = 4.0  # a region whose mean colour is closer to grey than this (CIELAB a*b*) has no hue to compare
