@@ -72,7 +72,7 @@ class HalfResult:
     index_s: float
     search_s: float
     dupes_s: float
-    found: dict[str, bool]
+    found: dict[str, bool] | None  # None: --no-search
     verified: dict[str, bool] | None  # None: the searcher takes no ``verify`` keyword (or --verify-sources 0)
     verify_errors: int
     grouped: dict[str, bool] | None  # None: duplicates() raised
@@ -226,9 +226,11 @@ def measure(half: str, settings: Settings, files: dict[str, Entry], opts: argpar
     index_s = index_half(settings, opts.work / half / "media")
     with Workspace(settings) as ws:
         queries = copies(files)
-        hits, search_s, _ = search(ws.search_files, queries, 20, f"{half} search")
+        hits: Hits = {}
+        search_s, verified, verify_errors = 0.0, None, 0
+        if opts.search:
+            hits, search_s, _ = search(ws.search_files, queries, 20, f"{half} search")
         verify = verifying_search(ws)
-        verified, verify_errors = None, 0
         if verify is not None and opts.verify_sources != 0:
             checked, _, verify_errors = search(
                 verify, sample(queries, files, opts.verify_sources), 20, f"{half} verify"
@@ -241,7 +243,8 @@ def measure(half: str, settings: Settings, files: dict[str, Entry], opts: argpar
             write_pairs(opts.pairs_csv, files, top30, hits)
     mixing = mixed_groups(groups or [], files)
     return HalfResult(
-        half, files, len(originals(files)), index_s, search_s, dupes_s, recall(hits, files), verified, verify_errors,
+        half, files, len(originals(files)), index_s, search_s, dupes_s, recall(hits, files) if opts.search else None,
+        verified, verify_errors,
         None if groups is None else grouped_with_original(groups, files), len(groups or []), mixing,
     )  # fmt: skip
 
@@ -347,6 +350,13 @@ def main(argv: list[str] | None = None) -> None:
         default=8,
         help="verified search (slow: local features of 40 candidates per query) runs on the copies of this many "
         "sources per half; 0 skips it, -1 runs it on all",
+    )
+    ap.add_argument(
+        "--no-search",
+        dest="search",
+        action="store_false",
+        help="skip search@20 (n/a in the tables) and measure the grouping (`dupes`) and verified search (when a change "
+        "touched only verification and grouping: search is most of the run's time)",
     )
     ap.add_argument("--reindex", action="store_true", help="drop the libraries kept in --work and index afresh")
     ap.add_argument("--model", default=None, help="model spec (default: the product's default)")
