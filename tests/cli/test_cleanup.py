@@ -120,7 +120,13 @@ def test_resolve_replays_a_reviewed_plan_file(tmp_path, images):
 
     reviewed.write_text("{not json")
     code, text = _cli(home, "resolve", "--plan", str(reviewed))
-    assert code == 1 and text.startswith(f"error: --plan {reviewed}: not a plan") and "Traceback" not in text
+    assert code == 1 and text.startswith(f"error: --plan {reviewed}: not JSON (") and "Traceback" not in text
+    reviewed.write_text("[]")
+    code, text = _cli(home, "resolve", "--plan", str(reviewed))
+    assert code == 1 and text.strip() == (
+        f'error: --plan {reviewed}: not a plan: it needs {{"actions": [{{"path": ..., "action": ...}}, ...]}} as '
+        "`lookalike resolve --json` prints it"
+    )
     code, text = _cli(home, "resolve", "--plan", str(tmp_path / "absent.json"))
     assert (
         code == 1
