@@ -409,16 +409,32 @@ def _stars(
             rec.path,
         )
 
+    stars = star_groups(links, rank, confirm, nearby)
+    # a file's byte-identical twins go where it goes (the star may have taken one twin through a link the other
+    # never got as a candidate): the same bytes are never in two groups, nor one grouped and the other left out
+    by_sha: dict[str, list[int]] = {}
+    for media_id in sorted(links):
+        if records[media_id].sha256:
+            by_sha.setdefault(records[media_id].sha256 or "", []).append(media_id)
+    placed = {m for members in stars for m in members}
     groups = []
-    for members in star_groups(links, rank, confirm, nearby):
+    for members in stars:
         rep = members[0]
         items = [_item(rep, records[rep], Relation.REPRESENTATIVE, None, 1.0, "representative")]
+        for twin in by_sha.get(records[rep].sha256 or "", []):
+            if twin not in placed:
+                placed.add(twin)
+                items.append(_item(twin, records[twin], Relation.IDENTICAL, None, 1.0, "identical"))
         for m in members[1:]:
             v = verdicts.get((rep, m)) or verdicts[(m, rep)]
             assert v.match is not None or v.method == "identical"
             mt = None if v.match is None else (v.match if (rep, m) in verdicts else v.match.swapped())
             rel = Relation.IDENTICAL if v.method == "identical" else _relation(rep, m, mt, cache)
             items.append(_item(m, records[m], rel, mt, v.score, v.method))
+            for twin in by_sha.get(records[m].sha256 or "", []):
+                if twin not in placed:
+                    placed.add(twin)
+                    items.append(_item(twin, records[twin], rel, mt, v.score, v.method))
         groups.append(DuplicateGroup(min(it.score for it in items), items, GroupKind.DUPLICATES))
     return groups
 

@@ -56,6 +56,8 @@ class Match:
             paints thin strokes (text, a watermark) or changes everything a little, while a picture pasted over
             another (a picture-in-picture against a collage holding its background, two screenshots of one app
             around different pictures, a subject that moved) leaves one solid block of disagreement.
+        structure: the share of the overlap's patches that have structure (the others are flat in both pictures
+            and say nothing): two plain pictures (a clear sky, a blank wall) agree on what little they have.
     """
 
     inliers: int
@@ -72,6 +74,7 @@ class Match:
     flipped: bool
     pairs: np.ndarray | None = None
     block: float = 0.0
+    structure: float = 1.0
 
     def swapped(self) -> Match:
         """The same match seen from ``b``: ``b`` onto ``a``."""
@@ -91,6 +94,7 @@ class Match:
             self.flipped,
             None if self.pairs is None else self.pairs[:, [2, 3, 0, 1]],
             self.block,
+            self.structure,
         )
 
 
@@ -162,10 +166,11 @@ def _ncc(pa: np.ndarray, pb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     return np.where(both, cov / np.maximum(sa * sb, 1e-6), 0.0), structured, both
 
 
-def _agreement(a: Features, b: Features, h_small: np.ndarray) -> tuple[float, float, float]:
+def _agreement(a: Features, b: Features, h_small: np.ndarray) -> tuple[float, float, float, float]:
     """How ``a``, warped onto ``b``, agrees with ``b`` in their overlap: the share of structured patches that
-    correlate (NCC >= 0.5), the share that correlate only once shifted by 2-4 grid pixels (NCC >= 0.8), and the
-    largest 4-connected block of structured patches that do not correlate (a share of the overlap's patches).
+    correlate (NCC >= 0.5), the share that correlate only once shifted by 2-4 grid pixels (NCC >= 0.8), the
+    largest 4-connected block of structured patches that do not correlate (a share of the overlap's patches), and
+    the share of the overlap's patches that have structure at all (the evidence the other three rest on).
 
     A copy agrees nearly everywhere but where an edit painted over it, and painted-over patches stay different
     however they are shifted; another moment of the same scene (a burst, the next frame) disagrees where something
@@ -180,7 +185,7 @@ def _agreement(a: Features, b: Features, h_small: np.ndarray) -> tuple[float, fl
     box, _ = _region(h_small, (a.gray.shape[1], a.gray.shape[0]), (wb, hb))
     x0, y0, x1, y1 = box
     if x1 - x0 < 8 or y1 - y0 < 8:
-        return 0.0, 0.0, 0.0
+        return 0.0, 0.0, 0.0, 0.0
     side = float(max(x1 - x0, y1 - y0))
     size = (max(PATCH, round(CHECK_SIDE * (x1 - x0) / side)), max(PATCH, round(CHECK_SIDE * (y1 - y0) / side)))
     # grid pixel -> b pixel (crop + scale), then b -> a by the inverse homography
@@ -198,7 +203,7 @@ def _agreement(a: Features, b: Features, h_small: np.ndarray) -> tuple[float, fl
     ncc, structured, both = _ncc(pa, pb)
     n = int(structured.sum())
     if not n:
-        return 0.0, 0.0, 0.0
+        return 0.0, 0.0, 0.0, 0.0
     differ = both & (ncc < 0.5)
     block = _largest_block(structured & ~(both & (ncc >= 0.5)), inside, _grid(ga.shape))
     shifted = np.zeros(len(ncc), np.float32)
@@ -213,7 +218,8 @@ def _agreement(a: Features, b: Features, h_small: np.ndarray) -> tuple[float, fl
                 itself = _patches(np.roll(ga, (dy, dx), axis=(0, 1)))[inside]
                 found = differ & (_ncc(pa, itself)[0] < 0.8)
                 shifted = np.maximum(shifted, np.where(found, _ncc(pa, moved)[0], 0.0))
-    return float((both & (ncc >= 0.5)).sum() / n), float((shifted >= 0.8).sum() / n), block
+    agree, moved = float((both & (ncc >= 0.5)).sum() / n), float((shifted >= 0.8).sum() / n)
+    return agree, moved, block, float(n / max(1, len(ncc)))
 
 
 def _grid(shape: tuple[int, ...]) -> tuple[int, int]:
@@ -296,12 +302,12 @@ def match(a: Features, b: Features, mirror: bool = True) -> Match | None:
     if best is None:
         return None
     h_small, inliers, tried, pairs, flipped, target = best
-    agreement, moved, block = _agreement(a, target, h_small)
+    checks = _agreement(a, target, h_small)
     spread = _spread(a, target, h_small, pairs[:, 2:])
     if flipped:  # b's mirrored keypoints -> b's
         pairs[:, 2] = b.gray.shape[1] - 1 - pairs[:, 2]
     pairs = pairs * np.r_[np.diag(_scaled(a))[:2], np.diag(_scaled(b))[:2]]
-    return _assemble(a, b, h_small, flipped, (agreement, moved, block), spread, inliers, tried, pairs)
+    return _assemble(a, b, h_small, flipped, checks, spread, inliers, tried, pairs)
 
 
 def _assemble(
@@ -309,14 +315,15 @@ def _assemble(
     b: Features,
     h_small: np.ndarray,
     flipped: bool,
-    checks: tuple[float, float, float],
+    checks: tuple[float, float, float, float],
     spread: float,
     inliers: int = 0,
     tried: int = 0,
     pairs: np.ndarray | None = None,
 ) -> Match | None:
     """The :class:`Match` of a map ``h_small`` from ``a``'s scaled pixels to (the mirror of, when ``flipped``)
-    ``b``'s, with the aligned-overlap ``checks`` (agreement, moved, block): reported in the originals' pixels."""
+    ``b``'s, with the aligned-overlap ``checks`` (agreement, moved, block, structure): reported in the originals'
+    pixels."""
     if flipped:  # b's mirrored pixels -> b's pixels
         h_small = np.array([[-1.0, 0, b.gray.shape[1] - 1], [0, 1, 0], [0, 0, 1]]) @ h_small
     h = _scaled(b) @ h_small @ np.linalg.inv(_scaled(a))
@@ -326,7 +333,7 @@ def _assemble(
     except np.linalg.LinAlgError:
         return None
     region_a, coverage_a = _region(inverse, b.size, a.size)
-    agreement, moved, block = checks
+    agreement, moved, block, structure = checks
     return Match(
         inliers,
         tried,
@@ -342,6 +349,7 @@ def _assemble(
         flipped,
         None if pairs is None else pairs.astype(np.float32),
         block,
+        structure,
     )
 
 
@@ -360,9 +368,11 @@ def whole_frame(a: Features, b: Features) -> Match:
     h = _scaled(b) @ h_small @ np.linalg.inv(_scaled(a))
     region_a = _box_in(a, a.inner)
     region_b = _box_in(b, b.inner)
-    agreement, moved, block = _agreement(a, b, h_small)
+    agreement, moved, block, structure = _agreement(a, b, h_small)
     cover_a, cover_b = _share(a, a.inner), _share(b, b.inner)
-    return Match(0, 0, h, region_a, region_b, cover_a, cover_b, agreement, moved, 1.0, 0.0, False, None, block)
+    return Match(
+        0, 0, h, region_a, region_b, cover_a, cover_b, agreement, moved, 1.0, 0.0, False, None, block, structure
+    )
 
 
 def _box_in(f: Features, box: Box) -> Box:
