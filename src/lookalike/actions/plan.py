@@ -78,8 +78,15 @@ def plan_resolve(
         best, rule = choose_keeper(candidates, rules)
         keeper = records[whole[best].media_id]
         keeper_is_rep = whole[best].relation == Relation.REPRESENTATIVE
+        kept_parts: dict[str, MediaRecord] = {}  # kept files that are not whole copies (a crop), by content
         for it in items:
             rec = records[it.media_id]
+            twin = kept_parts.get(rec.sha256 or "")
+            if twin is not None and it.media_id != whole[best].media_id and action == "trash":
+                # the same bytes as a part kept just above: removing this one loses nothing
+                why = f"identical copy of {twin.path}, which is kept"
+                out.append(PlannedAction(rec.path, "trash", twin.path, why, it.media_id, g_index, rec, it.relation))
+                continue
             if it.media_id == whole[best].media_id:
                 why = f"keeper (by {rule})"
                 out.append(PlannedAction(rec.path, "keep", rec.path, why, it.media_id, g_index, rec, it.relation))
@@ -96,6 +103,8 @@ def plan_resolve(
                 continue
             verb, why = _decide(it.relation, rec, keeper, action, keeper_is_rep)
             out.append(PlannedAction(rec.path, verb, keeper.path, why, it.media_id, g_index, rec, it.relation))
+            if verb == "keep" and rec.sha256 and it.relation not in (Relation.HARDLINK,):
+                kept_parts.setdefault(rec.sha256, rec)
     return out
 
 

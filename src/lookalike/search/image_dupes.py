@@ -186,9 +186,14 @@ def _shown_whole(fa: Features, fb: Features, m: Match) -> bool:
     )
 
 
+MIN_OVERLAP = 0.045  # a placement over less of the larger picture than this (a few pixels of it) is no evidence
+
+
 def _smooth_duplicate(fa: Features, fb: Features, m: Match, rule: VerifyRule) -> bool:
     return (
-        m.agreement >= rule.smooth_agreement
+        max(m.coverage_a, m.coverage_b) >= MIN_OVERLAP
+        and min(m.coverage_a, m.coverage_b) >= MIN_OVERLAP
+        and m.agreement >= rule.smooth_agreement
         and m.moved <= rule.max_moved
         and m.block <= rule.max_block
         and _shown_whole(fa, fb, m)
