@@ -27,7 +27,8 @@ from lookalike.config import Settings
 from lookalike.search.candidates import image_candidates
 from lookalike.search.features import Features
 from lookalike.search.image_dupes import FeatureCache, VerifyRule, judge, local_pairs
-from lookalike.search.verify import Match, dense_match, match, whole_frame
+from lookalike.search.smooth import dense_match
+from lookalike.search.verify import Match, match, whole_frame
 from lookalike.workspace import Workspace
 
 SMOOTH_KEYPOINTS, SMOOTH_COSINE = 80, 0.3  # pairs compared without keypoints too, for grids up to these

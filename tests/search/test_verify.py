@@ -8,7 +8,8 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
 from lookalike.search.features import Features, extract, mirrored
 from lookalike.search.image_dupes import VerifyRule, judge, verify
-from lookalike.search.verify import dense_match, hue_shift, match, plain_surround, whole_frame
+from lookalike.search.smooth import dense_match, hue_shift
+from lookalike.search.verify import match, plain_surround, whole_frame
 
 
 @pytest.fixture(scope="module")

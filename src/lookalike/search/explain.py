@@ -11,7 +11,8 @@ from PIL import Image, ImageDraw
 from lookalike.search.features import Features
 from lookalike.search.groups import Box, Relation
 from lookalike.search.image_dupes import Verdict, VerifyRule, relation, verify
-from lookalike.search.verify import Match, hue_shift
+from lookalike.search.smooth import hue_shift
+from lookalike.search.verify import Match
 
 PANEL = 480  # height of each side of the picture
 MAX_LINES = 80  # keypoint lines drawn (a sample of the inliers)

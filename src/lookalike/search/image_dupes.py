@@ -26,7 +26,8 @@ from lookalike.search.candidates import image_candidates
 from lookalike.search.features import MAX_SIDE, Features, extract
 from lookalike.search.groups import DuplicateGroup, GroupItem, GroupKind, Relation, star_groups
 from lookalike.search.local_candidates import local_candidates
-from lookalike.search.verify import Match, dense_match, hue_shift, match, plain_surround, whole_frame
+from lookalike.search.smooth import dense_match, hue_shift
+from lookalike.search.verify import Match, match, plain_surround, whole_frame
 from lookalike.storage.library import CollectionStore
 from lookalike.storage.records import MediaRecord
 

@@ -1,0 +1,121 @@
+"""Verification without keypoints, for pictures too smooth for them: the smaller picture placed inside the larger by
+correlation over sizes and refined by ECC (:func:`dense_match`); and the hue check every verdict makes
+(:func:`hue_shift`). The aligned-overlap checks themselves are :mod:`lookalike.search.verify`'s.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lookalike.search.features import Features, mirrored
+from lookalike.search.groups import Box
+from lookalike.search.verify import Match, _agreement, _assemble
+
+DENSE_SIDE = 96  # the dense matcher compares the pictures at this long side
+DENSE_SCALES = 12  # sizes tried for the smaller picture inside the larger, from DENSE_MIN_SCALE of its width to all
+DENSE_MIN_SCALE = 0.3
+
+
+def _dense_place(template: np.ndarray, image: np.ndarray) -> tuple[float, np.ndarray] | None:
+    """Where ``template`` (scaled to some share of ``image``'s width, aspect kept) best correlates with ``image``:
+    the normalised correlation and the 3x3 map from ``template``'s pixels to ``image``'s."""
+    import cv2
+
+    ih, iw = image.shape
+    th, tw = template.shape
+    best: tuple[float, float, tuple[int, int]] | None = None
+    for s in np.geomspace(DENSE_MIN_SCALE, 1.0, DENSE_SCALES):
+        k = min(iw * s / tw, ih / th)  # the template's scale: a share of the width, never taller than the image
+        w, h = max(8, round(tw * k)), max(8, round(th * k))
+        if w > iw or h > ih:
+            continue
+        t = cv2.resize(template, (w, h), interpolation=cv2.INTER_AREA)
+        if float(t.std()) < 1.0:
+            continue
+        _, score, _, (x, y) = cv2.minMaxLoc(cv2.matchTemplate(image, t, cv2.TM_CCOEFF_NORMED))
+        if best is None or score > best[0]:
+            best = (float(score), k, (x, y))
+    if best is None:
+        return None
+    score, k, (x, y) = best
+    return score, np.array([[k, 0, x], [0, k, y], [0, 0, 1.0]])
+
+
+def _refine(template: np.ndarray, image: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """``h`` (template pixels -> image pixels) refined by ECC to an affine map (a copy turned a little lands)."""
+    import cv2
+
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 40, 1e-4)
+    try:
+        _, warp = cv2.findTransformECC(
+            template.astype(np.float32),
+            image.astype(np.float32),
+            h[:2].astype(np.float32),
+            cv2.MOTION_AFFINE,
+            criteria,
+            np.full(image.shape, 255, np.uint8),  # the valid pixels of image (all)
+            3,
+        )
+    except cv2.error:
+        return h  # kept as placed
+    return np.r_[warp.astype(np.float64), [[0.0, 0.0, 1.0]]]
+
+
+def dense_match(a: Features, b: Features, mirror: bool = True) -> Match | None:
+    """The third verifier, for pictures too smooth for keypoints: the smaller content placed in the larger by
+    correlation over sizes (and mirrored), refined by ECC, then judged by the same aligned-overlap checks as a
+    keypoint match. Handles what :func:`whole_frame` cannot: crops, insets and small turns of smooth artwork."""
+    import cv2
+
+    def small(f: Features) -> tuple[np.ndarray, np.ndarray]:
+        x0, y0, x1, y1 = f.inner
+        g = f.gray[y0:y1, x0:x1]
+        k = DENSE_SIDE / max(g.shape)
+        size = (max(8, round(g.shape[1] * k)), max(8, round(g.shape[0] * k)))
+        # small pixels -> scaled-picture pixels
+        to_scaled = np.array([[(x1 - x0) / size[0], 0, x0], [0, (y1 - y0) / size[1], y0], [0, 0, 1.0]])
+        return cv2.resize(g, size, interpolation=cv2.INTER_AREA), to_scaled
+
+    ga, to_a = small(a)
+    best: tuple[float, np.ndarray, bool, bool, np.ndarray] | None = None  # score, map, flipped, a inside b, gb
+    for flipped in (False, True) if mirror else (False,):
+        gb, _ = small(mirrored(b) if flipped else b)
+        for a_inside in (True, False):
+            placed = _dense_place(ga, gb) if a_inside else _dense_place(gb, ga)
+            if placed is not None and (best is None or placed[0] > best[0]):
+                best = (placed[0], placed[1], flipped, a_inside, gb)
+    if best is None:
+        return None
+    _, placed_h, flipped, a_inside, gb = best
+    a_to_b = _refine(ga, gb, placed_h) if a_inside else np.linalg.inv(_refine(gb, ga, placed_h))
+    target = mirrored(b) if flipped else b
+    h_small = small(target)[1] @ a_to_b @ np.linalg.inv(to_a)
+    return _assemble(a, b, h_small, flipped, _agreement(a, target, h_small), 1.0)
+
+
+MIN_CHROMA = 4.0  # a region whose mean colour is closer to grey than this (CIELAB a*b*) has no hue to compare
+
+
+def hue_shift(a: Features, b: Features, m: Match) -> float:
+    """Degrees between the mean hues of the matched regions (CIELAB a*b*), 0 when either is about grey.
+
+    A copy keeps its hues through brightness, contrast, saturation, compression and grey-level edits (on the dev
+    half of the benchmark: at most 20 degrees); a recoloured variant of a design (blue to purple, to teal) does not
+    (31 degrees and more), though its grey levels, all the other checks see, agree.
+    """
+    if a.chroma is None or b.chroma is None:
+        return 0.0
+
+    def mean(f: Features, box: Box) -> np.ndarray:
+        assert f.chroma is not None
+        ch, cw = f.chroma.shape[:2]
+        sx, sy = cw / f.size[0], ch / f.size[1]
+        x0, y0 = min(cw - 1, max(0, int(box[0] * sx))), min(ch - 1, max(0, int(box[1] * sy)))
+        x1, y1 = max(x0 + 1, int(np.ceil(box[2] * sx))), max(y0 + 1, int(np.ceil(box[3] * sy)))
+        return np.asarray(f.chroma[y0:y1, x0:x1].reshape(-1, 2).mean(axis=0))
+
+    va, vb = mean(a, m.region_a), mean(b, m.region_b)
+    if min(float(np.linalg.norm(va)), float(np.linalg.norm(vb))) < MIN_CHROMA:
+        return 0.0
+    angle = np.degrees(np.arctan2(va[1], va[0]) - np.arctan2(vb[1], vb[0]))
+    return float(abs((angle + 180.0) % 360.0 - 180.0))
