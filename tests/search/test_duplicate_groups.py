@@ -9,9 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter, ImageOps
 
+from lookalike.search.features import Features
 from lookalike.search.groups import GroupKind, Relation, star_groups
-from lookalike.search.image_dupes import TILTED, Verdict, _tilt
+from lookalike.search.image_dupes import Verdict
+from lookalike.search.representatives import TILTED, hubs, representative_rank, tilt
 from lookalike.search.verify import Match
+from lookalike.storage.records import MediaRecord
 from lookalike.workspace import Workspace
 
 
@@ -52,6 +55,35 @@ def test_a_candidate_never_compared_with_the_representative_is_checked_against_i
     assert sorted(asked) == [(0, 3), (0, 4)]  # checked against the representative, never against member 1
 
 
+def test_the_representative_is_the_hub_its_edits_verify_against():
+    """The original (0) verifies against its six edits; a watermarked copy (1) has more keypoints (its letters) and
+    verifies against three; an upscaled letterbox (2) has the most pixels and verifies against two. The original
+    represents the family, so every edit is in its group; ranked by keypoints or by pixels first, the watermark or
+    the letterbox would take the centre and leave out the edits that fail against it."""
+    ident = np.eye(3)
+    m = Match(40, 50, ident, (0, 0, 99, 99), (0, 0, 99, 99), 1.0, 1.0, 1.0, 0.0, 1.0, 0.0, False)
+    pairs = [(0, k) for k in range(1, 7)] + [(1, 3), (1, 4), (2, 5)]
+    verdicts = {p: Verdict(True, "local", 1.0, m) for p in pairs}
+    links: dict[int, dict[int, bool]] = {}
+    for a, b in pairs:
+        links.setdefault(a, {})[b] = links.setdefault(b, {})[a] = True
+    size = {0: (1000, 750), 1: (1000, 750), 2: (1600, 1200)}
+    records = {
+        k: MediaRecord(f"/m/{k}.jpg", "image", 100_000, 0, "ok", f"{k}", *size.get(k, (1000, 750))) for k in range(7)
+    }
+    keypoints = {0: 300, 1: 900}
+
+    def features(k: int) -> Features:
+        n = keypoints.get(k, 300)
+        points, descriptors = np.zeros((n, 2), np.float32), np.zeros((n, 128), np.float32)
+        return Features(points, descriptors, np.zeros((8, 8), np.uint8), 1.0, size.get(k, (1000, 750)))
+
+    assert hubs(links) == {0, 1}  # 1 verifies against 3 files, half the original's 6; the others against 1 or 2
+    rank = representative_rank(verdicts, records, features, links)
+    assert sorted(links, key=rank)[0] == 0
+    assert star_groups(links, rank) == [[0, 1, 2, 3, 4, 5, 6]]
+
+
 def test_a_copy_turned_a_few_degrees_against_the_others_is_told_apart():
     """The tilt of each picture: the median angle, off a quarter turn, its verified duplicates are turned by."""
     ident = np.eye(3)
@@ -66,10 +98,10 @@ def test_a_copy_turned_a_few_degrees_against_the_others_is_told_apart():
     verdicts = {(0, 1): verdict(0), (0, 2): verdict(90), (0, 3): verdict(7), (1, 3): verdict(-7.2)}
     verdicts[(2, 3)] = verdict(-83)
     verdicts[(0, 4)] = Verdict(True, "identical", 1.0)
-    tilt = _tilt(verdicts)
-    assert tilt[3] == pytest.approx(7.0, abs=0.01)  # turned against all three others
-    assert tilt[0] == 0.0 and tilt[1] == pytest.approx(3.6, abs=0.01) and tilt[4] == 0.0
-    assert tilt[3] > TILTED >= tilt[0]
+    tilts = tilt(verdicts)
+    assert tilts[3] == pytest.approx(7.0, abs=0.01)  # turned against all three others
+    assert tilts[0] == 0.0 and tilts[1] == pytest.approx(3.6, abs=0.01) and tilts[4] == 0.0
+    assert tilts[3] > TILTED >= tilts[0]
 
 
 def test_a_file_that_may_not_represent_another_waits_for_it():

@@ -187,3 +187,22 @@ def test_a_recoloured_variant_is_told_from_a_colour_edit_by_its_hues(images):
         assert v.duplicate and v.match is not None and hue_shift(fa, copy, v.match) < 6
     m = match(fa, variant)
     assert m is not None and m.agreement > 0.9 and hue_shift(fa, variant, m) > 35  # the grey levels agree
+
+
+def test_hues_are_compared_where_the_pictures_overlap_not_as_one_mean(images):
+    """Each half of the photo turned about 40 degrees, one half each way: the mean hue barely moves (the turns
+    cancel), yet every part of the picture has other colours; a flipped, saturated copy keeps every part's hue."""
+    im = images["chelsea"]
+    hsv = np.asarray(im.convert("HSV")).astype(int)
+    half = hsv.shape[1] // 2
+    hsv[:, :half, 0] += 28  # 28 of 256 steps
+    hsv[:, half:, 0] -= 28
+    variant = Image.fromarray((hsv % 256).astype(np.uint8), "HSV").convert("RGB")
+    fa, fv = extract(im), extract(variant)
+    m = match(fa, fv)
+    assert m is not None and m.agreement > 0.9  # the grey levels agree
+    assert hue_shift(fa, fv, m) > 35
+    assert not verify(fa, fv, 0.9, VerifyRule()).duplicate
+    flipped = extract(ImageOps.mirror(ImageEnhance.Color(im).enhance(1.6)))
+    mf = match(fa, flipped, mirror=True)
+    assert mf is not None and mf.flipped and hue_shift(fa, flipped, mf) < 8

@@ -285,7 +285,7 @@ def print_explanation(console: Console, expl: Explanation, picture: Path | None)
     )
     if expl.region_a is not None:
         console.print(
-            f"  colours: the matched regions' mean hues differ by {expl.hue_shift:.1f} degrees (at most "
+            f"  colours: the aligned regions' hues differ by {expl.hue_shift:.1f} degrees, cell by cell (at most "
             f"{rule.max_hue_shift:.0f}: a recoloured variant of a design shifts them, an edit keeps them)"
         )
     if expl.method == "smooth" or min(expl.keypoints) < rule.smooth_keypoints:

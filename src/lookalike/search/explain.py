@@ -40,7 +40,8 @@ class Explanation:
         coverage: the share of ``a`` and of ``b`` inside the overlap (one of them must be shown whole).
         region_a: the box of ``a`` showing what ``b`` shows.
         region_b: the box of ``b`` showing what ``a`` shows.
-        hue_shift: degrees between the mean hues of the two regions (a recoloured design shifts them).
+        hue_shift: degrees the hues of the aligned regions differ by, cell by cell (median; a recoloured design
+            turns them).
         rule: the thresholds the decision used.
     """
 

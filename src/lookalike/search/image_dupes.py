@@ -11,11 +11,10 @@ anything.
 from __future__ import annotations
 
 import logging
-import math
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path, PurePath
+from pathlib import Path
 
 import numpy as np
 
@@ -26,6 +25,7 @@ from lookalike.search.candidates import image_candidates
 from lookalike.search.features import MAX_SIDE, Features, extract
 from lookalike.search.groups import DuplicateGroup, GroupItem, GroupKind, Relation, star_groups
 from lookalike.search.local_candidates import local_candidates
+from lookalike.search.representatives import representative_rank
 from lookalike.search.smooth import dense_match, hue_shift
 from lookalike.search.verify import Match, match, plain_surround, whole_frame
 from lookalike.storage.library import CollectionStore
@@ -33,10 +33,6 @@ from lookalike.storage.records import MediaRecord
 
 log = logging.getLogger(__name__)
 
-LOSSLESS = {".png", ".tif", ".tiff", ".bmp", ".ppm", ".pgm"}
-PIXEL_STEP = 1.25  # representatives are ranked by their picture's pixels in steps of this ratio
-TILTED = 2.0  # degrees off a quarter turn beyond which a picture is turned against its duplicates
-GREY_CHROMA = 2.0  # mean CIELAB a*b* magnitude under which a picture has no colour
 WHOLE = 0.8  # a side whose matched region covers this share of it is shown whole
 CACHE = 2048  # pictures whose features are kept while verifying (about 0.8 MB each)
 
@@ -67,9 +63,11 @@ class VerifyRule:
             with :attr:`smooth_agreement` and :attr:`max_hue_shift`.
         smooth_agreement: patch agreement two smooth pictures' aligned overlap needs (smooth pictures have few
             structured patches: a stricter share than keypoint matches need).
-        max_hue_shift: degrees the mean hues of the two matched regions may differ: a copy keeps its hues
-            through brightness, contrast, saturation and compression (dev: at most 20), a recoloured variant of a
-            design (the same grey levels in blue and in purple) does not (dev: 23 and more).
+        max_hue_shift: degrees the hues of the aligned overlap may differ by, cell by cell
+            (:func:`~lookalike.search.smooth.hue_shift`): a copy keeps each part's hue through brightness, contrast,
+            saturation and compression (dev pairs of copies: 99.9% within 18.8 degrees, 9 of 9,321 beyond 20, all
+            but one involving a JPEG at quality 12), a recoloured variant of a design (the same grey levels in blue
+            and in teal) does not (dev: 22.7 for a flipped copy against the teal variant, 28 and more otherwise).
         local_per_image: partners proposed by shared keypoints (:mod:`~lookalike.search.local_candidates`:
             collages, pictures-in-picture, screenshots and tight crops, whose global vectors are far from their
             original's): a pair is kept when it is among the most-voted of either picture, so a picture many
@@ -95,7 +93,7 @@ class VerifyRule:
     smooth_keypoints: int = 60
     smooth_cosine: float = 0.5
     smooth_agreement: float = 0.9
-    max_hue_shift: float = 25.0
+    max_hue_shift: float = 20.0
     mirror_cosine: float = 0.5
     local_per_image: int = 10
     local_min_votes: int = 8
@@ -237,10 +235,6 @@ def relation(rep: Features, member: Features, m: Match) -> Relation:
     return Relation.CROPPED
 
 
-def _lossless(path: str) -> bool:
-    return PurePath(path).suffix.lower() in LOSSLESS
-
-
 def find_image_duplicates(store: CollectionStore, rule: VerifyRule | None = None) -> list[DuplicateGroup]:
     """Verified groups of duplicate images (see the module docstring)."""
     rule = rule or VerifyRule()
@@ -325,46 +319,6 @@ def _vector(store: CollectionStore, media_id: int, memo: dict[int, np.ndarray]) 
     return memo[media_id]
 
 
-def _tilt(verdicts: dict[tuple[int, int], Verdict]) -> dict[int, float]:
-    """Per picture, the median angle (degrees, off the nearest quarter turn) its verified duplicates are turned
-    by against it: high for a copy rotated a few degrees, whose duplicates are all turned against it."""
-    angles: dict[int, list[float]] = {}
-    for (a, b), v in verdicts.items():
-        if v.duplicate:
-            off = 0.0 if v.match is None else abs((v.match.rotation + 45.0) % 90.0 - 45.0)
-            angles.setdefault(a, []).append(off)
-            angles.setdefault(b, []).append(off)
-    return {k: float(np.median(s)) for k, s in angles.items()}
-
-
-def _turned(verdicts: dict[tuple[int, int], Verdict]) -> dict[int, float]:
-    """Per picture, the share of its verified duplicates that are turned by a quarter or a half turn against it:
-    most of them, for a copy someone turned (the others agree with one another, not with it)."""
-    turns: dict[int, list[bool]] = {}
-    for (a, b), v in verdicts.items():
-        if v.duplicate:
-            turned = v.match is not None and abs((v.match.rotation + 180.0) % 360.0 - 180.0) > 45.0
-            turns.setdefault(a, []).append(turned)
-            turns.setdefault(b, []).append(turned)
-    return {k: float(np.mean(t)) for k, t in turns.items()}
-
-
-def _grey(f: Features | None) -> bool:
-    """Whether a picture has no colour (a grey-level copy, or a black-and-white photo)."""
-    return f is not None and f.chroma is not None and float(np.abs(f.chroma).mean()) < GREY_CHROMA
-
-
-def _own_coverage(verdicts: dict[tuple[int, int], Verdict]) -> dict[int, float]:
-    """Per picture, the median share of it that its verified duplicates show: low for collages and screenshots."""
-    shares: dict[int, list[float]] = {}
-    for (a, b), v in verdicts.items():
-        if v.duplicate:
-            m = v.match
-            shares.setdefault(a, []).append(1.0 if m is None else m.coverage_a)
-            shares.setdefault(b, []).append(1.0 if m is None else m.coverage_b)
-    return {k: float(np.median(s)) for k, s in shares.items()}
-
-
 def _stars(
     verdicts: dict[tuple[int, int], Verdict],
     records: dict[int, MediaRecord],
@@ -377,44 +331,7 @@ def _stars(
         if v.duplicate:
             links.setdefault(a, {})[b] = True
             links.setdefault(b, {})[a] = True
-    coverage = _own_coverage(verdicts)
-    tilt = _tilt(verdicts)
-    turned = _turned(verdicts)
-
-    def rank(media_id: int) -> tuple:
-        """Best copy first: never a picture mostly made of other things (collage, screenshot), nor one turned a few
-        degrees against most of its duplicates (its corners are filler; where the duplicates are turned every which
-        way against each other, no file is told apart by this), nor one most of its duplicates are turned a
-        quarter or half turn against (someone turned it); then the most pixels of the shared picture (pixels
-        times the share its duplicates show, in 25% steps: resampling, a few degrees of rotation or a re-encode
-        add none); then in colour before grey levels; then not blurred (its keypoints, in steps of 2x: a blurred
-        copy keeps a fraction of its original's); then the one most files verified
-        against (among copies of one size the original is the hub its edits were made from, and its edits verify
-        against it best); then one its duplicates show whole before one with added borders or corners; then
-        lossless, larger file, path. (An original with crops among its duplicates shows only part of itself in
-        those links: the share weighs its pixels, it does not rank it after its own crops.)"""
-        rec = records[media_id]
-        share = coverage[media_id]
-        pixels = max(1.0, (rec.width or 0) * (rec.height or 0) * share)
-        step = -round(math.log(pixels, PIXEL_STEP))
-        tilted = tilt[media_id] > TILTED or turned[media_id] > 0.5
-        feats = cache.get(media_id)
-        sharp = -int(math.log2(1 + len(feats))) if feats is not None else 0
-        degree = -len(links[media_id])
-        grey = _grey(feats)
-        return (
-            share < 0.5,
-            tilted,
-            step,
-            grey,
-            sharp,
-            degree,
-            share < 0.95,
-            not _lossless(rec.path),
-            -rec.size,
-            rec.path,
-        )
-
+    rank = representative_rank(verdicts, records, cache.get, links)
     stars = star_groups(links, rank, confirm, nearby)
     # a file's byte-identical twins go where it goes (the star may have taken one twin through a link the other
     # never got as a candidate): the same bytes are never in two groups, nor one grouped and the other left out
