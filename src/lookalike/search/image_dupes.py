@@ -65,9 +65,10 @@ class VerifyRule:
             structured patches: a stricter share than keypoint matches need).
         max_hue_shift: degrees the hues of the aligned overlap may differ by, cell by cell
             (:func:`~lookalike.search.smooth.hue_shift`): a copy keeps each part's hue through brightness, contrast,
-            saturation and compression (dev pairs of copies: 99.9% within 18.8 degrees, 9 of 9,321 beyond 20, all
-            but one involving a JPEG at quality 12), a recoloured variant of a design (the same grey levels in blue
-            and in teal) does not (dev: 22.7 for a flipped copy against the teal variant, 28 and more otherwise).
+            saturation and compression (dev pairs of one picture: 99.9% within 18.8 degrees, 9 of 9,329 beyond 20,
+            most involving a JPEG at quality 12), a recoloured variant of a design (the same grey levels in blue
+            and in teal) does not (dev: 22.7 for a flipped copy against the teal variant, the others beyond 30;
+            ``python -m benchmarks.dupes_ablation``).
         local_per_image: partners proposed by shared keypoints (:mod:`~lookalike.search.local_candidates`:
             collages, pictures-in-picture, screenshots and tight crops, whose global vectors are far from their
             original's): a pair is kept when it is among the most-voted of either picture, so a picture many

@@ -102,10 +102,10 @@ def hue_shift(a: Features, b: Features, m: Match) -> float:
     angle between a cell's hue and the hue of ``b`` aligned onto it by the match (weighted by chroma); 0 when too
     little of the overlap has colour in both (a grey-level copy).
 
-    Cell by cell, not the mean hue of each region: a copy keeps each cell's hue through brightness, contrast,
-    saturation and compression (on the benchmark's halves at most about 11 degrees, though clipped saturation
-    turns the mean hue of a many-coloured picture by 28), while a recoloured variant of a design (blue to purple,
-    to teal) turns every cell (28 degrees and more), though its grey levels, all the other checks see, agree.
+    Cell by cell, not the mean hue of each region: a copy keeps each part's hue through brightness, contrast,
+    saturation and compression, while clipped saturation can turn the mean hue of a many-coloured picture, whose
+    colours cancel in the mean; a recoloured variant of a design (blue to purple, to teal) turns every part, though
+    its grey levels, all the other checks see, agree. (Dev half of the benchmark: ``benchmarks/dupes_ablation.py``.)
     """
     import cv2
 
