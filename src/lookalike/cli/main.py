@@ -13,6 +13,8 @@ from lookalike.cli.cleanup import register as register_cleanup
 from lookalike.cli.common import err, out, within, workspace
 from lookalike.cli.render import shown
 from lookalike.config import Settings
+from lookalike.errors import UsageError
+from lookalike.types import Backend
 
 app = typer.Typer(
     help="Find duplicate and similar images and videos.",
@@ -39,9 +41,20 @@ def main(
     ] = None,
     weights: Annotated[str | None, typer.Option(help="Local checkpoint file, or 'random'.")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N [default: cuda when present].")] = None,
+    backend: Annotated[
+        Backend | None,
+        typer.Option(
+            help="Runtime of the image model: auto (the fastest installed; torch on CUDA), torch, onnxruntime or "
+            "openvino [env LOOKALIKE_BACKEND; default auto]. Vectors agree across runtimes (cosine >= 0.999)."
+        ),
+    ] = None,
 ) -> None:
     """Global options; every command reads the library in HOME."""
-    ctx.obj = Settings.from_env(home=home, db_url=db, model=model, weights=weights, device=device)
+    try:
+        ctx.obj = Settings.from_env(home=home, db_url=db, model=model, weights=weights, device=device, backend=backend)
+    except UsageError as e:
+        err.print(f"[red]error:[/red] {shown(e)}")
+        raise typer.Exit(2) from e
 
 
 @app.command()

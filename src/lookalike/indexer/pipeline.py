@@ -186,7 +186,8 @@ class Indexer:
         pending: list[tuple[MediaRecord, list[VectorRecord]]] = []
         last_write = last_save = time.monotonic()
         video = MediaDescriptor.from_pooling(self.store.info.pooling)  # what the collection was built with
-        for done, done_file in enumerate(embed_jobs(plan.jobs, self.embedder(), self.settings, video), 1):
+        embedder = self.embedder()
+        for done, done_file in enumerate(embed_jobs(plan.jobs, embedder, self.settings, video), 1):
             pending.append((done_file.record, done_file.vectors))
             self._count(done_file, plan, report)
             if progress:
@@ -200,6 +201,8 @@ class Indexer:
                 last_save = now
         if pending:
             self.store.write(pending)
+        if report.images or report.videos:  # the runtime is known (a graph's precision is chosen on first use)
+            self.store.note_runtime(embedder.runtime, embedder.tolerance)
 
     def _count(self, done: Embedded, plan: Plan, report: IndexReport) -> None:
         job, record = done.job, done.record

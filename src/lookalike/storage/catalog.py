@@ -42,17 +42,9 @@ def _row_values(rec: MediaRecord) -> dict[str, Any]:
 
 
 def _info(row: Collection) -> CollectionInfo:
-    return CollectionInfo(
-        row.id,
-        row.name,
-        row.model,
-        row.weights_tag,
-        row.dim,
-        row.metric,
-        dict(row.preprocessing or {}),
-        dict(row.pooling or {}),
-        row.generation,
-    )
+    values = {f.name: getattr(row, f.name) for f in fields(CollectionInfo)}
+    dicts = {k: dict(values[k] or {}) for k in ("preprocessing", "pooling", "runtime")}  # detached copies
+    return CollectionInfo(**{**values, **dicts})
 
 
 class Catalog(VectorQueries):
@@ -99,6 +91,14 @@ class Catalog(VectorQueries):
             s.add(row)
             s.flush()
             return _info(row)
+
+    def note_runtime(self, collection_id: int, runtime: str, tolerance: float) -> None:
+        """Record that ``runtime`` computed vectors of the collection, each within cosine ``tolerance`` of torch's."""
+        with self._session.begin() as s:
+            row = s.get_one(Collection, collection_id)
+            old = row.runtime or {"runtimes": [], "tolerance": 1.0}
+            runs = old["runtimes"] if runtime in old["runtimes"] else [*old["runtimes"], runtime]
+            row.runtime = {"runtimes": runs, "tolerance": min(float(old["tolerance"]), tolerance)}
 
     def generation(self, collection_id: int) -> int:
         """The collection's write counter; FAISS files are current when their manifest holds the same."""

@@ -90,7 +90,8 @@ class Workspace(ServingMethods, CleanupMethods):
         """The embedder for a model spec, built once per workspace."""
         key = (spec, weights)
         if key not in self._embedders:
-            self._embedders[key] = create_embedder(spec, weights, self.settings.device)
+            s = self.settings
+            self._embedders[key] = create_embedder(spec, weights, s.device, s.backend, s.models_dir)
         return self._embedders[key]
 
     # -- writing -------------------------------------------------------------------------------------
@@ -279,6 +280,7 @@ class Workspace(ServingMethods, CleanupMethods):
                     "name": c.name,
                     "model": c.model,
                     "weights": c.weights_tag,
+                    "runtime": c.runtime or {"runtimes": ["torch"], "tolerance": 1.0},
                     "dim": c.dim,
                     "generation": c.generation,
                     **stats,

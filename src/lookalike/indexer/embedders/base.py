@@ -44,15 +44,25 @@ class Embedder(ABC):
         self._dim: int | None = None
 
     @abstractmethod
-    def embed_batch(self, pixels: torch.Tensor) -> np.ndarray:
+    def embed_batch(self, pixels: np.ndarray) -> np.ndarray:
         """Embed a uint8 (n, 3, size, size) batch made by :attr:`preprocess`; returns (n, dim) unit vectors."""
+
+    @property
+    def runtime(self) -> str:
+        """What runs the network (``torch``, ``openvino-f32`` ...), recorded with the collections it indexes."""
+        return "torch"
+
+    @property
+    def tolerance(self) -> float:
+        """The cosine every vector keeps with torch's on the same pictures (1.0: torch itself)."""
+        return 1.0
 
     @property
     def dim(self) -> int:
         """Vector dimension (found by one forward pass the first time)."""
         if self._dim is None:
             size = self.preprocess.size
-            self._dim = int(self.embed_batch(torch.zeros(1, 3, size, size, dtype=torch.uint8)).shape[1])
+            self._dim = int(self.embed_batch(np.zeros((1, 3, size, size), np.uint8)).shape[1])
         return self._dim
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
@@ -63,7 +73,7 @@ class Embedder(ABC):
 
     def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """Embed a uint8 (n, 3, size, size) array made by :attr:`preprocess`."""
-        return self.embed_batch(torch.from_numpy(pixels))
+        return self.embed_batch(pixels)
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Embed text queries into the picture space (CLIP models only).
@@ -110,10 +120,10 @@ class TorchEmbedder(Embedder):
         out: torch.Tensor = module(pixels)
         return out
 
-    def embed_batch(self, pixels: torch.Tensor) -> np.ndarray:
+    def embed_batch(self, pixels: np.ndarray) -> np.ndarray:
         """Embed a batch: channels-last, inference mode, autocast to fp16 on CUDA."""
         module = self.load()
-        x = normalise_pixels(self.preprocess, pixels.to(self.device, non_blocking=True))
+        x = normalise_pixels(self.preprocess, torch.from_numpy(pixels).to(self.device, non_blocking=True))
         x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
             if self.device.type == "cuda":

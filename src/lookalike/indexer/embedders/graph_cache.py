@@ -1,0 +1,112 @@
+"""ONNX graphs of the embedders' networks, exported once from their torch modules and cached under the library home.
+
+A graph is keyed by the model spec, its weights tag (a file digest, or the pretrained tag that names the weights) and
+the exporter (torch's version, the ONNX opset): a new torch, other weights or another model never reuse an old file.
+Each graph has a JSON sidecar holding its SHA-256, so a truncated or damaged file is noticed, reported in one line and
+exported again, and the outcome of its verification against torch per runtime, so that is done once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from lookalike.storage.files import atomic_write, atomic_write_bytes
+
+log = logging.getLogger(__name__)
+
+OPSET = 18
+
+
+def exporter_version() -> str:
+    """What writes the graphs: torch's dynamo ONNX exporter, by torch version and opset (read without importing
+    torch)."""
+    return f"torch-{metadata.version('torch')}-dynamo-opset{OPSET}"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass
+class CachedGraph:
+    """One cached graph: the ONNX file, its sidecar, and what the sidecar says (``dim``, ``sha256``, ``verified``)."""
+
+    graph: Path
+    sidecar: Path
+    meta: dict[str, Any] = field(default_factory=dict)
+    exported: bool = False  # written by this process (not found in the cache)
+
+    @property
+    def dim(self) -> int:
+        """The vector dimension the graph outputs."""
+        return int(self.meta["dim"])
+
+    def verified(self, runtime: str) -> dict[str, Any] | None:
+        """The recorded verification of ``runtime`` on this graph (its precision, the lowest cosine), if any."""
+        result = self.meta.get("verified", {}).get(runtime)
+        return result if isinstance(result, dict) else None
+
+    def record(self, runtime: str, result: dict[str, Any]) -> None:
+        """Remember that ``runtime`` passed verification on this graph (written atomically)."""
+        self.meta.setdefault("verified", {})[runtime] = result
+        atomic_write_bytes(self.sidecar, json.dumps(self.meta, indent=2, sort_keys=True).encode())
+
+
+class GraphCache:
+    """The folder of exported graphs (``<home>/models``)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def paths(self, spec: str, weights_tag: str) -> tuple[Path, Path]:
+        """The graph file and sidecar of a model with given weights, under the current exporter."""
+        key = hashlib.sha256(f"{spec}\n{weights_tag}\n{exporter_version()}".encode()).hexdigest()[:16]
+        stem = f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', spec)[:60]}-{key}"
+        return self.directory / f"{stem}.onnx", self.directory / f"{stem}.json"
+
+    def get(self, spec: str, weights_tag: str, export: Callable[[Path], int]) -> CachedGraph:
+        """The cached graph of a model, exported first when it is missing or damaged.
+
+        Args:
+            spec: the model spec.
+            weights_tag: the tag of its weights.
+            export: writes the graph to the path it is given and returns the vector dimension.
+        """
+        graph, sidecar = self.paths(spec, weights_tag)
+        meta = _read_json(sidecar)
+        if meta is not None and graph.is_file() and meta.get("sha256") == _sha256(graph):
+            return CachedGraph(graph, sidecar, meta)
+        if meta is not None or graph.exists():
+            log.warning("model cache %s is damaged (its checksum does not match); exporting it again", graph)
+        dims: list[int] = []
+        atomic_write(graph, lambda tmp: dims.append(export(tmp)))
+        meta = {
+            "spec": spec,
+            "weights_tag": weights_tag,
+            "exporter": exporter_version(),
+            "dim": dims[0],
+            "sha256": _sha256(graph),
+            "verified": {},
+        }
+        atomic_write_bytes(sidecar, json.dumps(meta, indent=2, sort_keys=True).encode())
+        return CachedGraph(graph, sidecar, meta, exported=True)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

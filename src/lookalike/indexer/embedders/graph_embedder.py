@@ -1,0 +1,182 @@
+"""An embedder whose network runs on ONNX Runtime or OpenVINO: exported from the torch embedder, checked against it.
+
+The torch embedder stays the reference. Its module is exported to ONNX once (dynamic batch; cached by
+:mod:`.graph_cache`); before the graph's first use its vectors are compared with torch's on the first real pictures
+it is given (the collection's first images, or a query), and only a runtime whose every vector reaches cosine
+:data:`MIN_COSINE` with torch's is used; the result is remembered beside the graph. A network that does not export,
+or a runtime that misses the tolerance, falls back to torch with a one-line message. Text (CLIP) stays on torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import threading
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from lookalike.indexer.embedders.base import Embedder, TorchEmbedder
+from lookalike.indexer.embedders.graph_cache import OPSET, CachedGraph, GraphCache
+from lookalike.indexer.embedders.graph_runtimes import GraphSession, open_session, precisions
+from lookalike.types import Backend
+
+log = logging.getLogger(__name__)
+
+MIN_COSINE = 0.999  # every vector of a runtime vs torch's on the same pictures (issue 14)
+
+
+def export_onnx(reference: TorchEmbedder, path: Path) -> int:
+    """Write the reference's network (pixels normalised -> features) to ``path`` as ONNX with a dynamic batch;
+    returns the vector dimension."""
+    import torch
+
+    class Features(torch.nn.Module):
+        def __init__(self, net: torch.nn.Module) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return reference.forward(self.net, x).flatten(1)
+
+    wrapper = Features(reference.load()).eval()
+    size = reference.preprocess.size
+    example = torch.zeros(2, 3, size, size)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    # the exporter reports its progress on stdout and warns about internals: a user sees only our one line
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), torch.inference_mode(False):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            wrapper,
+            (example,),
+            str(path),
+            input_names=["pixels"],
+            output_names=["features"],
+            dynamic_shapes=({0: batch},),
+            opset_version=OPSET,
+            dynamo=True,
+            external_data=False,
+            verbose=False,
+        )
+        with torch.no_grad():
+            return int(wrapper(example).shape[1])
+
+
+def normalise_array(mean: Sequence[float], std: Sequence[float], pixels: np.ndarray) -> np.ndarray:
+    """A uint8 (n, 3, H, W) batch as the normalised float32 input (as ``base.normalise_pixels`` does in torch)."""
+    m = np.asarray(mean, np.float32).reshape(1, 3, 1, 1) * np.float32(255.0)
+    s = np.asarray(std, np.float32).reshape(1, 3, 1, 1) * np.float32(255.0)
+    out: np.ndarray = (pixels.astype(np.float32) - m) / s
+    return out
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (float32), as torch's ``normalize`` does (eps 1e-12)."""
+    x = np.asarray(x, np.float32).reshape(len(x), -1)
+    norms = np.maximum(np.linalg.norm(x, axis=1, keepdims=True), np.float32(1e-12))
+    out: np.ndarray = (x / norms).astype(np.float32, copy=False)
+    return out
+
+
+class GraphEmbedder(Embedder):
+    """Runs a torch embedder's network on ``backend`` (ONNX Runtime or OpenVINO), torch being the reference."""
+
+    def __init__(self, reference: TorchEmbedder, backend: Backend, cache: GraphCache, threads: int = 0) -> None:
+        super().__init__(reference.spec, reference.weights_tag, reference.preprocess, "cpu")
+        self.reference = reference
+        self.backend = backend
+        self.supports_text = reference.supports_text
+        self._cache = cache
+        self._threads = threads
+        self._graph: CachedGraph | None = None
+        self._session: GraphSession | None = None
+        self._fallback: str | None = None  # why torch runs the network instead (None: not fallen back)
+        self._prepare_lock = threading.Lock()
+
+    @property
+    def runtime(self) -> str:
+        """``openvino-bf16``, ``onnxruntime-f32`` ..., ``torch`` after a fallback, or the backend before first use."""
+        if self._fallback is not None:
+            return "torch"
+        return f"{self.backend}-{self._session.precision}" if self._session else str(self.backend)
+
+    @property
+    def tolerance(self) -> float:
+        """:data:`MIN_COSINE` once the runtime passed verification (1.0 on torch)."""
+        return 1.0 if self._fallback is not None or self._session is None else MIN_COSINE
+
+    @property
+    def fallback(self) -> str | None:
+        """Why the network runs on torch instead of the backend asked for, if it does."""
+        return self._fallback
+
+    @property
+    def graph(self) -> CachedGraph | None:
+        """The cached ONNX graph in use, once it was needed."""
+        return self._graph
+
+    @property
+    def dim(self) -> int:
+        """Vector dimension, from the exported graph (no forward pass, no torch when the graph is cached)."""
+        graph = self._get_graph()
+        return graph.dim if graph is not None else self.reference.dim
+
+    def embed_batch(self, pixels: np.ndarray) -> np.ndarray:
+        """Embed a uint8 batch; the first call verifies the runtime against torch on these pictures."""
+        session = self._session if self._session is not None or self._fallback else self._prepare(pixels)
+        if session is None:
+            return self.reference.embed_batch(pixels)
+        pre = self.preprocess
+        return unit_rows(session.run(normalise_array(pre.mean, pre.std, pixels)))
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Text queries run on the torch reference (CLIP models)."""
+        return self.reference.embed_texts(texts)
+
+    def _get_graph(self) -> CachedGraph | None:
+        if self._graph is None and self._fallback is None:
+            try:
+                self._graph = self._cache.get(self.spec, self.weights_tag, lambda p: export_onnx(self.reference, p))
+            except Exception as e:  # any exporter failure (an op without an ONNX form ...) means: stay on torch
+                reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                self._fall_back(f"{self.spec} cannot be exported to ONNX ({reason[:200]})")
+        return self._graph
+
+    def _prepare(self, pixels: np.ndarray) -> GraphSession | None:
+        with self._prepare_lock:
+            if self._session is not None or self._fallback is not None:
+                return self._session
+            graph = self._get_graph()
+            if graph is None:
+                return None
+            known = graph.verified(str(self.backend))
+            if known is not None:
+                self._session = open_session(self.backend, graph.graph, str(known["precision"]), self._threads)
+                return self._session
+            self._session = self._verify(graph, pixels)
+            return self._session
+
+    def _verify(self, graph: CachedGraph, pixels: np.ndarray) -> GraphSession | None:
+        """Open the fastest precision whose vectors reach :data:`MIN_COSINE` with torch's on ``pixels``."""
+        want = self.reference.embed_batch(pixels)
+        pre = self.preprocess
+        x = normalise_array(pre.mean, pre.std, pixels)
+        lowest = 1.0
+        for precision in precisions(self.backend):
+            session = open_session(self.backend, graph.graph, precision, self._threads)
+            lowest = float(np.min(np.sum(unit_rows(session.run(x)) * want, axis=1)))
+            if lowest >= MIN_COSINE:
+                graph.record(str(self.backend), {"precision": precision, "min_cosine": lowest, "pictures": len(x)})
+                return session
+        self._fall_back(
+            f"{self.backend} vectors of {self.spec} differ from torch's (cosine {lowest:.5f} < {MIN_COSINE} "
+            f"on {len(x)} pictures)"
+        )
+        return None
+
+    def _fall_back(self, reason: str) -> None:
+        self._fallback = reason
+        log.error("error: %s; running the model on torch", reason)
