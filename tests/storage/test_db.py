@@ -10,6 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 from lookalike.errors import SchemaOutOfDateError
+from lookalike.storage.catalog import Catalog
 from lookalike.storage.db import current_revision, downgrade, ensure_schema, head_revision, make_engine, upgrade
 from lookalike.storage.orm import Base
 
@@ -153,3 +154,27 @@ def test_0004_adds_empty_photo_metadata_and_keeps_every_row(engine):
     with engine.connect() as conn:
         assert conn.execute(text("SELECT media_id, embedding FROM vectors")).one() == (1, bytes(range(16)))
         assert conn.execute(text("SELECT path, size FROM media")).one() == ("/p/a.jpg", 10)
+
+
+def test_0005_adds_runtime_and_catalog_notes_each_runtime_once(engine):
+    """A collection written at 0004 has no runtime (torch made it); runtimes noted later are listed once each, with
+    the loosest tolerance; down again drops just the column."""
+    upgrade(engine, "0004")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO collections (id, name, model, weights_tag, dim, metric, preprocessing, pooling, "
+                "generation, created_at) VALUES (1, 'c', 'm', 'w', 4, 'cosine', '{}', '{}', 0, CURRENT_TIMESTAMP)"
+            )
+        )
+    upgrade(engine)
+    catalog = Catalog(engine)
+    assert catalog.collection("c").runtime == {}
+    catalog.note_runtime(1, "torch", 1.0)
+    catalog.note_runtime(1, "openvino-f32", 0.999)
+    catalog.note_runtime(1, "torch", 1.0)
+    assert catalog.collection("c").runtime == {"runtimes": ["torch", "openvino-f32"], "tolerance": 0.999}
+    downgrade(engine, "0004")
+    assert "runtime" not in {c["name"] for c in inspect(engine).get_columns("collections")}
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT name, dim FROM collections")).one() == ("c", 4)

@@ -14,7 +14,7 @@ import io
 import logging
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -47,8 +47,7 @@ def export_onnx(reference: TorchEmbedder, path: Path) -> int:
     example = torch.zeros(2, 3, size, size)
     batch = torch.export.Dim("batch", min=1, max=4096)
     # the exporter reports its progress on stdout and warns about internals: a user sees only our one line
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), torch.inference_mode(False):
-        warnings.simplefilter("ignore")
+    with _quiet_exporter(), torch.inference_mode(False):
         torch.onnx.export(
             wrapper,
             (example,),
@@ -63,6 +62,22 @@ def export_onnx(reference: TorchEmbedder, path: Path) -> int:
         )
         with torch.no_grad():
             return int(wrapper(example).shape[1])
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """Silence the exporter's progress lines, warnings and log records (its failure is reported once, by us)."""
+    loggers = [logging.getLogger(name) for name in ("onnxscript", "onnx_ir", "torch.onnx", "torch.export")]
+    levels = [lg.level for lg in loggers]
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        for lg in loggers:
+            lg.setLevel(logging.CRITICAL)
+        try:
+            yield
+        finally:
+            for lg, level in zip(loggers, levels, strict=True):
+                lg.setLevel(level)
 
 
 def normalise_array(mean: Sequence[float], std: Sequence[float], pixels: np.ndarray) -> np.ndarray:

@@ -1,0 +1,237 @@
+"""Inference backends: ONNX Runtime and OpenVINO against torch on real pictures, the graph cache, the fallback, and
+libraries indexed with one backend and searched with another."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from benchmarks.corpus import EDITS, EXTENSIONS, edited, video_dir
+from lookalike.cli.main import app
+from lookalike.errors import UsageError
+from lookalike.indexer.embedders.backends import resolve_backend
+from lookalike.indexer.embedders.base import TorchEmbedder
+from lookalike.indexer.embedders.efficientnet import build_efficientnet_lite0
+from lookalike.indexer.embedders.graph_cache import GraphCache
+from lookalike.indexer.embedders.graph_embedder import MIN_COSINE, GraphEmbedder, export_onnx
+from lookalike.indexer.embedders.registry import create_embedder
+from lookalike.types import Backend
+from lookalike.workspace import Workspace
+from tests.conftest import TEST_SERVER, fresh_db_url
+
+PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "retina", "china", "flower")
+RUNTIMES = (Backend.ONNXRUNTIME, Backend.OPENVINO)
+
+
+def _ours(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """What lookalike logged (torch's exporter logs its own debug records)."""
+    return [r.getMessage() for r in caplog.records if r.name.startswith("lookalike")]
+
+
+@pytest.fixture(scope="module")
+def reference() -> TorchEmbedder:
+    return build_efficientnet_lite0(device="cpu")
+
+
+@pytest.fixture(scope="module")
+def cached(reference, model_cache) -> Path:
+    """The session's model cache, holding the default model's graph."""
+    GraphCache(model_cache).get(reference.spec, reference.weights_tag, lambda p: export_onnx(reference, p))
+    return model_cache
+
+
+@pytest.fixture(scope="module")
+def pictures(images) -> np.ndarray:
+    """The real photos, and each mirrored, as one uint8 model-input batch."""
+    from PIL import ImageOps
+
+    from lookalike.indexer.embedders.efficientnet import LITE0_PREPROCESS
+
+    pics = [images[n] for n in PHOTOS] + [ImageOps.mirror(images[n]) for n in PHOTOS]
+    return np.stack([LITE0_PREPROCESS(p) for p in pics])
+
+
+@pytest.mark.parametrize("backend", RUNTIMES)
+def test_every_backend_matches_torch_on_real_pictures(backend, reference, pictures, cached):
+    want = reference.embed_pixels(pictures)
+    emb = GraphEmbedder(reference, backend, GraphCache(cached))
+    got = emb.embed_pixels(pictures)
+    cosines = np.sum(got * want, axis=1)
+    assert got.shape == (16, 1280) and got.dtype == np.float32
+    assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    assert cosines.min() >= MIN_COSINE
+    assert emb.fallback is None and emb.runtime in {f"{backend}-f32", f"{backend}-bf16"}
+    assert emb.tolerance == MIN_COSINE and emb.dim == 1280
+    recorded = emb.graph.verified(str(backend)) if emb.graph else None
+    assert recorded is not None and recorded["min_cosine"] >= MIN_COSINE
+    # the batch dimension is dynamic: one picture, and an odd number, give the same vectors as the full batch
+    assert np.allclose(emb.embed_pixels(pictures[:1]), got[:1], atol=1e-5)
+    assert np.allclose(emb.embed_pixels(pictures[3:10]), got[3:10], atol=1e-5)
+
+
+def test_cached_graph_is_reused_without_export_or_torch(reference, pictures, tmp_path):
+    cache = GraphCache(tmp_path / "models")
+    first = GraphEmbedder(reference, Backend.ONNXRUNTIME, cache)
+    want = first.embed_pixels(pictures)
+    assert first.graph is not None and first.graph.exported
+    graph, sidecar = cache.paths(reference.spec, reference.weights_tag)
+    stamp = (graph.stat().st_mtime_ns, sidecar.read_bytes())
+
+    fresh = build_efficientnet_lite0(device="cpu")  # its torch module is never built if the cache is used
+    again = GraphEmbedder(fresh, Backend.ONNXRUNTIME, GraphCache(tmp_path / "models"))
+    assert np.array_equal(again.embed_pixels(pictures), want)
+    assert again.graph is not None and not again.graph.exported
+    assert (graph.stat().st_mtime_ns, sidecar.read_bytes()) == stamp
+    assert fresh._module is None  # verified before: no torch forward pass, no torch network
+
+
+def test_damaged_cache_is_exported_again_with_one_line(reference, pictures, cached, tmp_path, caplog):
+    cache = GraphCache(tmp_path / "models")
+    shutil.copytree(cached, cache.directory, dirs_exist_ok=True)
+    graph, _ = cache.paths(reference.spec, reference.weights_tag)
+    graph.write_bytes(graph.read_bytes()[: graph.stat().st_size // 2])  # a torn copy
+    caplog.set_level(logging.WARNING)
+    emb = GraphEmbedder(reference, Backend.OPENVINO, cache)
+    got = emb.embed_pixels(pictures)
+    assert _ours(caplog) == [f"model cache {graph} is damaged (its checksum does not match); exporting it again"]
+    assert emb.graph is not None and emb.graph.exported
+    assert np.sum(got * reference.embed_pixels(pictures), axis=1).min() >= MIN_COSINE
+
+
+def test_failing_verification_falls_back_to_torch(reference, pictures, tmp_path, caplog):
+    """A graph that does not compute the reference's vectors (here: the same network untrained, cached under the
+    trained one's key) is refused on its first pictures; torch runs instead."""
+    untrained = build_efficientnet_lite0("random", device="cpu")
+    cache = GraphCache(tmp_path / "models")
+    cache.get(reference.spec, reference.weights_tag, lambda p: export_onnx(untrained, p))
+    caplog.set_level(logging.WARNING)
+    emb = GraphEmbedder(reference, Backend.ONNXRUNTIME, cache)
+    got = emb.embed_pixels(pictures[:4])
+    assert np.array_equal(got, reference.embed_pixels(pictures[:4]))
+    assert emb.runtime == "torch" and emb.tolerance == 1.0
+    [message] = _ours(caplog)
+    assert message.startswith("error: onnxruntime vectors of efficientnet_lite0 differ from torch's (cosine ")
+    assert message.endswith(f" < {MIN_COSINE} on 4 pictures); running the model on torch")
+    assert emb.graph is not None and emb.graph.verified("onnxruntime") is None  # nothing recorded as verified
+
+
+def test_auto_picks_openvino_and_cuda_keeps_torch():
+    assert resolve_backend("auto", on_cuda=False) == Backend.OPENVINO
+    assert resolve_backend(Backend.AUTO, on_cuda=True) == Backend.TORCH
+    assert resolve_backend("onnxruntime", on_cuda=False) == Backend.ONNXRUNTIME
+    with pytest.raises(UsageError, match=r"^unknown backend 'tensorrt'; use one of: auto, torch, onnxruntime, open"):
+        resolve_backend("tensorrt", on_cuda=False)
+    with pytest.raises(UsageError, match=r"^--backend openvino runs on the CPU; use --backend torch"):
+        resolve_backend("openvino", on_cuda=True)
+
+
+def test_random_weights_stay_on_torch(tmp_path):
+    emb = create_embedder("timm:resnet18", weights="random", device="cpu", backend="openvino", models=tmp_path)
+    assert isinstance(emb, TorchEmbedder) and emb.runtime == "torch"
+
+
+@pytest.mark.parametrize("spec", ["timm:resnet18", "torchvision:mobilenet_v3_small", "open_clip:RN50"])
+def test_other_families_export_and_match_torch(spec, images, tmp_path):
+    """Image towers of the other families run on OpenVINO too (a local checkpoint: the hub is offline here)."""
+    import torch
+
+    ckpt = tmp_path / "weights.pt"
+    torch.manual_seed(0)
+    torch.save(create_embedder(spec, weights="random", device="cpu").load().state_dict(), ckpt)
+    ref = create_embedder(spec, weights=str(ckpt), device="cpu")
+    emb = create_embedder(spec, weights=str(ckpt), device="cpu", backend="openvino", models=tmp_path / "models")
+    pics = [images[n] for n in PHOTOS[:4]]
+    cosines = np.sum(emb.embed_images(pics) * ref.embed_images(pics), axis=1)
+    assert isinstance(emb, GraphEmbedder) and emb.fallback is None
+    assert cosines.min() >= MIN_COSINE
+    assert emb.supports_text == (spec.startswith("open_clip"))
+
+
+@pytest.fixture(scope="module")
+def small_corpus(tmp_path_factory, images) -> Path:
+    """Eight real photos, three edits of each, and a short video."""
+    root = tmp_path_factory.mktemp("backend_media")
+    for name in PHOTOS:
+        images[name].save(root / f"{name}.png")
+        for edit in [e for e in EDITS if e.name in ("crop", "flip", "jpeg_quality")]:
+            (root / f"{name}__{edit.name}{EXTENSIONS[edit.fmt]}").write_bytes(edited(images[name], edit))
+    shutil.copy(video_dir() / "carphone_pristine.mp4", root / "carphone.mp4")
+    return root
+
+
+def _answers(settings, queries: list[Path]) -> list[list[tuple[str, float]]]:
+    with Workspace(settings) as ws:
+        return [[(h.path, h.score) for h in r.hits] for r in ws.search_files(queries, k=6)]
+
+
+def _same(a: list[list[tuple[str, float]]], b: list[list[tuple[str, float]]]) -> None:
+    assert [[p for p, _ in q] for q in a] == [[p for p, _ in q] for q in b]
+    assert max(abs(x - y) for qa, qb in zip(a, b, strict=True) for (_, x), (_, y) in zip(qa, qb, strict=True)) < 1e-3
+
+
+def test_libraries_indexed_with_two_backends_answer_alike(small_corpus, settings_factory):
+    queries = [small_corpus / f"{n}__crop.jpg" for n in PHOTOS] + [small_corpus / "carphone.mp4"]
+    by_torch = settings_factory(backend=Backend.TORCH)
+    by_openvino = settings_factory(backend=Backend.OPENVINO)
+    for s in (by_torch, by_openvino):
+        with Workspace(s) as ws:
+            report = ws.index([small_corpus])
+        assert (report.images, report.videos, report.failed) == (32, 1, [])
+    _same(_answers(by_torch, queries), _answers(by_openvino, queries))
+    # searched with the other backend, each library answers as before
+    _same(_answers(by_torch.with_(backend=Backend.OPENVINO), queries), _answers(by_torch, queries))
+    _same(_answers(by_openvino.with_(backend=Backend.TORCH), queries), _answers(by_openvino, queries))
+    with Workspace(by_openvino) as ws:
+        [info] = ws.info()["collections"]
+    assert info["runtime"]["runtimes"] in (["openvino-f32"], ["openvino-bf16"])
+    assert info["runtime"]["tolerance"] == MIN_COSINE
+
+
+def test_runtime_recorded_with_collection_and_manifest(small_corpus, settings_factory, tmp_path):
+    """A library indexed on OpenVINO and grown on torch records both runtimes, in the catalog and the manifest."""
+    settings = settings_factory(backend=Backend.OPENVINO)
+    part = tmp_path / "part"
+    part.mkdir()
+    for name in PHOTOS[:3]:
+        shutil.copy(small_corpus / f"{name}.png", part / f"{name}.png")
+    with Workspace(settings) as ws:
+        ws.index([part])
+    shutil.copy(small_corpus / "china.png", part / "china.png")
+    with Workspace(settings.with_(backend=Backend.TORCH)) as ws:
+        assert ws.index([part]).new == 1
+        [info] = ws.info()["collections"]
+    runtimes = info["runtime"]["runtimes"]
+    assert runtimes[1:] == ["torch"] and runtimes[0] in ("openvino-f32", "openvino-bf16")
+    assert info["runtime"]["tolerance"] == MIN_COSINE
+    [manifest] = (settings.home / "collections").glob("*/manifest.json")
+    assert json.loads(manifest.read_text())["runtime"] == {"runtimes": runtimes, "tolerance": MIN_COSINE}
+
+
+def test_cli_backend_option_and_bad_values(small_corpus, tmp_path, monkeypatch):
+    runner = CliRunner()
+    home = tmp_path / "home"
+    db = ["--db", fresh_db_url(home)] if TEST_SERVER else []
+    one = tmp_path / "one"
+    one.mkdir()
+    shutil.copy(small_corpus / "coffee.png", one / "coffee.png")
+    result = runner.invoke(app, ["--home", str(home), *db, "--backend", "onnxruntime", "index", str(one), "--json"])
+    assert result.exit_code == 0, result.stderr
+    result = runner.invoke(app, ["--home", str(home), *db, "info", "--json"])
+    assert json.loads(result.stdout)["collections"][0]["runtime"] == {
+        "runtimes": ["onnxruntime-f32"],
+        "tolerance": MIN_COSINE,
+    }
+    result = runner.invoke(app, ["--home", str(home), "--backend", "tensorrt", "info"])
+    assert result.exit_code == 2 and "'tensorrt' is not one of" in result.stderr
+    monkeypatch.setenv("LOOKALIKE_BACKEND", "tensorrt")
+    result = runner.invoke(app, ["--home", str(home), "info"])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "error: unknown backend 'tensorrt' (LOOKALIKE_BACKEND); use one of: auto, torch, onnxruntime, openvino"
+    )
