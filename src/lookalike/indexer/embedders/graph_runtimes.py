@@ -72,13 +72,13 @@ class OnnxRuntimeSession:
 class OpenVinoSession:
     """OpenVINO on the CPU, with the latency hint, at f32 or bf16; compiled blobs are cached beside the graph."""
 
-    def __init__(self, graph: Path, precision: str = "f32", threads: int = 0) -> None:
+    def __init__(self, graph: Path, precision: str = "f32", threads: int = 0, hint: str = OPENVINO_HINT) -> None:
         import openvino as ov
 
         core = ov.Core()
         config: dict[str, Any] = {
             "INFERENCE_PRECISION_HINT": precision,
-            "PERFORMANCE_HINT": OPENVINO_HINT,
+            "PERFORMANCE_HINT": hint,
             "CACHE_DIR": str(graph.parent / "openvino"),
         }
         if threads:
