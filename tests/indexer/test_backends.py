@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +68,8 @@ def test_every_backend_matches_torch_on_real_pictures(backend, reference, pictur
     assert got.shape == (16, 1280) and got.dtype == np.float32
     assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
     assert cosines.min() >= MIN_COSINE
-    assert emb.fallback is None and emb.runtime in {f"{backend}-f32", f"{backend}-bf16"}
+    # bf16 (where the CPU has it) keeps the default model's photos only near cosine 0.998: f32 is chosen
+    assert emb.fallback is None and emb.runtime == f"{backend}-f32"
     assert emb.tolerance == MIN_COSINE and emb.dim == 1280
     recorded = emb.graph.verified(str(backend)) if emb.graph else None
     assert recorded is not None and recorded["min_cosine"] >= MIN_COSINE
@@ -189,7 +192,7 @@ def test_libraries_indexed_with_two_backends_answer_alike(small_corpus, settings
     _same(_answers(by_openvino.with_(backend=Backend.TORCH), queries), _answers(by_openvino, queries))
     with Workspace(by_openvino) as ws:
         [info] = ws.info()["collections"]
-    assert info["runtime"]["runtimes"] in (["openvino-f32"], ["openvino-bf16"])
+    assert info["runtime"]["runtimes"] == ["openvino-f32"]
     assert info["runtime"]["tolerance"] == MIN_COSINE
 
 
@@ -207,7 +210,7 @@ def test_runtime_recorded_with_collection_and_manifest(small_corpus, settings_fa
         assert ws.index([part]).new == 1
         [info] = ws.info()["collections"]
     runtimes = info["runtime"]["runtimes"]
-    assert runtimes[1:] == ["torch"] and runtimes[0] in ("openvino-f32", "openvino-bf16")
+    assert runtimes == ["openvino-f32", "torch"]
     assert info["runtime"]["tolerance"] == MIN_COSINE
     [manifest] = (settings.home / "collections").glob("*/manifest.json")
     assert json.loads(manifest.read_text())["runtime"] == {"runtimes": runtimes, "tolerance": MIN_COSINE}
@@ -235,3 +238,25 @@ def test_cli_backend_option_and_bad_values(small_corpus, tmp_path, monkeypatch):
     assert result.stderr.strip() == (
         "error: unknown backend 'tensorrt' (LOOKALIKE_BACKEND); use one of: auto, torch, onnxruntime, openvino"
     )
+
+
+def test_indexing_with_a_verified_graph_imports_no_torch(small_corpus, tmp_path):
+    """Start-up: with the graph cached and verified, `lookalike index` runs without importing torch or timm."""
+    home, first, second = tmp_path / "home", tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    shutil.copy(small_corpus / "coffee.png", first / "coffee.png")
+    shutil.copy(small_corpus / "rocket.png", second / "rocket.png")
+    db = ["--db", fresh_db_url(home)] if TEST_SERVER else []
+    options = ["--home", str(home), *db, "--backend", "openvino"]
+    assert CliRunner().invoke(app, [*options, "index", str(first)]).exit_code == 0
+    code = (
+        "import json, sys\n"
+        "from typer.testing import CliRunner\n"
+        "from lookalike.cli.main import app\n"
+        f"result = CliRunner().invoke(app, {[*options, 'index', str(second), '--json']!r})\n"
+        "heavy = sorted({'torch', 'timm', 'onnx'} & set(sys.modules))\n"
+        "print(json.dumps({'code': result.exit_code, 'heavy': heavy, 'new': json.loads(result.stdout)['new']}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert json.loads(out) == {"code": 0, "heavy": [], "new": 1}

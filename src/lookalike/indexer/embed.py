@@ -91,13 +91,13 @@ def embed_jobs(
     With ``settings.workers == 0`` decoding runs in a thread of this process: a little faster on 2 cores, but a
     decoder crash then ends the run (what was written stays; the next run resumes).
     """
-    if embedder.device.type == "cpu":
+    if embedder.device_type == "cpu":
         tune_cpu_allocator()
     pre = embedder.preprocess
     video = video or MediaDescriptor.from_settings(settings)
     limits = DecodeLimits(settings.max_image_pixels, settings.max_image_bytes, settings.batch_size, video)
     tasks = [Task(j.index, j.path, j.kind) for j in jobs]
-    workers = min(decode_workers(embedder.device, settings.workers), len(jobs))
+    workers = min(decode_workers(embedder.device_type, settings.workers), len(jobs))
     loader: Iterable[Message]
     if workers:
         memory = settings.decode_memory_mb * 2**20 if settings.decode_memory_mb else None

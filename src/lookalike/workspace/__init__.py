@@ -220,7 +220,7 @@ class Workspace(ServingMethods, CleanupMethods):
             weights = RANDOM_WEIGHTS
         embedder = self.embedder(store.info.model, weights)
         self._check_weights(store, embedder)
-        if embedder.device.type == "cuda":
+        if embedder.device_type == "cuda":
             store.use_gpu(embedder.device.index or 0)
         self._searcher = Searcher(store, embedder, self.settings)
         return self._searcher

@@ -42,7 +42,7 @@ def resolve_backend(requested: Backend | str, on_cuda: bool) -> Backend:
 def on_backend(embedder: Embedder, backend: Backend | str, models: Path | None) -> Embedder:
     """``embedder`` with its network run by ``backend`` (resolved first); graphs are cached in ``models`` (None: no
     cache, so torch). Untrained (``random``) weights stay on torch: every build draws other weights."""
-    chosen = resolve_backend(backend, embedder.device.type == "cuda")
+    chosen = resolve_backend(backend, embedder.device_type == "cuda")
     if chosen == Backend.TORCH or models is None or not isinstance(embedder, TorchEmbedder):
         return embedder
     if embedder.weights_tag == RANDOM_WEIGHTS:  # untrained weights differ per build: no graph can be cached
