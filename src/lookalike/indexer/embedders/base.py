@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 def normalise_pixels(pre: Preprocess, pixels: torch.Tensor) -> torch.Tensor:
     """A uint8 (n, 3, size, size) batch as the float input the model expects (on the batch's device)."""
     import torch
+
     mean = torch.tensor(pre.mean, device=pixels.device).view(1, 3, 1, 1) * 255.0
     std = torch.tensor(pre.std, device=pixels.device).view(1, 3, 1, 1) * 255.0
     return (pixels.float() - mean) / std
