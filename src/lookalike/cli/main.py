@@ -238,8 +238,10 @@ def info(
     if not data["collections"]:
         out.print("nothing indexed yet")
     for c in data["collections"]:
-        counts = ", ".join(f"{k}={v}" for k, v in c.items() if k not in ("name", "model", "weights", "dim"))
-        out.print(f"collection {shown(c['name'])} ({shown(c['model'])}, {shown(c['weights'])}, {c['dim']}-d): {counts}")
+        counts = ", ".join(f"{k}={v}" for k, v in c.items() if k not in ("name", "model", "weights", "dim", "runtime"))
+        runtimes = "+".join(c["runtime"]["runtimes"])
+        model = f"{shown(c['model'])}, {shown(c['weights'])}, {c['dim']}-d, {runtimes}"
+        out.print(f"collection {shown(c['name'])} ({model}): {counts}")
     for p, c, m in failures:
         out.print(f"  failed {shown(p)}: {c}: {shown(m)}")
 
