@@ -231,7 +231,8 @@ def test_cli_backend_option_and_bad_values(small_corpus, tmp_path, monkeypatch):
         "tolerance": MIN_COSINE,
     }
     result = runner.invoke(app, ["--home", str(home), *db, "info"])
-    assert "(efficientnet_lite0, efficientnet-lite0-57934424, 1280-d, onnxruntime-f32): images_ok=1" in result.stdout
+    line = "(efficientnet_lite0, efficientnet-lite0-57934424, 1280-d, onnxruntime-f32): generation=1, images_ok=1, "
+    assert line in result.stdout
     result = runner.invoke(app, ["--home", str(home), "--backend", "tensorrt", "info"])
     assert result.exit_code == 2 and "'tensorrt' is not one of" in result.stderr
     monkeypatch.setenv("LOOKALIKE_BACKEND", "tensorrt")
