@@ -124,6 +124,23 @@ def test_failing_verification_falls_back_to_torch(reference, pictures, tmp_path,
     assert emb.graph is not None and emb.graph.verified("onnxruntime") is None  # nothing recorded as verified
 
 
+@pytest.mark.parametrize("backend", RUNTIMES)
+def test_a_graph_the_runtime_cannot_load_falls_back_to_torch(backend, reference, pictures, tmp_path, caplog):
+    cache = GraphCache(tmp_path / "models")
+
+    def not_onnx(path: Path) -> int:
+        path.write_bytes(b"written by another exporter, not an ONNX graph")
+        return 1280
+
+    cache.get(reference.spec, reference.weights_tag, not_onnx)
+    caplog.set_level(logging.WARNING)
+    emb = GraphEmbedder(reference, backend, cache)
+    assert np.array_equal(emb.embed_pixels(pictures[:2]), reference.embed_pixels(pictures[:2]))
+    [message] = _ours(caplog)
+    assert message.startswith(f"error: {backend} cannot run the graph of efficientnet_lite0 (")
+    assert message.endswith("); running the model on torch") and emb.runtime == "torch"
+
+
 def test_auto_picks_openvino_and_cuda_keeps_torch():
     assert resolve_backend("auto", on_cuda=False) == Backend.OPENVINO
     assert resolve_backend(Backend.AUTO, on_cuda=True) == Backend.TORCH

@@ -100,6 +100,11 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
     return out
 
 
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return (text.splitlines()[0] if text else type(error).__name__)[:200]
+
+
 class GraphEmbedder(Embedder):
     """Runs a torch embedder's network on ``backend`` (ONNX Runtime or OpenVINO), torch being the reference."""
 
@@ -160,8 +165,7 @@ class GraphEmbedder(Embedder):
             try:
                 self._graph = self._cache.get(self.spec, self.weights_tag, lambda p: export_onnx(self.reference, p))
             except Exception as e:  # any exporter failure (an op without an ONNX form ...) means: stay on torch
-                reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                self._fall_back(f"{self.spec} cannot be exported to ONNX ({reason[:200]})")
+                self._fall_back(f"{self.spec} cannot be exported to ONNX ({_first_line(e)})")
         return self._graph
 
     def _prepare(self, pixels: np.ndarray) -> GraphSession | None:
@@ -172,10 +176,13 @@ class GraphEmbedder(Embedder):
             if graph is None:
                 return None
             known = graph.verified(str(self.backend))
-            if known is not None:
-                self._session = open_session(self.backend, graph.graph, str(known["precision"]), self._threads)
-                return self._session
-            self._session = self._verify(graph, pixels)
+            try:
+                if known is not None:
+                    self._session = open_session(self.backend, graph.graph, str(known["precision"]), self._threads)
+                else:
+                    self._session = self._verify(graph, pixels)
+            except Exception as e:  # the runtime cannot compile or run this graph (an operator it lacks ...)
+                self._fall_back(f"{self.backend} cannot run the graph of {self.spec} ({_first_line(e)})")
             return self._session
 
     def _verify(self, graph: CachedGraph, pixels: np.ndarray) -> GraphSession | None:
