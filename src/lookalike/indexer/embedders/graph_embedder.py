@@ -23,6 +23,7 @@ import numpy as np
 from lookalike.indexer.embedders.base import Embedder, TorchEmbedder
 from lookalike.indexer.embedders.graph_cache import OPSET, CachedGraph, GraphCache
 from lookalike.indexer.embedders.graph_runtimes import GraphSession, open_session, precisions
+from lookalike.indexer.embedders.quiet import quiet_loggers
 from lookalike.types import Backend
 
 log = logging.getLogger(__name__)
@@ -71,17 +72,10 @@ def export_onnx(reference: TorchEmbedder, path: Path) -> int:
 @contextlib.contextmanager
 def _quiet_exporter() -> Iterator[None]:
     """Silence the exporter's progress lines, warnings and log records (its failure is reported once, by us)."""
-    loggers = [logging.getLogger(name) for name in ("onnxscript", "onnx_ir", "torch.onnx", "torch.export")]
-    levels = [lg.level for lg in loggers]
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
-        for lg in loggers:
-            lg.setLevel(logging.CRITICAL)
-        try:
+        with quiet_loggers("onnxscript", "onnx_ir", "torch.onnx", "torch.export"):
             yield
-        finally:
-            for lg, level in zip(loggers, levels, strict=True):
-                lg.setLevel(level)
 
 
 def normalise_array(mean: Sequence[float], std: Sequence[float], pixels: np.ndarray) -> np.ndarray:
