@@ -48,6 +48,16 @@ def cached(reference, model_cache) -> Path:
     return model_cache
 
 
+def _unverified(cached: Path, directory: Path) -> GraphCache:
+    """A copy of the session's graph in ``directory``, with no verification recorded (earlier tests record theirs)."""
+    directory.mkdir(parents=True)
+    for sidecar in cached.glob("*.json"):
+        meta = json.loads(sidecar.read_text())
+        shutil.copy(sidecar.with_suffix(".onnx"), directory)
+        (directory / sidecar.name).write_text(json.dumps({**meta, "verified": {}}))
+    return GraphCache(directory)
+
+
 @pytest.fixture(scope="module")
 def pictures(images) -> np.ndarray:
     """The real photos, and each mirrored, as one uint8 model-input batch."""
@@ -68,7 +78,6 @@ def test_every_backend_matches_torch_on_real_pictures(backend, reference, pictur
     assert got.shape == (16, 1280) and got.dtype == np.float32
     assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
     assert cosines.min() >= MIN_COSINE
-    # bf16 (where the CPU has it) keeps the default model's photos only near cosine 0.998: f32 is chosen
     assert emb.fallback is None and emb.runtime == f"{backend}-f32"
     assert emb.tolerance == MIN_COSINE and emb.dim == 1280
     recorded = emb.graph.verified(str(backend)) if emb.graph else None
@@ -76,6 +85,28 @@ def test_every_backend_matches_torch_on_real_pictures(backend, reference, pictur
     # the batch dimension is dynamic: one picture, and an odd number, give the same vectors as the full batch
     assert np.allclose(emb.embed_pixels(pictures[:1]), got[:1], atol=1e-5)
     assert np.allclose(emb.embed_pixels(pictures[3:10]), got[3:10], atol=1e-5)
+
+
+def test_openvino_keeps_f32_on_a_burst_of_alike_pictures(reference, pictures, cached, tmp_path):
+    """A full batch of near-identical first pictures (a burst) once let bf16 pass, to miss the tolerance on later
+    pictures; and a sidecar that recorded bf16, or a lower cosine, is verified again at f32."""
+    cache = _unverified(cached, tmp_path / "models")
+    burst = np.repeat(pictures[:2], 16, axis=0)
+    emb = GraphEmbedder(reference, Backend.OPENVINO, cache)
+    emb.embed_pixels(burst)
+    assert emb.runtime == "openvino-f32" and emb.graph is not None
+    recorded = emb.graph.verified("openvino")
+    assert recorded is not None and recorded["precision"] == "f32" and recorded["pictures"] == 32
+    emb.graph.record("openvino", {"precision": "bf16", "min_cosine": 0.9997, "pictures": 32})
+    again = GraphEmbedder(reference, Backend.OPENVINO, cache)
+    got = again.embed_pixels(pictures)
+    assert again.runtime == "openvino-f32"
+    assert np.sum(got * reference.embed_pixels(pictures), axis=1).min() >= MIN_COSINE == 0.99999
+    assert again.graph is not None and again.graph.verified("openvino") == {
+        "precision": "f32",
+        "min_cosine": pytest.approx(1.0, abs=1e-5),
+        "pictures": 16,
+    }
 
 
 def test_cached_graph_is_reused_without_export_or_torch(reference, pictures, tmp_path):

@@ -38,17 +38,6 @@ def installed(backend: Backend) -> bool:
     return all(importlib.util.find_spec(m) is not None for m in (module, "onnxscript", "onnx"))
 
 
-def precisions(backend: Backend) -> list[str]:
-    """The inference precisions worth trying on this CPU, fastest first: OpenVINO runs bf16 where the CPU has bf16
-    instructions (AVX512_BF16 or AMX; it reports them as the ``BF16`` capability), else f32."""
-    if backend != Backend.OPENVINO:
-        return ["f32"]
-    import openvino as ov
-
-    capabilities = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-    return ["bf16", "f32"] if "BF16" in capabilities else ["f32"]
-
-
 class OnnxRuntimeSession:
     """ONNX Runtime's CPU execution provider, all graph optimisations on."""
 
@@ -70,7 +59,10 @@ class OnnxRuntimeSession:
 
 
 class OpenVinoSession:
-    """OpenVINO on the CPU, with the latency hint, at f32 or bf16; compiled blobs are cached beside the graph."""
+    """OpenVINO on the CPU, with the latency hint; compiled blobs are cached beside the graph.
+
+    The product runs f32 only; ``precision`` exists for ``benchmarks/backends.py`` (bf16 misses the tolerance).
+    """
 
     def __init__(self, graph: Path, precision: str = "f32", threads: int = 0, hint: str = OPENVINO_HINT) -> None:
         import openvino as ov
