@@ -264,6 +264,55 @@ def test_runtime_recorded_with_collection_and_manifest(small_corpus, settings_fa
     assert json.loads(manifest.read_text())["runtime"] == {"runtimes": runtimes, "tolerance": MIN_COSINE}
 
 
+def test_a_library_from_before_runtimes_grown_on_openvino_lists_torch_too(small_corpus, settings_factory, tmp_path):
+    """A collection whose runtime is NULL (written before migration 0005 recorded runtimes) holds torch's vectors."""
+    from sqlalchemy import text
+
+    from lookalike.storage.db import make_engine
+
+    settings = settings_factory(backend=Backend.TORCH)
+    part = tmp_path / "part"
+    part.mkdir()
+    shutil.copy(small_corpus / "coffee.png", part / "coffee.png")
+    with Workspace(settings) as ws:
+        ws.index([part])
+    engine = make_engine(settings.database_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE collections SET runtime = NULL"))
+    engine.dispose()
+    shutil.copy(small_corpus / "rocket.png", part / "rocket.png")
+    with Workspace(settings.with_(backend=Backend.OPENVINO, device="cpu")) as ws:
+        assert ws.index([part]).new == 1
+        [info] = ws.info()["collections"]
+    assert info["runtime"] == {"runtimes": ["torch", "openvino-f32"], "tolerance": MIN_COSINE}
+
+
+def test_runtime_is_noted_before_the_first_vectors_are_committed(small_corpus, settings_factory, monkeypatch):
+    """A run killed after its first write leaves the runtime of the vectors it committed recorded."""
+    from lookalike.indexer import pipeline
+    from lookalike.storage.library import CollectionStore
+
+    settings = settings_factory(backend=Backend.OPENVINO, device="cpu")
+    monkeypatch.setattr(pipeline, "WRITE_EVERY_FILES", 4)
+    write = CollectionStore.write
+    writes: list[int] = []
+
+    def killed_after_one_write(self, items):
+        if writes:
+            raise KeyboardInterrupt
+        writes.append(len(items))
+        return write(self, items)
+
+    monkeypatch.setattr(CollectionStore, "write", killed_after_one_write)
+    with Workspace(settings) as ws, pytest.raises(KeyboardInterrupt):
+        ws.index([small_corpus])
+    monkeypatch.setattr(CollectionStore, "write", write)
+    with Workspace(settings) as ws:
+        [info] = ws.info()["collections"]
+    assert writes == [4] and info["images_ok"] == 4
+    assert info["runtime"] == {"runtimes": ["openvino-f32"], "tolerance": MIN_COSINE}
+
+
 def test_cli_backend_option_and_bad_values(small_corpus, tmp_path, monkeypatch):
     runner = CliRunner()
     home = tmp_path / "home"

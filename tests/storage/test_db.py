@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 import pytest
@@ -157,8 +158,9 @@ def test_0004_adds_empty_photo_metadata_and_keeps_every_row(engine):
 
 
 def test_0005_adds_runtime_and_catalog_notes_each_runtime_once(engine):
-    """A collection written at 0004 has no runtime (torch made it); runtimes noted later are listed once each, with
-    the loosest tolerance; down again drops just the column."""
+    """A collection written at 0004 is recorded as torch's (torch made its vectors), as is a row left NULL; runtimes
+    noted later are listed once each after it, with the loosest tolerance; a new collection lists none; down again
+    drops just the column."""
     upgrade(engine, "0004")
     with engine.begin() as conn:
         conn.execute(
@@ -168,13 +170,20 @@ def test_0005_adds_runtime_and_catalog_notes_each_runtime_once(engine):
             )
         )
     upgrade(engine)
+    with engine.connect() as conn:
+        stored = conn.execute(text("SELECT runtime FROM collections")).scalar_one()  # SQLite: text, PostgreSQL: JSON
+    assert (json.loads(stored) if isinstance(stored, str) else stored) == {"runtimes": ["torch"], "tolerance": 1.0}
     catalog = Catalog(engine)
-    assert catalog.collection("c").runtime == {}
+    assert catalog.collection("c").runtime == {"runtimes": ["torch"], "tolerance": 1.0}
+    catalog.note_runtime(1, "openvino-f32", 0.99999)
     catalog.note_runtime(1, "torch", 1.0)
-    catalog.note_runtime(1, "openvino-f32", 0.999)
-    catalog.note_runtime(1, "torch", 1.0)
-    assert catalog.collection("c").runtime == {"runtimes": ["torch", "openvino-f32"], "tolerance": 0.999}
+    assert catalog.collection("c").runtime == {"runtimes": ["torch", "openvino-f32"], "tolerance": 0.99999}
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE collections SET runtime = NULL"))
+    catalog.note_runtime(1, "onnxruntime-f32", 0.99999)
+    assert catalog.collection("c").runtime == {"runtimes": ["torch", "onnxruntime-f32"], "tolerance": 0.99999}
+    assert catalog.create_collection("new", "m", "w", 4, {}, {}).runtime == {"runtimes": [], "tolerance": 1.0}
     downgrade(engine, "0004")
     assert "runtime" not in {c["name"] for c in inspect(engine).get_columns("collections")}
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT name, dim FROM collections")).one() == ("c", 4)
+        assert conn.execute(text("SELECT name, dim FROM collections ORDER BY id")).all() == [("c", 4), ("new", 4)]

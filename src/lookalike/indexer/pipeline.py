@@ -194,15 +194,20 @@ class Indexer:
                 progress(done, total)
             now = time.monotonic()
             if len(pending) >= WRITE_EVERY_FILES or now - last_write > WRITE_EVERY_SECONDS:
-                self.store.write(pending)
+                self._write_embedded(pending, embedder)
                 pending, last_write = [], now
             if now - last_save > SAVE_EVERY_SECONDS:
                 self.store.save()
                 last_save = now
         if pending:
-            self.store.write(pending)
-        if report.images or report.videos:  # the runtime is known (a graph's precision is chosen on first use)
+            self._write_embedded(pending, embedder)
+
+    def _write_embedded(self, items: list[tuple[MediaRecord, list[VectorRecord]]], embedder: Embedder) -> None:
+        """Commit freshly embedded files, the runtime that computed their vectors noted first: a run killed after
+        a write leaves no vector whose runtime the collection does not list."""
+        if any(vectors for _, vectors in items):  # the embedder ran, so its runtime is settled (verified or not)
             self.store.note_runtime(embedder.runtime, embedder.tolerance)
+        self.store.write(items)
 
     def _count(self, done: Embedded, plan: Plan, report: IndexReport) -> None:
         job, record = done.job, done.record
