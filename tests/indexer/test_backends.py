@@ -178,8 +178,22 @@ def test_auto_picks_openvino_and_cuda_keeps_torch():
     assert resolve_backend("onnxruntime", on_cuda=False) == Backend.ONNXRUNTIME
     with pytest.raises(UsageError, match=r"^unknown backend 'tensorrt'; use one of: auto, torch, onnxruntime, open"):
         resolve_backend("tensorrt", on_cuda=False)
-    with pytest.raises(UsageError, match=r"^--backend openvino runs on the CPU; use --backend torch"):
+    with pytest.raises(UsageError, match=r"^--backend openvino runs on the CPU: leave out --device cuda, or use --b"):
         resolve_backend("openvino", on_cuda=True)
+
+
+def test_a_runtime_asked_for_by_name_runs_on_the_cpu_of_a_gpu_host(tmp_path, monkeypatch):
+    """On a GPU host, --backend openvino (no --device) is the CPU, its torch reference included; not an error."""
+    import torch
+
+    from lookalike.indexer import device
+
+    monkeypatch.setattr(device, "gpu_driver_present", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert create_embedder(device=None).device_type == "cuda"
+    for backend in RUNTIMES:
+        emb = create_embedder(backend=backend, models=tmp_path)
+        assert isinstance(emb, GraphEmbedder) and emb.reference.device_type == "cpu"
 
 
 def test_random_weights_stay_on_torch(tmp_path):
@@ -228,8 +242,8 @@ def _same(a: list[list[tuple[str, float]]], b: list[list[tuple[str, float]]]) ->
 
 def test_libraries_indexed_with_two_backends_answer_alike(small_corpus, settings_factory):
     queries = [small_corpus / f"{n}__crop.jpg" for n in PHOTOS] + [small_corpus / "carphone.mp4"]
-    by_torch = settings_factory(backend=Backend.TORCH)
-    by_openvino = settings_factory(backend=Backend.OPENVINO)
+    by_torch = settings_factory(backend=Backend.TORCH, device="cpu")
+    by_openvino = settings_factory(backend=Backend.OPENVINO, device="cpu")
     for s in (by_torch, by_openvino):
         with Workspace(s) as ws:
             report = ws.index([small_corpus])
@@ -246,7 +260,7 @@ def test_libraries_indexed_with_two_backends_answer_alike(small_corpus, settings
 
 def test_runtime_recorded_with_collection_and_manifest(small_corpus, settings_factory, tmp_path):
     """A library indexed on OpenVINO and grown on torch records both runtimes, in the catalog and the manifest."""
-    settings = settings_factory(backend=Backend.OPENVINO)
+    settings = settings_factory(backend=Backend.OPENVINO, device="cpu")
     part = tmp_path / "part"
     part.mkdir()
     for name in PHOTOS[:3]:
@@ -270,7 +284,7 @@ def test_a_library_from_before_runtimes_grown_on_openvino_lists_torch_too(small_
 
     from lookalike.storage.db import make_engine
 
-    settings = settings_factory(backend=Backend.TORCH)
+    settings = settings_factory(backend=Backend.TORCH, device="cpu")
     part = tmp_path / "part"
     part.mkdir()
     shutil.copy(small_corpus / "coffee.png", part / "coffee.png")

@@ -41,20 +41,35 @@ def resolve_device(requested: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-# a GPU driver's files: without them no CUDA (or ROCm) device can exist, and torch need not be imported to say so
-_GPU_DRIVER_FILES = ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/kfd")
+# a GPU driver's files: NVIDIA's, AMD's (ROCm), WSL2's GPU paravirtualisation and Jetson's (Tegra) devices
+_GPU_DRIVER_FILES = (
+    "proc/driver/nvidia/version",
+    "dev/nvidiactl",
+    "dev/kfd",
+    "dev/dxg",
+    "dev/nvhost-ctrl",
+    "dev/nvmap",
+)
+
+
+def gpu_driver_present(root: Path = Path("/")) -> bool:
+    """Whether any GPU driver may be here: a driver's device or proc file under ``root``, or a CUDA driver library
+    the loader finds. Without one no CUDA (or ROCm) device can exist, and torch need not be imported to say so."""
+    if any((root / f).exists() for f in _GPU_DRIVER_FILES):
+        return True
+    return ctypes.util.find_library("cuda") is not None
 
 
 def device_type(requested: str | None = None) -> str:
     """``cuda`` or ``cpu``: the type of :func:`resolve_device`'s answer, found without importing torch when the
-    answer is the CPU (asked for, or no GPU driver on a Linux machine).
+    answer is the CPU (asked for, or no GPU driver of any kind on a Linux machine); when in doubt torch is asked.
 
     Raises:
         DeviceError: as :func:`resolve_device`.
     """
     if requested == "cpu":
         return "cpu"
-    if not requested and sys.platform == "linux" and not any(Path(f).exists() for f in _GPU_DRIVER_FILES):
+    if not requested and sys.platform == "linux" and not gpu_driver_present():
         return "cpu"
     return resolve_device(requested).type
 

@@ -21,10 +21,12 @@ PACKAGES = {Backend.ONNXRUNTIME: "onnxruntime onnx onnxscript", Backend.OPENVINO
 
 
 def resolve_backend(requested: Backend | str, on_cuda: bool) -> Backend:
-    """The runtime to use: ``auto`` picks the fastest installed one (torch on CUDA).
+    """The runtime to use: ``auto`` picks the fastest installed one (torch on CUDA). ``onnxruntime`` and ``openvino``
+    run on the CPU (``create_embedder`` puts their torch reference there unless a device was asked for).
 
     Raises:
-        UsageError: the name is not a backend, or the runtime asked for is not installed or cannot run on CUDA.
+        UsageError: the name is not a backend, the runtime asked for is not installed, or CUDA was asked for with a
+            CPU runtime.
     """
     try:
         backend = Backend(requested)
@@ -33,7 +35,7 @@ def resolve_backend(requested: Backend | str, on_cuda: bool) -> Backend:
     if backend == Backend.AUTO:
         return Backend.TORCH if on_cuda else next(b for b in FASTEST_FIRST if installed(b))
     if backend != Backend.TORCH and on_cuda:
-        raise UsageError(f"--backend {backend} runs on the CPU; use --backend torch (or auto) with --device cuda")
+        raise UsageError(f"--backend {backend} runs on the CPU: leave out --device cuda, or use --backend torch")
     if not installed(backend):
         raise UsageError(f"--backend {backend} needs the packages {PACKAGES[backend]} (pip install them)")
     return backend

@@ -116,7 +116,7 @@ def create_embedder(
         spec: model spec, see :func:`parse_spec`.
         weights: None for the model's default weights (downloaded to the hub cache by their libraries
             when not cached), a local checkpoint path, or ``random`` for untrained weights.
-        device: ``cpu``, ``cuda`` or None for automatic.
+        device: ``cpu``, ``cuda`` or None for automatic (the CPU for ``onnxruntime`` and ``openvino``).
         backend: the runtime of the network (``torch``, ``onnxruntime``, ``openvino``, ``auto``); see
             :mod:`.backends`.
         models: where exported graphs are cached (``<home>/models``); None keeps the network on torch.
@@ -127,6 +127,8 @@ def create_embedder(
     """
     parsed = parse_spec(spec)
     check_weights_file(weights)
+    if device is None and backend in (Backend.ONNXRUNTIME, Backend.OPENVINO):
+        device = "cpu"  # a CPU runtime asked for by name: its torch reference (and verification) runs there too
     embedder = FAMILIES[parsed.family](parsed, weights, device)
     if backend == Backend.TORCH:
         return embedder
