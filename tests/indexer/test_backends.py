@@ -125,6 +125,31 @@ def test_cached_graph_is_reused_without_export_or_torch(reference, pictures, tmp
     assert fresh._module is None  # verified before: no torch forward pass, no torch network
 
 
+def test_threads_asking_for_the_dimension_export_once(reference, tmp_path, monkeypatch):
+    import threading
+    import time
+
+    from lookalike.indexer.embedders import graph_embedder
+
+    exports: list[Path] = []
+
+    def slow_export(ref: TorchEmbedder, path: Path) -> int:
+        exports.append(path)
+        time.sleep(0.3)
+        path.write_bytes(b"graph")
+        return 1280
+
+    monkeypatch.setattr(graph_embedder, "export_onnx", slow_export)
+    emb = GraphEmbedder(reference, Backend.ONNXRUNTIME, GraphCache(tmp_path / "models"))
+    dims: list[int] = []
+    threads = [threading.Thread(target=lambda: dims.append(emb.dim)) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert dims == [1280, 1280, 1280] and len(exports) == 1
+
+
 def test_damaged_cache_is_exported_again_with_one_line(reference, pictures, cached, tmp_path, caplog):
     cache = GraphCache(tmp_path / "models")
     shutil.copytree(cached, cache.directory, dirs_exist_ok=True)

@@ -140,7 +140,8 @@ class GraphEmbedder(Embedder):
     @property
     def dim(self) -> int:
         """Vector dimension, from the exported graph (no forward pass, no torch when the graph is cached)."""
-        graph = self._get_graph()
+        with self._prepare_lock:  # one export per embedder, whichever thread asks first
+            graph = self._get_graph()
         return graph.dim if graph is not None else self.reference.dim
 
     def embed_batch(self, pixels: np.ndarray) -> np.ndarray:
@@ -156,6 +157,7 @@ class GraphEmbedder(Embedder):
         return self.reference.embed_texts(texts)
 
     def _get_graph(self) -> CachedGraph | None:
+        """The cached graph, exported on first need; the caller holds ``_prepare_lock``."""
         if self._graph is None and self._fallback is None:
             try:
                 self._graph = self._cache.get(self.spec, self.weights_tag, lambda p: export_onnx(self.reference, p))
