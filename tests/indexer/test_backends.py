@@ -22,6 +22,7 @@ from lookalike.indexer.embedders.base import TorchEmbedder
 from lookalike.indexer.embedders.efficientnet import build_efficientnet_lite0
 from lookalike.indexer.embedders.graph_cache import GraphCache
 from lookalike.indexer.embedders.graph_embedder import MIN_COSINE, GraphEmbedder, export_onnx
+from lookalike.indexer.embedders.graph_runtimes import runtime_version
 from lookalike.indexer.embedders.registry import create_embedder
 from lookalike.types import Backend
 from lookalike.workspace import Workspace
@@ -80,7 +81,7 @@ def test_every_backend_matches_torch_on_real_pictures(backend, reference, pictur
     assert cosines.min() >= MIN_COSINE
     assert emb.fallback is None and emb.runtime == f"{backend}-f32"
     assert emb.tolerance == MIN_COSINE and emb.dim == 1280
-    recorded = emb.graph.verified(str(backend)) if emb.graph else None
+    recorded = emb.graph.verified(runtime_version(backend)) if emb.graph else None
     assert recorded is not None and recorded["min_cosine"] >= MIN_COSINE
     # the batch dimension is dynamic: one picture, and an odd number, give the same vectors as the full batch
     assert np.allclose(emb.embed_pixels(pictures[:1]), got[:1], atol=1e-5)
@@ -95,14 +96,14 @@ def test_openvino_keeps_f32_on_a_burst_of_alike_pictures(reference, pictures, ca
     emb = GraphEmbedder(reference, Backend.OPENVINO, cache)
     emb.embed_pixels(burst)
     assert emb.runtime == "openvino-f32" and emb.graph is not None
-    recorded = emb.graph.verified("openvino")
+    recorded = emb.graph.verified(runtime_version(Backend.OPENVINO))
     assert recorded is not None and recorded["precision"] == "f32" and recorded["pictures"] == 32
-    emb.graph.record("openvino", {"precision": "bf16", "min_cosine": 0.9997, "pictures": 32})
+    emb.graph.record(runtime_version(Backend.OPENVINO), {"precision": "bf16", "min_cosine": 0.9997, "pictures": 32})
     again = GraphEmbedder(reference, Backend.OPENVINO, cache)
     got = again.embed_pixels(pictures)
     assert again.runtime == "openvino-f32"
     assert np.sum(got * reference.embed_pixels(pictures), axis=1).min() >= MIN_COSINE == 0.99999
-    assert again.graph is not None and again.graph.verified("openvino") == {
+    assert again.graph is not None and again.graph.verified(runtime_version(Backend.OPENVINO)) == {
         "precision": "f32",
         "min_cosine": pytest.approx(1.0, abs=1e-5),
         "pictures": 16,
@@ -163,9 +164,14 @@ def test_damaged_cache_is_exported_again_with_one_line(reference, pictures, cach
     assert np.sum(got * reference.embed_pixels(pictures), axis=1).min() >= MIN_COSINE
 
 
-def test_failing_verification_falls_back_to_torch(reference, pictures, tmp_path, caplog):
+def test_failing_verification_falls_back_to_torch_and_is_not_tried_again(
+    reference, pictures, tmp_path, caplog, monkeypatch
+):
     """A graph that does not compute the reference's vectors (here: the same network untrained, cached under the
-    trained one's key) is refused on its first pictures; torch runs instead."""
+    trained one's key) is refused on its first pictures; torch runs instead, and later processes (fresh embedders)
+    fall back at once, for this runtime version."""
+    from lookalike.indexer.embedders import graph_embedder
+
     untrained = build_efficientnet_lite0("random", device="cpu")
     cache = GraphCache(tmp_path / "models")
     cache.get(reference.spec, reference.weights_tag, lambda p: export_onnx(untrained, p))
@@ -175,9 +181,40 @@ def test_failing_verification_falls_back_to_torch(reference, pictures, tmp_path,
     assert np.array_equal(got, reference.embed_pixels(pictures[:4]))
     assert emb.runtime == "torch" and emb.tolerance == 1.0
     [message] = _ours(caplog)
-    assert message.startswith("error: onnxruntime vectors of efficientnet_lite0 differ from torch's (cosine ")
+    assert message.startswith("onnxruntime vectors of efficientnet_lite0 differ from torch's (cosine ")
     assert message.endswith(f" < {MIN_COSINE} on 4 pictures); running the model on torch")
-    assert emb.graph is not None and emb.graph.verified("onnxruntime") is None  # nothing recorded as verified
+    assert [r.levelname for r in caplog.records if r.name.startswith("lookalike")] == ["WARNING"]
+    key = runtime_version(Backend.ONNXRUNTIME)
+    assert key.startswith("onnxruntime-1.") and emb.graph is not None
+    assert emb.graph.verified(key) == {"failed": message.removesuffix("; running the model on torch")}
+
+    caplog.clear()
+    monkeypatch.setattr(graph_embedder, "open_session", lambda *a: pytest.fail("the runtime was tried again"))
+    again = GraphEmbedder(reference, Backend.ONNXRUNTIME, GraphCache(tmp_path / "models"))
+    assert np.array_equal(again.embed_pixels(pictures[:4]), got) and again.runtime == "torch"
+    reason = message.removesuffix("; running the model on torch")
+    assert _ours(caplog) == [f"{reason} (found by an earlier run); running the model on torch"]
+
+
+def test_a_failed_export_is_not_tried_again(reference, pictures, tmp_path, caplog):
+    exports: list[Path] = []
+
+    def failing(path: Path) -> int:
+        exports.append(path)
+        raise RuntimeError("no ONNX form for aten::frobnicate\nmore detail")
+
+    caplog.set_level(logging.WARNING)
+    for _ in range(2):
+        with pytest.raises(Exception, match="frobnicate"):
+            GraphCache(tmp_path / "models").get(reference.spec, reference.weights_tag, failing)
+    assert len(exports) == 1
+    emb = GraphEmbedder(reference, Backend.OPENVINO, GraphCache(tmp_path / "models"))
+    assert np.array_equal(emb.embed_pixels(pictures[:2]), reference.embed_pixels(pictures[:2]))
+    assert emb.runtime == "torch" and len(exports) == 1
+    assert _ours(caplog)[-1] == (
+        "efficientnet_lite0 cannot be exported to ONNX (no ONNX form for aten::frobnicate) (found by an earlier run); "
+        "running the model on torch"
+    )
 
 
 @pytest.mark.parametrize("backend", RUNTIMES)
@@ -193,7 +230,7 @@ def test_a_graph_the_runtime_cannot_load_falls_back_to_torch(backend, reference,
     emb = GraphEmbedder(reference, backend, cache)
     assert np.array_equal(emb.embed_pixels(pictures[:2]), reference.embed_pixels(pictures[:2]))
     [message] = _ours(caplog)
-    assert message.startswith(f"error: {backend} cannot run the graph of efficientnet_lite0 (")
+    assert message.startswith(f"{backend} cannot run the graph of efficientnet_lite0 (")
     assert message.endswith("); running the model on torch") and emb.runtime == "torch"
 
 

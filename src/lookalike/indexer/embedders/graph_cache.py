@@ -3,11 +3,13 @@
 A graph is keyed by the model spec, its weights tag (a file digest, or the pretrained tag that names the weights) and
 the exporter (torch's version, the ONNX opset): a new torch, other weights or another model never reuse an old file.
 Each graph has a JSON sidecar holding its SHA-256, so a truncated or damaged file is noticed, reported in one line and
-exported again, and the outcome of its verification against torch per runtime, so that is done once.
+exported again, and the outcome of its verification against torch per runtime version, so that is done once; a
+failed export is recorded in the sidecar too, and not tried again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -29,6 +31,16 @@ def exporter_version() -> str:
     """What writes the graphs: torch's dynamo ONNX exporter, by torch version and opset (read without importing
     torch)."""
     return f"torch-{metadata.version('torch')}-dynamo-opset{OPSET}"
+
+
+class RecordedFailure(Exception):
+    """An earlier process could not export this graph; the message says why."""
+
+
+def first_line(error: Exception) -> str:
+    """An exception's first line (at most 200 characters), or its type's name when it has no message."""
+    text = str(error).strip()
+    return (text.splitlines()[0] if text else type(error).__name__)[:200]
 
 
 def _sha256(path: Path) -> str:
@@ -54,12 +66,13 @@ class CachedGraph:
         return int(self.meta["dim"])
 
     def verified(self, runtime: str) -> dict[str, Any] | None:
-        """The recorded verification of ``runtime`` on this graph (its precision, the lowest cosine), if any."""
+        """What was recorded for ``runtime`` (a runtime and its version) on this graph: its precision and lowest
+        cosine, or ``failed`` with the reason it was refused; None if nothing."""
         result = self.meta.get("verified", {}).get(runtime)
         return result if isinstance(result, dict) else None
 
     def record(self, runtime: str, result: dict[str, Any]) -> None:
-        """Remember that ``runtime`` passed verification on this graph (written atomically)."""
+        """Remember how ``runtime`` did on this graph (written atomically)."""
         self.meta.setdefault("verified", {})[runtime] = result
         atomic_write_bytes(self.sidecar, json.dumps(self.meta, indent=2, sort_keys=True).encode())
 
@@ -83,19 +96,29 @@ class GraphCache:
             spec: the model spec.
             weights_tag: the tag of its weights.
             export: writes the graph to the path it is given and returns the vector dimension.
+
+        Raises:
+            RecordedFailure: an earlier export of this graph failed (the sidecar says why).
         """
         graph, sidecar = self.paths(spec, weights_tag)
         meta = _read_json(sidecar)
+        header = {"spec": spec, "weights_tag": weights_tag, "exporter": exporter_version()}
+        if meta is not None and "export_failed" in meta:
+            raise RecordedFailure(str(meta["export_failed"]))
         if meta is not None and graph.is_file() and meta.get("sha256") == _sha256(graph):
             return CachedGraph(graph, sidecar, meta)
         if meta is not None or graph.exists():
             log.warning("model cache %s is damaged (its checksum does not match); exporting it again", graph)
         dims: list[int] = []
-        atomic_write(graph, lambda tmp: dims.append(export(tmp)))
+        try:
+            atomic_write(graph, lambda tmp: dims.append(export(tmp)))
+        except Exception as e:  # remembered (this exporter, these weights) so later processes do not try again
+            reason = f"{spec} cannot be exported to ONNX ({first_line(e)})"
+            with contextlib.suppress(OSError):
+                atomic_write_bytes(sidecar, json.dumps({**header, "export_failed": reason}, indent=2).encode())
+            raise
         meta = {
-            "spec": spec,
-            "weights_tag": weights_tag,
-            "exporter": exporter_version(),
+            **header,
             "dim": dims[0],
             "sha256": _sha256(graph),
             "verified": {},

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from lookalike.indexer.embedders.base import Embedder, TorchEmbedder
-from lookalike.indexer.embedders.graph_cache import OPSET, CachedGraph, GraphCache
-from lookalike.indexer.embedders.graph_runtimes import GraphSession, open_session
+from lookalike.indexer.embedders.graph_cache import OPSET, CachedGraph, GraphCache, RecordedFailure, first_line
+from lookalike.indexer.embedders.graph_runtimes import GraphSession, open_session, runtime_version
 from lookalike.indexer.embedders.quiet import quiet_loggers
 from lookalike.types import Backend
 
@@ -95,11 +95,6 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return (text.splitlines()[0] if text else type(error).__name__)[:200]
-
-
 class GraphEmbedder(Embedder):
     """Runs a torch embedder's network on ``backend`` (ONNX Runtime or OpenVINO), torch being the reference."""
 
@@ -161,8 +156,10 @@ class GraphEmbedder(Embedder):
         if self._graph is None and self._fallback is None:
             try:
                 self._graph = self._cache.get(self.spec, self.weights_tag, lambda p: export_onnx(self.reference, p))
+            except RecordedFailure as e:
+                self._fall_back(str(e), recorded=True)
             except Exception as e:  # any exporter failure (an op without an ONNX form ...) means: stay on torch
-                self._fall_back(f"{self.spec} cannot be exported to ONNX ({_first_line(e)})")
+                self._fall_back(f"{self.spec} cannot be exported to ONNX ({first_line(e)})")
         return self._graph
 
     def _prepare(self, pixels: np.ndarray) -> GraphSession | None:
@@ -172,32 +169,48 @@ class GraphEmbedder(Embedder):
             graph = self._get_graph()
             if graph is None:
                 return None
-            known = graph.verified(str(self.backend))
+            key = runtime_version(self.backend)
+            known = graph.verified(key)
+            if known is not None and "failed" in known:  # an earlier process found it: no second try
+                self._fall_back(str(known["failed"]), recorded=True)
+                return None
             try:
                 if known is not None and known.get("precision") == PRECISION and known["min_cosine"] >= MIN_COSINE:
                     self._session = open_session(self.backend, graph.graph, PRECISION, self._threads)
                 else:
-                    self._session = self._verify(graph, pixels)
+                    self._session = self._verify(graph, pixels, key)
             except Exception as e:  # the runtime cannot compile or run this graph (an operator it lacks ...)
-                self._fall_back(f"{self.backend} cannot run the graph of {self.spec} ({_first_line(e)})")
+                self._refuse(graph, key, f"{self.backend} cannot run the graph of {self.spec} ({first_line(e)})")
             return self._session
 
-    def _verify(self, graph: CachedGraph, pixels: np.ndarray) -> GraphSession | None:
-        """Open the runtime at f32 if its every vector reaches :data:`MIN_COSINE` with torch's on ``pixels``."""
+    def _verify(self, graph: CachedGraph, pixels: np.ndarray, key: str) -> GraphSession | None:
+        """Open the runtime at f32 if its every vector reaches :data:`MIN_COSINE` with torch's on ``pixels``; the
+        outcome is recorded under ``key`` (the runtime and its version)."""
         want = self.reference.embed_batch(pixels)
         pre = self.preprocess
         x = normalise_array(pre.mean, pre.std, pixels)
         session = open_session(self.backend, graph.graph, PRECISION, self._threads)
         lowest = float(np.min(np.sum(unit_rows(session.run(x)) * want, axis=1)))
         if lowest >= MIN_COSINE:
-            graph.record(str(self.backend), {"precision": PRECISION, "min_cosine": lowest, "pictures": len(x)})
+            graph.record(key, {"precision": PRECISION, "min_cosine": lowest, "pictures": len(x)})
             return session
-        self._fall_back(
+        self._refuse(
+            graph,
+            key,
             f"{self.backend} vectors of {self.spec} differ from torch's (cosine {lowest:.5f} < {MIN_COSINE} "
-            f"on {len(x)} pictures)"
+            f"on {len(x)} pictures)",
         )
         return None
 
-    def _fall_back(self, reason: str) -> None:
+    def _refuse(self, graph: CachedGraph, key: str, reason: str) -> None:
+        """Fall back to torch, and remember why beside the graph so later processes do not try again."""
+        self._fall_back(reason)
+        with contextlib.suppress(OSError):  # a read-only cache: the next process finds out again
+            graph.record(key, {"failed": reason})
+
+    def _fall_back(self, reason: str, recorded: bool = False) -> None:
         self._fallback = reason
-        log.error("error: %s; running the model on torch", reason)
+        if recorded:
+            log.warning("%s (found by an earlier run); running the model on torch", reason)
+        else:
+            log.warning("%s; running the model on torch", reason)

@@ -6,8 +6,10 @@ libraries are imported when a session is opened, never at import time.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import threading
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -28,6 +30,21 @@ class GraphSession(Protocol):
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Features of a normalised float32 batch."""
         ...
+
+
+_DISTRIBUTIONS = {
+    Backend.ONNXRUNTIME: ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino", "onnxruntime-directml"),
+    Backend.OPENVINO: ("openvino",),
+}
+
+
+def runtime_version(backend: Backend) -> str:
+    """``openvino-2026.4.1``: the runtime and its installed version (read without importing it), which keys what
+    is remembered about it: another version may compute otherwise."""
+    for name in _DISTRIBUTIONS.get(backend, ()):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            return f"{backend}-{metadata.version(name)}"
+    return str(backend)
 
 
 def installed(backend: Backend) -> bool:
