@@ -2,9 +2,10 @@
 
 A graph is keyed by the model spec, its weights tag (a file digest, or the pretrained tag that names the weights) and
 the exporter (torch's version, the ONNX opset): a new torch, other weights or another model never reuse an old file.
-Each graph has a JSON sidecar holding its SHA-256, so a truncated or damaged file is noticed, reported in one line and
-exported again, and the outcome of its verification against torch per runtime version, so that is done once; a
-failed export is recorded in the sidecar too, and not tried again.
+Each graph has a JSON sidecar, written before the graph is renamed into place, holding its SHA-256 (a truncated or
+damaged file is noticed, reported in one line and exported again) and the outcome of its verification against
+torch per runtime version (done once); a failed export is recorded there too, and not tried again. A cache folder
+that cannot be written is replaced, for the process, by a temporary one.
 """
 
 from __future__ import annotations
@@ -14,17 +15,19 @@ import hashlib
 import json
 import logging
 import re
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from lookalike.storage.files import atomic_write, atomic_write_bytes
+from lookalike.storage.files import atomic_write, atomic_write_bytes, remove_stray_temps
 
 log = logging.getLogger(__name__)
 
 OPSET = 18
+STRAY_TEMP_SECONDS = 600  # a temp file this old is a killed export's (an export takes well under a minute)
 
 
 def exporter_version() -> str:
@@ -74,14 +77,18 @@ class CachedGraph:
     def record(self, runtime: str, result: dict[str, Any]) -> None:
         """Remember how ``runtime`` did on this graph (written atomically)."""
         self.meta.setdefault("verified", {})[runtime] = result
-        atomic_write_bytes(self.sidecar, json.dumps(self.meta, indent=2, sort_keys=True).encode())
+        try:
+            atomic_write_bytes(self.sidecar, json.dumps(self.meta, indent=2, sort_keys=True).encode())
+        except OSError as e:  # a read-only shared cache: this process keeps the result, the next one checks again
+            log.debug("cannot record the verification in %s: %s", self.sidecar, e)
 
 
 class GraphCache:
-    """The folder of exported graphs (``<home>/models``)."""
+    """The folder of exported graphs (``<home>/models``); where it cannot be written, a temporary one."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+        self._temporary: tempfile.TemporaryDirectory[str] | None = None  # removed with this object
 
     def paths(self, spec: str, weights_tag: str) -> tuple[Path, Path]:
         """The graph file and sidecar of a model with given weights, under the current exporter."""
@@ -102,29 +109,59 @@ class GraphCache:
         """
         graph, sidecar = self.paths(spec, weights_tag)
         meta = _read_json(sidecar)
-        header = {"spec": spec, "weights_tag": weights_tag, "exporter": exporter_version()}
         if meta is not None and "export_failed" in meta:
             raise RecordedFailure(str(meta["export_failed"]))
-        if meta is not None and graph.is_file() and meta.get("sha256") == _sha256(graph):
-            return CachedGraph(graph, sidecar, meta)
-        if meta is not None or graph.exists():
+        if meta is not None and graph.is_file():
+            if meta.get("sha256") == _sha256(graph):
+                return CachedGraph(graph, sidecar, meta)
             log.warning("model cache %s is damaged (its checksum does not match); exporting it again", graph)
-        dims: list[int] = []
+        # else never exported, or a kill between the sidecar's write and the graph's rename: export (again)
+        if not self._writable():
+            graph, sidecar = self.paths(spec, weights_tag)
+        with contextlib.suppress(OSError):
+            remove_stray_temps(self.directory, older_than=STRAY_TEMP_SECONDS)
+        return self._export(spec, weights_tag, export, graph, sidecar)
+
+    def _export(
+        self, spec: str, weights_tag: str, export: Callable[[Path], int], graph: Path, sidecar: Path
+    ) -> CachedGraph:
+        """Export to a temp file, write the sidecar (with the temp file's checksum), then rename the graph into
+        place: a graph found in the cache always has its sidecar."""
+        header = {"spec": spec, "weights_tag": weights_tag, "exporter": exporter_version()}
+        meta: dict[str, Any] = {}
+
+        def write(tmp: Path) -> None:
+            meta.update(header, dim=export(tmp), sha256=_sha256(tmp), verified={})
+            atomic_write_bytes(sidecar, json.dumps(meta, indent=2, sort_keys=True).encode())
+
         try:
-            atomic_write(graph, lambda tmp: dims.append(export(tmp)))
+            atomic_write(graph, write)
         except Exception as e:  # remembered (this exporter, these weights) so later processes do not try again
-            reason = f"{spec} cannot be exported to ONNX ({first_line(e)})"
-            with contextlib.suppress(OSError):
-                atomic_write_bytes(sidecar, json.dumps({**header, "export_failed": reason}, indent=2).encode())
+            if not meta:
+                reason = f"{spec} cannot be exported to ONNX ({first_line(e)})"
+                with contextlib.suppress(OSError):
+                    atomic_write_bytes(sidecar, json.dumps({**header, "export_failed": reason}, indent=2).encode())
             raise
-        meta = {
-            **header,
-            "dim": dims[0],
-            "sha256": _sha256(graph),
-            "verified": {},
-        }
-        atomic_write_bytes(sidecar, json.dumps(meta, indent=2, sort_keys=True).encode())
         return CachedGraph(graph, sidecar, meta, exported=True)
+
+    def _writable(self) -> bool:
+        """Whether graphs can be written to :attr:`directory`; if not, it becomes a temporary folder for this
+        process, with one warning (each process then exports again)."""
+        if self._temporary is not None:
+            return False
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.directory):
+                return True
+        except OSError as e:
+            self._temporary = tempfile.TemporaryDirectory(prefix="lookalike-models-")
+            log.warning(
+                "model cache %s cannot be written (%s); the graph is exported to a temporary folder for this run",
+                self.directory,
+                e.strerror or first_line(e),
+            )
+            self.directory = Path(self._temporary.name)
+            return False
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

@@ -205,8 +205,7 @@ class GraphEmbedder(Embedder):
     def _refuse(self, graph: CachedGraph, key: str, reason: str) -> None:
         """Fall back to torch, and remember why beside the graph so later processes do not try again."""
         self._fall_back(reason)
-        with contextlib.suppress(OSError):  # a read-only cache: the next process finds out again
-            graph.record(key, {"failed": reason})
+        graph.record(key, {"failed": reason})
 
     def _fall_back(self, reason: str, recorded: bool = False) -> None:
         self._fallback = reason
