@@ -36,6 +36,8 @@ class Settings:
             ``auto``: the fastest installed on this CPU (torch on CUDA). Vectors agree across runtimes within the
             tolerance recorded with the collection, so a library indexed with one can be searched with another.
         model_cache: where exported model graphs are cached; None means ``<home>/models`` (libraries can share one).
+        inference_threads: threads of each ONNX Runtime or OpenVINO session (0: the runtime's default, every core);
+            ``lookalike serve`` runs 1, as it runs torch, so that concurrent requests use the cores side by side.
         batch_size: images per forward pass.
         workers: decode worker processes (supervised: a decoder crash, hang or memory blow-up fails only that
             file); 0 decodes in a thread of the indexing process, unprotected; None picks by machine (see
@@ -74,6 +76,7 @@ class Settings:
     device: str | None = None
     backend: Backend = Backend.AUTO
     model_cache: Path | None = None
+    inference_threads: int = 0
     batch_size: int = 32
     workers: int | None = None
     decode_timeout: float = 60.0

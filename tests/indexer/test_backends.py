@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -25,7 +26,7 @@ from lookalike.indexer.embedders.graph_embedder import MIN_COSINE, GraphEmbedder
 from lookalike.indexer.embedders.graph_runtimes import runtime_version
 from lookalike.indexer.embedders.registry import create_embedder
 from lookalike.types import Backend
-from lookalike.workspace import Workspace
+from lookalike.workspace import Workspace, for_serving
 from tests.conftest import TEST_SERVER, fresh_db_url
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "retina", "china", "flower")
@@ -387,6 +388,44 @@ def test_runtime_is_noted_before_the_first_vectors_are_committed(small_corpus, s
         [info] = ws.info()["collections"]
     assert writes == [4] and info["images_ok"] == 4
     assert info["runtime"] == {"runtimes": ["openvino-f32"], "tolerance": MIN_COSINE}
+
+
+@pytest.mark.parametrize("backend", RUNTIMES)
+def test_serving_runs_each_session_on_one_thread(backend, pictures, cached, settings_factory):
+    """`lookalike serve` runs torch on one thread per request; ONNX Runtime's and OpenVINO's sessions too."""
+    settings = for_serving(settings_factory(backend=backend, model_cache=cached))
+    assert settings.inference_threads == 1
+    with Workspace(settings) as ws:
+        emb = ws.embedder(settings.model, settings.weights)
+    assert isinstance(emb, GraphEmbedder)
+    emb.embed_pixels(pictures[:2])
+    session: Any = emb._session
+    if backend == Backend.ONNXRUNTIME:
+        assert session._session.get_session_options().intra_op_num_threads == 1
+    else:
+        assert session._compiled.get_property("INFERENCE_NUM_THREADS") == 1
+
+
+def test_third_parties_are_silenced_only_from_the_main_thread():
+    """sys.stdout, loggers and warning filters are the process's: a request thread leaves them alone."""
+    import sys
+    import threading
+
+    from lookalike.indexer.embedders.quiet import quiet_loggers
+
+    seen: dict[str, Any] = {}
+
+    def on_a_request_thread() -> None:
+        with quiet_loggers("lookalike.test", output=True):
+            seen.update(stdout=sys.stdout, level=logging.getLogger("lookalike.test").level)
+
+    thread = threading.Thread(target=on_a_request_thread)
+    thread.start()
+    thread.join()
+    assert seen == {"stdout": sys.stdout, "level": logging.NOTSET}
+    with quiet_loggers("lookalike.test", output=True):
+        assert sys.stdout is not seen["stdout"] and logging.getLogger("lookalike.test").level == logging.CRITICAL
+    assert logging.getLogger("lookalike.test").level == logging.NOTSET
 
 
 def test_cli_backend_option_and_bad_values(small_corpus, tmp_path, monkeypatch):

@@ -29,7 +29,7 @@ from lookalike.indexer.pipeline import Indexer, IndexReport, ProgressFn, pooling
 from lookalike.storage.library import CollectionStore, Library
 from lookalike.storage.locks import lock_if_free, writer_lock
 from lookalike.workspace.cleanup import TRASHES, CleanupMethods
-from lookalike.workspace.serving import ServingMethods, schema_revisions, serve_threads, upgrade_schema
+from lookalike.workspace.serving import ServingMethods, for_serving, schema_revisions, serve_threads, upgrade_schema
 
 # what the front doors use besides Workspace (they import nothing else of lookalike but config, errors and types)
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "TRASHES",
     "VIDEO_MIMES",
     "Workspace",
+    "for_serving",
     "parse_rules",
     "schema_revisions",
     "serve_threads",
@@ -91,7 +92,9 @@ class Workspace(ServingMethods, CleanupMethods):
         key = (spec, weights)
         if key not in self._embedders:
             s = self.settings
-            self._embedders[key] = create_embedder(spec, weights, s.device, s.backend, s.models_dir)
+            self._embedders[key] = create_embedder(
+                spec, weights, s.device, s.backend, s.models_dir, s.inference_threads
+            )
         return self._embedders[key]
 
     # -- writing -------------------------------------------------------------------------------------

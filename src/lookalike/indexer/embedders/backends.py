@@ -41,12 +41,13 @@ def resolve_backend(requested: Backend | str, on_cuda: bool) -> Backend:
     return backend
 
 
-def on_backend(embedder: Embedder, backend: Backend | str, models: Path | None) -> Embedder:
-    """``embedder`` with its network run by ``backend`` (resolved first); graphs are cached in ``models`` (None: no
-    cache, so torch). Untrained (``random``) weights stay on torch: every build draws other weights."""
+def on_backend(embedder: Embedder, backend: Backend | str, models: Path | None, threads: int = 0) -> Embedder:
+    """``embedder`` with its network run by ``backend`` (resolved first) on ``threads`` threads (0: the runtime's
+    default); graphs are cached in ``models`` (None: no cache, so torch). Untrained (``random``) weights stay on
+    torch: every build draws other weights."""
     chosen = resolve_backend(backend, embedder.device_type == "cuda")
     if chosen == Backend.TORCH or models is None or not isinstance(embedder, TorchEmbedder):
         return embedder
     if embedder.weights_tag == RANDOM_WEIGHTS:  # untrained weights differ per build: no graph can be cached
         return embedder
-    return GraphEmbedder(embedder, chosen, GraphCache(models))
+    return GraphEmbedder(embedder, chosen, GraphCache(models), threads)

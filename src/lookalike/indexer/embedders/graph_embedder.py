@@ -10,12 +10,9 @@ or a runtime that misses the tolerance, falls back to torch with a one-line mess
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
 import threading
-import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +50,8 @@ def export_onnx(reference: TorchEmbedder, path: Path) -> int:
     example = torch.zeros(2, 3, size, size)
     batch = torch.export.Dim("batch", min=1, max=4096)
     # the exporter reports its progress on stdout and warns about internals: a user sees only our one line
-    with _quiet_exporter(), torch.inference_mode(False):
+    quiet = quiet_loggers("onnxscript", "onnx_ir", "torch.onnx", "torch.export", output=True)
+    with quiet, torch.inference_mode(False):
         torch.onnx.export(
             wrapper,
             (example,),
@@ -68,15 +66,6 @@ def export_onnx(reference: TorchEmbedder, path: Path) -> int:
         )
         with torch.no_grad():
             return int(wrapper(example).shape[1])
-
-
-@contextlib.contextmanager
-def _quiet_exporter() -> Iterator[None]:
-    """Silence the exporter's progress lines, warnings and log records (its failure is reported once, by us)."""
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        with quiet_loggers("onnxscript", "onnx_ir", "torch.onnx", "torch.export"):
-            yield
 
 
 def normalise_array(mean: Sequence[float], std: Sequence[float], pixels: np.ndarray) -> np.ndarray:

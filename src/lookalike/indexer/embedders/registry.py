@@ -109,6 +109,7 @@ def create_embedder(
     device: str | None = None,
     backend: Backend | str = Backend.TORCH,
     models: Path | None = None,
+    threads: int = 0,
 ) -> Embedder:
     """Build the embedder a spec names (the network itself is built lazily on first use).
 
@@ -120,6 +121,7 @@ def create_embedder(
         backend: the runtime of the network (``torch``, ``onnxruntime``, ``openvino``, ``auto``); see
             :mod:`.backends`.
         models: where exported graphs are cached (``<home>/models``); None keeps the network on torch.
+        threads: threads of an ONNX Runtime or OpenVINO session (0: the runtime's default).
 
     Raises:
         UnknownModelError: bad spec, unknown name within a family, or missing weights file.
@@ -134,4 +136,4 @@ def create_embedder(
         return embedder
     from lookalike.indexer.embedders.backends import on_backend
 
-    return on_backend(embedder, backend, models)
+    return on_backend(embedder, backend, models, threads)
