@@ -59,13 +59,9 @@ def describe() -> str:
     )
 
 
-if __name__ == "__main__":
-    print(describe())
-
-
 def cpu_capabilities() -> str:
-    """The CPU features that decide the inference precision: the kernel's AVX-512/BF16/AMX flags and what OpenVINO
-    reports (its ``BF16`` capability means it can run bf16 here)."""
+    """The CPU features behind the precisions ``benchmarks/backends.py`` compares (the product runs f32): the
+    kernel's AVX-512/BF16/AMX flags and what OpenVINO reports (its ``BF16`` capability means it can run bf16 here)."""
     flags: set[str] = set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -83,3 +79,7 @@ def cpu_capabilities() -> str:
     except ImportError:
         openvino = "OpenVINO not installed"
     return f"cpu flags: {' '.join(shown) or 'none of avx2/avx512/bf16/amx'}; {openvino}"
+
+
+if __name__ == "__main__":
+    print(describe())
