@@ -72,9 +72,10 @@ def pictures(images) -> np.ndarray:
 
 
 @pytest.mark.parametrize("backend", RUNTIMES)
-def test_every_backend_matches_torch_on_real_pictures(backend, reference, pictures, cached):
+def test_every_backend_matches_torch_on_real_pictures(backend, reference, pictures, cached, tmp_path):
+    """Verified here, on these pictures (the graph copied without what earlier tests recorded)."""
     want = reference.embed_pixels(pictures)
-    emb = GraphEmbedder(reference, backend, GraphCache(cached))
+    emb = GraphEmbedder(reference, backend, _unverified(cached, tmp_path / "models"))
     got = emb.embed_pixels(pictures)
     cosines = np.sum(got * want, axis=1)
     assert got.shape == (16, 1280) and got.dtype == np.float32
@@ -83,7 +84,7 @@ def test_every_backend_matches_torch_on_real_pictures(backend, reference, pictur
     assert emb.fallback is None and emb.runtime == f"{backend}-f32"
     assert emb.tolerance == MIN_COSINE and emb.dim == 1280
     recorded = emb.graph.verified(runtime_version(backend)) if emb.graph else None
-    assert recorded is not None and recorded["min_cosine"] >= MIN_COSINE
+    assert recorded is not None and recorded["min_cosine"] >= MIN_COSINE and recorded["pictures"] == 16
     # the batch dimension is dynamic: one picture, and an odd number, give the same vectors as the full batch
     assert np.allclose(emb.embed_pixels(pictures[:1]), got[:1], atol=1e-5)
     assert np.allclose(emb.embed_pixels(pictures[3:10]), got[3:10], atol=1e-5)
