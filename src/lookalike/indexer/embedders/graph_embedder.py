@@ -159,12 +159,13 @@ class GraphEmbedder(Embedder):
             if graph is None:
                 return None
             key = runtime_version(self.backend)
-            known = graph.verified(key)
-            if known is not None and "failed" in known:  # an earlier process found it: no second try
+            known = graph.verified(key) or {}
+            if "failed" in known:  # an earlier process found it: no second try
                 self._fall_back(str(known["failed"]), recorded=True)
                 return None
+            passed = known.get("precision") == PRECISION and known.get("min_cosine", 0) >= MIN_COSINE
             try:
-                if known is not None and known.get("precision") == PRECISION and known["min_cosine"] >= MIN_COSINE:
+                if passed:
                     self._session = open_session(self.backend, graph.graph, PRECISION, self._threads)
                 else:
                     self._session = self._verify(graph, pixels, key)
