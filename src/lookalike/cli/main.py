@@ -45,7 +45,7 @@ def main(
         Backend | None,
         typer.Option(
             help="Runtime of the image model: auto (the fastest installed; torch on CUDA), torch, onnxruntime or "
-            "openvino [env LOOKALIKE_BACKEND; default auto]. Vectors agree across runtimes (cosine >= 0.999)."
+            "openvino [env LOOKALIKE_BACKEND; default auto]. Vectors agree across runtimes (cosine >= 0.99999)."
         ),
     ] = None,
 ) -> None:
@@ -239,7 +239,7 @@ def info(
         out.print("nothing indexed yet")
     for c in data["collections"]:
         counts = ", ".join(f"{k}={v}" for k, v in c.items() if k not in ("name", "model", "weights", "dim", "runtime"))
-        runtimes = "+".join(c["runtime"]["runtimes"])
+        runtimes = "+".join(c["runtime"]["runtimes"]) or "no vectors yet"
         model = f"{shown(c['model'])}, {shown(c['weights'])}, {c['dim']}-d, {runtimes}"
         out.print(f"collection {shown(c['name'])} ({model}): {counts}")
     for p, c, m in failures:

@@ -283,7 +283,7 @@ class Workspace(ServingMethods, CleanupMethods):
                     "name": c.name,
                     "model": c.model,
                     "weights": c.weights_tag,
-                    "runtime": c.runtime or {"runtimes": ["torch"], "tolerance": 1.0},
+                    "runtime": c.runtime,
                     "dim": c.dim,
                     "generation": c.generation,
                     **stats,
