@@ -59,5 +59,27 @@ def describe() -> str:
     )
 
 
+def cpu_capabilities() -> str:
+    """The CPU features behind the precisions ``benchmarks/backends.py`` compares (the product runs f32): the
+    kernel's AVX-512/BF16/AMX flags and what OpenVINO reports (its ``BF16`` capability means it can run bf16 here)."""
+    flags: set[str] = set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    shown = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8") if f in flags]
+    try:
+        import openvino as ov
+
+        caps = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+        openvino = f"OpenVINO {ov.__version__.split('-')[0]} CPU capabilities {' '.join(caps)}"
+    except ImportError:
+        openvino = "OpenVINO not installed"
+    return f"cpu flags: {' '.join(shown) or 'none of avx2/avx512/bf16/amx'}; {openvino}"
+
+
 if __name__ == "__main__":
     print(describe())

@@ -104,7 +104,7 @@ def main() -> None:
     from benchmarks.serve_load import build_library, upload_queries
     from lookalike.api.service import Service
     from lookalike.config import Settings
-    from lookalike.workspace import serve_threads
+    from lookalike.workspace import for_serving, serve_threads
 
     serve_threads()  # what `lookalike serve` does (api.app.run)
     print(describe(), flush=True)
@@ -114,7 +114,7 @@ def main() -> None:
         for n, data in enumerate(upload_queries()):
             files.append(Path(tmp) / f"query{n:02d}.jpg")
             files[-1].write_bytes(data)
-        service = Service(Settings(home=home, workers=0))
+        service = Service(for_serving(Settings(home=home, workers=0)))
         try:
             service.warm_up()
             store = service.workspace.searcher().store

@@ -1,11 +1,18 @@
-"""Indexing speed on this machine: lookalike end to end vs the model's forward-only ceiling vs imagededup.
+"""Indexing speed on this machine: lookalike end to end per inference backend, against the pipeline's physical
+bound and imagededup.
 
 Every measurement runs in a fresh process, on the same corpus of real photos and edited copies:
-  * ceiling      forward passes only (the default model, batch 32, channels-last, inputs pre-made)
-  * lookalike    `lookalike index DIR` end to end: walk, hash, decode, embed, SQL + FAISS writes
+  * backends     `lookalike --backend B index DIR` end to end (walk, hash, decode in the supervised process, embed,
+                 SQL + FAISS writes) for torch, onnxruntime and openvino, alternating, 3 rounds; beside it, measured
+                 in the same run, each backend's physical bound on this machine: cores / (decode core-seconds per
+                 image + inference core-seconds per image), and its start-up (`lookalike index` of one photo)
   * imagededup   imagededup's CNN().encode_images with the same backbone and weights (its custom-model option)
-  * video        `lookalike index` on the package videos (1 frame/s sampled): video seconds per second
+  * video        `lookalike index` on the package videos (1 frame/s sampled), torch and the default backend
   * reindex      `lookalike index` a second time on an unchanged 500-file corpus vs the first run
+  * lookalike    (only when asked) the torch forward-only ceiling vs end to end, and `--workers 0`
+
+Graphs are exported once into the run's own model cache (under the work folder; a user's LOOKALIKE_MODEL_CACHE is
+not used), shared by the runs; a first run with an empty cache (export, verification) is timed and printed apart.
 
     python -m benchmarks.throughput [--work DIR] [--only PART]
 """
@@ -14,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -23,9 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.machine import describe
+from benchmarks.machine import cpu_capabilities, describe, load_average
 
 BATCH = 32
+BACKENDS = ("torch", "onnxruntime", "openvino")
 
 
 def photo_corpus(root: Path, count: int | None = None, long_side: int | None = None) -> Path:
@@ -87,15 +96,25 @@ def ceiling(corpus: Path, tuned: bool) -> dict:
     return {"images": len(files), "seconds": best}
 
 
-def lookalike_cli(corpus: Path, home: Path, extra: list[str] | None = None) -> dict:
-    """Wall-clock seconds of `lookalike index` as a user runs it, and its own summary."""
+def lookalike_cli(
+    corpus: Path,
+    home: Path,
+    extra: list[str] | None = None,
+    backend: str | None = None,
+    model_cache: Path | None = None,
+) -> dict:
+    """Wall-clock seconds of `lookalike index` as a user runs it, and its own summary; ``model_cache`` replaces the
+    run's shared model cache."""
     exe = Path(sys.executable).with_name("lookalike")
+    options = ["--backend", backend] if backend else []
+    env = {**os.environ, "LOOKALIKE_MODEL_CACHE": str(model_cache)} if model_cache else None
     start = time.perf_counter()
     out = subprocess.run(
-        [str(exe), "--home", str(home), "index", str(corpus), "--json", *(extra or [])],
+        [str(exe), "--home", str(home), *options, "index", str(corpus), "--json", *(extra or [])],
         capture_output=True,
         text=True,
         check=True,
+        env=env,
     ).stdout
     wall = time.perf_counter() - start
     summary = json.loads(out)
@@ -138,6 +157,10 @@ def imagededup(corpus: Path, workers: int) -> dict:
 def run_part(part: str, work: Path) -> dict:
     """One measurement in this process."""
     corpus = photo_corpus(work / "images500", count=500)
+    if part.startswith("bound:"):
+        from benchmarks.pipeline_bound import bound
+
+        return bound(corpus, part.split(":", 1)[1], work / "models")
     if part == "ceiling":
         return ceiling(corpus, tuned=True)
     if part == "ceiling_untuned":
@@ -181,26 +204,81 @@ def _video_seconds(root: Path) -> float:
     return total
 
 
+def backends_section(corpus: Path, work: Path, rounds: int = 3) -> dict[str, float]:
+    """End to end per backend (alternating, ``rounds`` times; the median round), each against its physical bound
+    measured in the same run, and start-up; prints the table and returns the median images/s per backend."""
+    import statistics
+
+    one = work / "one_photo"
+    if not one.exists():
+        one.mkdir()
+        shutil.copy(sorted(corpus.iterdir())[0], one)
+    exports = {}
+    for b in BACKENDS:  # a first run with an empty model cache of its own (export and verification), timed apart
+        shutil.rmtree(work / "models_first", ignore_errors=True)
+        shutil.rmtree(work / "home_warm", ignore_errors=True)
+        exports[b] = lookalike_cli(one, work / "home_warm", backend=b, model_cache=work / "models_first")["wall"]
+        shutil.rmtree(work / "home_warm", ignore_errors=True)
+        lookalike_cli(one, work / "home_warm", backend=b)  # the shared cache: the rounds neither export nor verify
+    runs: dict[str, list[dict]] = {b: [] for b in BACKENDS}
+    starts: dict[str, list[float]] = {b: [] for b in BACKENDS}
+    for _ in range(rounds):
+        for b in BACKENDS:
+            shutil.rmtree(work / f"home_{b}", ignore_errors=True)
+            runs[b].append(lookalike_cli(corpus, work / f"home_{b}", backend=b))
+            shutil.rmtree(work / "home_one", ignore_errors=True)
+            starts[b].append(lookalike_cli(one, work / "home_one", backend=b)["wall"])
+    bounds = {b: _sub(f"bound:{b}", work) for b in BACKENDS}
+    rates = {b: statistics.median(r["images"] / r["inside"] for r in runs[b]) for b in BACKENDS}
+    walls = {b: statistics.median(r["images"] / r["wall"] for r in runs[b]) for b in BACKENDS}
+    print(
+        "| backend | end to end images/s (rounds) | wall clock incl. start-up | decode core-ms/image | "
+        "inference core-ms/image | forward only images/s | physical bound images/s | end to end / bound | x torch | "
+        "start-up, s |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for b in BACKENDS:
+        c = bounds[b]
+        each = ", ".join(f"{r['images'] / r['inside']:.1f}" for r in runs[b])
+        print(
+            f"| {b} | {rates[b]:.1f} ({each}) | {walls[b]:.1f} | {1000 * c['decode']:.2f} | "
+            f"{1000 * c['inference']:.2f} | {c['forward_rate']:.1f} | {c['bound']:.1f} | {rates[b] / c['bound']:.0%} | "
+            f"{rates[b] / rates['torch']:.2f} | {statistics.median(starts[b]):.2f} |"
+        )
+    print("\n| backend | index 1 photo, empty model cache (export, verification), s |\n|---|---|")
+    for b in BACKENDS:
+        print(f"| {b} | {exports[b]:.1f} |")
+    cores = bounds["torch"]["cores"]
+    print(f"\ncores {cores:.0f}; default isolation (one supervised decode process); {load_average()} at end")
+    return rates
+
+
 def main() -> None:
     """Run every part and print the table."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, default=None)
     ap.add_argument("--part", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--only", default=None, help="ceiling, lookalike, imagededup, video or reindex")
+    ap.add_argument("--only", default=None, help="backends, imagededup, video, reindex, or ceiling / lookalike")
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="lookalike-speed-"))
+    # the run's own model cache (never a user's, which first runs would empty), one export per model for its runs
+    os.environ["LOOKALIKE_MODEL_CACHE"] = str(work / "models")
     if args.part:
         print(json.dumps(run_part(args.part, work)))
         return
     corpus = photo_corpus(work / "images500", count=500)
     n = len(list(corpus.iterdir()))
     print(describe())
+    print(cpu_capabilities())
     print(
         f"corpus: {n} real photos and edited copies (JPEG/WebP, 256-1411 px); default model efficientnet_lite0, "
         f"batch {BATCH}\n"
     )
     rows = []
-    if args.only in (None, "ceiling", "lookalike"):
+    rates: dict[str, float] = {}
+    if args.only in (None, "backends"):
+        rates = backends_section(corpus, work)
+    if args.only in ("ceiling", "lookalike"):
         # Ceiling and end-to-end runs alternate (A B A B A B) and each pair gives a ratio: the VM's speed drifts
         # by ±10% from minute to minute, and adjacent runs share the same drift.
         pairs, thread_ratios = [], []
@@ -218,7 +296,7 @@ def main() -> None:
         rows.append(("forward-only ceiling (allocator tuned), median pair", ceil, ""))
         cu = _sub("ceiling_untuned", work)
         rows.append(("forward-only, default glibc allocator", cu["images"] / cu["seconds"], ""))
-    if args.only in (None, "lookalike"):
+    if args.only == "lookalike":
         rows.append(
             (
                 "lookalike index, end to end (in-process time), median pair",
@@ -244,21 +322,28 @@ def main() -> None:
     if args.only in (None, "imagededup", "lookalike"):
         for w in (0, 1):
             d = min((_sub(f"imagededup{w}", work) for _ in range(2)), key=lambda x: x["seconds"])
-            rows.append((f"imagededup CNN encode_images, num_workers={w}", d["images"] / d["seconds"], ""))
-    print("| what | images/s | note |\n|---|---|---|")
+            rate = d["images"] / d["seconds"]
+            versus = ", ".join(f"{b} end to end {rates[b] / rate:.1f}x this" for b in rates)
+            rows.append((f"imagededup CNN encode_images, num_workers={w}", rate, versus))
+    if rows:
+        print("\n| what | images/s | note |\n|---|---|---|")
     for name, rate, note in rows:
         print(f"| {name} | {rate:.1f} | {note} |")
     if args.only in (None, "video"):
         vids = _videos(work)
-        shutil.rmtree(work / "home_vid", ignore_errors=True)
-        v = lookalike_cli(vids, work / "home_vid")
         secs = _video_seconds(vids)
-        print("\n| videos | video seconds | sampled frames | index seconds (in-process) | video s per s |")
-        print("|---|---|---|---|---|")
         print(
-            f"| bigbuckbunny 720p + bikes 640x272 + carphone 176x144 | {secs:.1f} | {v['frames']} | "
-            f"{v['inside']:.2f} | {secs / v['inside']:.1f} |"
+            "\n| videos: bigbuckbunny 720p + bikes 640x272 + carphone 176x144, backend | video seconds | "
+            "sampled frames | index seconds (in-process, best of 3) | video s per s |"
         )
+        print("|---|---|---|---|---|")
+        for b in ("torch", "auto"):
+            runs = []
+            for _ in range(3):
+                shutil.rmtree(work / "home_vid", ignore_errors=True)
+                runs.append(lookalike_cli(vids, work / "home_vid", backend=b))
+            v = min(runs, key=lambda x: x["inside"])
+            print(f"| {b} | {secs:.1f} | {v['frames']} | {v['inside']:.2f} | {secs / v['inside']:.1f} |")
     if args.only in (None, "reindex"):
         print("\n| re-index 500 unchanged files | first run | unchanged re-run (median of 5) | ratio |")
         print("|---|---|---|---|")

@@ -122,10 +122,21 @@ def corpus(tmp_path_factory: pytest.TempPathFactory, images: dict) -> Corpus:
     return Corpus(root, originals, copies, distractors, videos)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One cache of exported model graphs for the whole run, for libraries made here and by CLI subprocesses (each
+    library would otherwise export the default model again, ~10 s)."""
+    path = tmp_path_factory.mktemp("models")
+    with pytest.MonkeyPatch.context() as mp_:
+        mp_.setenv("LOOKALIKE_MODEL_CACHE", str(path))
+        yield path
+
+
 @pytest.fixture(scope="session")
-def settings_factory(tmp_path_factory: pytest.TempPathFactory):
+def settings_factory(tmp_path_factory: pytest.TempPathFactory, model_cache: Path):
     def make(**changes) -> Settings:
         home = tmp_path_factory.mktemp("home")
+        changes.setdefault("model_cache", model_cache)
         return Settings(home=home, db_url=fresh_db_url(home), workers=1, batch_size=16, **changes)
 
     return make

@@ -7,6 +7,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from lookalike.errors import UsageError
+from lookalike.types import Backend
+
 DEFAULT_MODEL = "efficientnet_lite0"
 
 
@@ -28,6 +31,13 @@ class Settings:
         weights: a local checkpoint for the model, ``random`` for untrained weights (plumbing tests),
             or None for the model's default weights.
         device: ``cpu``, ``cuda``, ``cuda:N`` or None to pick CUDA when present.
+        backend: the runtime the image network runs on: ``torch``, ``onnxruntime``, ``openvino`` (the network
+            exported to ONNX once, cached under ``<home>/models`` and checked against torch before first use), or
+            ``auto``: the fastest installed on this CPU (torch on CUDA). Vectors agree across runtimes within the
+            tolerance recorded with the collection, so a library indexed with one can be searched with another.
+        model_cache: where exported model graphs are cached; None means ``<home>/models`` (libraries can share one).
+        inference_threads: threads of each ONNX Runtime or OpenVINO session (0: the runtime's default, every core);
+            ``lookalike serve`` runs 1, as it runs torch, so that concurrent requests use the cores side by side.
         batch_size: images per forward pass.
         workers: decode worker processes (supervised: a decoder crash, hang or memory blow-up fails only that
             file); 0 decodes in a thread of the indexing process, unprotected; None picks by machine (see
@@ -64,6 +74,9 @@ class Settings:
     model: str = DEFAULT_MODEL
     weights: str | None = None
     device: str | None = None
+    backend: Backend = Backend.AUTO
+    model_cache: Path | None = None
+    inference_threads: int = 0
     batch_size: int = 32
     workers: int | None = None
     decode_timeout: float = 60.0
@@ -91,13 +104,22 @@ class Settings:
         """The SQLAlchemy URL of the catalog database."""
         return self.db_url or f"sqlite:///{self.home / 'lookalike.db'}"
 
+    @property
+    def models_dir(self) -> Path:
+        """The folder of exported model graphs."""
+        return self.model_cache or self.home / "models"
+
     def with_(self, **changes: Any) -> Settings:
         """A copy with some fields changed; None values are ignored."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
-        """Settings from ``LOOKALIKE_*`` environment variables, then explicit overrides (None = unset)."""
+        """Settings from ``LOOKALIKE_*`` environment variables, then explicit overrides (None = unset).
+
+        Raises:
+            UsageError: ``LOOKALIKE_BACKEND`` names no backend.
+        """
         env = os.environ
         values: dict[str, Any] = {}
         if env.get("LOOKALIKE_HOME"):
@@ -106,12 +128,22 @@ class Settings:
             ("db_url", "LOOKALIKE_DB"),
             ("model", "LOOKALIKE_MODEL"),
             ("device", "LOOKALIKE_DEVICE"),
+            ("backend", "LOOKALIKE_BACKEND"),
+            ("model_cache", "LOOKALIKE_MODEL_CACHE"),
             ("weights", "LOOKALIKE_WEIGHTS"),
             ("api_key", "LOOKALIKE_API_KEY"),
         ):
             if env.get(name):
                 values[key] = env[name]
         values.update({k: v for k, v in overrides.items() if v is not None})
-        if "home" in values:
-            values["home"] = Path(values["home"]).expanduser()
+        if "backend" in values:
+            try:
+                values["backend"] = Backend(values["backend"])
+            except ValueError as e:
+                known = ", ".join(b.value for b in Backend)
+                bad = values["backend"]
+                raise UsageError(f"unknown backend {bad!r} (LOOKALIKE_BACKEND); use one of: {known}") from e
+        for key in ("home", "model_cache"):
+            if key in values:
+                values[key] = Path(values[key]).expanduser()
         return cls(**values)

@@ -21,6 +21,15 @@ class Level(StrEnum):
     VIDEO = "video"
 
 
+class Backend(StrEnum):
+    """The runtime that executes an embedder's network (the model and its vectors stay the same)."""
+
+    AUTO = "auto"  # the fastest one installed on this machine (see indexer.embedders.backends)
+    TORCH = "torch"
+    ONNXRUNTIME = "onnxruntime"
+    OPENVINO = "openvino"
+
+
 class MediaStatus(StrEnum):
     """Outcome of indexing one file."""
 

@@ -83,7 +83,9 @@ def test_pixels_match_decoding_in_process(photos: list[Path]) -> None:
     assert here.keys() == pooled.keys() and all(np.array_equal(here[k], pooled[k]) for k in here)
 
 
-def test_memory_limit_fails_the_big_file_and_indexing_goes_on(photos: list[Path], tmp_path: Path, db_url: str) -> None:
+def test_memory_limit_fails_the_big_file_and_indexing_goes_on(
+    photos: list[Path], tmp_path: Path, db_url: str, model_cache: Path
+) -> None:
     """A real 5000x5000 PNG (75 MB of pixels) under a decode memory limit only ~40 MB above the worker's
     start-up footprint: that file is reported ``out_of_memory``, the rest is indexed, and the next run under the
     default limit retries it (unchanged) and indexes it."""
@@ -92,7 +94,7 @@ def test_memory_limit_fails_the_big_file_and_indexing_goes_on(photos: list[Path]
     for p in photos:
         _copy(p, root / p.name)
     Image.open(photos[0]).convert("RGB").resize((5000, 5000)).save(root / "huge.png", compress_level=1)
-    tight = Settings(home=tmp_path / "lib", db_url=db_url, workers=1, decode_memory_mb=300)
+    tight = Settings(home=tmp_path / "lib", db_url=db_url, workers=1, decode_memory_mb=300, model_cache=model_cache)
     with Workspace(tight) as ws:
         report = ws.index([root])
         assert [(Path(f.path).name, f.code) for f in report.failed] == [("huge.png", "out_of_memory")]

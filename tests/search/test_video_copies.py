@@ -23,7 +23,7 @@ def _iou(a: tuple[float, float], b: tuple[float, float]) -> float:
 
 
 @pytest.fixture(scope="module")
-def library(tmp_path_factory: pytest.TempPathFactory):
+def library(tmp_path_factory: pytest.TempPathFactory, model_cache: Path):
     root = tmp_path_factory.mktemp("video_copies")
     rng = np.random.default_rng(7)
     photos = package_images()
@@ -42,7 +42,7 @@ def library(tmp_path_factory: pytest.TempPathFactory):
     partial = save_clip(Clip(lead + excerpt + tail), root / "copies" / "partial.mp4")
     home = root / "home"
     home.mkdir()
-    settings = Settings(home=home, db_url=fresh_db_url(home), workers=1)
+    settings = Settings(home=home, db_url=fresh_db_url(home), workers=1, model_cache=model_cache)
     with Workspace(settings) as ws:
         report = ws.index([root / "sources"])
         assert report.failed == [] and report.videos == 3

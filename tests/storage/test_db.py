@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 import pytest
@@ -10,6 +11,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 from lookalike.errors import SchemaOutOfDateError
+from lookalike.storage.catalog import Catalog
 from lookalike.storage.db import current_revision, downgrade, ensure_schema, head_revision, make_engine, upgrade
 from lookalike.storage.orm import Base
 
@@ -153,3 +155,35 @@ def test_0004_adds_empty_photo_metadata_and_keeps_every_row(engine):
     with engine.connect() as conn:
         assert conn.execute(text("SELECT media_id, embedding FROM vectors")).one() == (1, bytes(range(16)))
         assert conn.execute(text("SELECT path, size FROM media")).one() == ("/p/a.jpg", 10)
+
+
+def test_0005_adds_runtime_and_catalog_notes_each_runtime_once(engine):
+    """A collection written at 0004 is recorded as torch's (torch made its vectors), as is a row left NULL; runtimes
+    noted later are listed once each after it, with the loosest tolerance; a new collection lists none; down again
+    drops just the column."""
+    upgrade(engine, "0004")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO collections (id, name, model, weights_tag, dim, metric, preprocessing, pooling, "
+                "generation, created_at) VALUES (1, 'c', 'm', 'w', 4, 'cosine', '{}', '{}', 0, CURRENT_TIMESTAMP)"
+            )
+        )
+    upgrade(engine)
+    with engine.connect() as conn:
+        stored = conn.execute(text("SELECT runtime FROM collections")).scalar_one()  # SQLite: text, PostgreSQL: JSON
+    assert (json.loads(stored) if isinstance(stored, str) else stored) == {"runtimes": ["torch"], "tolerance": 1.0}
+    catalog = Catalog(engine)
+    assert catalog.collection("c").runtime == {"runtimes": ["torch"], "tolerance": 1.0}
+    catalog.note_runtime(1, "openvino-f32", 0.99999)
+    catalog.note_runtime(1, "torch", 1.0)
+    assert catalog.collection("c").runtime == {"runtimes": ["torch", "openvino-f32"], "tolerance": 0.99999}
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE collections SET runtime = NULL"))
+    catalog.note_runtime(1, "onnxruntime-f32", 0.99999)
+    assert catalog.collection("c").runtime == {"runtimes": ["torch", "onnxruntime-f32"], "tolerance": 0.99999}
+    assert catalog.create_collection("new", "m", "w", 4, {}, {}).runtime == {"runtimes": [], "tolerance": 1.0}
+    downgrade(engine, "0004")
+    assert "runtime" not in {c["name"] for c in inspect(engine).get_columns("collections")}
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT name, dim FROM collections ORDER BY id")).all() == [("c", 4), ("new", 4)]

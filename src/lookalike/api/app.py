@@ -221,12 +221,14 @@ def create_app(settings: Settings, host: str | None = None) -> FastAPI:
 def run(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None:
     """Serve the app with uvicorn in this process, tuned for serving: one compute thread per request.
 
-    torch and FAISS are set to one thread each (process-wide), so concurrent requests use the cores side by side
-    instead of each spreading over all of them; see ``indexer.device.one_thread_per_request``.
+    torch and FAISS are set to one thread each (process-wide), as are ONNX Runtime's and OpenVINO's sessions (through
+    the settings), so concurrent requests use the cores side by side instead of each spreading over all of them; see
+    ``indexer.device.one_thread_per_request``.
     """
     import uvicorn
 
-    from lookalike.workspace import serve_threads
+    from lookalike.workspace import for_serving, serve_threads
 
     serve_threads()
-    uvicorn.run(create_app(settings, host), host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+    app = create_app(for_serving(settings), host)
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)

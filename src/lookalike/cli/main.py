@@ -13,6 +13,8 @@ from lookalike.cli.cleanup import register as register_cleanup
 from lookalike.cli.common import err, out, within, workspace
 from lookalike.cli.render import shown
 from lookalike.config import Settings
+from lookalike.errors import UsageError
+from lookalike.types import Backend
 
 app = typer.Typer(
     help="Find duplicate and similar images and videos.",
@@ -39,9 +41,20 @@ def main(
     ] = None,
     weights: Annotated[str | None, typer.Option(help="Local checkpoint file, or 'random'.")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N [default: cuda when present].")] = None,
+    backend: Annotated[
+        Backend | None,
+        typer.Option(
+            help="Runtime of the image model: auto (the fastest installed; torch on CUDA), torch, onnxruntime or "
+            "openvino [env LOOKALIKE_BACKEND; default auto]. Vectors agree across runtimes (cosine >= 0.99999)."
+        ),
+    ] = None,
 ) -> None:
     """Global options; every command reads the library in HOME."""
-    ctx.obj = Settings.from_env(home=home, db_url=db, model=model, weights=weights, device=device)
+    try:
+        ctx.obj = Settings.from_env(home=home, db_url=db, model=model, weights=weights, device=device, backend=backend)
+    except UsageError as e:
+        err.print(f"[red]error:[/red] {shown(e)}")
+        raise typer.Exit(2) from e
 
 
 @app.command()
@@ -225,8 +238,10 @@ def info(
     if not data["collections"]:
         out.print("nothing indexed yet")
     for c in data["collections"]:
-        counts = ", ".join(f"{k}={v}" for k, v in c.items() if k not in ("name", "model", "weights", "dim"))
-        out.print(f"collection {shown(c['name'])} ({shown(c['model'])}, {shown(c['weights'])}, {c['dim']}-d): {counts}")
+        counts = ", ".join(f"{k}={v}" for k, v in c.items() if k not in ("name", "model", "weights", "dim", "runtime"))
+        runtimes = "+".join(c["runtime"]["runtimes"]) or "no vectors yet"
+        model = f"{shown(c['model'])}, {shown(c['weights'])}, {c['dim']}-d, {runtimes}"
+        out.print(f"collection {shown(c['name'])} ({model}): {counts}")
     for p, c, m in failures:
         out.print(f"  failed {shown(p)}: {c}: {shown(m)}")
 

@@ -6,10 +6,14 @@ import ctypes
 import ctypes.util
 import logging
 import os
-
-import torch
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lookalike.errors import DeviceError
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +28,8 @@ def resolve_device(requested: str | None = None) -> torch.device:
     Raises:
         DeviceError: the name is not a device, or CUDA was requested but is not available.
     """
+    import torch
+
     if requested:
         try:
             device = torch.device(requested)
@@ -35,7 +41,40 @@ def resolve_device(requested: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def decode_workers(device: torch.device, requested: int | None = None, cpus: int | None = None) -> int:
+# a GPU driver's files: NVIDIA's, AMD's (ROCm), WSL2's GPU paravirtualisation and Jetson's (Tegra) devices
+_GPU_DRIVER_FILES = (
+    "proc/driver/nvidia/version",
+    "dev/nvidiactl",
+    "dev/kfd",
+    "dev/dxg",
+    "dev/nvhost-ctrl",
+    "dev/nvmap",
+)
+
+
+def gpu_driver_present(root: Path = Path("/")) -> bool:
+    """Whether any GPU driver may be here: a driver's device or proc file under ``root``, or a CUDA driver library
+    the loader finds. Without one no CUDA (or ROCm) device can exist, and torch need not be imported to say so."""
+    if any((root / f).exists() for f in _GPU_DRIVER_FILES):
+        return True
+    return ctypes.util.find_library("cuda") is not None
+
+
+def device_type(requested: str | None = None) -> str:
+    """``cuda`` or ``cpu``: the type of :func:`resolve_device`'s answer, found without importing torch when the
+    answer is the CPU (asked for, or no GPU driver of any kind on a Linux machine); when in doubt torch is asked.
+
+    Raises:
+        DeviceError: as :func:`resolve_device`.
+    """
+    if requested == "cpu":
+        return "cpu"
+    if not requested and sys.platform == "linux" and not gpu_driver_present():
+        return "cpu"
+    return resolve_device(requested).type
+
+
+def decode_workers(device: torch.device | str, requested: int | None = None, cpus: int | None = None) -> int:
     """How many supervised decode processes run beside the model.
 
     On CUDA the GPU does the maths, so decoding gets every core but one. On a CPU the forward pass already keeps
@@ -46,7 +85,7 @@ def decode_workers(device: torch.device, requested: int | None = None, cpus: int
     if requested is not None:
         return max(0, requested)
     cpus = cpus or os.cpu_count() or 1
-    if device.type == "cuda":
+    if getattr(device, "type", device) == "cuda":
         return max(1, min(8, cpus - 1))
     return 1 if cpus <= 2 else min(4, cpus // 4 + 1)
 
@@ -77,5 +116,7 @@ def one_thread_per_request() -> None:
     on 2 cores at 20 requests/s it doubled p99 latency (benchmarks/RESULTS.md, serve_load). Process-wide, so
     only a process that does nothing but serve calls it (``lookalike serve`` does, through ``api.app.run``).
     """
+    import torch
+
     torch.set_num_threads(1)
     torch.set_num_interop_threads(1)

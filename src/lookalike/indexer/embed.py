@@ -6,7 +6,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from lookalike.config import Settings
 from lookalike.indexer.decode import VideoMeta
@@ -45,12 +44,12 @@ class _Batcher:
     def __init__(self, embedder: Embedder, batch_size: int) -> None:
         self.embedder = embedder
         self.batch_size = batch_size
-        self.pixels: list[torch.Tensor] = []
+        self.pixels: list[np.ndarray] = []
         self.owners: list[tuple[int, int]] = []  # (job, rows)
 
     def add(self, job: int, pixels: np.ndarray) -> bool:
         """Queue a uint8 (n, 3, H, W) block; True when a forward pass is due."""
-        self.pixels.append(torch.from_numpy(pixels))
+        self.pixels.append(pixels)
         self.owners.append((job, pixels.shape[0]))
         return sum(n for _, n in self.owners) >= self.batch_size
 
@@ -58,7 +57,7 @@ class _Batcher:
         """Run the queued pixels through the model; yields (job, vectors) blocks in queue order."""
         if not self.pixels:
             return
-        vectors = self.embedder.embed_batch(torch.cat(self.pixels))
+        vectors = self.embedder.embed_batch(np.concatenate(self.pixels))
         owners, self.pixels, self.owners = self.owners, [], []
         row = 0
         for job, n in owners:
@@ -92,13 +91,13 @@ def embed_jobs(
     With ``settings.workers == 0`` decoding runs in a thread of this process: a little faster on 2 cores, but a
     decoder crash then ends the run (what was written stays; the next run resumes).
     """
-    if embedder.device.type == "cpu":
+    if embedder.device_type == "cpu":
         tune_cpu_allocator()
     pre = embedder.preprocess
     video = video or MediaDescriptor.from_settings(settings)
     limits = DecodeLimits(settings.max_image_pixels, settings.max_image_bytes, settings.batch_size, video)
     tasks = [Task(j.index, j.path, j.kind) for j in jobs]
-    workers = min(decode_workers(embedder.device, settings.workers), len(jobs))
+    workers = min(decode_workers(embedder.device_type, settings.workers), len(jobs))
     loader: Iterable[Message]
     if workers:
         memory = settings.decode_memory_mb * 2**20 if settings.decode_memory_mb else None

@@ -186,20 +186,28 @@ class Indexer:
         pending: list[tuple[MediaRecord, list[VectorRecord]]] = []
         last_write = last_save = time.monotonic()
         video = MediaDescriptor.from_pooling(self.store.info.pooling)  # what the collection was built with
-        for done, done_file in enumerate(embed_jobs(plan.jobs, self.embedder(), self.settings, video), 1):
+        embedder = self.embedder()
+        for done, done_file in enumerate(embed_jobs(plan.jobs, embedder, self.settings, video), 1):
             pending.append((done_file.record, done_file.vectors))
             self._count(done_file, plan, report)
             if progress:
                 progress(done, total)
             now = time.monotonic()
             if len(pending) >= WRITE_EVERY_FILES or now - last_write > WRITE_EVERY_SECONDS:
-                self.store.write(pending)
+                self._write_embedded(pending, embedder)
                 pending, last_write = [], now
             if now - last_save > SAVE_EVERY_SECONDS:
                 self.store.save()
                 last_save = now
         if pending:
-            self.store.write(pending)
+            self._write_embedded(pending, embedder)
+
+    def _write_embedded(self, items: list[tuple[MediaRecord, list[VectorRecord]]], embedder: Embedder) -> None:
+        """Commit freshly embedded files, the runtime that computed their vectors noted first: a run killed after
+        a write leaves no vector whose runtime the collection does not list."""
+        if any(vectors for _, vectors in items):  # the embedder ran, so its runtime is settled (verified or not)
+            self.store.note_runtime(embedder.runtime, embedder.tolerance)
+        self.store.write(items)
 
     def _count(self, done: Embedded, plan: Plan, report: IndexReport) -> None:
         job, record = done.job, done.record

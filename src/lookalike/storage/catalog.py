@@ -41,18 +41,22 @@ def _row_values(rec: MediaRecord) -> dict[str, Any]:
     return values
 
 
+# what a collection's runtime column says before any vector was written; NULL (a row migration 0005 did not fill)
+# means the vectors came from torch, the only runtime before it
+NO_RUNTIME: dict[str, Any] = {"runtimes": [], "tolerance": 1.0}
+TORCH_RUNTIME: dict[str, Any] = {"runtimes": ["torch"], "tolerance": 1.0}
+
+
+def _runtime(row: Collection) -> dict[str, Any]:
+    """The collection's runtime record as a detached copy, NULL read as torch's."""
+    value = row.runtime if row.runtime is not None else TORCH_RUNTIME
+    return {**value, "runtimes": list(value.get("runtimes", []))}
+
+
 def _info(row: Collection) -> CollectionInfo:
-    return CollectionInfo(
-        row.id,
-        row.name,
-        row.model,
-        row.weights_tag,
-        row.dim,
-        row.metric,
-        dict(row.preprocessing or {}),
-        dict(row.pooling or {}),
-        row.generation,
-    )
+    values = {f.name: getattr(row, f.name) for f in fields(CollectionInfo)}
+    dicts = {k: dict(values[k] or {}) for k in ("preprocessing", "pooling")}  # detached copies
+    return CollectionInfo(**{**values, **dicts, "runtime": _runtime(row)})
 
 
 class Catalog(VectorQueries):
@@ -95,10 +99,19 @@ class Catalog(VectorQueries):
                 preprocessing=preprocessing,
                 pooling=pooling,
                 generation=0,
+                runtime=NO_RUNTIME,
             )
             s.add(row)
             s.flush()
             return _info(row)
+
+    def note_runtime(self, collection_id: int, runtime: str, tolerance: float) -> None:
+        """Record that ``runtime`` computed vectors of the collection, each within cosine ``tolerance`` of torch's."""
+        with self._session.begin() as s:
+            row = s.get_one(Collection, collection_id)
+            old = _runtime(row)
+            runs = old["runtimes"] if runtime in old["runtimes"] else [*old["runtimes"], runtime]
+            row.runtime = {"runtimes": runs, "tolerance": min(float(old["tolerance"]), tolerance)}
 
     def generation(self, collection_id: int) -> int:
         """The collection's write counter; FAISS files are current when their manifest holds the same."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -44,12 +45,16 @@ def atomic_write(target: Path, write: Callable[[Path], None]) -> None:
         raise
 
 
-def remove_stray_temps(directory: Path) -> int:
-    """Delete temp files that a crash in :func:`atomic_write` left in ``directory`` (only the single writer may
-    call this: a live writer's temp file looks the same). Returns how many were removed."""
+def remove_stray_temps(directory: Path, older_than: float = 0.0) -> int:
+    """Delete temp files that a crash in :func:`atomic_write` left in ``directory``. A live writer's temp file looks
+    the same: only the single writer may call this with ``older_than`` 0; where several processes write, only files
+    untouched for ``older_than`` seconds are removed. Returns how many were removed."""
     removed = 0
+    now = time.time()
     for tmp in directory.glob(".*.tmp"):
         with contextlib.suppress(FileNotFoundError):
+            if older_than and now - tmp.stat().st_mtime < older_than:
+                continue
             tmp.unlink()
             removed += 1
     return removed

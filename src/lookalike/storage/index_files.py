@@ -58,6 +58,7 @@ class IndexFiles:
             counts=counts,
             preprocessing=self.info.preprocessing,
             pooling=self.info.pooling,
+            runtime=self.info.runtime,
         )
 
     def current(self, manifest: Manifest | None, generation: int) -> bool:

@@ -82,6 +82,14 @@ class CollectionStore:
         return self.files.check()
 
     # -- writes ---------------------------------------------------------------------------------
+    def note_runtime(self, runtime: str, tolerance: float) -> None:
+        """Record the runtime that computed vectors of this collection (see :meth:`Catalog.note_runtime`); the
+        manifest carries it from the next save."""
+        if runtime in self.info.runtime.get("runtimes", []) and tolerance >= self.info.runtime.get("tolerance", 1):
+            return
+        self.catalog.note_runtime(self.info.id, runtime, tolerance)
+        self.info = self.files.info = self.catalog.collection(self.info.name) or self.info
+
     def write(self, items: list[tuple[MediaRecord, list[VectorRecord]]]) -> WriteResult:
         """Commit files and vectors to the database, then mirror them in the in-memory indexes.
 

@@ -26,6 +26,7 @@ class Manifest:
         counts: vectors per index file, for a cheap consistency check.
         preprocessing: the model's preprocessing configuration.
         pooling: how video frames were pooled.
+        runtime: the runtimes that computed the vectors and the cosine tolerance they keep with torch's.
     """
 
     model: str
@@ -37,6 +38,7 @@ class Manifest:
     counts: dict[str, int] = field(default_factory=dict)
     preprocessing: dict[str, Any] = field(default_factory=dict)
     pooling: dict[str, Any] = field(default_factory=dict)
+    runtime: dict[str, Any] = field(default_factory=dict)
 
     def save(self, directory: Path) -> None:
         """Write the manifest atomically into ``directory``."""

@@ -59,6 +59,7 @@ class Collection(Base):
     metric: Mapped[str] = mapped_column(String(20), default="cosine")
     preprocessing: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     pooling: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    runtime: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # NULL: before 0005, torch
     generation: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 

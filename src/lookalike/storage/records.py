@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +24,7 @@ class CollectionInfo:
     preprocessing: dict[str, Any]
     pooling: dict[str, Any]
     generation: int
+    runtime: dict[str, Any] = field(default_factory=dict)  # see Catalog.note_runtime
 
 
 @dataclass(frozen=True)

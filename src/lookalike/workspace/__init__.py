@@ -29,7 +29,7 @@ from lookalike.indexer.pipeline import Indexer, IndexReport, ProgressFn, pooling
 from lookalike.storage.library import CollectionStore, Library
 from lookalike.storage.locks import lock_if_free, writer_lock
 from lookalike.workspace.cleanup import TRASHES, CleanupMethods
-from lookalike.workspace.serving import ServingMethods, schema_revisions, serve_threads, upgrade_schema
+from lookalike.workspace.serving import ServingMethods, for_serving, schema_revisions, serve_threads, upgrade_schema
 
 # what the front doors use besides Workspace (they import nothing else of lookalike but config, errors and types)
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "TRASHES",
     "VIDEO_MIMES",
     "Workspace",
+    "for_serving",
     "parse_rules",
     "schema_revisions",
     "serve_threads",
@@ -90,7 +91,10 @@ class Workspace(ServingMethods, CleanupMethods):
         """The embedder for a model spec, built once per workspace."""
         key = (spec, weights)
         if key not in self._embedders:
-            self._embedders[key] = create_embedder(spec, weights, self.settings.device)
+            s = self.settings
+            self._embedders[key] = create_embedder(
+                spec, weights, s.device, s.backend, s.models_dir, s.inference_threads
+            )
         return self._embedders[key]
 
     # -- writing -------------------------------------------------------------------------------------
@@ -219,7 +223,7 @@ class Workspace(ServingMethods, CleanupMethods):
             weights = RANDOM_WEIGHTS
         embedder = self.embedder(store.info.model, weights)
         self._check_weights(store, embedder)
-        if embedder.device.type == "cuda":
+        if embedder.device_type == "cuda":
             store.use_gpu(embedder.device.index or 0)
         self._searcher = Searcher(store, embedder, self.settings)
         return self._searcher
@@ -279,6 +283,7 @@ class Workspace(ServingMethods, CleanupMethods):
                     "name": c.name,
                     "model": c.model,
                     "weights": c.weights_tag,
+                    "runtime": c.runtime,
                     "dim": c.dim,
                     "generation": c.generation,
                     **stats,

@@ -21,12 +21,22 @@ QUERY_DECODERS = 2  # processes that decode untrusted query files (uploads)
 
 
 def serve_threads() -> None:
-    """Tune this process for serving: one torch and one FAISS thread per request (process-wide)."""
+    """Tune this process for serving: one torch and one FAISS thread per request (process-wide); ONNX Runtime's and
+    OpenVINO's sessions take theirs from the settings (:func:`for_serving`)."""
     from lookalike.indexer.device import one_thread_per_request
     from lookalike.storage.vectors import set_search_threads
 
     one_thread_per_request()
     set_search_threads(1)
+
+
+SERVE_INFERENCE_THREADS = 1  # per ONNX Runtime / OpenVINO session, as serve_threads sets torch's
+
+
+def for_serving(settings: Settings) -> Settings:
+    """``settings`` as ``lookalike serve`` runs them: each inference session on one thread (see
+    :func:`serve_threads`), unless a count was set."""
+    return settings.with_(inference_threads=settings.inference_threads or SERVE_INFERENCE_THREADS)
 
 
 def upgrade_schema(settings: Settings) -> tuple[str | None, str | None]:
@@ -104,7 +114,10 @@ class ServingMethods:
             searcher = self.searcher()
         except NotIndexedError:
             return False
-        searcher.embedder.embed_images([Image.new("RGB", (256, 256), (128, 128, 128))])  # first inference is slow
+        # the first inference is slow, and on ONNX Runtime or OpenVINO it exports and checks the graph against torch
+        # (on the main thread, before requests): a picture with detail, not a flat one, makes that check mean something
+        detail = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+        searcher.embedder.embed_images([Image.fromarray(detail)])
         store = searcher.store
         for name in ("items", "videos"):
             index = store.index(name)

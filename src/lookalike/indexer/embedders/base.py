@@ -5,18 +5,23 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image
 
 from lookalike.errors import TextQueryNotSupportedError
-from lookalike.indexer.device import resolve_device
+from lookalike.indexer.device import device_type, resolve_device
 from lookalike.indexer.preprocess import Preprocess
+
+if TYPE_CHECKING:
+    import torch
 
 
 def normalise_pixels(pre: Preprocess, pixels: torch.Tensor) -> torch.Tensor:
     """A uint8 (n, 3, size, size) batch as the float input the model expects (on the batch's device)."""
+    import torch
+
     mean = torch.tensor(pre.mean, device=pixels.device).view(1, 3, 1, 1) * 255.0
     std = torch.tensor(pre.std, device=pixels.device).view(1, 3, 1, 1) * 255.0
     return (pixels.float() - mean) / std
@@ -26,33 +31,53 @@ class Embedder(ABC):
     """Turns pictures (and, for CLIP models, texts) into L2-normalised float32 vectors.
 
     Subclasses implement :meth:`embed_batch`; everything else is built on it. Heavy work (building the
-    network, reading weights) happens in :meth:`load`, lazily and once, under a lock.
+    network, reading weights) happens in :meth:`load`, lazily and once, under a lock; torch itself is imported only
+    where a torch device or network is needed (a cached ONNX graph runs without it).
     """
 
     spec: str
     weights_tag: str
     preprocess: Preprocess
-    device: torch.device
+    device_type: str  # ``cpu`` or ``cuda``
     supports_text: bool = False
 
     def __init__(self, spec: str, weights_tag: str, preprocess: Preprocess, device: str | None = None) -> None:
         self.spec = spec
         self.weights_tag = weights_tag
         self.preprocess = preprocess
-        self.device = resolve_device(device)
+        self.device_type = device_type(device)  # checks the name (and CUDA) now, without torch on a CPU
+        self._requested = device
+        self._device: torch.device | None = None
         self._lock = threading.Lock()
         self._dim: int | None = None
 
+    @property
+    def device(self) -> torch.device:
+        """The torch device the network runs on."""
+        if self._device is None:
+            self._device = resolve_device(self._requested or self.device_type)
+        return self._device
+
     @abstractmethod
-    def embed_batch(self, pixels: torch.Tensor) -> np.ndarray:
+    def embed_batch(self, pixels: np.ndarray) -> np.ndarray:
         """Embed a uint8 (n, 3, size, size) batch made by :attr:`preprocess`; returns (n, dim) unit vectors."""
+
+    @property
+    def runtime(self) -> str:
+        """What runs the network (``torch``, ``openvino-f32`` ...), recorded with the collections it indexes."""
+        return "torch"
+
+    @property
+    def tolerance(self) -> float:
+        """The cosine every vector keeps with torch's on the same pictures (1.0: torch itself)."""
+        return 1.0
 
     @property
     def dim(self) -> int:
         """Vector dimension (found by one forward pass the first time)."""
         if self._dim is None:
             size = self.preprocess.size
-            self._dim = int(self.embed_batch(torch.zeros(1, 3, size, size, dtype=torch.uint8)).shape[1])
+            self._dim = int(self.embed_batch(np.zeros((1, 3, size, size), np.uint8)).shape[1])
         return self._dim
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
@@ -63,7 +88,7 @@ class Embedder(ABC):
 
     def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """Embed a uint8 (n, 3, size, size) array made by :attr:`preprocess`."""
-        return self.embed_batch(torch.from_numpy(pixels))
+        return self.embed_batch(pixels)
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Embed text queries into the picture space (CLIP models only).
@@ -78,6 +103,8 @@ class Embedder(ABC):
 
 def l2_normalise(x: torch.Tensor) -> np.ndarray:
     """Rows scaled to unit length, as float32 numpy."""
+    import torch
+
     return torch.nn.functional.normalize(x.float(), dim=-1).cpu().numpy().astype(np.float32, copy=False)
 
 
@@ -98,6 +125,8 @@ class TorchEmbedder(Embedder):
 
     def load(self) -> torch.nn.Module:
         """Build the network once (thread-safe) and move it to the device."""
+        import torch
+
         if self._module is None:
             with self._lock:
                 if self._module is None:
@@ -110,10 +139,12 @@ class TorchEmbedder(Embedder):
         out: torch.Tensor = module(pixels)
         return out
 
-    def embed_batch(self, pixels: torch.Tensor) -> np.ndarray:
+    def embed_batch(self, pixels: np.ndarray) -> np.ndarray:
         """Embed a batch: channels-last, inference mode, autocast to fp16 on CUDA."""
+        import torch
+
         module = self.load()
-        x = normalise_pixels(self.preprocess, pixels.to(self.device, non_blocking=True))
+        x = normalise_pixels(self.preprocess, torch.from_numpy(pixels).to(self.device, non_blocking=True))
         x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
             if self.device.type == "cuda":

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from lookalike.indexer.embedders.base import Preprocess, TorchEmbedder
-from lookalike.indexer.embedders.checkpoint import load_strictly
 from lookalike.indexer.embedders.weights import RANDOM_WEIGHTS, check_weights_file, weights_tag_for_file
+
+if TYPE_CHECKING:  # torch and timm are imported when the network is built (a cached ONNX graph needs neither)
+    import torch
 
 # The TF-Lite checkpoint expects inputs in [-1, 1] (timm's pretrained_cfg for tf_efficientnet_lite0).
 LITE0_PREPROCESS = Preprocess(size=224, resize=256, interpolation="bicubic", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
@@ -78,6 +79,8 @@ def build_efficientnet_lite0(weights: str | None = None, device: str | None = No
 
     def build() -> torch.nn.Module:
         import timm
+
+        from lookalike.indexer.embedders.checkpoint import load_strictly
 
         model = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=0)
         if path is not None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -12,6 +10,7 @@ import torch
 
 from lookalike.errors import UnknownModelError
 from lookalike.indexer.embedders.base import Preprocess, TorchEmbedder, l2_normalise
+from lookalike.indexer.embedders.quiet import quiet_loggers
 from lookalike.indexer.embedders.weights import RANDOM_WEIGHTS, check_weights_file, weights_tag_for_file
 
 
@@ -45,7 +44,8 @@ class OpenClipEmbedder(TorchEmbedder):
         import open_clip
 
         try:
-            with _quiet_downloads():
+            # the download libraries' own warnings are silenced: a failure is reported once, as our error
+            with quiet_loggers("", "huggingface_hub", "huggingface_hub.utils._http"):
                 model = open_clip.create_model(self._arch, pretrained=self._source)
         except RuntimeError as e:
             offline = "download" in str(e).lower() or "connection" in str(e).lower()
@@ -106,18 +106,3 @@ def build_open_clip(
         device: where to run it.
     """
     return OpenClipEmbedder(arch, pretrained, weights, device)
-
-
-@contextlib.contextmanager
-def _quiet_downloads() -> Iterator[None]:
-    """Silence the download libraries' own warnings while open_clip fetches weights (a failure is reported once,
-    as lookalike's error)."""
-    loggers = [logging.getLogger(name) for name in ("", "huggingface_hub", "huggingface_hub.utils._http")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        for lg, level in zip(loggers, levels, strict=True):
-            lg.setLevel(level)

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lookalike.errors import UnknownModelError
 from lookalike.indexer.embedders.weights import RANDOM_WEIGHTS, check_weights_file, weights_tag_for_file
+from lookalike.types import Backend
 
 if TYPE_CHECKING:
     from lookalike.indexer.embedders.base import Embedder
@@ -101,18 +103,37 @@ def collection_name(spec: str, weights: str | None) -> str:
     return f"{name}+{weights_tag_for_file(path)}"
 
 
-def create_embedder(spec: str = DEFAULT_SPEC, weights: str | None = None, device: str | None = None) -> Embedder:
+def create_embedder(
+    spec: str = DEFAULT_SPEC,
+    weights: str | None = None,
+    device: str | None = None,
+    backend: Backend | str = Backend.TORCH,
+    models: Path | None = None,
+    threads: int = 0,
+) -> Embedder:
     """Build the embedder a spec names (the network itself is built lazily on first use).
 
     Args:
         spec: model spec, see :func:`parse_spec`.
         weights: None for the model's default weights (downloaded to the hub cache by their libraries
             when not cached), a local checkpoint path, or ``random`` for untrained weights.
-        device: ``cpu``, ``cuda`` or None for automatic.
+        device: ``cpu``, ``cuda`` or None for automatic (the CPU for ``onnxruntime`` and ``openvino``).
+        backend: the runtime of the network (``torch``, ``onnxruntime``, ``openvino``, ``auto``); see
+            :mod:`.backends`.
+        models: where exported graphs are cached (``<home>/models``); None keeps the network on torch.
+        threads: threads of an ONNX Runtime or OpenVINO session (0: the runtime's default).
 
     Raises:
         UnknownModelError: bad spec, unknown name within a family, or missing weights file.
+        UsageError: an unknown backend, or one that is not installed.
     """
     parsed = parse_spec(spec)
     check_weights_file(weights)
-    return FAMILIES[parsed.family](parsed, weights, device)
+    if device is None and backend in (Backend.ONNXRUNTIME, Backend.OPENVINO):
+        device = "cpu"  # a CPU runtime asked for by name: its torch reference (and verification) runs there too
+    embedder = FAMILIES[parsed.family](parsed, weights, device)
+    if backend == Backend.TORCH:
+        return embedder
+    from lookalike.indexer.embedders.backends import on_backend
+
+    return on_backend(embedder, backend, models, threads)
