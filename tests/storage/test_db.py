@@ -165,22 +165,23 @@ def test_0005_adds_runtime_and_catalog_notes_each_runtime_once(engine):
     with engine.begin() as conn:
         conn.execute(
             text(
-                "INSERT INTO collections (id, name, model, weights_tag, dim, metric, preprocessing, pooling, "
-                "generation, created_at) VALUES (1, 'c', 'm', 'w', 4, 'cosine', '{}', '{}', 0, CURRENT_TIMESTAMP)"
+                "INSERT INTO collections (name, model, weights_tag, dim, metric, preprocessing, pooling, "
+                "generation, created_at) VALUES ('c', 'm', 'w', 4, 'cosine', '{}', '{}', 0, CURRENT_TIMESTAMP)"
             )
-        )
+        )  # no explicit id: PostgreSQL's sequence must hand out the next one to create_collection below
+        cid = conn.execute(text("SELECT id FROM collections WHERE name = 'c'")).scalar_one()
     upgrade(engine)
     with engine.connect() as conn:
         stored = conn.execute(text("SELECT runtime FROM collections")).scalar_one()  # SQLite: text, PostgreSQL: JSON
     assert (json.loads(stored) if isinstance(stored, str) else stored) == {"runtimes": ["torch"], "tolerance": 1.0}
     catalog = Catalog(engine)
     assert catalog.collection("c").runtime == {"runtimes": ["torch"], "tolerance": 1.0}
-    catalog.note_runtime(1, "openvino-f32", 0.99999)
-    catalog.note_runtime(1, "torch", 1.0)
+    catalog.note_runtime(cid, "openvino-f32", 0.99999)
+    catalog.note_runtime(cid, "torch", 1.0)
     assert catalog.collection("c").runtime == {"runtimes": ["torch", "openvino-f32"], "tolerance": 0.99999}
     with engine.begin() as conn:
         conn.execute(text("UPDATE collections SET runtime = NULL"))
-    catalog.note_runtime(1, "onnxruntime-f32", 0.99999)
+    catalog.note_runtime(cid, "onnxruntime-f32", 0.99999)
     assert catalog.collection("c").runtime == {"runtimes": ["torch", "onnxruntime-f32"], "tolerance": 0.99999}
     assert catalog.create_collection("new", "m", "w", 4, {}, {}).runtime == {"runtimes": [], "tolerance": 1.0}
     downgrade(engine, "0004")
