@@ -112,10 +112,10 @@ def test_a_library_older_than_the_columns_fills_them_without_reembedding(setting
 
 def test_a_file_whose_header_cannot_be_read_now_is_tried_again(settings_factory, photos, monkeypatch):
     """The fill pass marks only what it read: a file it cannot open this time (simulated) is tried again."""
-    from lookalike.indexer import decode
+    from lookalike.indexer import exif
 
-    real = decode._read_photo_metadata
-    monkeypatch.setattr(decode, "_read_photo_metadata", lambda p: None if p.name == "astronaut.jpg" else real(p))
+    real = exif._read_photo_metadata
+    monkeypatch.setattr(exif, "_read_photo_metadata", lambda p: None if p.name == "astronaut.jpg" else real(p))
     with Workspace(settings_factory()) as ws:
         ws.index([photos])
         with ws.store().catalog.engine.begin() as conn:
@@ -124,7 +124,7 @@ def test_a_file_whose_header_cannot_be_read_now_is_tried_again(settings_factory,
             )
         assert ws.index([photos]).metadata == 3
         assert _records(ws)["astronaut.jpg"].meta_version == 0
-        monkeypatch.setattr(decode, "_read_photo_metadata", real)
+        monkeypatch.setattr(exif, "_read_photo_metadata", real)
         assert ws.index([photos]).metadata == 1
         assert _records(ws)["astronaut.jpg"].exif_fields == 0
 
@@ -132,7 +132,7 @@ def test_a_file_whose_header_cannot_be_read_now_is_tried_again(settings_factory,
 def test_a_header_that_kills_the_run_is_not_read_again_by_every_run(settings_factory, photos, monkeypatch):
     """A batch is marked begun before it is read: when reading it stops the process (simulated by an exception
     that ends the run), later runs go on without it instead of dying on it each time."""
-    from lookalike.indexer import decode
+    from lookalike.indexer import exif
 
     with Workspace(settings_factory()) as ws:
         ws.index([photos])
@@ -142,7 +142,7 @@ def test_a_header_that_kills_the_run_is_not_read_again_by_every_run(settings_fac
         def dies(path):
             raise SystemExit("the header parser took the process down")
 
-        monkeypatch.setattr(decode, "_read_photo_metadata", dies)
+        monkeypatch.setattr(exif, "_read_photo_metadata", dies)
         with pytest.raises(SystemExit):
             ws.index([photos])
         monkeypatch.undo()

@@ -6,8 +6,7 @@ import contextlib
 import io
 import os
 import warnings
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,10 +17,10 @@ from lookalike.errors import DecodeError
 from lookalike.indexer.colour import AlphaRule, to_rgb
 from lookalike.indexer.exif import photo_metadata
 from lookalike.indexer.float_tiff import read_float_tiff
+from lookalike.indexer.image_formats import image_formats
 from lookalike.storage.records import PhotoMetadata
 
 # Formats we decode; Pillow can open more (PDF, EPS, PSD, FITS ...) but those are not photos or frames.
-IMAGE_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF", "AVIF", "HEIF")  # HEIF: pillow-heif
 ANIMATED_FORMATS = frozenset({"GIF", "WEBP", "PNG"})  # their frames are an animation (TIFF pages, HEIF images: not)
 # Demuxers allowed to open a "video"; playlists and concat scripts (which read other files) are not.
 VIDEO_DEMUXERS = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,mpegts"  # mpegts: AVCHD .mts/.m2ts
@@ -178,48 +177,8 @@ def _read(path: Path, data: bytes | None, max_bytes: int) -> bytes:
     return data
 
 
-def _register_heif() -> None:
-    """Let Pillow open HEIC/HEIF files (pillow-heif), on the first image opened rather than at import."""
-    if "HEIF" in Image.OPEN:
-        return
-    try:
-        from pillow_heif import register_heif_opener
-    except ImportError:  # not installed: HEIF files are reported as unsupported
-        return
-    register_heif_opener()
-
-
-def _formats() -> list[str]:
-    Image.init()  # register every plugin so the allow-list names resolve (idempotent)
-    _register_heif()
-    return [f for f in IMAGE_FORMATS if f in Image.OPEN]  # MPO, AVIF and HEIF depend on the build
-
-
-def read_photos_metadata(paths: Sequence[Path], threads: int = 4) -> list[PhotoMetadata | None]:
-    """What image files' EXIF says, from their headers alone (no pixels decoded), read on ``threads`` threads
-    (mostly waiting on the disk): empty metadata for a file that is not an image by its header (it will not become
-    one), None for one that cannot be read now (gone, no permission: tried again on the next run). An indexed
-    library that predates the metadata columns is filled with this."""
-    with warnings.catch_warnings():  # set once here, not in the threads (the filters are the process's)
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # a big picture's pixels are not decoded
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            return list(pool.map(_read_photo_metadata, paths))
-
-
-def _read_photo_metadata(path: Path) -> PhotoMetadata | None:
-    try:
-        with Image.open(path, formats=_formats()) as im:
-            return photo_metadata(im)
-    except UnidentifiedImageError:
-        return PhotoMetadata()
-    except OSError:
-        return None
-    except Exception:  # a header Pillow cannot make sense of: no metadata, not retried
-        return PhotoMetadata()
-
-
 def _open(data: bytes, max_pixels: int) -> Image.Image:
-    formats = _formats()
+    formats = image_formats()
     try:
         return Image.open(io.BytesIO(data), formats=formats)
     except Image.DecompressionBombError as e:

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import re
 import unicodedata
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from PIL import ExifTags, Image, PngImagePlugin
+from PIL import ExifTags, Image, PngImagePlugin, UnidentifiedImageError
 
+from lookalike.indexer.image_formats import image_formats
 from lookalike.storage.records import CAMERA_LENGTH, PhotoMetadata
 
 # Which version of this reader filled a catalog row (media.meta_version): rows with an older one (or none) are read
@@ -122,3 +127,26 @@ def record_fields(photo: PhotoMetadata) -> dict[str, Any]:
         "exif_fields": photo.exif_fields,
         "meta_version": META_VERSION,
     }
+
+
+def read_photos_metadata(paths: Sequence[Path], threads: int = 4) -> list[PhotoMetadata | None]:
+    """What image files' EXIF says, from their headers alone (no pixels decoded), read on ``threads`` threads
+    (mostly waiting on the disk): empty metadata for a file that is not an image by its header (it will not become
+    one), None for one that cannot be read now (gone, no permission: tried again on the next run). An indexed
+    library that predates the metadata columns is filled with this."""
+    with warnings.catch_warnings():  # set once here, not in the threads (the filters are the process's)
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # a big picture's pixels are not decoded
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            return list(pool.map(_read_photo_metadata, paths))
+
+
+def _read_photo_metadata(path: Path) -> PhotoMetadata | None:
+    try:
+        with Image.open(path, formats=image_formats()) as im:
+            return photo_metadata(im)
+    except UnidentifiedImageError:
+        return PhotoMetadata()
+    except OSError:
+        return None
+    except Exception:  # a header Pillow cannot make sense of: no metadata, not retried
+        return PhotoMetadata()

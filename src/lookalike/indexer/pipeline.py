@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lookalike.config import Settings
-from lookalike.indexer.decode import read_photos_metadata
 from lookalike.indexer.describe import MediaDescriptor
 from lookalike.indexer.discover import Skipped, classify, walk
-from lookalike.indexer.exif import META_VERSION
+from lookalike.indexer.exif import META_VERSION, read_photos_metadata
 from lookalike.indexer.plan import (
     Plan,
     absent,

@@ -20,6 +20,7 @@ from lookalike.storage.records import (
     VectorRecord,
     WriteResult,
 )
+from lookalike.storage.runtimes import NO_RUNTIME, read_runtime, with_runtime
 from lookalike.storage.vector_queries import VectorQueries, from_bytes
 from lookalike.types import MediaStatus
 
@@ -41,22 +42,10 @@ def _row_values(rec: MediaRecord) -> dict[str, Any]:
     return values
 
 
-# what a collection's runtime column says before any vector was written; NULL (a row migration 0005 did not fill)
-# means the vectors came from torch, the only runtime before it
-NO_RUNTIME: dict[str, Any] = {"runtimes": [], "tolerance": 1.0}
-TORCH_RUNTIME: dict[str, Any] = {"runtimes": ["torch"], "tolerance": 1.0}
-
-
-def _runtime(row: Collection) -> dict[str, Any]:
-    """The collection's runtime record as a detached copy, NULL read as torch's."""
-    value = row.runtime if row.runtime is not None else TORCH_RUNTIME
-    return {**value, "runtimes": list(value.get("runtimes", []))}
-
-
 def _info(row: Collection) -> CollectionInfo:
     values = {f.name: getattr(row, f.name) for f in fields(CollectionInfo)}
     dicts = {k: dict(values[k] or {}) for k in ("preprocessing", "pooling")}  # detached copies
-    return CollectionInfo(**{**values, **dicts, "runtime": _runtime(row)})
+    return CollectionInfo(**{**values, **dicts, "runtime": read_runtime(row.runtime)})
 
 
 class Catalog(VectorQueries):
@@ -109,9 +98,7 @@ class Catalog(VectorQueries):
         """Record that ``runtime`` computed vectors of the collection, each within cosine ``tolerance`` of torch's."""
         with self._session.begin() as s:
             row = s.get_one(Collection, collection_id)
-            old = _runtime(row)
-            runs = old["runtimes"] if runtime in old["runtimes"] else [*old["runtimes"], runtime]
-            row.runtime = {"runtimes": runs, "tolerance": min(float(old["tolerance"]), tolerance)}
+            row.runtime = with_runtime(row.runtime, runtime, tolerance)
 
     def generation(self, collection_id: int) -> int:
         """The collection's write counter; FAISS files are current when their manifest holds the same."""
