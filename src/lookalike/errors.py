@@ -55,6 +55,10 @@ class DeviceError(LookalikeError):
     """The device asked for cannot be used here (CUDA without a GPU)."""
 
 
+class DecoderStartError(LookalikeError):
+    """The decode worker processes cannot start (a broken install: PyAV missing, say); no file was decoded."""
+
+
 class DatabaseUnavailableError(LookalikeError):
     """The catalog database cannot be reached."""
 

@@ -9,7 +9,9 @@ them all:
 * a worker's address space is capped (``RLIMIT_AS``), so a file that needs more memory fails with
   ``out_of_memory`` (or, if the decoder aborts on the failed allocation, ``decoder_crashed``);
 
-and a fresh worker takes over the remaining files. Back-pressure comes from the pipes: a worker whose messages are
+and a fresh worker takes over the remaining files. A worker that cannot start at all (its imports fail: a broken
+install) is not a bad file: the run stops with :class:`~lookalike.errors.DecoderStartError`, naming the cause,
+rather than failing every file as crashed. Back-pressure comes from the pipes: a worker whose messages are
 not read blocks, and that time does not count as silence.
 
 ``multiprocessing`` pools cannot do this (a dead worker breaks the whole ``ProcessPoolExecutor``; torch's
@@ -31,6 +33,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from lookalike.errors import DecoderStartError
 from lookalike.indexer.file_decoding import DecodeLimits, Failed, Message, Task, decode_job
 from lookalike.indexer.preprocess import Preprocess
 
@@ -42,6 +45,11 @@ DecodeFn = Callable[[Task, Preprocess, DecodeLimits], Iterator[Message]]
 @dataclass(frozen=True)
 class _Done:
     job: int
+
+
+@dataclass(frozen=True)
+class _CannotStart:
+    reason: str
 
 
 def _limit_memory(limit_bytes: int | None) -> None:
@@ -71,7 +79,12 @@ def death(exitcode: int | None) -> str:
 
 def _serve(conn: Connection, pre: Preprocess, limits: DecodeLimits, memory: int | None, decode: DecodeFn) -> None:
     """Worker main loop: receive a task, send its messages, then a done marker; stop on None or a closed pipe."""
-    prepare_decoder_process(memory)
+    try:
+        prepare_decoder_process(memory)
+    except Exception as e:  # the install is broken, not a file: say why, once, and stop
+        with contextlib.suppress(OSError):
+            conn.send(_CannotStart(f"{type(e).__name__}: {e}"))
+        return
     while True:
         try:
             task = conn.recv()
@@ -96,6 +109,7 @@ class _Worker:
         child.close()
         self.task: Task | None = None
         self.silent = 0.0
+        self.heard = False  # whether it ever sent a message: one that dies before that may not have started
 
     def give(self, task: Task | None) -> None:
         self.task, self.silent = task, 0.0
@@ -164,9 +178,12 @@ class DecodePool:
                         try:
                             message = w.conn.recv()
                         except (EOFError, OSError):
+                            self._check_started(w)
                             yield from self._replace(w, pool, todo, ctx, "decoder_crashed")
                             break
-                        w.silent = 0.0
+                        w.silent, w.heard = 0.0, True
+                        if isinstance(message, _CannotStart):
+                            raise DecoderStartError(f"the decode worker processes cannot start: {message.reason}")
                         if isinstance(message, _Done):
                             self._give(w, pool, todo)
                         else:
@@ -185,6 +202,16 @@ class DecodePool:
             pool[pool.index(w)] = fresh = _Worker(w.ctx, self._args)
             self.restarts += 1
             fresh.give(task)
+
+    def _check_started(self, w: _Worker) -> None:
+        """Raise when ``w`` died before it said anything with Python's own exit code 1: the interpreter could not
+        import what a worker runs (a file that crashes a decoder kills it by a signal, or its error is sent)."""
+        w.process.join(timeout=5)
+        if not w.heard and w.process.exitcode == 1:
+            raise DecoderStartError(
+                "the decode worker processes cannot start (exit code 1 before their first message); "
+                "run with --workers 0 to see the error in this process"
+            )
 
     def _replace(self, w: _Worker, pool: list[_Worker], todo: deque[Task], ctx: Any, code: str) -> Iterator[Message]:
         """Fail ``w``'s file, kill ``w`` and start a fresh worker on the next file."""
