@@ -39,6 +39,8 @@ class Settings:
         inference_threads: threads of each ONNX Runtime or OpenVINO session (0: the runtime's default, every core);
             ``lookalike serve`` runs 1, as it runs torch, so that concurrent requests use the cores side by side.
         batch_size: images per forward pass.
+        gpu_jpeg: on CUDA, decode still JPEGs on the GPU (nvJPEG, in batches, overlapping the model); other
+            formats, and a JPEG nvJPEG refuses, are decoded on the CPU. ``LOOKALIKE_GPU_JPEG=0`` turns it off.
         workers: decode worker processes (supervised: a decoder crash, hang or memory blow-up fails only that
             file); 0 decodes in a thread of the indexing process, unprotected; None picks by machine (see
             ``indexer.device.decode_workers``).
@@ -78,6 +80,7 @@ class Settings:
     model_cache: Path | None = None
     inference_threads: int = 0
     batch_size: int = 32
+    gpu_jpeg: bool = True
     workers: int | None = None
     decode_timeout: float = 60.0
     decode_memory_mb: int = 4096
@@ -135,6 +138,8 @@ class Settings:
         ):
             if env.get(name):
                 values[key] = env[name]
+        if env.get("LOOKALIKE_GPU_JPEG"):
+            values["gpu_jpeg"] = env["LOOKALIKE_GPU_JPEG"].strip().lower() not in ("0", "false", "no", "off")
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "backend" in values:
             try:

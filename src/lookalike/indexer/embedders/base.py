@@ -143,9 +143,14 @@ class TorchEmbedder(Embedder):
         """Embed a batch: channels-last, inference mode, autocast to fp16 on CUDA."""
         import torch
 
+        return self.embed_device(torch.from_numpy(pixels).to(self.device, non_blocking=True))
+
+    def embed_device(self, pixels: torch.Tensor) -> np.ndarray:
+        """Embed a uint8 (n, 3, size, size) batch already on the model's device (JPEGs decoded on the GPU)."""
+        import torch
+
         module = self.load()
-        x = normalise_pixels(self.preprocess, torch.from_numpy(pixels).to(self.device, non_blocking=True))
-        x = x.contiguous(memory_format=torch.channels_last)
+        x = normalise_pixels(self.preprocess, pixels).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
             if self.device.type == "cuda":
                 with torch.autocast("cuda", dtype=torch.float16):
