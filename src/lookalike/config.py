@@ -20,6 +20,9 @@ def default_home() -> Path:
     return base / "lookalike"
 
 
+_FLAGS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a run of lookalike can be told.
@@ -121,7 +124,7 @@ class Settings:
         """Settings from ``LOOKALIKE_*`` environment variables, then explicit overrides (None = unset).
 
         Raises:
-            UsageError: ``LOOKALIKE_BACKEND`` names no backend.
+            UsageError: ``LOOKALIKE_BACKEND`` names no backend, or ``LOOKALIKE_GPU_JPEG`` is not a yes or no.
         """
         env = os.environ
         values: dict[str, Any] = {}
@@ -139,7 +142,10 @@ class Settings:
             if env.get(name):
                 values[key] = env[name]
         if env.get("LOOKALIKE_GPU_JPEG"):
-            values["gpu_jpeg"] = env["LOOKALIKE_GPU_JPEG"].strip().lower() not in ("0", "false", "no", "off")
+            flag = env["LOOKALIKE_GPU_JPEG"].strip().lower()
+            if flag not in _FLAGS:
+                raise UsageError(f"LOOKALIKE_GPU_JPEG={flag!r}: use 1 or 0 (true/false, yes/no, on/off)")
+            values["gpu_jpeg"] = _FLAGS[flag]
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "backend" in values:
             try:

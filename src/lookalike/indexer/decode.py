@@ -152,22 +152,20 @@ def peek_jpeg(
     data = _read(path, None, max_bytes)
     if data[:3] != b"\xff\xd8\xff" or data.rstrip(b"\0")[-2:] != b"\xff\xd9":
         return None
-    im = _open(data, max_pixels)
+    with warnings.catch_warnings():  # as load_frames: past Pillow's bomb limit is too_many_pixels, not a warning
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        im = _open(data, max_pixels)
     width, height = im.size
     if im.format != "JPEG" or im.mode not in ("RGB", "L") or width * height > max_pixels:
         return None
-    orientation = _safe_orientation(im)
+    try:
+        orientation = int(im.getexif().get(_ORIENTATION, 1))
+    except Exception:  # an EXIF block Pillow cannot parse: the CPU decoder leaves such a picture as stored too
+        orientation = 1
+    orientation = orientation if 1 <= orientation <= 8 else 1
     swapped = orientation in (5, 6, 7, 8)
     meta = ImageMeta(height if swapped else width, width if swapped else height, "JPEG", 1, photo_metadata(im))
     return data, meta, orientation
-
-
-def _safe_orientation(im: Image.Image) -> int:
-    try:
-        value = int(im.getexif().get(_ORIENTATION, 1))
-    except Exception:
-        return 1
-    return value if 1 <= value <= 8 else 1
 
 
 def spread_frames(n_frames: int, count: int) -> list[int]:

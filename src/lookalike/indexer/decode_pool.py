@@ -10,9 +10,11 @@ them all:
   ``out_of_memory`` (or, if the decoder aborts on the failed allocation, ``decoder_crashed``);
 
 and a fresh worker takes over the remaining files. A worker that cannot start at all (its imports fail: a broken
-install) is not a bad file: the run stops with :class:`~lookalike.errors.DecoderStartError`, naming the cause,
-rather than failing every file as crashed. Back-pressure comes from the pipes: a worker whose messages are
-not read blocks, and that time does not count as silence.
+install) is not a bad file: a worker says it is ready before it takes a file, and one that dies (or says why it
+cannot start) before that hands its file back; after :data:`START_TRIES` such workers in a row the run stops with
+:class:`~lookalike.errors.DecoderStartError`, naming the cause, rather than failing every file as crashed.
+Back-pressure comes from the pipes: a worker whose messages are not read blocks, and that time does not count as
+silence.
 
 ``multiprocessing`` pools cannot do this (a dead worker breaks the whole ``ProcessPoolExecutor``; torch's
 DataLoader ends the iteration), and pebble's pool returns one result per task where videos need a stream, so the
@@ -52,6 +54,14 @@ class _CannotStart:
     reason: str
 
 
+@dataclass(frozen=True)
+class _Ready:
+    pass
+
+
+START_TRIES = 3  # workers in a row that die before they are ready: the install is broken, not a file
+
+
 def _limit_memory(limit_bytes: int | None) -> None:
     if not limit_bytes:
         return
@@ -85,6 +95,10 @@ def _serve(conn: Connection, pre: Preprocess, limits: DecodeLimits, memory: int 
         with contextlib.suppress(OSError):
             conn.send(_CannotStart(f"{type(e).__name__}: {e}"))
         return
+    try:
+        conn.send(_Ready())
+    except OSError:
+        return
     while True:
         try:
             task = conn.recv()
@@ -93,10 +107,15 @@ def _serve(conn: Connection, pre: Preprocess, limits: DecodeLimits, memory: int 
         if task is None:
             return
         try:
-            for message in decode(task, pre, limits):
-                conn.send(message)
+            try:
+                for message in decode(task, pre, limits):
+                    conn.send(message)
+            except MemoryError:  # a message too big to send under the memory cap (pickling copies it)
+                conn.send(Failed(task.index, "out_of_memory", "decoding needs more memory than the decoder may use"))
+            except Exception as e:  # a message that cannot be sent is that file's failure, not the worker's
+                conn.send(Failed(task.index, "decoder_error", f"{type(e).__name__}: {e}"))
             conn.send(_Done(task.index))
-        except (BrokenPipeError, OSError):
+        except OSError:
             return
 
 
@@ -109,7 +128,7 @@ class _Worker:
         child.close()
         self.task: Task | None = None
         self.silent = 0.0
-        self.heard = False  # whether it ever sent a message: one that dies before that may not have started
+        self.ready = False  # it said it started (imports done, memory capped): a death before that is no file's
 
     def give(self, task: Task | None) -> None:
         self.task, self.silent = task, 0.0
@@ -156,6 +175,7 @@ class DecodePool:
         self.timeout = timeout
         self._args = (pre, limits, memory_bytes, decode)
         self.restarts = 0
+        self._stillborn = 0  # workers in a row that died before they were ready
 
     def __iter__(self) -> Iterator[Message]:
         ctx = mp.get_context("spawn")
@@ -172,19 +192,28 @@ class DecodePool:
                     if w.conn not in ready:
                         w.silent += waited
                         if w.silent > self.timeout:
+                            if not w.ready:
+                                self._restart(w, pool, todo, "no word within the decode timeout")
+                                continue
                             yield from self._replace(w, pool, todo, ctx, "decode_timeout")
                         continue
                     while w.task is not None and w.conn.poll():
                         try:
                             message = w.conn.recv()
                         except (EOFError, OSError):
-                            self._check_started(w)
+                            if not w.ready:
+                                w.process.join(timeout=5)
+                                self._restart(w, pool, todo, f"died ({death(w.process.exitcode)})")
+                                break
                             yield from self._replace(w, pool, todo, ctx, "decoder_crashed")
                             break
-                        w.silent, w.heard = 0.0, True
-                        if isinstance(message, _CannotStart):
-                            raise DecoderStartError(f"the decode worker processes cannot start: {message.reason}")
-                        if isinstance(message, _Done):
+                        w.silent = 0.0
+                        if isinstance(message, _Ready):
+                            w.ready, self._stillborn = True, 0
+                        elif isinstance(message, _CannotStart):
+                            self._restart(w, pool, todo, message.reason)
+                            break
+                        elif isinstance(message, _Done):
                             self._give(w, pool, todo)
                         else:
                             yield message
@@ -203,15 +232,19 @@ class DecodePool:
             self.restarts += 1
             fresh.give(task)
 
-    def _check_started(self, w: _Worker) -> None:
-        """Raise when ``w`` died before it said anything with Python's own exit code 1: the interpreter could not
-        import what a worker runs (a file that crashes a decoder kills it by a signal, or its error is sent)."""
-        w.process.join(timeout=5)
-        if not w.heard and w.process.exitcode == 1:
-            raise DecoderStartError(
-                "the decode worker processes cannot start (exit code 1 before their first message); "
-                "run with --workers 0 to see the error in this process"
-            )
+    def _restart(self, w: _Worker, pool: list[_Worker], todo: deque[Task], reason: str) -> None:
+        """``w`` ended before it was ready: its file goes back to the front of the queue and a fresh worker takes
+        it; the :data:`START_TRIES`-th such worker in a row stops the run (a broken install, not a file)."""
+        assert w.task is not None
+        todo.appendleft(w.task)
+        w.stop(kill=True)
+        self._stillborn += 1
+        if self._stillborn >= START_TRIES:
+            raise DecoderStartError(f"the decode worker processes cannot start: {reason}")
+        log.warning("a decode worker could not start (%s); starting another", reason)
+        pool[pool.index(w)] = fresh = _Worker(w.ctx, self._args)
+        self.restarts += 1
+        self._give(fresh, pool, todo)
 
     def _replace(self, w: _Worker, pool: list[_Worker], todo: deque[Task], ctx: Any, code: str) -> Iterator[Message]:
         """Fail ``w``'s file, kill ``w`` and start a fresh worker on the next file."""

@@ -1,18 +1,21 @@
-"""JPEG photos decoded and preprocessed in batches on the model's GPU (nvJPEG through torchvision), beside the CPU
-decoders.
+"""JPEG photos decoded and preprocessed in batches on the model's GPU (nvJPEG through torchvision).
 
 The decode workers only read a JPEG's bytes and header (:func:`lookalike.indexer.decode.peek_jpeg`) and send them as
 :class:`~lookalike.indexer.file_decoding.EncodedImage`; here a background thread decodes a batch of them with one
-``torchvision.io.decode_jpeg(list, device="cuda")`` call on its own CUDA stream, turns each upright, trims uniform
-borders and resizes/crops as :class:`~lookalike.indexer.preprocess.Preprocess` does, while the model runs the
-previous batch on the default stream. A JPEG nvJPEG refuses is decoded on the CPU instead, with the usual error
-codes. Everything here runs on any torch device; the CPU is what the tests use.
+``torchvision.io.decode_jpeg(list, device="cuda")`` call, on a CUDA stream of its own, while the model runs the
+previous batch. Each picture is then reduced, turned upright, trimmed and resized as the CPU path does it (Pillow's
+draft scaling as block means, its resampling weights as matrices, 8-bit rounding between passes): the model's input
+differs from the CPU path's by a fraction of a grey level on average, a few levels at most where libjpeg's scaled
+IDCT and block means part (the vectors: cosine >= 0.995, ``tests/indexer/test_device_jpeg.py``). A JPEG nvJPEG
+refuses goes to the supervised CPU decoders. Everything here runs on any torch device; the CPU is what CI tests.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +23,7 @@ import numpy as np
 
 from lookalike.indexer.decode import ImageMeta
 from lookalike.indexer.describe import MediaDescriptor, box_in_probe, probe_size
-from lookalike.indexer.file_decoding import DecodeLimits, EncodedImage, Message, Task, decode_job
+from lookalike.indexer.file_decoding import EncodedImage, Message, Task
 from lookalike.indexer.preprocess import Preprocess
 from lookalike.types import MediaKind
 
@@ -79,7 +82,7 @@ def drafted(image: torch.Tensor, factor: int) -> torch.Tensor:
     return small[0].round().clamp(0, 255).to(torch.uint8)
 
 
-def content_box(image: torch.Tensor) -> tuple[int, int, int, int] | None:
+def content_box_on_device(image: torch.Tensor) -> tuple[int, int, int, int] | None:
     """The box of a uint8 (3, H, W) picture inside uniform borders, as :func:`describe.content_box` finds it (on a
     copy shrunk on the device; only that small copy comes back to the CPU)."""
     import torch
@@ -106,13 +109,14 @@ def _bilinear(x: np.ndarray) -> np.ndarray:
 
 
 _FILTERS = {"bicubic": (_bicubic, 2.0), "bilinear": (_bilinear, 1.0)}
+RESAMPLED = frozenset(_FILTERS)  # the Preprocess filters this module emulates (others keep JPEGs on the CPU)
 
 
 def resample_matrix(size: int, start: float, stop: float, out: int, interpolation: str) -> np.ndarray:
     """The (out, size) weights Pillow's ``Image.resize(..., box=)`` gives each source pixel of the span
     ``[start, stop)`` along one axis (its ``precompute_coeffs``: the filter stretched when shrinking, each row's
     weights normalised), so that a matrix product on the device resamples as Pillow does on the CPU."""
-    kernel, support = _FILTERS.get(interpolation, _FILTERS["bicubic"])
+    kernel, support = _FILTERS[interpolation]  # KeyError for a filter not emulated: see RESAMPLED
     scale = (stop - start) / out
     stretch = max(scale, 1.0)
     support *= stretch
@@ -156,97 +160,129 @@ def _decode(data: list[torch.Tensor], device: torch.device) -> list[torch.Tensor
     return out if isinstance(out, list) else [out]
 
 
+AHEAD = 2  # batches decoded on the device ahead of the model
+MAX_BATCH_PIXELS = 200_000_000  # a batch's decoded pictures at most (600 MB on the device as RGB)
+
+Fallback = Callable[[list[Task]], Iterable[Message]]
+
+
 class DeviceJpegDecoder:
     """Turns a stream of decode messages into one where JPEGs arrive as :class:`DeviceImages` batches.
+
+    The stream itself (the supervised decode pool) is read in the caller's thread, so stopping early stops it at
+    once; each batch of JPEGs is decoded and prepared by one background thread, at most :data:`AHEAD` batches ahead.
 
     Args:
         pre: the model's preprocessing.
         descriptor: the collection's picture rules (uniform borders trimmed or not).
-        limits: as the CPU decoders use them (a JPEG nvJPEG refuses is decoded on the CPU with these).
         device: where to decode (the model's device).
-        batch: JPEGs per ``decode_jpeg`` call.
+        batch: JPEGs per ``decode_jpeg`` call (fewer when their pixels pass :data:`MAX_BATCH_PIXELS`).
+        fallback: decodes the files the device refuses, as any other file is decoded (the supervised CPU workers),
+            so each still ends in a picture or its one error code.
     """
 
     def __init__(
-        self, pre: Preprocess, descriptor: MediaDescriptor, limits: DecodeLimits, device: torch.device, batch: int
+        self, pre: Preprocess, descriptor: MediaDescriptor, device: torch.device, batch: int, fallback: Fallback
     ) -> None:
         self.pre = pre
         self.descriptor = descriptor
-        self.limits = limits
         self.device = device
         self.batch = max(1, batch)
+        self.fallback = fallback
 
     def __call__(self, messages: Iterable[Message]) -> Iterator[Message | DeviceImages]:
-        """The messages in order, JPEGs gathered into batches (run it in a background thread: ThreadedStream)."""
+        """The messages as they come, but JPEGs, which come back decoded in batches (in their order)."""
         import torch
 
         stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
+        inflight: deque[Future[list[Message | DeviceImages]]] = deque()
         pending: list[EncodedImage] = []
-        for message in messages:
-            if not isinstance(message, EncodedImage):
-                yield message
-                continue
-            pending.append(message)
-            if len(pending) >= self.batch:
-                yield from self._batch(pending, stream)
-                pending = []
-        if pending:
-            yield from self._batch(pending, stream)
+        pixels = 0
+        with ThreadPoolExecutor(1, thread_name_prefix="lookalike-device-jpeg") as worker:
+            try:
+                for message in messages:
+                    if isinstance(message, EncodedImage):
+                        pending.append(message)
+                        pixels += message.meta.width * message.meta.height
+                        if len(pending) >= self.batch or pixels >= MAX_BATCH_PIXELS:
+                            inflight.append(worker.submit(self._batch, pending, stream))
+                            pending, pixels = [], 0
+                    else:
+                        yield message
+                    while inflight and (len(inflight) > AHEAD or inflight[0].done()):
+                        yield from inflight.popleft().result()
+                if pending:
+                    inflight.append(worker.submit(self._batch, pending, stream))
+                while inflight:
+                    yield from inflight.popleft().result()
+            finally:
+                for future in inflight:
+                    future.cancel()
 
-    def _batch(self, items: list[EncodedImage], stream: Any) -> Iterator[Message | DeviceImages]:
+    def _batch(self, items: list[EncodedImage], stream: Any) -> list[Message | DeviceImages]:
         import torch
 
         if stream is None:
-            yield from self._decoded(items)
-            return
+            return list(self._decoded(items, None))
         with torch.cuda.stream(stream):
-            out = list(self._decoded(items))
             event = torch.cuda.Event()
+            out = list(self._decoded(items, event))
             event.record(stream)
-        for m in out:
-            if isinstance(m, DeviceImages):
-                m.pixels.record_stream(torch.cuda.current_stream(self.device))
-                yield DeviceImages(m.jobs, m.metas, m.pixels, event)
-            else:
-                yield m
+        return out
 
-    def _decoded(self, items: list[EncodedImage]) -> Iterator[Message | DeviceImages]:
+    def _decoded(self, items: list[EncodedImage], event: Any) -> Iterator[Message | DeviceImages]:
         import torch
 
         data = [torch.frombuffer(bytearray(m.data), dtype=torch.uint8) for m in items]
         try:
             pictures: list[torch.Tensor | None] = list(_decode(data, self.device))
-        except RuntimeError:  # one bad file fails the whole call: decode them one by one
+        except RuntimeError:  # one bad file (or too little memory) fails the whole call: decode them one by one
             pictures = [self._one(d) for d in data]
         done: list[tuple[EncodedImage, torch.Tensor]] = []
-        for item, picture in zip(items, pictures, strict=True):
-            if picture is None:
-                yield from decode_job(Task(item.job, item.path, MediaKind.IMAGE), self.pre, self.limits)
+        refused: list[EncodedImage] = []
+        for i, item in enumerate(items):
+            picture, pictures[i] = pictures[i], None  # each full-size picture freed once prepared
+            prepared = None if picture is None else self._prepared(picture, item.orientation)
+            if prepared is None:
+                refused.append(item)
             else:
-                done.append((item, self._prepared(picture, item.orientation)))
+                done.append((item, prepared))
         if done:
-            yield DeviceImages([m.job for m, _ in done], [m.meta for m, _ in done], torch.stack([p for _, p in done]))
+            metas = [m.meta for m, _ in done]
+            yield DeviceImages([m.job for m, _ in done], metas, torch.stack([p for _, p in done]), event)
+        if refused:
+            yield from self.fallback([Task(m.job, m.path, MediaKind.IMAGE) for m in refused])
 
     def _one(self, data: torch.Tensor) -> torch.Tensor | None:
         try:
             return _decode([data], self.device)[0]
-        except RuntimeError:
+        except RuntimeError:  # nvJPEG refuses it (or it does not fit): the CPU decoders take it
             return None
 
-    def _prepared(self, picture: torch.Tensor, orientation: int) -> torch.Tensor:
-        h, w = picture.shape[-2:]
-        picture = upright(drafted(picture, draft_factor(w, h, self.pre.resize)), orientation)
-        if self.descriptor.trim_images and (box := content_box(picture)) is not None:
-            left, top, right, bottom = box
-            picture = picture[:, top:bottom, left:right]
-        return model_input(picture, self.pre)
+    def _prepared(self, picture: torch.Tensor, orientation: int) -> torch.Tensor | None:
+        import torch
+
+        try:
+            h, w = picture.shape[-2:]
+            picture = upright(drafted(picture, draft_factor(w, h, self.pre.resize)), orientation)
+            if self.descriptor.trim_images and (box := content_box_on_device(picture)) is not None:
+                left, top, right, bottom = box
+                picture = picture[:, top:bottom, left:right]
+            return model_input(picture, self.pre)
+        except torch.OutOfMemoryError:  # a picture too big for the device's free memory: the CPU decoders take it
+            return None
 
 
-def jpeg_vectors(images: DeviceImages, embed: Any) -> list[tuple[int, ImageMeta, np.ndarray]]:
-    """Each photo of a batch with its vector: ``embed`` takes the device pixels (after the decode stream's event)."""
+def jpeg_vectors(
+    images: DeviceImages, embed: Callable[[torch.Tensor], np.ndarray]
+) -> list[tuple[int, ImageMeta, np.ndarray]]:
+    """Each photo of a batch with its vector: ``embed`` takes the device pixels once the decoding stream's work is
+    done (the consumer's stream waits on its event, and the pixels are marked as used there)."""
     import torch
 
     if images.ready is not None:
-        torch.cuda.current_stream(images.pixels.device).wait_event(images.ready)
+        current = torch.cuda.current_stream(images.pixels.device)
+        current.wait_event(images.ready)
+        images.pixels.record_stream(current)
     vectors = embed(images.pixels)
     return [(job, meta, vectors[i]) for i, (job, meta) in enumerate(zip(images.jobs, images.metas, strict=True))]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -12,7 +12,7 @@ from lookalike.indexer.decode import VideoMeta
 from lookalike.indexer.decode_pool import DecodePool
 from lookalike.indexer.describe import MediaDescriptor, describe_video, fold_mirrors, pool_pictures, with_mirrors
 from lookalike.indexer.device import decode_workers, tune_cpu_allocator
-from lookalike.indexer.device_jpeg import DeviceImages, DeviceJpegDecoder, jpeg_vectors
+from lookalike.indexer.device_jpeg import RESAMPLED, DeviceImages, DeviceJpegDecoder, jpeg_vectors
 from lookalike.indexer.embedders.base import Embedder, TorchEmbedder
 from lookalike.indexer.exif import record_fields
 from lookalike.indexer.file_decoding import (
@@ -103,22 +103,27 @@ def embed_jobs(
     video = video or MediaDescriptor.from_settings(settings)
     if device_jpeg is None:
         device_jpeg = embedder.device_type == "cuda" and settings.gpu_jpeg
-    device_jpeg = device_jpeg and isinstance(embedder, TorchEmbedder)
-    limits = DecodeLimits(
-        settings.max_image_pixels, settings.max_image_bytes, settings.batch_size, video, encoded_jpeg=device_jpeg
-    )
-    tasks = [Task(j.index, j.path, j.kind) for j in jobs]
+    device_jpeg = device_jpeg and isinstance(embedder, TorchEmbedder) and pre.interpolation in RESAMPLED
+    cpu_limits = DecodeLimits(settings.max_image_pixels, settings.max_image_bytes, settings.batch_size, video)
+    limits = replace(cpu_limits, encoded_jpeg=device_jpeg)
     workers = min(decode_workers(embedder.device_type, settings.workers), len(jobs))
-    loader: Iterable[Message | DeviceImages]
-    if workers:
-        memory = settings.decode_memory_mb * 2**20 if settings.decode_memory_mb else None
-        loader = DecodePool(tasks, pre, limits, workers, settings.decode_timeout, memory)
-    else:
-        loader = ThreadedStream(decode_all(tasks, pre, limits))
+    memory = settings.decode_memory_mb * 2**20 if settings.decode_memory_mb else None
+
+    def decoded(tasks: list[Task], limits: DecodeLimits, workers: int) -> Iterable[Message]:
+        if workers:
+            return DecodePool(tasks, pre, limits, workers, settings.decode_timeout, memory)
+        return ThreadedStream(decode_all(tasks, pre, limits))
+
+    files: Iterable[Message] = decoded([Task(j.index, j.path, j.kind) for j in jobs], limits, workers)
+    loader: Iterable[Message | DeviceImages] = files
     if device_jpeg:
         assert isinstance(embedder, TorchEmbedder)
-        on_device = DeviceJpegDecoder(pre, video, limits, embedder.device, settings.batch_size)
-        loader = ThreadedStream(on_device(loader), ahead=2)
+
+        def refused(tasks: list[Task]) -> Iterable[Message]:
+            """JPEGs the device refuses, decoded as any other file (one supervised worker, when supervised)."""
+            return decoded(tasks, cpu_limits, min(1, workers))
+
+        loader = DeviceJpegDecoder(pre, video, embedder.device, settings.batch_size, refused)(files)
     by_index = {j.index: j for j in jobs}
     batcher = _Batcher(embedder, settings.batch_size)
     images: dict[int, ImageItem] = {}
@@ -199,4 +204,6 @@ def embed_jobs(
             buf.end = message
             if buf.pending == 0:
                 yield from finish_video(message.job)
+        else:  # an undecoded JPEG with no device to decode it would be a file lost without a word
+            raise TypeError(f"unexpected decode message {type(message).__name__}")
     yield from drain()

@@ -123,6 +123,18 @@ class TorchEmbedder(Embedder):
         self._build = build
         self._module: torch.nn.Module | None = None
 
+    @property
+    def runtime(self) -> str:
+        """``torch`` on the CPU; ``torch-cuda`` on a GPU, where the network runs in fp16 and JPEGs may be decoded by
+        nvJPEG (``indexer.device_jpeg``)."""
+        return "torch-cuda" if self.device_type == "cuda" else "torch"
+
+    @property
+    def tolerance(self) -> float:
+        """1.0 on the CPU; on CUDA the cosine its vectors keep with the CPU's on the same files: fp16 gives >= 0.999,
+        nvJPEG's decoding then >= 0.995 (``tests/indexer/test_gpu.py``, ``test_device_jpeg.py``)."""
+        return 0.995 if self.device_type == "cuda" else 1.0
+
     def load(self) -> torch.nn.Module:
         """Build the network once (thread-safe) and move it to the device."""
         import torch
