@@ -134,6 +134,13 @@ def _png_header(width: int, height: int) -> bytes:
     )
 
 
+def _damaged_huffman_table(jpeg: bytes) -> bytes:
+    """A JPEG with a byte of its first Huffman table overwritten: it ends whole (end-of-image marker and all)."""
+    data = bytearray(jpeg)
+    data[data.index(b"\xff\xc4") + 9] = 0xFF
+    return bytes(data)
+
+
 @pytest.mark.parametrize(
     ("name", "make", "code"),
     [
@@ -143,6 +150,7 @@ def _png_header(width: int, height: int) -> bytes:
         ("x.svg", lambda cat: b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>', "unidentified_format"),
         ("cut.jpg", lambda cat: _bytes(cat, "JPEG")[: int(0.6 * len(_bytes(cat, "JPEG")))], "truncated"),
         ("no_eoi.jpg", lambda cat: _bytes(cat, "JPEG")[:-2] + b"", None),
+        ("damaged.jpg", lambda cat: _damaged_huffman_table(_bytes(cat, "JPEG")), "corrupt"),  # whole, not cut
         ("cut.png", lambda cat: _bytes(cat, "PNG")[: len(_bytes(cat, "PNG")) // 2], "truncated"),
         ("bomb.png", lambda cat: _png_header(30000, 30000), "too_many_pixels"),
         ("big.png", lambda cat: _png_header(10000, 10000), "too_many_pixels"),

@@ -189,7 +189,7 @@ def test_only_still_rgb_or_grey_jpegs_go_to_the_device(photos):
             failed[names[m.job]] = m.code
     assert on_cpu == {"rocket_cmyk", "coffee_png"}  # nvJPEG takes no CMYK
     # no end-of-image marker: Pillow's decode names it; a table the device's decoder refuses: the CPU's names it
-    assert failed == {"cut": "truncated", "garbled": "truncated"}
+    assert failed == {"cut": "truncated", "garbled": "corrupt"}
     assert refused == ["garbled"]
     assert on_device == set(names.values()) - on_cpu - set(failed)
     assert peek_jpeg(photos["coffee_png"]) is None and peek_jpeg(photos["rocket_cmyk"]) is None

@@ -125,7 +125,7 @@ def load_frames(
             short = min(width, height)
             scale = max(1, short // draft)
             im.draft("RGB", (max(1, width // scale), max(1, height // scale)))
-        _load(im)
+        _load(im, complete=fmt in ("JPEG", "MPO") and _ends_whole(data))
         upright = _upright(im)
         photo = photo_metadata(im)  # after _upright, which parsed the EXIF already
         pictures = [to_rgb(upright, alpha)]
@@ -150,7 +150,7 @@ def peek_jpeg(
         DecodeError: as :func:`load_frames`, for the checks made before decoding.
     """
     data = _read(path, None, max_bytes)
-    if data[:3] != b"\xff\xd8\xff" or data.rstrip(b"\0")[-2:] != b"\xff\xd9":
+    if data[:3] != b"\xff\xd8\xff" or not _ends_whole(data):
         return None
     with warnings.catch_warnings():  # as load_frames: past Pillow's bomb limit is too_many_pixels, not a warning
         warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -235,19 +235,22 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
         raise DecodeError(code, f"unreadable image header: {e}") from e
 
 
-def _load(im: Image.Image) -> None:
-    # ImageFile.LOAD_TRUNCATED_IMAGES stays at Pillow's default (False): a cut file is an error, not grey.
+def _ends_whole(jpeg: bytes) -> bool:
+    """Whether a JPEG's data ends with its end-of-image marker (padding aside): it was not cut short."""
+    return jpeg.rstrip(b"\0")[-2:] == b"\xff\xd9"
+
+
+def _load(im: Image.Image, complete: bool = False) -> None:
+    # ImageFile.LOAD_TRUNCATED_IMAGES stays at Pillow's default (False): a cut file is an error, not grey. Pillow
+    # says "broken data stream" for cut and damaged data alike: a file that ends whole (complete) is damaged.
     try:
         im.load()
     except Image.DecompressionBombWarning as e:
         raise DecodeError("too_many_pixels", str(e)) from e
     except OSError as e:
         msg = str(e)
-        code = (
-            "truncated"
-            if "truncated" in msg or "broken data stream" in msg or "unrecognized data" in msg
-            else "corrupt"
-        )
+        cut = "truncated" in msg or "broken data stream" in msg or "unrecognized data" in msg
+        code = "truncated" if cut and not complete else "corrupt"
         raise DecodeError(code, msg) from e
     except (SyntaxError, ValueError, EOFError) as e:
         raise DecodeError("corrupt", str(e) or type(e).__name__) from e

@@ -240,8 +240,12 @@ class DecodePool:
         w.stop(kill=True)
         self._stillborn += 1
         if self._stillborn >= START_TRIES:
-            raise DecoderStartError(f"the decode worker processes cannot start: {reason}")
-        log.warning("a decode worker could not start (%s); starting another", reason)
+            raise DecoderStartError(
+                f"the decode worker processes cannot start: {reason} (they are spawned processes that import the "
+                "script that started them: a script must keep its work under if __name__ == '__main__'; "
+                "--workers 0 decodes in this process)"
+            )
+        log.debug("a decode worker could not start (%s); starting another", reason)
         pool[pool.index(w)] = fresh = _Worker(w.ctx, self._args)
         self.restarts += 1
         self._give(fresh, pool, todo)
