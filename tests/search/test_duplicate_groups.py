@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter, ImageOps
 
+from lookalike.errors import DecodeError
 from lookalike.search.features import Features
 from lookalike.search.groups import GroupKind, Relation, star_groups
 from lookalike.search.image_dupes import Verdict
@@ -249,6 +250,15 @@ def test_video_copies_ignore_images_among_a_segments_neighbours(settings_factory
     kinds = [{it.kind for it in g.items} for g in groups]
     assert {"video"} in kinds  # the two videos are one group
     assert all(len(k) == 1 for k in kinds)  # images and videos are never grouped together
+
+
+def test_explain_names_the_file_it_cannot_read(relations_library, tmp_path):
+    settings, root = relations_library
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes((root / "cat_cropped.jpg").read_bytes()[:2000])
+    with Workspace(settings) as ws, pytest.raises(DecodeError, match=f"^truncated: {cut}: ") as e:
+        ws.explain(root / "cat.png", cut)
+    assert e.value.code == "truncated"
 
 
 def test_explain_gives_the_decision_its_evidence_and_a_picture(relations_library, tmp_path):

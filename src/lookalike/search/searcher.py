@@ -99,7 +99,10 @@ class Searcher:
         if classify(path) != MediaKind.IMAGE:
             raise DecodeError("not_an_image", f"{path} is not an image")
         s = self.settings
-        return load_image(path, max_pixels=s.max_image_pixels, max_bytes=s.max_image_bytes)[0]
+        try:
+            return load_image(path, max_pixels=s.max_image_pixels, max_bytes=s.max_image_bytes)[0]
+        except DecodeError as e:  # say which of the two files it is
+            raise DecodeError(e.code, f"{path}: {e.args[0]}") from e
 
     def _image_vector(self, path: Path) -> np.ndarray:
         """An image file's vector, described as the collection describes its images."""
