@@ -105,7 +105,7 @@ class Workspace(ServingMethods, CleanupMethods):
             LibraryLockedError: another process is writing to this library.
         """
         spec, weights = self.settings.model, self.settings.weights
-        with writer_lock(self.settings.home):
+        with writer_lock(self.settings.home, self.library.engine):
             name = collection_name(spec, weights)
             if self.library.catalog.collection(name) is None:
                 emb = self.embedder(spec, weights)
@@ -148,7 +148,7 @@ class Workspace(ServingMethods, CleanupMethods):
         Returns:
             the factory string of each index, as recorded in the manifest.
         """
-        with writer_lock(self.settings.home):
+        with writer_lock(self.settings.home, self.library.engine):
             store = self.store()
             store.rebuild(factories={"items": factory} if factory else None)
             return {name: store.index(name).factory for name in ("items", "videos")}
@@ -186,7 +186,7 @@ class Workspace(ServingMethods, CleanupMethods):
         store = self.library.open_collection(chosen[0].name)
         # a reader beside a running writer uses the last saved index files as they are, memory-mapped
         # repairs lagging files only under the writer lock (taken if free); beside a writer, the last saved files
-        with lock_if_free(self.settings.home) as free:
+        with lock_if_free(self.settings.home, self.library.engine) as free:
             store.load(repair=free, mmap=True)
         return store
 
