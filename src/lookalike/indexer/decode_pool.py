@@ -191,12 +191,87 @@ class DecodePool:
         task = w.task
         assert task is not None
         w.stop(kill=True)
-        if code == "decode_timeout":
-            message = f"decoding made no progress for {self.timeout:.0f} s; the decoder was stopped"
-        else:
-            message = f"the decoder process died ({death(w.process.exitcode)}) while reading this file"
-        log.warning("%s: %s", task.path, message)
         pool[pool.index(w)] = fresh = _Worker(ctx, self._args)
         self.restarts += 1
         self._give(fresh, pool, todo)
-        yield Failed(task.index, code, message)
+        yield _failure(task, code, self.timeout, w.process.exitcode)
+
+
+def _failure(task: Task, code: str, timeout: float, exitcode: int | None) -> Failed:
+    """The error of a file whose decoder was stopped (``decode_timeout``) or died (``decoder_crashed``)."""
+    if code == "decode_timeout":
+        message = f"decoding made no progress for {timeout:.0f} s; the decoder was stopped"
+    else:
+        message = f"the decoder process died ({death(exitcode)}) while reading this file"
+    log.warning("%s: %s", task.path, message)
+    return Failed(task.index, code, message)
+
+
+class DecodeSession:
+    """One supervised decode process kept across files, decoding one file at a time with the pool's limits.
+
+    What a decode actor of the Ray engine holds: a crash inside a Ray task would be retried and then fail the whole
+    run, while here, as in :class:`DecodePool`, a decoder that dies, hangs or exceeds its memory fails its file
+    (``decoder_crashed``, ``decode_timeout``, ``out_of_memory``) and a fresh process takes the next one.
+    """
+
+    def __init__(
+        self,
+        pre: Preprocess,
+        limits: DecodeLimits,
+        timeout: float = 60.0,
+        memory_bytes: int | None = None,
+        decode: DecodeFn = decode_job,
+    ) -> None:
+        self.timeout = timeout
+        self._args = (pre, limits, memory_bytes, decode)
+        self._ctx = mp.get_context("spawn")
+        self._worker: _Worker | None = None
+
+    def decode(self, task: Task) -> Iterator[Message]:
+        """The messages of one file, as they come; a stopped or dead decoder ends them with one :class:`Failed`."""
+        w = self._worker
+        try:
+            if w is None:
+                raise OSError("no decoder yet")
+            w.give(task)
+        except OSError:  # none yet, or it died between files: nothing was lost, start another
+            if w is not None:
+                w.stop(kill=True)
+            self._worker = w = _Worker(self._ctx, self._args)
+            w.give(task)
+        try:
+            while True:
+                began = time.monotonic()
+                try:
+                    ready = w.conn.poll(min(1.0, self.timeout))
+                    message = w.conn.recv() if ready else None
+                except (EOFError, OSError):
+                    yield self._lost(w, task, "decoder_crashed")
+                    return
+                if message is None:
+                    w.silent += time.monotonic() - began
+                    if w.silent > self.timeout:
+                        yield self._lost(w, task, "decode_timeout")
+                        return
+                    continue
+                w.silent = 0.0
+                if isinstance(message, _Done):
+                    w.task = None
+                    return
+                yield message
+        finally:
+            if self._worker is w and w.task is not None:  # left mid-file: its rest must not reach the next file
+                w.stop(kill=True)
+                self._worker = None
+
+    def _lost(self, w: _Worker, task: Task, code: str) -> Failed:
+        w.stop(kill=True)
+        self._worker = None
+        return _failure(task, code, self.timeout, w.process.exitcode)
+
+    def close(self) -> None:
+        """Stop the decode process."""
+        if self._worker is not None:
+            self._worker.stop(kill=self._worker.task is not None)
+            self._worker = None

@@ -25,6 +25,7 @@ from lookalike.errors import CollectionMismatchError, NotIndexedError
 from lookalike.indexer.discover import IMAGE_MIMES, SNIFF_BYTES, VIDEO_MIMES, sniff_kind
 from lookalike.indexer.embedders.registry import collection_name, create_embedder
 from lookalike.indexer.embedders.weights import RANDOM_WEIGHTS
+from lookalike.indexer.engines import require_ray
 from lookalike.indexer.pipeline import Indexer, IndexReport, ProgressFn, pooling_config
 from lookalike.storage.library import CollectionStore, Library
 from lookalike.storage.locks import lock_if_free, writer_lock
@@ -101,10 +102,18 @@ class Workspace(ServingMethods, CleanupMethods):
     def index(self, roots: Sequence[Path], prune: bool = False, progress: ProgressFn | None = None) -> IndexReport:
         """Index folders with the configured model (incremental; one writer at a time).
 
+        With ``settings.ray`` set, files are decoded and embedded on a Ray cluster (see
+        :mod:`lookalike.indexer.engines.ray`); this process still plans, commits and saves.
+
         Raises:
             LibraryLockedError: another process is writing to this library.
+            UsageError: Ray is asked for and not installed.
+            SharedStorageError: a node of the cluster cannot read a file's folder.
+            ClusterError: the Ray cluster cannot be joined, or its pipeline failed.
         """
         spec, weights = self.settings.model, self.settings.weights
+        if self.settings.ray is not None:
+            require_ray()  # said before anything is locked or read
         with writer_lock(self.settings.home, self.library.engine):
             name = collection_name(spec, weights)
             if self.library.catalog.collection(name) is None:
