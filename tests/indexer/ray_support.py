@@ -12,10 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, create_engine
 
 from benchmarks.corpus import edit_video, package_images, save, video_dir
+from lookalike.config import Settings
+from lookalike.workspace import Workspace
 from tests.cli.test_crash_safety import _state
+from tests.conftest import fresh_db_url
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE_REASON = (
@@ -82,3 +85,32 @@ def assert_same_library(got: dict[str, tuple], want: dict[str, tuple], tolerance
         assert g_keys == keys, path
         for a, b in zip(g_vectors, vectors, strict=True):
             assert float(np.abs(a - b).max()) <= tolerance, path
+
+
+def ray_settings(home: Path, model_cache: Path, **changes) -> Settings:
+    """Settings of a test library: one decoder, batches of 16, videos in parts of 3 s."""
+    return Settings(
+        home=home,
+        db_url=fresh_db_url(home),
+        workers=1,
+        batch_size=16,
+        model_cache=model_cache,
+        video_part_seconds=PART_SECONDS,
+        **changes,
+    )
+
+
+def index_with(settings: Settings, media: Path, progress=None) -> tuple[object, dict, list]:
+    """Index ``media``; returns the report, the library's state and the answers to :func:`queries`."""
+    with Workspace(settings) as ws:
+        report = ws.index([media], progress=progress)
+        answers = [[(h.path, round(h.score, 4)) for h in r.hits] for r in ws.search_files(queries(media), k=5)]
+    engine = create_engine(settings.database_url)
+    state = library_state(engine)
+    engine.dispose()
+    return report, state, answers
+
+
+def queries(media: Path) -> list[Path]:
+    """Two photos and a video to search with."""
+    return [*sorted((media / "copies").iterdir())[:2], media / "videos" / "carphone.mp4"]

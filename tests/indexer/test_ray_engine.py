@@ -11,22 +11,18 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine
 
-from lookalike.config import Settings
 from lookalike.errors import SharedStorageError
 from lookalike.indexer.describe import MediaDescriptor
 from lookalike.indexer.plan import Job
 from lookalike.types import MediaKind
 from lookalike.workspace import Workspace
-from tests.conftest import fresh_db_url
 from tests.indexer.ray_support import (
-    PART_SECONDS,
     assert_loopback_nodes,
     assert_same_library,
-    library_state,
-    make_corpus,
+    index_with,
     needs_ray_namespace,
+    ray_settings,
     worker_env,
 )
 
@@ -43,45 +39,8 @@ def local_ray():
     ray.shutdown()
 
 
-@pytest.fixture(scope="module")
-def media(tmp_path_factory) -> Path:
-    return make_corpus(tmp_path_factory.mktemp("ray-media"))
-
-
-def _settings(home: Path, model_cache: Path, **changes) -> Settings:
-    return Settings(
-        home=home,
-        db_url=fresh_db_url(home),
-        workers=1,
-        batch_size=16,
-        model_cache=model_cache,
-        video_part_seconds=PART_SECONDS,
-        **changes,
-    )
-
-
-def _index(settings: Settings, media: Path, progress=None) -> tuple[object, dict, list]:
-    with Workspace(settings) as ws:
-        report = ws.index([media], progress=progress)
-        answers = [[(h.path, round(h.score, 4)) for h in r.hits] for r in ws.search_files(_queries(media), k=5)]
-    engine = create_engine(settings.database_url)
-    state = library_state(engine)
-    engine.dispose()
-    return report, state, answers
-
-
-def _queries(media: Path) -> list[Path]:
-    return [*sorted((media / "copies").iterdir())[:2], media / "videos" / "carphone.mp4"]
-
-
-@pytest.fixture(scope="module")
-def reference(media, tmp_path_factory, model_cache) -> tuple[object, dict, list]:
-    """The library the local engine builds."""
-    return _index(_settings(tmp_path_factory.mktemp("local"), model_cache), media)
-
-
-def test_ray_builds_the_local_engines_library(local_ray, media, reference, tmp_path, model_cache):
-    report, state, answers = _index(_settings(tmp_path, model_cache, ray="auto"), media)
+def test_ray_builds_the_local_engines_library(local_ray, ray_media, reference, tmp_path, model_cache):
+    report, state, answers = index_with(ray_settings(tmp_path, model_cache, ray="auto"), ray_media)
     want_report, want_state, want_answers = reference
     assert (report.new, report.images, report.videos, report.frames) == (
         want_report.new,
@@ -108,7 +67,7 @@ def _ray_workers(name: str) -> list[int]:
     return pids
 
 
-def test_a_ray_worker_killed_mid_run_changes_nothing(local_ray, media, reference, tmp_path, model_cache):
+def test_a_ray_worker_killed_mid_run_changes_nothing(local_ray, ray_media, reference, tmp_path, model_cache):
     killed: list[str] = []
 
     def kill_a_decoder() -> None:  # decoding runs ahead of the first result: watch for the actor, kill it at work
@@ -129,7 +88,7 @@ def test_a_ray_worker_killed_mid_run_changes_nothing(local_ray, media, reference
 
     watcher = threading.Thread(target=kill_a_decoder, daemon=True)
     watcher.start()
-    report, state, answers = _index(_settings(tmp_path, model_cache, ray="auto"), media, kill_an_embedder)
+    report, state, answers = index_with(ray_settings(tmp_path, model_cache, ray="auto"), ray_media, kill_an_embedder)
     watcher.join()
     assert sorted(killed) == ["DecodeStage", "EmbedStage"]
     want_report, want_state, want_answers = reference
@@ -146,15 +105,15 @@ def _jobs(paths: list[Path]) -> list[Job]:
     ]
 
 
-def test_a_decoder_crash_inside_a_ray_task_costs_only_that_file(local_ray, media, tmp_path, model_cache):
+def test_a_decoder_crash_inside_a_ray_task_costs_only_that_file(local_ray, ray_media, tmp_path, model_cache):
     from lookalike.indexer.engines.ray import RayEngine
     from lookalike.workspace import Workspace as _W
     from tests.indexer.hostile_decoders import decode_or_misbehave
 
-    photos = sorted((media / "photos").iterdir())[:6]
+    photos = sorted((ray_media / "photos").iterdir())[:6]
     crasher = tmp_path / "segfault.png"
     shutil.copy(photos[0], crasher)
-    settings = _settings(tmp_path / "home", model_cache, ray="auto")
+    settings = ray_settings(tmp_path / "home", model_cache, ray="auto")
     with _W(settings) as ws:
         embedder = ws.embedder(settings.model, settings.weights)
         engine = RayEngine(settings, lambda: embedder, decode=decode_or_misbehave)
@@ -166,11 +125,11 @@ def test_a_decoder_crash_inside_a_ray_task_costs_only_that_file(local_ray, media
     assert all(d.record.status == "ok" and len(d.vectors) == 1 for d in done.values())
 
 
-def test_a_node_that_cannot_see_a_files_folder_names_it(local_ray, media, tmp_path, model_cache):
+def test_a_node_that_cannot_see_a_files_folder_names_it(local_ray, ray_media, tmp_path, model_cache):
     from lookalike.indexer.engines.ray import RayEngine
 
     ghost = tmp_path / "not-mounted-here" / "photo.jpg"
-    settings = _settings(tmp_path / "home", model_cache, ray="auto")
+    settings = ray_settings(tmp_path / "home", model_cache, ray="auto")
     with Workspace(settings) as ws:
         embedder = ws.embedder(settings.model, settings.weights)
         engine = RayEngine(settings, lambda: embedder)
