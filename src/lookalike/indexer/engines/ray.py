@@ -1,11 +1,16 @@
 """The Ray engine: a Ray Data pipeline decodes and embeds on the cluster; results stream back to the driver.
 
 The driver keeps what must stay single (discovery, planning, the writer lock, commits, FAISS saves: see
-``indexer/pipeline.py``); the cluster reads files by path (shared storage mounted at the same path on every node),
-splits videos into parts, decodes them in CPU actors that each hold one supervised decode process (a crash, hang or
-memory blow-up fails that file only, with the local engine's codes), and embeds batches in an actor pool (one GPU
-per actor where nodes have GPUs, CPU actors otherwise). ``iter_batches`` streams the vectors back with Ray Data's
-back-pressure.
+``indexer/pipeline.py``) and cuts videos into parts from their headers; the cluster reads files by path (shared
+storage mounted at the same path on every node), decodes them in CPU actors that each hold one supervised decode
+process (a crash, hang or memory blow-up fails that file only, with the local engine's codes), and embeds batches
+in an actor pool (one GPU per actor where nodes have GPUs, CPU actors otherwise). ``iter_batches`` streams the
+vectors back with Ray Data's back-pressure.
+
+Sized for throughput (profiled on 2 cores, benchmarks/RESULTS.md): the input blocks are built here
+(``from_blocks``: no metadata tasks) with each video part alone and images 16 to a block, so that a decode actor
+call does a block's worth of work and embed batches fill up; no stage runs as ``num_cpus=0`` tasks, which Ray
+would start a fresh worker process for each.
 
 A Ray worker that dies is restarted by Ray and its task run again, so a part may be delivered twice: the driver
 keeps each image once and each video frame once (by its time), which makes a retried task harmless.
@@ -28,11 +33,11 @@ from lookalike.indexer.describe import MediaDescriptor
 from lookalike.indexer.embed import Embedded, failed, image_done, video_done
 from lookalike.indexer.embedders.base import Embedder
 from lookalike.indexer.engines import RAY_INSTALL_HINT, Engine
-from lookalike.indexer.engines.ray_stages import DecodeStage, EmbedStage, pack, split_videos, unpack
+from lookalike.indexer.engines.ray_stages import DecodeStage, EmbedStage, input_blocks, pack, unpack, video_parts
 from lookalike.indexer.file_decoding import Failed, FrameChunk, ImageItem, Task, VideoEnd, decode_job
 from lookalike.indexer.plan import Job
 
-BLOCK_FILES = 4  # files per input block: small, so that decode tasks spread over the actors
+BLOCK_FILES = 16  # images per input block: one decode actor call (a video part is a block of its own)
 
 
 def import_ray() -> Any:
@@ -175,6 +180,8 @@ class RayEngine(Engine):
             raise ClusterError(f"the cluster returned no result for {len(lost)} files (first: {lost[0].path})")
 
     def _dataset(self, jobs: Sequence[Job], video: MediaDescriptor, embedder: Embedder) -> Any:
+        import pyarrow as pa
+
         ray = import_ray()
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False
@@ -187,27 +194,23 @@ class RayEngine(Engine):
         decoders = s.workers or max(1, int(resources.get("CPU", 1)) - (0 if gpus else actors))
         per_actor = {"num_gpus": 1} if gpus else {"num_cpus": 1}
         tasks = [Task(j.index, j.path, j.kind) for j in jobs]
-        blocks = max(1, -(-len(tasks) // BLOCK_FILES))
-        rows = ray.data.from_items([{"payload": p} for p in pack(tasks)["payload"]], override_num_blocks=blocks)
-        return (
-            rows.map_batches(split_videos, fn_kwargs={"part_seconds": s.video_part_seconds}, batch_size=1, num_cpus=0)
-            .map_batches(
-                DecodeStage,
-                fn_constructor_kwargs={
-                    "settings": s,
-                    "pre": embedder.preprocess,
-                    "video": video,
-                    "decode": self._decode,
-                },
-                batch_size=1,
-                compute=ray.data.ActorPoolStrategy(size=decoders),
-                num_cpus=1,
-            )
-            .map_batches(
-                EmbedStage,
-                fn_constructor_kwargs={"settings": s, "video": video, "device": None if gpus else s.device},
-                batch_size=s.batch_size,
-                compute=ray.data.ActorPoolStrategy(size=actors),
-                **per_actor,
-            )
+        blocks = input_blocks(video_parts(tasks, s.video_part_seconds), BLOCK_FILES)
+        rows = ray.data.from_blocks([pa.table({"payload": pa.array(pack(b)["payload"], pa.binary())}) for b in blocks])
+        return rows.map_batches(
+            DecodeStage,
+            fn_constructor_kwargs={
+                "settings": s,
+                "pre": embedder.preprocess,
+                "video": video,
+                "decode": self._decode,
+            },
+            batch_size=None,
+            compute=ray.data.ActorPoolStrategy(size=decoders),
+            num_cpus=1,
+        ).map_batches(
+            EmbedStage,
+            fn_constructor_kwargs={"settings": s, "video": video, "device": None if gpus else s.device},
+            batch_size=s.batch_size,
+            compute=ray.data.ActorPoolStrategy(size=actors),
+            **per_actor,
         )

@@ -1,4 +1,4 @@
-"""The stages the Ray engine runs on the cluster's nodes: split videos into parts, decode, embed.
+"""The stages of the Ray engine: videos cut into parts (on the driver), decode and embed (on the nodes).
 
 Rows between stages hold one pickled payload each (tasks, messages, vectors): paths that are not UTF-8, pixel
 blocks of any shape and per-file errors travel alike. Nothing here imports Ray; the driver (``engines/ray.py``)
@@ -11,7 +11,7 @@ import math
 import os
 import pickle
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -40,12 +40,15 @@ def unpack(batch: Batch) -> list[Any]:
     return [pickle.loads(p) for p in batch["payload"]]
 
 
-def split_videos(batch: Batch, part_seconds: float) -> Batch:
-    """Each video becomes parts of ``part_seconds`` (so one long video does not hold one decoder for its whole
-    length); rows become (part, parts, task). A header that cannot be read leaves the video whole: its decoder
-    then reports why."""
+def video_parts(tasks: Sequence[Task], part_seconds: float) -> list[tuple[int, int, Task]]:
+    """Each video as parts of ``part_seconds`` (so one long video does not hold one decoder for its whole length),
+    as (part, parts, task) rows; an image is one part of one. A header that cannot be read leaves the video whole:
+    its decoder then reports why.
+
+    Run by the driver, which has just read every file whole to hash it: a header read is little beside that, and
+    it spares the cluster a stage of its own (extra worker processes, a CPU taken from decoding)."""
     out: list[tuple[int, int, Task]] = []
-    for task in unpack(batch):
+    for task in tasks:
         duration = None
         if task.kind == MediaKind.VIDEO:
             try:
@@ -56,7 +59,15 @@ def split_videos(batch: Batch, part_seconds: float) -> Batch:
         for k in range(parts):
             end = (k + 1) * part_seconds if k < parts - 1 else None
             out.append((k, parts, replace(task, start=k * part_seconds, end=end) if parts > 1 else task))
-    return pack(out)
+    return out
+
+
+def input_blocks(rows: list[tuple[int, int, Task]], files: int) -> list[list[tuple[int, int, Task]]]:
+    """The decode stage's input blocks: each video part alone (parts of one video go to different decode actors),
+    first, as the longest work; then the images, ``files`` to a block (one actor call decodes a block)."""
+    parts = [row for row in rows if row[2].kind == MediaKind.VIDEO]
+    images = [row for row in rows if row[2].kind != MediaKind.VIDEO]
+    return [[row] for row in parts] + [images[i : i + files] for i in range(0, len(images), files)]
 
 
 class DecodeStage:
