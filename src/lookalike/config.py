@@ -20,6 +20,9 @@ def default_home() -> Path:
     return base / "lookalike"
 
 
+_FLAGS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a run of lookalike can be told.
@@ -39,6 +42,8 @@ class Settings:
         inference_threads: threads of each ONNX Runtime or OpenVINO session (0: the runtime's default, every core);
             ``lookalike serve`` runs 1, as it runs torch, so that concurrent requests use the cores side by side.
         batch_size: images per forward pass.
+        gpu_jpeg: on CUDA, decode still JPEGs on the GPU (nvJPEG, in batches, overlapping the model); other
+            formats, and a JPEG nvJPEG refuses, are decoded on the CPU. ``LOOKALIKE_GPU_JPEG=0`` turns it off.
         workers: decode worker processes (supervised: a decoder crash, hang or memory blow-up fails only that
             file); 0 decodes in a thread of the indexing process, unprotected; None picks by machine (see
             ``indexer.device.decode_workers``).
@@ -83,6 +88,7 @@ class Settings:
     model_cache: Path | None = None
     inference_threads: int = 0
     batch_size: int = 32
+    gpu_jpeg: bool = True
     workers: int | None = None
     decode_timeout: float = 60.0
     decode_memory_mb: int = 4096
@@ -126,7 +132,7 @@ class Settings:
         """Settings from ``LOOKALIKE_*`` environment variables, then explicit overrides (None = unset).
 
         Raises:
-            UsageError: ``LOOKALIKE_BACKEND`` names no backend.
+            UsageError: ``LOOKALIKE_BACKEND`` names no backend, or ``LOOKALIKE_GPU_JPEG`` is not a yes or no.
         """
         env = os.environ
         values: dict[str, Any] = {}
@@ -143,6 +149,11 @@ class Settings:
         ):
             if env.get(name):
                 values[key] = env[name]
+        if env.get("LOOKALIKE_GPU_JPEG"):
+            flag = env["LOOKALIKE_GPU_JPEG"].strip().lower()
+            if flag not in _FLAGS:
+                raise UsageError(f"LOOKALIKE_GPU_JPEG={flag!r}: use 1 or 0 (true/false, yes/no, on/off)")
+            values["gpu_jpeg"] = _FLAGS[flag]
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "backend" in values:
             try:

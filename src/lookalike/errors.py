@@ -63,6 +63,10 @@ class ClusterError(LookalikeError):
     """The Ray cluster cannot be reached, or its pipeline failed."""
 
 
+class DecoderStartError(LookalikeError):
+    """The decode worker processes cannot start (a broken install: PyAV missing, say); no file was decoded."""
+
+
 class DatabaseUnavailableError(LookalikeError):
     """The catalog database cannot be reached."""
 

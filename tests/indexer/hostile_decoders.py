@@ -6,6 +6,7 @@ They run inside spawned worker processes, so they live in a module the workers c
 from __future__ import annotations
 
 import ctypes
+import os
 import time
 from collections.abc import Iterator
 
@@ -14,10 +15,13 @@ from lookalike.indexer.preprocess import Preprocess
 
 
 def decode_or_misbehave(task: Task, pre: Preprocess, limits: DecodeLimits) -> Iterator[Message]:
-    """Real decoding, except: ``segfault*`` files dereference NULL (a real SIGSEGV) and ``hang*`` files block."""
+    """Real decoding, except: ``segfault*`` files dereference NULL (a real SIGSEGV), ``exit1*`` files end the
+    process with exit code 1 (as native code calling ``exit(1)`` does) and ``hang*`` files block."""
     name = task.path.name
     if name.startswith("segfault"):
         ctypes.string_at(0)
+    if name.startswith("exit1"):
+        os._exit(1)
     if name.startswith("hang"):
         time.sleep(3600)
     yield from decode_job(task, pre, limits)

@@ -12,7 +12,8 @@ from PIL import Image
 
 from benchmarks.corpus import package_images
 from lookalike.config import Settings
-from lookalike.indexer.decode_pool import DecodePool
+from lookalike.errors import DecoderStartError
+from lookalike.indexer.decode_pool import START_TRIES, DecodePool
 from lookalike.indexer.embedders.efficientnet import LITE0_PREPROCESS
 from lookalike.indexer.file_decoding import DecodeLimits, Failed, ImageItem, Task
 from lookalike.types import MediaKind
@@ -102,3 +103,31 @@ def test_memory_limit_fails_the_big_file_and_indexing_goes_on(
     with Workspace(tight.with_(decode_memory_mb=4096)) as ws:
         retry = ws.index([root])  # the file did not change: out_of_memory is retried, other failures are not
         assert retry.failed == [] and retry.updated == 1 and retry.unchanged == len(photos)
+
+
+def test_workers_that_cannot_start_stop_the_run_with_the_cause(
+    photos: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A broken install (FFmpeg's libraries missing) is not a bad file: one clear error, not every file 'crashed'."""
+    fake = tmp_path / "broken"
+    (fake / "av").mkdir(parents=True)
+    (fake / "av" / "__init__.py").write_text(
+        "raise ImportError('libavformat.so.61: cannot open shared object file: No such file or directory')\n"
+    )
+    monkeypatch.syspath_prepend(str(fake))  # spawned workers start with this process's sys.path
+    pool = DecodePool(_tasks(photos), LITE0_PREPROCESS, LIMITS, workers=2)
+    with pytest.raises(DecoderStartError, match=r"cannot start: ImportError: libavformat\.so\.61: cannot open") as e:
+        list(pool)
+    assert pool.restarts == START_TRIES - 1 and "\n" not in str(e.value)  # tried again, then gave up
+
+
+@pytest.mark.parametrize("first", [True, False])
+def test_a_file_that_ends_its_decoder_is_that_files_failure_wherever_it_comes(photos, tmp_path, first):
+    """A decoder ending the process with exit code 1 on a file, as the first file of a worker or later, fails that
+    file only (a worker that started is not a broken install)."""
+    bad = _copy(photos[0], tmp_path / "exit1.png")
+    paths = [bad, *photos[1:3]] if first else [*photos[1:3], bad]
+    out = list(DecodePool(_tasks(paths), LITE0_PREPROCESS, LIMITS, workers=1, decode=decode_or_misbehave))
+    failed = [m for m in out if isinstance(m, Failed)]
+    assert [(paths[m.job].name, m.code) for m in failed] == [("exit1.png", "decoder_crashed")]
+    assert sorted(m.job for m in out if isinstance(m, ImageItem)) == [i for i, p in enumerate(paths) if p != bad]

@@ -11,7 +11,7 @@ import pytest
 
 from benchmarks.corpus import package_images, save, video_dir
 from lookalike.config import Settings
-from lookalike.errors import UsageError
+from lookalike.errors import DecoderStartError, UsageError
 from lookalike.indexer.decode import sample_frames, video_meta
 from lookalike.indexer.decode_pool import DecodeSession
 from lookalike.indexer.embedders.efficientnet import LITE0_PREPROCESS
@@ -53,6 +53,21 @@ def test_a_decode_session_fails_the_crashing_file_and_decodes_the_next(tmp_path:
     assert len(crashed) == 1 and isinstance(crashed[0], Failed)
     assert crashed[0].code == "decoder_crashed" and "SIGSEGV" in crashed[0].message
     assert np.array_equal(first[0].pixels, after[0].pixels)
+
+
+def test_a_decode_session_that_cannot_start_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A broken install stops a decode actor with the pool's one clear error, not a file failed as crashed."""
+    fake = tmp_path / "broken"
+    (fake / "av").mkdir(parents=True)
+    (fake / "av" / "__init__.py").write_text("raise ImportError('libavformat.so.61: cannot open shared object file')\n")
+    monkeypatch.syspath_prepend(str(fake))  # the spawned decode process starts with this process's sys.path
+    good = save(next(iter(package_images().values())), tmp_path / "good.png")
+    session = DecodeSession(LITE0_PREPROCESS, DecodeLimits(64_000_000, 2**30, 16), timeout=30)
+    try:
+        with pytest.raises(DecoderStartError, match=r"cannot start: ImportError: libavformat\.so\.61"):
+            list(session.decode(Task(0, good, MediaKind.IMAGE)))
+    finally:
+        session.close()
 
 
 def test_ray_asked_for_without_ray_installed_says_how_to_install_it(tmp_path: Path, monkeypatch) -> None:

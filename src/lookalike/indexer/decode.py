@@ -136,6 +136,38 @@ def load_frames(
     return pictures, ImageMeta(height if swapped else width, width if swapped else height, fmt, n_frames, photo)
 
 
+_ORIENTATION = 0x0112
+
+
+def peek_jpeg(
+    path: Path, *, max_pixels: int = 64_000_000, max_bytes: int = 512 << 20
+) -> tuple[bytes, ImageMeta, int] | None:
+    """A still 8-bit RGB or grey JPEG read but not decoded: its bytes, what decoding would learn, and its EXIF
+    orientation (1-8), for a decoder elsewhere (the GPU's). None for any other file, or a JPEG not ending in its
+    end-of-image marker (cut short: Pillow's decode reports it as ``truncated``).
+
+    Raises:
+        DecodeError: as :func:`load_frames`, for the checks made before decoding.
+    """
+    data = _read(path, None, max_bytes)
+    if data[:3] != b"\xff\xd8\xff" or data.rstrip(b"\0")[-2:] != b"\xff\xd9":
+        return None
+    with warnings.catch_warnings():  # as load_frames: past Pillow's bomb limit is too_many_pixels, not a warning
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        im = _open(data, max_pixels)
+    width, height = im.size
+    if im.format != "JPEG" or im.mode not in ("RGB", "L") or width * height > max_pixels:
+        return None
+    try:
+        orientation = int(im.getexif().get(_ORIENTATION, 1))
+    except Exception:  # an EXIF block Pillow cannot parse: the CPU decoder leaves such a picture as stored too
+        orientation = 1
+    orientation = orientation if 1 <= orientation <= 8 else 1
+    swapped = orientation in (5, 6, 7, 8)
+    meta = ImageMeta(height if swapped else width, width if swapped else height, "JPEG", 1, photo_metadata(im))
+    return data, meta, orientation
+
+
 def spread_frames(n_frames: int, count: int) -> list[int]:
     """At most ``count`` frame numbers spread evenly over ``n_frames`` frames, the first and the last included."""
     if count <= 1 or n_frames <= 1:

@@ -9,8 +9,12 @@ them all:
 * a worker's address space is capped (``RLIMIT_AS``), so a file that needs more memory fails with
   ``out_of_memory`` (or, if the decoder aborts on the failed allocation, ``decoder_crashed``);
 
-and a fresh worker takes over the remaining files. Back-pressure comes from the pipes: a worker whose messages are
-not read blocks, and that time does not count as silence.
+and a fresh worker takes over the remaining files. A worker that cannot start at all (its imports fail: a broken
+install) is not a bad file: a worker says it is ready before it takes a file, and one that dies (or says why it
+cannot start) before that hands its file back; after :data:`START_TRIES` such workers in a row the run stops with
+:class:`~lookalike.errors.DecoderStartError`, naming the cause, rather than failing every file as crashed.
+Back-pressure comes from the pipes: a worker whose messages are not read blocks, and that time does not count as
+silence.
 
 ``multiprocessing`` pools cannot do this (a dead worker breaks the whole ``ProcessPoolExecutor``; torch's
 DataLoader ends the iteration), and pebble's pool returns one result per task where videos need a stream, so the
@@ -31,6 +35,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from lookalike.errors import DecoderStartError
 from lookalike.indexer.file_decoding import DecodeLimits, Failed, Message, Task, decode_job
 from lookalike.indexer.preprocess import Preprocess
 
@@ -42,6 +47,19 @@ DecodeFn = Callable[[Task, Preprocess, DecodeLimits], Iterator[Message]]
 @dataclass(frozen=True)
 class _Done:
     job: int
+
+
+@dataclass(frozen=True)
+class _CannotStart:
+    reason: str
+
+
+@dataclass(frozen=True)
+class _Ready:
+    pass
+
+
+START_TRIES = 3  # workers in a row that die before they are ready: the install is broken, not a file
 
 
 def _limit_memory(limit_bytes: int | None) -> None:
@@ -71,7 +89,16 @@ def death(exitcode: int | None) -> str:
 
 def _serve(conn: Connection, pre: Preprocess, limits: DecodeLimits, memory: int | None, decode: DecodeFn) -> None:
     """Worker main loop: receive a task, send its messages, then a done marker; stop on None or a closed pipe."""
-    prepare_decoder_process(memory)
+    try:
+        prepare_decoder_process(memory)
+    except Exception as e:  # the install is broken, not a file: say why, once, and stop
+        with contextlib.suppress(OSError):
+            conn.send(_CannotStart(f"{type(e).__name__}: {e}"))
+        return
+    try:
+        conn.send(_Ready())
+    except OSError:
+        return
     while True:
         try:
             task = conn.recv()
@@ -80,10 +107,15 @@ def _serve(conn: Connection, pre: Preprocess, limits: DecodeLimits, memory: int 
         if task is None:
             return
         try:
-            for message in decode(task, pre, limits):
-                conn.send(message)
+            try:
+                for message in decode(task, pre, limits):
+                    conn.send(message)
+            except MemoryError:  # a message too big to send under the memory cap (pickling copies it)
+                conn.send(Failed(task.index, "out_of_memory", "decoding needs more memory than the decoder may use"))
+            except Exception as e:  # a message that cannot be sent is that file's failure, not the worker's
+                conn.send(Failed(task.index, "decoder_error", f"{type(e).__name__}: {e}"))
             conn.send(_Done(task.index))
-        except (BrokenPipeError, OSError):
+        except OSError:
             return
 
 
@@ -96,6 +128,7 @@ class _Worker:
         child.close()
         self.task: Task | None = None
         self.silent = 0.0
+        self.ready = False  # it said it started (imports done, memory capped): a death before that is no file's
 
     def give(self, task: Task | None) -> None:
         self.task, self.silent = task, 0.0
@@ -142,6 +175,7 @@ class DecodePool:
         self.timeout = timeout
         self._args = (pre, limits, memory_bytes, decode)
         self.restarts = 0
+        self._stillborn = 0  # workers in a row that died before they were ready
 
     def __iter__(self) -> Iterator[Message]:
         ctx = mp.get_context("spawn")
@@ -158,16 +192,28 @@ class DecodePool:
                     if w.conn not in ready:
                         w.silent += waited
                         if w.silent > self.timeout:
+                            if not w.ready:
+                                self._restart(w, pool, todo, "no word within the decode timeout")
+                                continue
                             yield from self._replace(w, pool, todo, ctx, "decode_timeout")
                         continue
                     while w.task is not None and w.conn.poll():
                         try:
                             message = w.conn.recv()
                         except (EOFError, OSError):
+                            if not w.ready:
+                                w.process.join(timeout=5)
+                                self._restart(w, pool, todo, f"died ({death(w.process.exitcode)})")
+                                break
                             yield from self._replace(w, pool, todo, ctx, "decoder_crashed")
                             break
                         w.silent = 0.0
-                        if isinstance(message, _Done):
+                        if isinstance(message, _Ready):
+                            w.ready, self._stillborn = True, 0
+                        elif isinstance(message, _CannotStart):
+                            self._restart(w, pool, todo, message.reason)
+                            break
+                        elif isinstance(message, _Done):
                             self._give(w, pool, todo)
                         else:
                             yield message
@@ -185,6 +231,20 @@ class DecodePool:
             pool[pool.index(w)] = fresh = _Worker(w.ctx, self._args)
             self.restarts += 1
             fresh.give(task)
+
+    def _restart(self, w: _Worker, pool: list[_Worker], todo: deque[Task], reason: str) -> None:
+        """``w`` ended before it was ready: its file goes back to the front of the queue and a fresh worker takes
+        it; the :data:`START_TRIES`-th such worker in a row stops the run (a broken install, not a file)."""
+        assert w.task is not None
+        todo.appendleft(w.task)
+        w.stop(kill=True)
+        self._stillborn += 1
+        if self._stillborn >= START_TRIES:
+            raise DecoderStartError(f"the decode worker processes cannot start: {reason}")
+        log.warning("a decode worker could not start (%s); starting another", reason)
+        pool[pool.index(w)] = fresh = _Worker(w.ctx, self._args)
+        self.restarts += 1
+        self._give(fresh, pool, todo)
 
     def _replace(self, w: _Worker, pool: list[_Worker], todo: deque[Task], ctx: Any, code: str) -> Iterator[Message]:
         """Fail ``w``'s file, kill ``w`` and start a fresh worker on the next file."""
@@ -227,9 +287,54 @@ class DecodeSession:
         self._args = (pre, limits, memory_bytes, decode)
         self._ctx = mp.get_context("spawn")
         self._worker: _Worker | None = None
+        self._stillborn = 0  # processes in a row that ended before they were ready
 
     def decode(self, task: Task) -> Iterator[Message]:
-        """The messages of one file, as they come; a stopped or dead decoder ends them with one :class:`Failed`."""
+        """The messages of one file, as they come; a stopped or dead decoder ends them with one :class:`Failed`.
+
+        Raises:
+            DecoderStartError: :data:`START_TRIES` decode processes in a row ended before they were ready.
+        """
+        w = self._give(task)
+        try:
+            while True:
+                began = time.monotonic()
+                try:
+                    ready = w.conn.poll(min(1.0, self.timeout))
+                    message = w.conn.recv() if ready else None
+                except (EOFError, OSError):
+                    if not w.ready:
+                        w.process.join(timeout=5)
+                        w = self._restart(w, task, f"died ({death(w.process.exitcode)})")
+                        continue
+                    yield self._lost(w, task, "decoder_crashed")
+                    return
+                if message is None:
+                    w.silent += time.monotonic() - began
+                    if w.silent > self.timeout:
+                        if not w.ready:
+                            w = self._restart(w, task, "no word within the decode timeout")
+                            continue
+                        yield self._lost(w, task, "decode_timeout")
+                        return
+                    continue
+                w.silent = 0.0
+                if isinstance(message, _Ready):
+                    w.ready, self._stillborn = True, 0
+                elif isinstance(message, _CannotStart):
+                    w = self._restart(w, task, message.reason)
+                elif isinstance(message, _Done):
+                    w.task = None
+                    return
+                else:
+                    yield message
+        finally:
+            if self._worker is w and w.task is not None:  # left mid-file: its rest must not reach the next file
+                w.stop(kill=True)
+                self._worker = None
+
+    def _give(self, task: Task) -> _Worker:
+        """Hand ``task`` to the decode process, started first if there is none or it died between files."""
         w = self._worker
         try:
             if w is None:
@@ -240,30 +345,17 @@ class DecodeSession:
                 w.stop(kill=True)
             self._worker = w = _Worker(self._ctx, self._args)
             w.give(task)
-        try:
-            while True:
-                began = time.monotonic()
-                try:
-                    ready = w.conn.poll(min(1.0, self.timeout))
-                    message = w.conn.recv() if ready else None
-                except (EOFError, OSError):
-                    yield self._lost(w, task, "decoder_crashed")
-                    return
-                if message is None:
-                    w.silent += time.monotonic() - began
-                    if w.silent > self.timeout:
-                        yield self._lost(w, task, "decode_timeout")
-                        return
-                    continue
-                w.silent = 0.0
-                if isinstance(message, _Done):
-                    w.task = None
-                    return
-                yield message
-        finally:
-            if self._worker is w and w.task is not None:  # left mid-file: its rest must not reach the next file
-                w.stop(kill=True)
-                self._worker = None
+        return w
+
+    def _restart(self, w: _Worker, task: Task, reason: str) -> _Worker:
+        """``w`` ended before it was ready (no file's fault): a fresh process takes ``task``, as in the pool."""
+        w.stop(kill=True)
+        self._worker = None
+        self._stillborn += 1
+        if self._stillborn >= START_TRIES:
+            raise DecoderStartError(f"the decode worker processes cannot start: {reason}")
+        log.warning("a decode worker could not start (%s); starting another", reason)
+        return self._give(task)
 
     def _lost(self, w: _Worker, task: Task, code: str) -> Failed:
         w.stop(kill=True)

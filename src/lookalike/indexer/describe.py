@@ -228,7 +228,18 @@ def content_box(image: Image.Image, probe: int = PROBE) -> tuple[int, int, int, 
         return None
     small = image.convert("RGB")
     small.thumbnail((probe, probe), Image.Resampling.BILINEAR)
-    arr = np.asarray(small, dtype=np.int16)
+    return box_in_probe(np.asarray(small, dtype=np.int16), w, h)
+
+
+def probe_size(w: int, h: int, probe: int = PROBE) -> tuple[int, int]:
+    """The (width, height) of the copy :func:`content_box` looks for borders on (never larger than the picture)."""
+    if max(w, h) <= probe:
+        return w, h
+    return (probe, max(1, round(h * probe / w))) if w >= h else (max(1, round(w * probe / h)), probe)
+
+
+def box_in_probe(arr: np.ndarray, w: int, h: int) -> tuple[int, int, int, int] | None:
+    """:func:`content_box` of a ``w`` x ``h`` picture, given its small copy as an int16 (ph, pw, 3) array."""
     corners = arr[[0, 0, -1, -1], [0, -1, 0, -1]]
     colour = np.median(corners, axis=0)
     if np.abs(corners - colour).max() > UNIFORM:

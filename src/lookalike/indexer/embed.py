@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -12,7 +12,8 @@ from lookalike.indexer.decode import ImageMeta, VideoMeta
 from lookalike.indexer.decode_pool import DecodePool
 from lookalike.indexer.describe import MediaDescriptor, describe_video, fold_mirrors, pool_pictures, with_mirrors
 from lookalike.indexer.device import decode_workers, tune_cpu_allocator
-from lookalike.indexer.embedders.base import Embedder
+from lookalike.indexer.device_jpeg import RESAMPLED, DeviceImages, DeviceJpegDecoder, jpeg_vectors
+from lookalike.indexer.embedders.base import Embedder, TorchEmbedder
 from lookalike.indexer.exif import record_fields
 from lookalike.indexer.file_decoding import (
     DecodeLimits,
@@ -109,27 +110,46 @@ def video_done(
 
 
 def embed_jobs(
-    jobs: Sequence[Job], embedder: Embedder, settings: Settings, video: MediaDescriptor | None = None
+    jobs: Sequence[Job],
+    embedder: Embedder,
+    settings: Settings,
+    video: MediaDescriptor | None = None,
+    device_jpeg: bool | None = None,
 ) -> Iterator[Embedded]:
     """Decode (in supervised worker processes, or a background thread) and embed files in batches.
 
     Yields each file's record and vectors as it completes; a file that fails to decode yields its error record.
     With ``settings.workers == 0`` decoding runs in a thread of this process: a little faster on 2 cores, but a
-    decoder crash then ends the run (what was written stays; the next run resumes).
+    decoder crash then ends the run (what was written stays; the next run resumes). JPEGs are decoded on the
+    model's device when ``device_jpeg`` says so (None: on CUDA with ``settings.gpu_jpeg``; see ``device_jpeg.py``).
     """
     if embedder.device_type == "cpu":
         tune_cpu_allocator()
     pre = embedder.preprocess
     video = video or MediaDescriptor.from_settings(settings)
-    limits = DecodeLimits(settings.max_image_pixels, settings.max_image_bytes, settings.batch_size, video)
-    tasks = [Task(j.index, j.path, j.kind) for j in jobs]
+    if device_jpeg is None:
+        device_jpeg = embedder.device_type == "cuda" and settings.gpu_jpeg
+    device_jpeg = device_jpeg and isinstance(embedder, TorchEmbedder) and pre.interpolation in RESAMPLED
+    cpu_limits = DecodeLimits(settings.max_image_pixels, settings.max_image_bytes, settings.batch_size, video)
+    limits = replace(cpu_limits, encoded_jpeg=device_jpeg)
     workers = min(decode_workers(embedder.device_type, settings.workers), len(jobs))
-    loader: Iterable[Message]
-    if workers:
-        memory = settings.decode_memory_mb * 2**20 if settings.decode_memory_mb else None
-        loader = DecodePool(tasks, pre, limits, workers, settings.decode_timeout, memory)
-    else:
-        loader = ThreadedStream(decode_all(tasks, pre, limits))
+    memory = settings.decode_memory_mb * 2**20 if settings.decode_memory_mb else None
+
+    def decoded(tasks: list[Task], limits: DecodeLimits, workers: int) -> Iterable[Message]:
+        if workers:
+            return DecodePool(tasks, pre, limits, workers, settings.decode_timeout, memory)
+        return ThreadedStream(decode_all(tasks, pre, limits))
+
+    files: Iterable[Message] = decoded([Task(j.index, j.path, j.kind) for j in jobs], limits, workers)
+    loader: Iterable[Message | DeviceImages] = files
+    if device_jpeg:
+        assert isinstance(embedder, TorchEmbedder)
+
+        def refused(tasks: list[Task]) -> Iterable[Message]:
+            """JPEGs the device refuses, decoded as any other file (one supervised worker, when supervised)."""
+            return decoded(tasks, cpu_limits, min(1, workers))
+
+        loader = DeviceJpegDecoder(pre, video, embedder.device, settings.batch_size, refused)(files)
     by_index = {j.index: j for j in jobs}
     batcher = _Batcher(embedder, settings.batch_size)
     images: dict[int, ImageItem] = {}
@@ -159,9 +179,17 @@ def embed_jobs(
         times, vectors = np.concatenate(buf.times), np.vstack(buf.vectors)
         yield video_done(by_index[idx], end.meta, end.frames, times, vectors, video)
 
-    message: Message
+    message: Message | DeviceImages
     for message in loader:
-        if isinstance(message, Failed):
+        if isinstance(message, DeviceImages):
+            assert isinstance(embedder, TorchEmbedder)
+            for idx, meta, vector in jpeg_vectors(message, embedder.embed_device):
+                fields = record_fields(meta.photo)
+                record = make_record(
+                    by_index[idx], MediaStatus.OK, width=meta.width, height=meta.height, n_frames=1, **fields
+                )
+                yield Embedded(by_index[idx], record, [VectorRecord(Level.IMAGE.value, vector)])
+        elif isinstance(message, Failed):
             videos.pop(message.job, None)
             yield failed(by_index[message.job], message)
         elif isinstance(message, ImageItem):
@@ -180,4 +208,6 @@ def embed_jobs(
             buf.end = message
             if buf.pending == 0:
                 yield from finish_video(message.job)
+        else:  # an undecoded JPEG with no device to decode it would be a file lost without a word
+            raise TypeError(f"unexpected decode message {type(message).__name__}")
     yield from drain()

@@ -10,11 +10,12 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from lookalike.errors import DecodeError
-from lookalike.indexer.decode import ImageMeta, VideoMeta, sample_frames
+from lookalike.indexer.decode import ImageMeta, VideoMeta, peek_jpeg, sample_frames
 from lookalike.indexer.describe import MediaDescriptor
 from lookalike.indexer.preprocess import Preprocess
 from lookalike.types import MediaKind
@@ -32,6 +33,7 @@ class DecodeLimits:
     video: MediaDescriptor = field(
         default_factory=lambda: MediaDescriptor(trim_borders=False, mirror=False, trim_images=False)
     )
+    encoded_jpeg: bool = False  # send still RGB/grey JPEGs undecoded (EncodedImage): the GPU decodes them
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,17 @@ class ImageItem:
     job: int
     pixels: np.ndarray  # uint8 (n, 3, size, size)
     meta: ImageMeta
+
+
+@dataclass(frozen=True)
+class EncodedImage:
+    """A still JPEG read but not decoded, for the model's device to decode (``indexer.device_jpeg``)."""
+
+    job: int
+    path: Path
+    data: bytes
+    meta: ImageMeta
+    orientation: int  # EXIF, 1-8
 
 
 @dataclass(frozen=True)
@@ -82,10 +95,16 @@ class Failed:
     message: str
 
 
-Message = ImageItem | FrameChunk | VideoEnd | Failed
+Message = ImageItem | EncodedImage | FrameChunk | VideoEnd | Failed
 
 
 def _image(job: Task, pre: Preprocess, limits: DecodeLimits) -> Iterator[Message]:
+    if limits.encoded_jpeg:
+        peeked = peek_jpeg(job.path, max_pixels=limits.max_image_pixels, max_bytes=limits.max_image_bytes)
+        if peeked is not None:
+            data, meta, orientation = peeked
+            yield EncodedImage(job.index, job.path, data, meta, orientation)
+            return
     pictures, meta = limits.video.pictures(
         job.path, max_pixels=limits.max_image_pixels, max_bytes=limits.max_image_bytes, draft=pre.resize
     )
@@ -145,11 +164,11 @@ class ThreadedStream:
 
     _END = object()
 
-    def __init__(self, stream: Iterable[Message], ahead: int = 64) -> None:
+    def __init__(self, stream: Iterable[Any], ahead: int = 64) -> None:
         self.stream = stream
         self.ahead = ahead
 
-    def __iter__(self) -> Iterator[Message]:
+    def __iter__(self) -> Iterator[Any]:
         out: queue.Queue[object] = queue.Queue(maxsize=self.ahead)
         stop = threading.Event()
         failure: list[BaseException] = []
@@ -174,7 +193,7 @@ class ThreadedStream:
         thread.start()
         try:
             while (item := out.get()) is not self._END:
-                yield item  # type: ignore[misc]
+                yield item
             if failure:
                 raise failure[0]
         finally:

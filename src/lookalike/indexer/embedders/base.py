@@ -123,6 +123,18 @@ class TorchEmbedder(Embedder):
         self._build = build
         self._module: torch.nn.Module | None = None
 
+    @property
+    def runtime(self) -> str:
+        """``torch`` on the CPU; ``torch-cuda`` on a GPU, where the network runs in fp16 and JPEGs may be decoded by
+        nvJPEG (``indexer.device_jpeg``)."""
+        return "torch-cuda" if self.device_type == "cuda" else "torch"
+
+    @property
+    def tolerance(self) -> float:
+        """1.0 on the CPU; on CUDA the cosine its vectors keep with the CPU's on the same files: fp16 gives >= 0.999,
+        nvJPEG's decoding then >= 0.995 (``tests/indexer/test_gpu.py``, ``test_device_jpeg.py``)."""
+        return 0.995 if self.device_type == "cuda" else 1.0
+
     def load(self) -> torch.nn.Module:
         """Build the network once (thread-safe) and move it to the device."""
         import torch
@@ -143,9 +155,14 @@ class TorchEmbedder(Embedder):
         """Embed a batch: channels-last, inference mode, autocast to fp16 on CUDA."""
         import torch
 
+        return self.embed_device(torch.from_numpy(pixels).to(self.device, non_blocking=True))
+
+    def embed_device(self, pixels: torch.Tensor) -> np.ndarray:
+        """Embed a uint8 (n, 3, size, size) batch already on the model's device (JPEGs decoded on the GPU)."""
+        import torch
+
         module = self.load()
-        x = normalise_pixels(self.preprocess, torch.from_numpy(pixels).to(self.device, non_blocking=True))
-        x = x.contiguous(memory_format=torch.channels_last)
+        x = normalise_pixels(self.preprocess, pixels).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
             if self.device.type == "cuda":
                 with torch.autocast("cuda", dtype=torch.float16):
