@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   := .demo
 
-.PHONY: install demo test test-postgres lint bench clean
+.PHONY: install demo test test-postgres test-ray lint bench clean
 
 $(STAMP): pyproject.toml
 	@# Debian packages some tests use: the ffmpeg CLI (rotated-video input) and chromium (the web page, driven by
@@ -39,6 +39,12 @@ test: install
 # the same suite against PostgreSQL (a throwaway cluster on loopback; Debian's postgresql is installed if missing)
 test-postgres: install
 	bash -c '. .ci/postgres.sh && $(BIN)/python -m pytest -q'
+
+# the Ray engine's tests on a real Ray (a local one, a two-node cluster) in a network namespace with only loopback:
+# Ray binds the machine's address, and only loopback traffic is allowed here. Without root (no namespace) they skip.
+test-ray: install
+	unshare -n sh -c 'ip link set lo up && $(BIN)/python -m pytest -q -m ray tests' || \
+	{ [ "$$(id -u)" != 0 ] && $(BIN)/python -m pytest -q -m ray tests; }
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

@@ -43,20 +43,23 @@ def fresh_db_url(home: Path) -> str:
     return make_url(TEST_SERVER).set(database=name).render_as_string(hide_password=False)
 
 
-def _hold_writer_lock(home: Path, ready, seconds: float) -> None:
+def _hold_writer_lock(home: Path, ready, seconds: float, db_url: str | None) -> None:
+    from lookalike.storage.db import make_engine
     from lookalike.storage.locks import writer_lock
 
-    with writer_lock(home):
+    engine = make_engine(db_url) if db_url else None
+    with writer_lock(home, engine):
         ready.set()
         time.sleep(seconds)
 
 
 @contextlib.contextmanager
-def another_writer(home: Path, seconds: float = 60) -> Iterator[None]:
-    """Another process holds the library's writer lock while the block runs (as a running ingest would)."""
+def another_writer(home: Path, seconds: float = 60, db_url: str | None = None) -> Iterator[None]:
+    """Another process holds the library's writer lock while the block runs (as a running ingest would); with
+    ``db_url``, the database's lock too (PostgreSQL)."""
     ctx = mp.get_context("spawn")
     ready = ctx.Event()
-    holder = ctx.Process(target=_hold_writer_lock, args=(home, ready, seconds))
+    holder = ctx.Process(target=_hold_writer_lock, args=(home, ready, seconds, db_url))
     holder.start()
     try:
         assert ready.wait(30)

@@ -49,6 +49,11 @@ class Settings:
             ``indexer.device.decode_workers``).
         decode_timeout: seconds a decode worker may go without progress on one file before it is stopped.
         decode_memory_mb: address-space limit of each decode worker process in MiB (0: none).
+        ray: decode and embed on a Ray cluster: its address, ``auto`` (the running cluster) or ``local`` (a Ray
+            started for the run); None runs the local engine. With Ray, ``workers`` counts decode actors (None: the
+            cluster's CPUs less the embed actors').
+        ray_actors: embed actors on the Ray cluster (None: one per GPU, or one CPU actor on a cluster without GPUs).
+        video_part_seconds: videos are decoded in parts this long on a Ray cluster, side by side.
         frame_rate: video frames sampled per second.
         segment_seconds: length of the windows frame vectors are pooled into.
         trim_borders: cut black bars off video frames before embedding (new collections).
@@ -87,6 +92,9 @@ class Settings:
     workers: int | None = None
     decode_timeout: float = 60.0
     decode_memory_mb: int = 4096
+    ray: str | None = None
+    ray_actors: int | None = None
+    video_part_seconds: float = 60.0
     frame_rate: float = 1.0
     segment_seconds: float = 2.0
     trim_borders: bool = True

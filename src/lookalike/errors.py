@@ -55,6 +55,14 @@ class DeviceError(LookalikeError):
     """The device asked for cannot be used here (CUDA without a GPU)."""
 
 
+class SharedStorageError(LookalikeError):
+    """A node of the cluster cannot read a file the driver found (the storage is not shared at the same path)."""
+
+
+class ClusterError(LookalikeError):
+    """The Ray cluster cannot be reached, or its pipeline failed."""
+
+
 class DecoderStartError(LookalikeError):
     """The decode worker processes cannot start (a broken install: PyAV missing, say); no file was decoded."""
 

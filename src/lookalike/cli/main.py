@@ -79,6 +79,20 @@ def index(
         typer.Option(callback=within(0, 60, low_open=True), help="Video frames sampled per second (up to 60)."),
     ] = None,
     follow_symlinks: Annotated[bool, typer.Option(help="Follow links that stay inside PATHS.")] = False,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            is_flag=False,
+            flag_value="local",
+            metavar="[ADDRESS]",
+            help="Decode and embed on a Ray cluster: its address, 'auto' (the running one), or none for a Ray "
+            "started for this run. Nodes read files by path (shared storage at the same path). Put it after PATHS.",
+        ),
+    ] = None,
+    ray_actors: Annotated[
+        int | None, typer.Option(min=1, help="Embed actors on the Ray cluster (default: one per GPU, else 1).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Index images and videos under PATHS (only new or changed files are processed)."""
@@ -93,6 +107,8 @@ def index(
         batch_size=batch_size,
         frame_rate=frame_rate,
         follow_symlinks=follow_symlinks or None,
+        ray=ray,
+        ray_actors=ray_actors,
     )
     with workspace(ctx, create=True) as ws:
         progress = Progress(

@@ -286,17 +286,47 @@ def _scaled(width: int, height: int, short_side: int | None) -> tuple[int, int]:
     return max(2, round(width * scale)), max(2, round(height * scale))
 
 
+def _stream_meta(container, stream) -> VideoMeta:
+    tb = float(stream.time_base) if stream.time_base else 0.0
+    duration = (
+        float(stream.duration * tb)
+        if stream.duration and tb
+        else (container.duration / 1e6 if container.duration else None)
+    )
+    fps = float(stream.average_rate) if stream.average_rate else None
+    width, height = stream.codec_context.width, stream.codec_context.height
+    return VideoMeta(width, height, duration, fps, int(stream.frames or 0))
+
+
+def video_meta(path: Path) -> VideoMeta:
+    """A video's metadata from its header alone (nothing decoded): how long it is, to split it into parts.
+
+    Raises:
+        DecodeError: ``corrupt`` or ``no_video_stream``.
+    """
+    container = _open_video(path)
+    try:
+        return _stream_meta(container, _video_stream(container))
+    finally:
+        container.close()
+
+
 def sample_frames(
-    path: Path, frame_rate: float = 1.0, short_side: int | None = 256
+    path: Path, frame_rate: float = 1.0, short_side: int | None = 256, start: float = 0.0, end: float | None = None
 ) -> tuple[VideoMeta, Iterator[Frame]]:
     """Open a video and sample frames at ``frame_rate`` per second by decoding it sequentially.
 
     Sequential decoding beats seeking on long GOPs. Frames are scaled by FFmpeg so the short side is about
     ``short_side`` pixels, and turned upright when the stream carries a rotation.
 
+    A part of a video (``start`` > 0 or ``end``, in seconds) yields exactly the frames of the whole video's
+    sampling whose times fall in [start, end): whether a frame is sampled depends only on its time and the time of
+    the frame before it, so the part seeks to a keyframe before ``start`` and decodes forward from there. Parts
+    that tile a video yield its frames once each; a part may yield none.
+
     Returns:
-        the stream's metadata, and an iterator of frames (decode errors mid-stream end it; at least one
-        frame is produced or a DecodeError raised).
+        the stream's metadata, and an iterator of frames (decode errors mid-stream end it; the whole video, or its
+        first part, produces at least one frame or raises a DecodeError).
 
     Raises:
         DecodeError: ``corrupt``, ``no_video_stream`` or ``no_frames``.
@@ -311,15 +341,14 @@ def sample_frames(
         raise
     stream.thread_type = "AUTO"
     tb = float(stream.time_base) if stream.time_base else 0.0
-    duration = (
-        float(stream.duration * tb)
-        if stream.duration and tb
-        else (container.duration / 1e6 if container.duration else None)
-    )
-    fps = float(stream.average_rate) if stream.average_rate else None
-    width, height = stream.codec_context.width, stream.codec_context.height
-    meta = VideoMeta(width, height, duration, fps, int(stream.frames or 0))
+    meta = _stream_meta(container, stream)
     step = 1.0 / frame_rate
+    whole = start <= 0 and end is None
+    first_part = start <= 0
+    if start > 0 and tb:
+        origin = float(stream.start_time * tb) if stream.start_time is not None else 0.0
+        with contextlib.suppress(av.error.FFmpegError):  # the frame before ``start`` too: it decides the first
+            container.seek(int((origin + max(0.0, start - step)) / tb), stream=stream, backward=True, any_frame=False)
 
     def decoded() -> Iterator[av.VideoFrame]:
         """Frames in order; a packet that fails to decode is skipped (counted), not the end of the video."""
@@ -337,14 +366,18 @@ def sample_frames(
     def frames() -> Iterator[Frame]:
         produced = 0
         next_t = 0.0
-        start = float(stream.start_time * tb) if stream.start_time is not None and tb else 0.0
+        origin = float(stream.start_time * tb) if stream.start_time is not None and tb else 0.0
         try:
             for frame in decoded():
-                t = (float(frame.pts * tb) - start) if frame.pts is not None and tb else produced * step
+                t = (float(frame.pts * tb) - origin) if frame.pts is not None and tb else produced * step
+                if end is not None and t >= end:
+                    break
                 if t + 1e-6 < next_t:
                     continue
                 while next_t <= t + 1e-6:
                     next_t += step
+                if t < start:
+                    continue  # sampled before the part: only its time mattered
                 w, h = _scaled(frame.width, frame.height, short_side)
                 image = frame.to_image(width=w, height=h) if (w, h) != (frame.width, frame.height) else frame.to_image()
                 rotation = int(getattr(frame, "rotation", 0) or 0)
@@ -353,11 +386,11 @@ def sample_frames(
                 produced += 1
                 yield Frame(max(0.0, t), image)
         except av.error.FFmpegError as e:
-            if produced == 0:
+            if produced == 0 and first_part:
                 raise DecodeError("corrupt", f"no frame could be decoded: {e}") from e
         finally:
             container.close()
-        if produced == 0:
+        if produced == 0 and whole:
             raise DecodeError("no_frames", "the video stream holds no decodable frame")
 
     return meta, frames()

@@ -255,12 +255,119 @@ class DecodePool:
         task = w.task
         assert task is not None
         w.stop(kill=True)
-        if code == "decode_timeout":
-            message = f"decoding made no progress for {self.timeout:.0f} s; the decoder was stopped"
-        else:
-            message = f"the decoder process died ({death(w.process.exitcode)}) while reading this file"
-        log.warning("%s: %s", task.path, message)
         pool[pool.index(w)] = fresh = _Worker(ctx, self._args)
         self.restarts += 1
         self._give(fresh, pool, todo)
-        yield Failed(task.index, code, message)
+        yield _failure(task, code, self.timeout, w.process.exitcode)
+
+
+def _failure(task: Task, code: str, timeout: float, exitcode: int | None) -> Failed:
+    """The error of a file whose decoder was stopped (``decode_timeout``) or died (``decoder_crashed``)."""
+    if code == "decode_timeout":
+        message = f"decoding made no progress for {timeout:.0f} s; the decoder was stopped"
+    else:
+        message = f"the decoder process died ({death(exitcode)}) while reading this file"
+    log.warning("%s: %s", task.path, message)
+    return Failed(task.index, code, message)
+
+
+class DecodeSession:
+    """One supervised decode process kept across files, decoding one file at a time with the pool's limits.
+
+    What a decode actor of the Ray engine holds: a crash inside a Ray task would be retried and then fail the whole
+    run, while here, as in :class:`DecodePool`, a decoder that dies, hangs or exceeds its memory fails its file
+    (``decoder_crashed``, ``decode_timeout``, ``out_of_memory``) and a fresh process takes the next one.
+    """
+
+    def __init__(
+        self,
+        pre: Preprocess,
+        limits: DecodeLimits,
+        timeout: float = 60.0,
+        memory_bytes: int | None = None,
+        decode: DecodeFn = decode_job,
+    ) -> None:
+        self.timeout = timeout
+        self._args = (pre, limits, memory_bytes, decode)
+        self._ctx = mp.get_context("spawn")
+        self._worker: _Worker | None = None
+        self._stillborn = 0  # processes in a row that ended before they were ready
+
+    def decode(self, task: Task) -> Iterator[Message]:
+        """The messages of one file, as they come; a stopped or dead decoder ends them with one :class:`Failed`.
+
+        Raises:
+            DecoderStartError: :data:`START_TRIES` decode processes in a row ended before they were ready.
+        """
+        w = self._give(task)
+        try:
+            while True:
+                began = time.monotonic()
+                try:
+                    ready = w.conn.poll(min(1.0, self.timeout))
+                    message = w.conn.recv() if ready else None
+                except (EOFError, OSError):
+                    if not w.ready:
+                        w.process.join(timeout=5)
+                        w = self._restart(w, task, f"died ({death(w.process.exitcode)})")
+                        continue
+                    yield self._lost(w, task, "decoder_crashed")
+                    return
+                if message is None:
+                    w.silent += time.monotonic() - began
+                    if w.silent > self.timeout:
+                        if not w.ready:
+                            w = self._restart(w, task, "no word within the decode timeout")
+                            continue
+                        yield self._lost(w, task, "decode_timeout")
+                        return
+                    continue
+                w.silent = 0.0
+                if isinstance(message, _Ready):
+                    w.ready, self._stillborn = True, 0
+                elif isinstance(message, _CannotStart):
+                    w = self._restart(w, task, message.reason)
+                elif isinstance(message, _Done):
+                    w.task = None
+                    return
+                else:
+                    yield message
+        finally:
+            if self._worker is w and w.task is not None:  # left mid-file: its rest must not reach the next file
+                w.stop(kill=True)
+                self._worker = None
+
+    def _give(self, task: Task) -> _Worker:
+        """Hand ``task`` to the decode process, started first if there is none or it died between files."""
+        w = self._worker
+        try:
+            if w is None:
+                raise OSError("no decoder yet")
+            w.give(task)
+        except OSError:  # none yet, or it died between files: nothing was lost, start another
+            if w is not None:
+                w.stop(kill=True)
+            self._worker = w = _Worker(self._ctx, self._args)
+            w.give(task)
+        return w
+
+    def _restart(self, w: _Worker, task: Task, reason: str) -> _Worker:
+        """``w`` ended before it was ready (no file's fault): a fresh process takes ``task``, as in the pool."""
+        w.stop(kill=True)
+        self._worker = None
+        self._stillborn += 1
+        if self._stillborn >= START_TRIES:
+            raise DecoderStartError(f"the decode worker processes cannot start: {reason}")
+        log.warning("a decode worker could not start (%s); starting another", reason)
+        return self._give(task)
+
+    def _lost(self, w: _Worker, task: Task, code: str) -> Failed:
+        w.stop(kill=True)
+        self._worker = None
+        return _failure(task, code, self.timeout, w.process.exitcode)
+
+    def close(self) -> None:
+        """Stop the decode process."""
+        if self._worker is not None:
+            self._worker.stop(kill=self._worker.task is not None)
+            self._worker = None

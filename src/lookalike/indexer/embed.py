@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from lookalike.config import Settings
-from lookalike.indexer.decode import VideoMeta
+from lookalike.indexer.decode import ImageMeta, VideoMeta
 from lookalike.indexer.decode_pool import DecodePool
 from lookalike.indexer.describe import MediaDescriptor, describe_video, fold_mirrors, pool_pictures, with_mirrors
 from lookalike.indexer.device import decode_workers, tune_cpu_allocator
@@ -66,13 +66,6 @@ class _Batcher:
             row += n
 
 
-def _video_vectors(buf: _VideoBuffer, video: MediaDescriptor, meta: VideoMeta) -> list[VectorRecord]:
-    described = describe_video(np.concatenate(buf.times), np.vstack(buf.vectors), meta.duration, video)
-    out = [VectorRecord(Level.SEGMENT.value, s.vector, s.start, s.end) for s in described.segments]
-    out.append(VectorRecord(Level.VIDEO.value, described.vector, 0.0, described.end))
-    return out
-
-
 @dataclass(frozen=True)
 class Embedded:
     """One finished file: its catalog record, its vectors, and how many frames were sampled (videos)."""
@@ -81,6 +74,39 @@ class Embedded:
     record: MediaRecord
     vectors: list[VectorRecord]
     frames: int = 0
+
+
+def failed(job: Job, message: Failed) -> Embedded:
+    """A file that could not be decoded: its error row."""
+    return Embedded(job, make_record(job, MediaStatus.FAILED, error_code=message.code, error=message.message), [])
+
+
+def image_done(job: Job, meta: ImageMeta, vectors: np.ndarray) -> Embedded:
+    """An embedded image: its record, and one vector pooled from its pictures' (an animation's frames)."""
+    record = make_record(
+        job, MediaStatus.OK, width=meta.width, height=meta.height, n_frames=meta.n_frames, **record_fields(meta.photo)
+    )
+    return Embedded(job, record, [VectorRecord(Level.IMAGE.value, pool_pictures(vectors))])
+
+
+def video_done(
+    job: Job, meta: VideoMeta, frames: int, times: np.ndarray, vectors: np.ndarray, video: MediaDescriptor
+) -> Embedded:
+    """An embedded video: its record, and its segment and whole-video vectors from its frames' (in time order)."""
+    record = make_record(
+        job,
+        MediaStatus.OK,
+        width=meta.width,
+        height=meta.height,
+        duration=meta.duration,
+        fps=meta.fps,
+        n_frames=meta.n_frames or frames,
+        **record_fields(PhotoMetadata()),  # a video's container dates are not read (yet)
+    )
+    described = describe_video(times, vectors, meta.duration, video)
+    out = [VectorRecord(Level.SEGMENT.value, s.vector, s.start, s.end) for s in described.segments]
+    out.append(VectorRecord(Level.VIDEO.value, described.vector, 0.0, described.end))
+    return Embedded(job, record, out, frames)
 
 
 def embed_jobs(
@@ -135,16 +161,7 @@ def embed_jobs(
             if idx not in images and idx not in videos:
                 continue  # a video that failed after some of its frames were queued: its failure is reported
             if idx in images:
-                meta = images.pop(idx).meta
-                record = make_record(
-                    job,
-                    MediaStatus.OK,
-                    width=meta.width,
-                    height=meta.height,
-                    n_frames=meta.n_frames,
-                    **record_fields(meta.photo),
-                )
-                yield Embedded(job, record, [VectorRecord(Level.IMAGE.value, pool_pictures(vecs))])
+                yield image_done(job, images.pop(idx).meta, vecs)
                 continue
             buf = videos[idx]
             if video.mirror:  # the block holds the frames, then their mirror images
@@ -159,18 +176,8 @@ def embed_jobs(
         end = buf.end
         if end is None:
             return
-        meta, job = end.meta, by_index[idx]
-        record = make_record(
-            job,
-            MediaStatus.OK,
-            width=meta.width,
-            height=meta.height,
-            duration=meta.duration,
-            fps=meta.fps,
-            n_frames=meta.n_frames or end.frames,
-            **record_fields(PhotoMetadata()),  # a video's container dates are not read (yet)
-        )
-        yield Embedded(job, record, _video_vectors(buf, video, meta), end.frames)
+        times, vectors = np.concatenate(buf.times), np.vstack(buf.vectors)
+        yield video_done(by_index[idx], end.meta, end.frames, times, vectors, video)
 
     message: Message | DeviceImages
     for message in loader:
@@ -183,11 +190,8 @@ def embed_jobs(
                 )
                 yield Embedded(by_index[idx], record, [VectorRecord(Level.IMAGE.value, vector)])
         elif isinstance(message, Failed):
-            job = by_index[message.job]
             videos.pop(message.job, None)
-            yield Embedded(
-                job, make_record(job, MediaStatus.FAILED, error_code=message.code, error=message.message), []
-            )
+            yield failed(by_index[message.job], message)
         elif isinstance(message, ImageItem):
             images[message.job] = message
             if batcher.add(message.job, message.pixels):

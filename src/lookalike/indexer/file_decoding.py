@@ -38,11 +38,14 @@ class DecodeLimits:
 
 @dataclass(frozen=True)
 class Task:
-    """One file to decode: its job number, path and kind (small and cheap to send to a worker process)."""
+    """One file to decode: its job number, path and kind (small and cheap to send to a worker process); for a
+    part of a video, the seconds [start, end) it covers (see :func:`~lookalike.indexer.decode.sample_frames`)."""
 
     index: int
     path: Path
     kind: MediaKind
+    start: float = 0.0
+    end: float | None = None
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,7 @@ def _image(job: Task, pre: Preprocess, limits: DecodeLimits) -> Iterator[Message
 
 
 def _video(job: Task, pre: Preprocess, limits: DecodeLimits) -> Iterator[Message]:
-    meta, frames = sample_frames(job.path, limits.video.frame_rate, short_side=pre.resize)
+    meta, frames = sample_frames(job.path, limits.video.frame_rate, pre.resize, job.start, job.end)
     pixels: list[np.ndarray] = []
     times: list[float] = []
     total = 0

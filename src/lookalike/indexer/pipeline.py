@@ -33,6 +33,7 @@ METADATA_BATCH = 500  # files whose EXIF is read, then committed, at a time (fil
 if TYPE_CHECKING:
     from lookalike.indexer.embed import Embedded
     from lookalike.indexer.embedders.base import Embedder
+    from lookalike.indexer.engines import Engine
 
 ProgressFn = Callable[[int, int], None]
 WRITE_EVERY_FILES = 64
@@ -180,32 +181,32 @@ class Indexer:
         return filled
 
     def _embed_and_write(self, plan: Plan, report: IndexReport, total: int, progress: ProgressFn | None) -> None:
-        from lookalike.indexer.embed import embed_jobs  # torch is imported only when there is work
+        from lookalike.indexer.engines import make_engine  # torch (or Ray) is imported only when there is work
 
         pending: list[tuple[MediaRecord, list[VectorRecord]]] = []
         last_write = last_save = time.monotonic()
         video = MediaDescriptor.from_pooling(self.store.info.pooling)  # what the collection was built with
-        embedder = self.embedder()
-        for done, done_file in enumerate(embed_jobs(plan.jobs, embedder, self.settings, video), 1):
+        engine = make_engine(self.settings, self.embedder)
+        for done, done_file in enumerate(engine.embed(plan.jobs, video), 1):
             pending.append((done_file.record, done_file.vectors))
             self._count(done_file, plan, report)
             if progress:
                 progress(done, total)
             now = time.monotonic()
             if len(pending) >= WRITE_EVERY_FILES or now - last_write > WRITE_EVERY_SECONDS:
-                self._write_embedded(pending, embedder)
+                self._write_embedded(pending, engine)
                 pending, last_write = [], now
             if now - last_save > SAVE_EVERY_SECONDS:
                 self.store.save()
                 last_save = now
         if pending:
-            self._write_embedded(pending, embedder)
+            self._write_embedded(pending, engine)
 
-    def _write_embedded(self, items: list[tuple[MediaRecord, list[VectorRecord]]], embedder: Embedder) -> None:
-        """Commit freshly embedded files, the runtime that computed their vectors noted first: a run killed after
+    def _write_embedded(self, items: list[tuple[MediaRecord, list[VectorRecord]]], engine: Engine) -> None:
+        """Commit freshly embedded files, the runtimes that computed their vectors noted first: a run killed after
         a write leaves no vector whose runtime the collection does not list."""
-        if any(vectors for _, vectors in items):  # the embedder ran, so its runtime is settled (verified or not)
-            self.store.note_runtime(embedder.runtime, embedder.tolerance)
+        for runtime, tolerance in sorted(engine.runtimes):
+            self.store.note_runtime(runtime, tolerance)
         self.store.write(items)
 
     def _count(self, done: Embedded, plan: Plan, report: IndexReport) -> None:

@@ -1,41 +1,107 @@
-"""The library's single-writer lock: one process writes (indexes, resolves) at a time; readers repair only under it."""
+"""The library's single-writer lock: one process writes (indexes, resolves) at a time; readers repair only under it.
+
+Two locks make it. A file lock in the home guards the home's index files. On PostgreSQL, where several homes (on
+several machines) may point at one catalog, a session-level advisory lock in the database guards the catalog too:
+two homes sharing a database cannot both write, and a process that dies releases it with its connection. SQLite
+lives in its home, so the file lock covers it.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from filelock import FileLock, Timeout
+from sqlalchemy import Connection, Engine, text
 
 from lookalike.errors import LibraryLockedError
 
 LOCK_NAME = "write.lock"
+# the advisory lock's key: one per database (every collection of a catalog is written under it, as under the file)
+DB_LOCK_KEY = int.from_bytes(hashlib.sha256(b"lookalike:writer").digest()[:8], "big", signed=True)
+DB_LOCK_WAIT = 1.5  # seconds a writer waits for the database lock: refused, connection included, within 2 s
+DB_LOCK_POLL = 0.1
+
+
+def _shared_database(engine: Engine | None) -> bool:
+    return engine is not None and engine.dialect.name == "postgresql"
+
+
+def _where(engine: Engine) -> str:
+    return engine.url.set(query={}).render_as_string(hide_password=True)
+
+
+def _try_database_lock(conn: Connection) -> bool:
+    got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": DB_LOCK_KEY}).scalar())
+    conn.commit()  # a session lock outlives the transaction; ending it keeps the connection idle, not in a transaction
+    return got
 
 
 @contextlib.contextmanager
-def writer_lock(home: Path, timeout: float = 2.0) -> Iterator[None]:
-    """Hold the library's single-writer lock.
+def _database_lock(engine: Engine | None, wait: float) -> Iterator[bool]:
+    """Hold the database's writer lock for the block if it is free within ``wait`` seconds (yields whether it was).
+
+    Nothing is held (True) for a database that is not shared (SQLite).
+    """
+    if engine is None or not _shared_database(engine):
+        yield True
+        return
+    conn = engine.connect()  # the lock belongs to this session, held for the whole block
+    try:
+        deadline = time.monotonic() + wait
+        while not (got := _try_database_lock(conn)) and time.monotonic() < deadline:
+            time.sleep(min(DB_LOCK_POLL, max(0.0, deadline - time.monotonic())))
+        try:
+            yield got
+        finally:
+            if got:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": DB_LOCK_KEY})
+                conn.commit()
+    except BaseException:
+        conn.invalidate()  # a connection in an unknown state is closed, never pooled (closing releases the lock)
+        raise
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def writer_lock(home: Path, engine: Engine | None = None, timeout: float = 2.0) -> Iterator[None]:
+    """Hold the library's single-writer lock: the home's file lock and, on PostgreSQL, the database's.
+
+    Args:
+        home: the library home (its index files).
+        engine: the catalog database; a PostgreSQL one is locked too (several homes may share it).
+        timeout: seconds to wait for the file lock (the database lock waits at most ``DB_LOCK_WAIT``).
 
     Raises:
-        LibraryLockedError: another process holds it for longer than ``timeout`` seconds.
+        LibraryLockedError: another process holds either lock.
     """
-    home.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(home / LOCK_NAME))
-    try:
-        lock.acquire(timeout=timeout)
-    except Timeout as e:
-        raise LibraryLockedError(
-            f"another lookalike process is writing to {home}; wait for it to finish and try again"
-        ) from e
-    try:
-        yield
-    finally:
-        lock.release()
+    with _database_lock(engine, min(timeout, DB_LOCK_WAIT)) as got:
+        if not got:
+            assert engine is not None
+            raise LibraryLockedError(
+                f"another lookalike process is writing to the database {_where(engine)} (from this or another "
+                "home); wait for it to finish and try again"
+            )
+        home.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(home / LOCK_NAME))
+        try:
+            lock.acquire(timeout=timeout)
+        except Timeout as e:
+            raise LibraryLockedError(
+                f"another lookalike process is writing to {home}; wait for it to finish and try again"
+            ) from e
+        try:
+            yield
+        finally:
+            lock.release()
 
 
 @contextlib.contextmanager
-def lock_if_free(home: Path) -> Iterator[bool]:
+def lock_if_free(home: Path, engine: Engine | None = None) -> Iterator[bool]:
     """Hold the writer lock for the block if no process holds it now (yields True), else do nothing (False).
 
     A reader repairs index files only while holding it, so that an indexer cannot start writing beside the repair
@@ -44,13 +110,17 @@ def lock_if_free(home: Path) -> Iterator[bool]:
     if not home.is_dir():
         yield False
         return
-    lock = FileLock(str(home / LOCK_NAME))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        yield False
-        return
-    try:
-        yield True
-    finally:
-        lock.release()
+    with _database_lock(engine, 0.0) as got:
+        if not got:
+            yield False
+            return
+        lock = FileLock(str(home / LOCK_NAME))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            lock.release()

@@ -25,6 +25,7 @@ from lookalike.errors import CollectionMismatchError, NotIndexedError
 from lookalike.indexer.discover import IMAGE_MIMES, SNIFF_BYTES, VIDEO_MIMES, sniff_kind
 from lookalike.indexer.embedders.registry import collection_name, create_embedder
 from lookalike.indexer.embedders.weights import RANDOM_WEIGHTS
+from lookalike.indexer.engines import require_ray
 from lookalike.indexer.pipeline import Indexer, IndexReport, ProgressFn, pooling_config
 from lookalike.storage.library import CollectionStore, Library
 from lookalike.storage.locks import lock_if_free, writer_lock
@@ -101,11 +102,19 @@ class Workspace(ServingMethods, CleanupMethods):
     def index(self, roots: Sequence[Path], prune: bool = False, progress: ProgressFn | None = None) -> IndexReport:
         """Index folders with the configured model (incremental; one writer at a time).
 
+        With ``settings.ray`` set, files are decoded and embedded on a Ray cluster (see
+        :mod:`lookalike.indexer.engines.ray`); this process still plans, commits and saves.
+
         Raises:
             LibraryLockedError: another process is writing to this library.
+            UsageError: Ray is asked for and not installed.
+            SharedStorageError: a node of the cluster cannot read a file's folder.
+            ClusterError: the Ray cluster cannot be joined, or its pipeline failed.
         """
         spec, weights = self.settings.model, self.settings.weights
-        with writer_lock(self.settings.home):
+        if self.settings.ray is not None:
+            require_ray()  # said before anything is locked or read
+        with writer_lock(self.settings.home, self.library.engine):
             name = collection_name(spec, weights)
             if self.library.catalog.collection(name) is None:
                 emb = self.embedder(spec, weights)
@@ -148,7 +157,7 @@ class Workspace(ServingMethods, CleanupMethods):
         Returns:
             the factory string of each index, as recorded in the manifest.
         """
-        with writer_lock(self.settings.home):
+        with writer_lock(self.settings.home, self.library.engine):
             store = self.store()
             store.rebuild(factories={"items": factory} if factory else None)
             return {name: store.index(name).factory for name in ("items", "videos")}
@@ -186,7 +195,7 @@ class Workspace(ServingMethods, CleanupMethods):
         store = self.library.open_collection(chosen[0].name)
         # a reader beside a running writer uses the last saved index files as they are, memory-mapped
         # repairs lagging files only under the writer lock (taken if free); beside a writer, the last saved files
-        with lock_if_free(self.settings.home) as free:
+        with lock_if_free(self.settings.home, self.library.engine) as free:
             store.load(repair=free, mmap=True)
         return store
 

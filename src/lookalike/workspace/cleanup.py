@@ -91,7 +91,7 @@ class CleanupMethods:
             raise UsageError(f"--delete deletes what would go to the trash; it does not go with --action {action}")
         if not apply:  # a dry run reads (no lock, nothing written, not even index files)
             return resolve(self.store(), journal, s.home, rules, s.video_dupe_threshold, False, action, choices)
-        with writer_lock(s.home):
+        with writer_lock(s.home, self.library.engine):
             store = self._writable()
             desktop = trash_dir() if into == "desktop" else None
             return resolve(
@@ -102,7 +102,7 @@ class CleanupMethods:
         """Put back every file a run moved (default: the latest run), byte-identical, with the catalog."""
         from lookalike.actions.resolve import undo
 
-        with writer_lock(self.settings.home):
+        with writer_lock(self.settings.home, self.library.engine):
             return undo(self._writable(), self.library.journal, self.settings.home, run)
 
     def trash_runs(self) -> list[RunRecord]:
@@ -113,14 +113,14 @@ class CleanupMethods:
         """Delete for good the trashed files of runs older than ``older_than`` (they can no longer be undone)."""
         from lookalike.actions.apply import Runner
 
-        with writer_lock(self.settings.home):
+        with writer_lock(self.settings.home, self.library.engine):
             return Runner(self._writable(), self.library.journal, self.settings.home).empty(older_than)
 
     def distinct(self, paths: Sequence[Path]) -> int:
         """Remember that these files are not duplicates of one another; returns how many pairs were new."""
         from lookalike.actions.resolve import mark_distinct
 
-        with writer_lock(self.settings.home):
+        with writer_lock(self.settings.home, self.library.engine):
             return mark_distinct(self.store(), self.library.journal, paths)
 
     def decisions(self) -> list[DecisionRecord]:
@@ -133,7 +133,7 @@ class CleanupMethods:
         Raises:
             UsageError: an id that is no remembered decision (nothing is forgotten then).
         """
-        with writer_lock(self.settings.home):
+        with writer_lock(self.settings.home, self.library.engine):
             cid = self.store().info.id
             unknown = sorted(set(ids) - {d.id for d in self.library.journal.decisions(cid)})
             if unknown:

@@ -1,0 +1,78 @@
+"""Images per second of the local engine vs ``index --ray`` on the same corpus and machine, and per embed actor.
+
+    python -m benchmarks.ray_scale [--count 200] [--actors 1 2]
+
+Every row indexes the same photo corpus (``benchmarks.throughput.photo_corpus``) into a fresh library with
+``Workspace.index``: the local engine; Ray started for the run (``--ray``, start-up included); and a Ray already
+running (``--ray auto``) with 1..N embed actors (decode actors take the other CPUs). On a GPU machine each embed
+actor takes one GPU. Ray needs a loopback-only network namespace on these machines: run as root, the script
+re-executes itself inside one (``unshare -n``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.machine import describe
+from benchmarks.throughput import photo_corpus
+from lookalike.config import Settings
+from lookalike.workspace import Workspace
+
+
+def _loopback_only() -> bool:
+    lines = Path("/proc/net/dev").read_text().splitlines()[2:]
+    return [line.split(":")[0].strip() for line in lines] == ["lo"]
+
+
+def _run(corpus: Path, work: Path, name: str, **changes) -> float:
+    home = work / name
+    shutil.rmtree(home, ignore_errors=True)
+    settings = Settings(home=home, model_cache=work / "models", **changes)
+    with Workspace(settings) as ws:
+        started = time.perf_counter()
+        report = ws.index([corpus])
+        seconds = time.perf_counter() - started
+    assert report.new == report.images + report.copied and not report.failed, report
+    return report.new / seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=200)
+    parser.add_argument("--actors", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "lookalike-ray-scale")
+    args = parser.parse_args()
+    if not _loopback_only() and os.geteuid() == 0:
+        cmd = " ".join([sys.executable, "-m", "benchmarks.ray_scale", *sys.argv[1:]])
+        sys.exit(subprocess.call(["unshare", "-n", "sh", "-c", f"ip link set lo up && exec {cmd}"]))
+    import ray
+
+    print(describe())
+    corpus = photo_corpus(args.work / f"images{args.count}", count=args.count)
+    n = len(list(corpus.iterdir()))
+    _run(corpus, args.work, "warm-up")  # exports the model graph once, warms the page cache
+    rows = [("local engine (default)", "-", _run(corpus, args.work, "local"))]
+    rows.append(("--ray (Ray started for the run)", "1", _run(corpus, args.work, "ray-local", ray="local")))
+    ray.init(include_dashboard=False, logging_level="WARNING")
+    gpus = int(ray.cluster_resources().get("GPU", 0))
+    for actors in args.actors:
+        rate = _run(corpus, args.work, f"ray-{actors}", ray="auto", ray_actors=actors)
+        rows.append((f"--ray auto (running Ray), {'GPU' if gpus else 'CPU'} actors", str(actors), rate))
+    ray.shutdown()
+    print(f"corpus: {n} photos and edited copies; default model efficientnet_lite0, default backend")
+    print("| engine | embed actors | images/s | images/s per actor |")
+    print("|---|---|---|---|")
+    for name, actors, rate in rows:
+        per = f"{rate / int(actors):.1f}" if actors != "-" else "-"
+        print(f"| {name} | {actors} | {rate:.1f} | {per} |")
+
+
+if __name__ == "__main__":
+    main()
