@@ -9,8 +9,9 @@ DEMO   := .demo
 
 $(STAMP): pyproject.toml
 	@# Debian packages some tests use: the ffmpeg CLI (rotated-video input) and chromium (the web page, driven by
-	@# Playwright's Python package; no browser download). As root they are installed, otherwise those tests skip.
-	@missing="$$(for p in ffmpeg chromium; do command -v $$p >/dev/null || echo $$p; done)"; \
+	@# Playwright's Python package; no browser download), and iproute2 (`ip`: the Ray tests' loopback namespace).
+	@# As root they are installed, otherwise those tests skip.
+	@missing="$$(for p in ffmpeg chromium ip; do command -v $$p >/dev/null || echo $$p; done | sed 's/^ip$$/iproute2/')"; \
 	if [ -n "$$missing" ]; then \
 		{ [ "$$(id -u)" = 0 ] && apt-get update -qq && \
 		  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; } || \
@@ -43,7 +44,7 @@ test-postgres: install
 # the Ray engine's tests on a real Ray (a local one, a two-node cluster) in a network namespace with only loopback:
 # Ray binds the machine's address, and only loopback traffic is allowed here. Without root (no namespace) they skip.
 test-ray: install
-	unshare -n sh -c 'ip link set lo up && $(BIN)/python -m pytest -q -m ray tests' || \
+	unshare -n sh -c 'ip link set lo up && LOOKALIKE_REQUIRE_RAY=1 $(BIN)/python -m pytest -q -m ray tests' || \
 	{ [ "$$(id -u)" != 0 ] && $(BIN)/python -m pytest -q -m ray tests; }
 
 lint: install

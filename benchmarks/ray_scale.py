@@ -59,7 +59,7 @@ def main() -> None:
     n = len(list(corpus.iterdir()))
     _run(corpus, args.work, "warm-up")  # exports the model graph once, warms the page cache
     rows = [("local engine (default)", "-", _run(corpus, args.work, "local"))]
-    rows.append(("--ray (Ray started for the run)", "1", _run(corpus, args.work, "ray-local", ray="local")))
+    rows.append(("--ray local (Ray started for the run)", "1", _run(corpus, args.work, "ray-local", ray="local")))
     ray.init(include_dashboard=False, logging_level="WARNING")
     gpus = int(ray.cluster_resources().get("GPU", 0))
     for actors in args.actors:

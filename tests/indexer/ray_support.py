@@ -38,7 +38,10 @@ def loopback_only() -> bool:
 
 
 def needs_ray_namespace() -> list[pytest.MarkDecorator]:
-    """The marks of a Ray test module: ``ray``, and skipped outside a loopback-only namespace."""
+    """The marks of a Ray test module: ``ray``, and skipped outside a loopback-only namespace, except where
+    ``LOOKALIKE_REQUIRE_RAY`` is set (``make test-ray``, CI): there a test that cannot run fails."""
+    if os.environ.get("LOOKALIKE_REQUIRE_RAY") and not loopback_only():
+        raise RuntimeError(f"LOOKALIKE_REQUIRE_RAY is set but this is no loopback-only namespace: {NAMESPACE_REASON}")
     return [pytest.mark.ray, pytest.mark.skipif(not loopback_only(), reason=NAMESPACE_REASON)]
 
 

@@ -80,3 +80,22 @@ def test_ray_asked_for_without_ray_installed_says_how_to_install_it(tmp_path: Pa
         pytest.raises(UsageError, match=r"pip install 'lookalike\[ray\]'"),
     ):
         ws.index([tmp_path])
+
+
+def test_videos_are_cut_into_parts_by_headers_read_in_spawned_processes(tmp_path: Path) -> None:
+    """The driver reads video headers in supervised processes: a readable video is cut into parts, a file whose
+    header cannot be read (or whose reader crashes) stays whole for its decoder to report, images stay one part."""
+    from lookalike.indexer.engines.ray_stages import video_parts
+
+    bikes = video_dir() / "bikes.mp4"
+    fake = tmp_path / "fake.mp4"
+    fake.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64)
+    photo = save(package_images()["coffee"], tmp_path / "coffee.png")
+    tasks = [Task(0, bikes, MediaKind.VIDEO), Task(1, fake, MediaKind.VIDEO), Task(2, photo, MediaKind.IMAGE)]
+    rows = video_parts(tasks, 2.0)
+    duration = video_meta(bikes).duration
+    assert duration is not None
+    bike_parts = [(k, n, t.start, t.end) for k, n, t in rows if t.index == 0]
+    n = int(np.ceil(duration / 2.0))
+    assert bike_parts == [(k, n, 2.0 * k, 2.0 * (k + 1) if k < n - 1 else None) for k in range(n)]
+    assert [(k, n, t) for k, n, t in rows if t.index in (1, 2)] == [(0, 1, tasks[1]), (0, 1, tasks[2])]

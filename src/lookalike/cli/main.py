@@ -83,11 +83,9 @@ def index(
         str | None,
         typer.Option(
             "--ray",
-            is_flag=False,
-            flag_value="local",
-            metavar="[ADDRESS]",
-            help="Decode and embed on a Ray cluster: its address, 'auto' (the running one), or none for a Ray "
-            "started for this run. Nodes read files by path (shared storage at the same path). Put it after PATHS.",
+            metavar="local|auto|ADDRESS",
+            help="Decode and embed on a Ray cluster: 'local' (a Ray started for this run), 'auto' (the running one) "
+            "or its address. Nodes read files by path (shared storage at the same path).",
         ),
     ] = None,
     ray_actors: Annotated[

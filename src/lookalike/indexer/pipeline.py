@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lookalike.config import Settings
+from lookalike.errors import LookalikeError
 from lookalike.indexer.describe import MediaDescriptor
 from lookalike.indexer.discover import Skipped, classify, walk
 from lookalike.indexer.exif import META_VERSION, read_photos_metadata
@@ -187,18 +188,23 @@ class Indexer:
         last_write = last_save = time.monotonic()
         video = MediaDescriptor.from_pooling(self.store.info.pooling)  # what the collection was built with
         engine = make_engine(self.settings, self.embedder)
-        for done, done_file in enumerate(engine.embed(plan.jobs, video), 1):
-            pending.append((done_file.record, done_file.vectors))
-            self._count(done_file, plan, report)
-            if progress:
-                progress(done, total)
-            now = time.monotonic()
-            if len(pending) >= WRITE_EVERY_FILES or now - last_write > WRITE_EVERY_SECONDS:
+        try:
+            for done, done_file in enumerate(engine.embed(plan.jobs, video), 1):
+                pending.append((done_file.record, done_file.vectors))
+                self._count(done_file, plan, report)
+                if progress:
+                    progress(done, total)
+                now = time.monotonic()
+                if len(pending) >= WRITE_EVERY_FILES or now - last_write > WRITE_EVERY_SECONDS:
+                    self._write_embedded(pending, engine)
+                    pending, last_write = [], now
+                if now - last_save > SAVE_EVERY_SECONDS:
+                    self.store.save()
+                    last_save = now
+        except LookalikeError:  # the engine stopped (a cluster lost, a folder a node cannot see): keep what finished
+            if pending:
                 self._write_embedded(pending, engine)
-                pending, last_write = [], now
-            if now - last_save > SAVE_EVERY_SECONDS:
-                self.store.save()
-                last_save = now
+            raise
         if pending:
             self._write_embedded(pending, engine)
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -191,10 +191,13 @@ class RayEngine(Engine):
         resources = ray.cluster_resources()
         gpus = int(resources.get("GPU", 0))
         actors = s.ray_actors or max(1, gpus)
-        decoders = s.workers or max(1, int(resources.get("CPU", 1)) - (0 if gpus else actors))
-        per_actor = {"num_gpus": 1} if gpus else {"num_cpus": 1}
+        # an embed actor holds a CPU on a GPU node too (Ray reserves one for it): the decoders get what is left, or
+        # the embed pool would wait for a CPU forever
+        decoders = s.workers or max(1, int(resources.get("CPU", 1)) - actors)
+        per_actor = {"num_gpus": 1, "num_cpus": 1} if gpus else {"num_cpus": 1}
+        s = replace(s, db_url=None, api_key=None)  # what the actors need of the settings: no database password
         tasks = [Task(j.index, j.path, j.kind) for j in jobs]
-        blocks = input_blocks(video_parts(tasks, s.video_part_seconds), BLOCK_FILES)
+        blocks = input_blocks(video_parts(tasks, s.video_part_seconds, s.decode_timeout), BLOCK_FILES)
         rows = ray.data.from_blocks([pa.table({"payload": pa.array(pack(b)["payload"], pa.binary())}) for b in blocks])
         return rows.map_batches(
             DecodeStage,

@@ -13,6 +13,7 @@ import pickle
 import socket
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,21 +41,39 @@ def unpack(batch: Batch) -> list[Any]:
     return [pickle.loads(p) for p in batch["payload"]]
 
 
-def video_parts(tasks: Sequence[Task], part_seconds: float) -> list[tuple[int, int, Task]]:
+def video_duration(path: os.PathLike[str] | str) -> float | None:
+    """A video's length from its header, or None when it cannot be read (run in a supervised process)."""
+    try:
+        return video_meta(Path(path)).duration
+    except (DecodeError, OSError):
+        return None
+
+
+def video_parts(tasks: Sequence[Task], part_seconds: float, timeout: float = 60.0) -> list[tuple[int, int, Task]]:
     """Each video as parts of ``part_seconds`` (so one long video does not hold one decoder for its whole length),
     as (part, parts, task) rows; an image is one part of one. A header that cannot be read leaves the video whole:
     its decoder then reports why.
 
-    Run by the driver, which has just read every file whole to hash it: a header read is little beside that, and
-    it spares the cluster a stage of its own (extra worker processes, a CPU taken from decoding)."""
+    The headers are read on the driver, which has just read every file whole to hash it (a header read is little
+    beside that, and it spares the cluster a stage of its own), but in spawned processes (pebble's pool): a header
+    that crashes FFmpeg or hangs it past ``timeout`` seconds leaves its video whole, never stops the driver."""
+    import multiprocessing as mp
+
+    from pebble import ProcessPool
+
+    durations: dict[int, float | None] = {}
+    videos = [t for t in tasks if t.kind == MediaKind.VIDEO]
+    if videos:
+        with ProcessPool(max_workers=min(4, len(videos)), context=mp.get_context("spawn")) as pool:
+            futures = {t.index: pool.schedule(video_duration, args=(str(t.path),), timeout=timeout) for t in videos}
+            for index, future in futures.items():
+                try:
+                    durations[index] = future.result()
+                except Exception:  # the probe crashed or hung: the video goes whole to a supervised decoder
+                    durations[index] = None
     out: list[tuple[int, int, Task]] = []
     for task in tasks:
-        duration = None
-        if task.kind == MediaKind.VIDEO:
-            try:
-                duration = video_meta(task.path).duration
-            except (DecodeError, OSError):
-                duration = None
+        duration = durations.get(task.index)
         parts = max(1, math.ceil(duration / part_seconds)) if duration else 1
         for k in range(parts):
             end = (k + 1) * part_seconds if k < parts - 1 else None
