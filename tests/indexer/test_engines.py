@@ -99,3 +99,27 @@ def test_videos_are_cut_into_parts_by_headers_read_in_spawned_processes(tmp_path
     n = int(np.ceil(duration / 2.0))
     assert bike_parts == [(k, n, 2.0 * k, 2.0 * (k + 1) if k < n - 1 else None) for k in range(n)]
     assert [(k, n, t) for k, n, t in rows if t.index in (1, 2)] == [(0, 1, tasks[1]), (0, 1, tasks[2])]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "says"),
+    [
+        (["--ray", "local"], 1, "--ray needs Ray: pip install 'lookalike[ray]'"),
+        (["--ray", "auto", "--json"], 1, "--ray needs Ray: pip install 'lookalike[ray]'"),
+        (["--ray"], 2, "requires an argument"),
+    ],
+)
+def test_the_ray_option_takes_local_auto_or_an_address(tmp_path: Path, monkeypatch, args, code, says) -> None:
+    """From the command line (without Ray here): the value reaches the engine; a bare --ray is a usage error."""
+    import importlib.util
+
+    from typer.testing import CliRunner
+
+    from lookalike.cli.main import app
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
+    save(package_images()["coffee"], tmp_path / "media" / "coffee.png")
+    result = CliRunner().invoke(app, ["--home", str(tmp_path / "home"), "index", str(tmp_path / "media"), *args])
+    assert result.exit_code == code, result.output
+    assert says in " ".join(result.output.split())
