@@ -141,16 +141,13 @@ def turned(f: Features, quarters: int) -> tuple[Features, np.ndarray]:
 
 
 TURN_SLACK = 10.0  # degrees a turned match may be off its right angle (a copy turned 90 degrees and a little more)
-TURN_ASPECT = 1.0  # |ln| of the proportions a turned whole frame may be stretched by (dev copies: up to 0.91)
 
 
 def turned_matches(a: Features, b: Features, mirror: bool = True) -> list[Match]:
     """The smooth verifiers again with ``b`` turned by each right angle (a copy rotated 90, 180 or 270 degrees):
-    whole frame onto whole frame, and the dense placement, each reported as a map onto ``b`` itself. Three more
-    chances to match are three more to match by coincidence, so: a placement the refinement turned far from the
-    right angle (dev: horizontal stripes onto another design's vertical ones at 21 degrees off; 198 of 200 copies
-    within 8) is left out, and so is a turned whole frame stretched past :data:`TURN_ASPECT` (dev: two crops of
-    different smooth designs at 1.15; copies, squeezed ones among them, at most 0.91)."""
+    whole frame onto whole frame, and the dense placement, each reported as a map onto ``b`` itself. A placement
+    the refinement turned far from the right angle (dev: horizontal stripes onto another design's vertical ones at
+    21 degrees off; 198 of 200 copies within 8) is left out."""
     out = []
     b_mirror = np.array([[-1.0, 0, b.gray.shape[1] - 1], [0, 1, 0], [0, 0, 1]])
     for quarters in (1, 2, 3):
@@ -162,8 +159,7 @@ def turned_matches(a: Features, b: Features, mirror: bool = True) -> list[Match]
             @ np.diag([(bx1 - bx0) / max(1, ax1 - ax0), (by1 - by0) / max(1, ay1 - ay0), 1.0])
             @ np.array([[1.0, 0, -ax0], [0, 1, -ay0], [0, 0, 1]])
         )
-        stretch = abs(np.log((ax1 - ax0) * (by1 - by0) / max(1, (ay1 - ay0) * (bx1 - bx0))))
-        found = [(whole, False) if stretch <= TURN_ASPECT else None, _dense_map(a, tb, mirror)]
+        found = [(whole, False), _dense_map(a, tb, mirror)]
         for h_small, flipped in (f for f in found if f is not None):
             target = mirrored(tb) if flipped else tb
             checks = _agreement(a, target, h_small)
