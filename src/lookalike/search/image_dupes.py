@@ -26,7 +26,7 @@ from lookalike.search.features import MAX_SIDE, Features, extract
 from lookalike.search.groups import DuplicateGroup, GroupItem, GroupKind, Relation, star_groups
 from lookalike.search.local_candidates import local_candidates
 from lookalike.search.representatives import representative_rank
-from lookalike.search.smooth import dense_match, hue_shift, turned_matches
+from lookalike.search.smooth import dense_match, hue_shift
 from lookalike.search.verify import Match, match, plain_surround, whole_frame
 from lookalike.storage.library import CollectionStore
 from lookalike.storage.records import MediaRecord
@@ -168,19 +168,15 @@ def verify(fa: Features | None, fb: Features | None, cosine: float, rule: Verify
 
 def smooth_match(fa: Features, fb: Features, cosine: float, rule: VerifyRule) -> Match | None:
     """For a pair too smooth for keypoints (see :attr:`VerifyRule.smooth_keypoints`): the whole-frame comparison
-    when it passes, else the dense placement (crops, insets, small turns) when that passes, else both again with
-    ``fb`` turned by a right angle (image vectors are alike under right-angle turns, so such copies are candidates),
-    else the whole-frame comparison as the evidence shown; None for other pairs."""
+    when it passes, else the dense placement (crops, insets, small turns) when that passes, else the whole-frame
+    comparison as the evidence shown; None for other pairs."""
     if min(len(fa), len(fb)) >= rule.smooth_keypoints or cosine < rule.smooth_cosine:
         return None
     whole = whole_frame(fa, fb)
     if _smooth_duplicate(fa, fb, whole, rule):
         return whole
-    mirror = cosine >= rule.mirror_cosine
-    dense = dense_match(fa, fb, mirror=mirror)
-    if dense is not None and _smooth_duplicate(fa, fb, dense, rule):
-        return dense
-    return next((m for m in turned_matches(fa, fb, mirror) if _smooth_duplicate(fa, fb, m, rule)), whole)
+    dense = dense_match(fa, fb, mirror=cosine >= rule.mirror_cosine)
+    return dense if dense is not None and _smooth_duplicate(fa, fb, dense, rule) else whole
 
 
 def _shown_whole(fa: Features, fb: Features, m: Match) -> bool:

@@ -60,9 +60,10 @@ def _refine(template: np.ndarray, image: np.ndarray, h: np.ndarray) -> np.ndarra
     return np.r_[warp.astype(np.float64), [[0.0, 0.0, 1.0]]]
 
 
-def _dense_map(a: Features, b: Features, mirror: bool) -> tuple[np.ndarray, bool] | None:
-    """The map from ``a``'s scaled pixels to (the mirror of, when flipped) ``b``'s, found by :func:`dense_match`'s
-    placement, and whether it is flipped."""
+def dense_match(a: Features, b: Features, mirror: bool = True) -> Match | None:
+    """The third verifier, for pictures too smooth for keypoints: the smaller content placed in the larger by
+    correlation over sizes (and mirrored), refined by ECC, then judged by the same aligned-overlap checks as a
+    keypoint match. Handles what :func:`whole_frame` cannot: crops, insets and small turns of smooth artwork."""
     import cv2
 
     def small(f: Features) -> tuple[np.ndarray, np.ndarray]:
@@ -87,91 +88,8 @@ def _dense_map(a: Features, b: Features, mirror: bool) -> tuple[np.ndarray, bool
     _, placed_h, flipped, a_inside, gb = best
     a_to_b = _refine(ga, gb, placed_h) if a_inside else np.linalg.inv(_refine(gb, ga, placed_h))
     target = mirrored(b) if flipped else b
-    return small(target)[1] @ a_to_b @ np.linalg.inv(to_a), flipped
-
-
-def dense_match(a: Features, b: Features, mirror: bool = True) -> Match | None:
-    """The third verifier, for pictures too smooth for keypoints: the smaller content placed in the larger by
-    correlation over sizes (and mirrored), refined by ECC, then judged by the same aligned-overlap checks as a
-    keypoint match. Handles what :func:`whole_frame` cannot: crops, insets and small turns of smooth artwork."""
-    found = _dense_map(a, b, mirror)
-    if found is None:
-        return None
-    h_small, flipped = found
-    target = mirrored(b) if flipped else b
+    h_small = small(target)[1] @ a_to_b @ np.linalg.inv(to_a)
     return _assemble(a, b, h_small, flipped, _agreement(a, target, h_small), 1.0)
-
-
-def turned(f: Features, quarters: int) -> tuple[Features, np.ndarray]:
-    """``f`` turned counter-clockwise by ``quarters`` right angles (grey levels, colour map and plain-border box;
-    no keypoints: the smooth verifiers do not use them), and the map from the turned picture's scaled pixels back
-    to ``f``'s."""
-    quarters %= 4
-    if not quarters:
-        return f, np.eye(3)
-    h, w = f.gray.shape
-    back = np.array(
-        {
-            1: [[0.0, -1, w - 1], [1, 0, 0], [0, 0, 1]],
-            2: [[-1.0, 0, w - 1], [0, -1, h - 1], [0, 0, 1]],
-            3: [[0.0, 1, 0], [-1, 0, h - 1], [0, 0, 1]],
-        }[quarters]
-    )
-    x0, y0, x1, y1 = f.inner
-    corners = np.linalg.inv(back) @ np.array([[x0, x1 - 1, x0, x1 - 1], [y0, y0, y1 - 1, y1 - 1], [1, 1, 1, 1]])
-    inner = (
-        round(corners[0].min()),
-        round(corners[1].min()),
-        round(corners[0].max()) + 1,
-        round(corners[1].max()) + 1,
-    )
-    odd = quarters % 2 == 1
-    return (
-        Features(
-            np.zeros((0, 2), np.float32),
-            np.zeros((0, 128), np.float32),
-            np.ascontiguousarray(np.rot90(f.gray, quarters)),
-            f.scale,
-            (f.size[1], f.size[0]) if odd else f.size,
-            inner,
-            None if f.chroma is None else np.ascontiguousarray(np.rot90(f.chroma, quarters, axes=(0, 1))),
-        ),
-        back,
-    )
-
-
-TURN_SLACK = 10.0  # degrees a turned match may be off its right angle (a copy turned 90 degrees and a little more)
-
-
-def turned_matches(a: Features, b: Features, mirror: bool = True) -> list[Match]:
-    """The smooth verifiers again with ``b`` turned by each right angle (a copy rotated 90, 180 or 270 degrees):
-    whole frame onto whole frame, and the dense placement, each reported as a map onto ``b`` itself. A placement
-    the refinement turned far from the right angle (dev: horizontal stripes onto another design's vertical ones at
-    21 degrees off; 198 of 200 copies within 8) is left out."""
-    out = []
-    b_mirror = np.array([[-1.0, 0, b.gray.shape[1] - 1], [0, 1, 0], [0, 0, 1]])
-    for quarters in (1, 2, 3):
-        tb, back = turned(b, quarters)
-        ax0, ay0, ax1, ay1 = a.inner
-        bx0, by0, bx1, by1 = tb.inner
-        whole = (
-            np.array([[1.0, 0, bx0], [0, 1, by0], [0, 0, 1]])
-            @ np.diag([(bx1 - bx0) / max(1, ax1 - ax0), (by1 - by0) / max(1, ay1 - ay0), 1.0])
-            @ np.array([[1.0, 0, -ax0], [0, 1, -ay0], [0, 0, 1]])
-        )
-        found = [(whole, False), _dense_map(a, tb, mirror)]
-        for h_small, flipped in (f for f in found if f is not None):
-            target = mirrored(tb) if flipped else tb
-            checks = _agreement(a, target, h_small)
-            if flipped:  # a -> mirrored tb -> tb -> b, written as b's mirror after a map (as _assemble takes it)
-                tb_mirror = np.array([[-1.0, 0, tb.gray.shape[1] - 1], [0, 1, 0], [0, 0, 1]])
-                to_b = b_mirror @ back @ tb_mirror @ h_small
-            else:
-                to_b = back @ h_small
-            m = _assemble(a, b, to_b, flipped, checks, 1.0)
-            if m is not None and abs((m.rotation + 45) % 90 - 45) <= TURN_SLACK:
-                out.append(m)
-    return out
 
 
 MIN_CHROMA = 4.0  # a cell whose colour is closer to grey than this (CIELAB a*b*) has no hue to compare
