@@ -58,7 +58,7 @@ def _best(fn, runs: int = 3) -> float:
 
 
 def sample_sequential(path: Path) -> int:
-    from lookalike.indexer.decode import sample_frames
+    from lookalike.indexer.video_decode import sample_frames
 
     _, frames = sample_frames(path, 1.0, short_side=SHORT_SIDE)
     return sum(1 for _ in frames)

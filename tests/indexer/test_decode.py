@@ -16,8 +16,9 @@ from PIL import Image
 
 from benchmarks.corpus import write_video
 from lookalike.errors import DecodeError
-from lookalike.indexer.decode import frame_at, load_frames, load_image, sample_frames, spread_frames
+from lookalike.indexer.decode import load_frames, load_image, spread_frames
 from lookalike.indexer.discover import classify
+from lookalike.indexer.video_decode import frame_at, sample_frames
 from lookalike.types import MediaKind
 
 

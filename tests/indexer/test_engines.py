@@ -12,10 +12,10 @@ import pytest
 from benchmarks.corpus import package_images, save, video_dir
 from lookalike.config import Settings
 from lookalike.errors import DecoderStartError, UsageError
-from lookalike.indexer.decode import sample_frames, video_meta
 from lookalike.indexer.decode_pool import DecodeSession
 from lookalike.indexer.embedders.efficientnet import LITE0_PREPROCESS
 from lookalike.indexer.file_decoding import DecodeLimits, Failed, ImageItem, Task
+from lookalike.indexer.video_decode import sample_frames, video_meta
 from lookalike.types import MediaKind
 from lookalike.workspace import Workspace
 from tests.indexer.hostile_decoders import decode_or_misbehave

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from lookalike.config import Settings
-from lookalike.indexer.decode import ImageMeta, VideoMeta
+from lookalike.indexer.decode import ImageMeta
 from lookalike.indexer.decode_pool import DecodePool
 from lookalike.indexer.describe import MediaDescriptor, describe_video, fold_mirrors, pool_pictures, with_mirrors
 from lookalike.indexer.device import decode_workers, tune_cpu_allocator
@@ -27,6 +27,7 @@ from lookalike.indexer.file_decoding import (
     decode_all,
 )
 from lookalike.indexer.plan import Job, make_record
+from lookalike.indexer.video_decode import VideoMeta
 from lookalike.storage.records import MediaRecord, PhotoMetadata, VectorRecord
 from lookalike.types import Level, MediaStatus
 

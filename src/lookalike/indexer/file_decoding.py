@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 
 from lookalike.errors import DecodeError
-from lookalike.indexer.decode import ImageMeta, VideoMeta, peek_jpeg, sample_frames
+from lookalike.indexer.decode import ImageMeta, peek_jpeg
 from lookalike.indexer.describe import MediaDescriptor
 from lookalike.indexer.preprocess import Preprocess
+from lookalike.indexer.video_decode import VideoMeta, sample_frames
 from lookalike.types import MediaKind
 
 CHUNK_SECONDS = 2.0  # a video's sampled frames are sent at least this often, so a supervisor sees progress
@@ -39,7 +40,7 @@ class DecodeLimits:
 @dataclass(frozen=True)
 class Task:
     """One file to decode: its job number, path and kind (small and cheap to send to a worker process); for a
-    part of a video, the seconds [start, end) it covers (see :func:`~lookalike.indexer.decode.sample_frames`)."""
+    part of a video, the seconds [start, end) it covers (see :func:`~lookalike.indexer.video_decode.sample_frames`)."""
 
     index: int
     path: Path

@@ -17,8 +17,9 @@ from pathlib import Path
 from PIL import Image
 
 from lookalike.errors import FileChangedError, NotIndexedError
-from lookalike.indexer.decode import frame_at, load_image
+from lookalike.indexer.decode import load_image
 from lookalike.indexer.plan import key_path
+from lookalike.indexer.video_decode import frame_at
 from lookalike.storage.records import MediaRecord
 from lookalike.types import MediaKind, MediaStatus
 

@@ -27,7 +27,6 @@ import numpy as np
 
 from lookalike.config import Settings
 from lookalike.errors import ClusterError, LookalikeError, UsageError
-from lookalike.indexer.decode import VideoMeta
 from lookalike.indexer.decode_pool import DecodeFn
 from lookalike.indexer.describe import MediaDescriptor
 from lookalike.indexer.embed import Embedded, failed, image_done, video_done
@@ -36,6 +35,7 @@ from lookalike.indexer.engines import RAY_INSTALL_HINT, Engine
 from lookalike.indexer.engines.ray_stages import DecodeStage, EmbedStage, input_blocks, pack, unpack, video_parts
 from lookalike.indexer.file_decoding import Failed, FrameChunk, ImageItem, Task, VideoEnd, decode_job
 from lookalike.indexer.plan import Job
+from lookalike.indexer.video_decode import VideoMeta
 
 BLOCK_FILES = 16  # images per input block: one decode actor call (a video part is a block of its own)
 

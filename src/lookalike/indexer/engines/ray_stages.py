@@ -20,10 +20,10 @@ import numpy as np
 
 from lookalike.config import Settings
 from lookalike.errors import DecodeError, SharedStorageError
-from lookalike.indexer.decode import video_meta
 from lookalike.indexer.decode_pool import DecodeFn, DecodeSession
 from lookalike.indexer.describe import MediaDescriptor, fold_mirrors, with_mirrors
 from lookalike.indexer.file_decoding import DecodeLimits, FrameChunk, ImageItem, Task, decode_job
+from lookalike.indexer.video_decode import video_meta
 from lookalike.types import MediaKind
 
 Batch = dict[str, np.ndarray]
