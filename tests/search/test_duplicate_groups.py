@@ -207,8 +207,9 @@ def test_unrelated_photos_are_in_no_group(relations_library):
     assert not [it.path for g in _groups(settings) for it in g.items if "/others/" in it.path]
 
 
-@pytest.mark.parametrize("factory", ["IVF4,Flat", "HNSW32"])
+@pytest.mark.parametrize("factory", ["IVF4,Flat", "HNSW32", "IVF4,PQ4x2"])
 def test_dupes_give_the_same_groups_on_every_index_type(relations_library, factory):
+    """(PQ codes give estimates: the candidate stage scores each pair by the stored vectors.)"""
     settings, _ = relations_library
     flat = _groups(settings)
     with Workspace(settings) as ws:
@@ -221,6 +222,30 @@ def test_dupes_give_the_same_groups_on_every_index_type(relations_library, facto
         with Workspace(settings) as ws:
             ws.reindex("Flat")
     assert [[it.path for it in g.items] for g in other] == [[it.path for it in g.items] for g in flat]
+
+
+def test_candidates_from_compressed_codes_carry_the_exact_cosines(relations_library):
+    """PQ codes estimate cosines: the candidate stage scores each pair by the stored
+    vectors, so the pairs and their cosines are the exact index's."""
+    from lookalike.search.candidates import image_candidates
+
+    def pairs(store) -> dict[tuple[int, int], float]:
+        c = image_candidates(store, 10, 0.4)
+        return {(int(c.ids[a]), int(c.ids[b])): float(s) for a, b, s in zip(c.a, c.b, c.cosine, strict=True)}
+
+    settings, _ = relations_library
+    with Workspace(settings) as ws:
+        exact = pairs(ws.store())
+        ws.reindex("IVF4,PQ4x2")  # 4 codes of 2 bits: coarse enough to move every cosine
+    try:
+        with Workspace(settings) as ws:
+            assert ws.store().index("items").lossy
+            got = pairs(ws.store())
+    finally:
+        with Workspace(settings) as ws:
+            ws.reindex("Flat")
+    assert len(exact) > 20 and sorted(got) == sorted(exact)
+    assert max(abs(got[p] - exact[p]) for p in exact) < 1e-5
 
 
 def test_similar_groups_come_only_when_asked(relations_library):

@@ -202,6 +202,28 @@ def test_reindex_to_another_index_type_keeps_search_and_updates_working(corpus, 
         assert top.score > 0.99
 
 
+def test_a_compressed_index_answers_like_the_exact_one(corpus, indexed):
+    """Product-quantized codes give estimates: search re-ranks what they fetch by the stored vectors, so a library
+    reindexed with PQ codes answers with the exact index's files, order and cosines (on this corpus the fetched
+    neighbours hold the exact top 5)."""
+    settings, _ = indexed
+    queries = [corpus.originals[name] for name in ("rocket", "coffee", "chelsea")]
+
+    def answers(ws: Workspace) -> list[list[tuple[str, float]]]:
+        return [[(h.path, round(h.score, 5)) for h in r.hits] for r in ws.search_files(queries, k=5)]
+
+    with Workspace(settings) as ws:
+        exact = answers(ws)
+        assert ws.reindex("IVF4,PQ16x4") == {"items": "IVF4,PQ16x4", "videos": "Flat"}
+    try:
+        with Workspace(settings) as ws:
+            assert ws.store().index("items").lossy
+            assert answers(ws) == exact
+    finally:
+        with Workspace(settings) as ws:
+            ws.reindex("Flat")
+
+
 def test_an_unknown_factory_is_a_clear_error(indexed):
     from lookalike.errors import LookalikeError
 

@@ -103,6 +103,59 @@ def test_factory_is_chosen_by_size():
     assert choose_factory(100_000) == "Flat"
     assert choose_factory(1_000_000) == "IVF4096,Flat"
     assert training_size("IVF4096,Flat") == 4096 * 40 and training_size("Flat") == 0
+    # past 8 GiB of float32 vectors: product-quantized codes (2M x 1280-d is 9.5 GiB; 2M x 512-d is 3.8 GiB)
+    assert choose_factory(1_000_000, 1280) == "IVF4096,Flat"
+    assert choose_factory(2_000_000, 1280) == "IVF4096,PQ64"
+    assert choose_factory(2_000_000, 512) == "IVF4096,Flat"
+    assert choose_factory(20_000_000, 512) == "IVF16384,PQ64"
+    assert training_size("IVF16,PQ64") == 256 * 40 and training_size("IVF8192,PQ64") == 8192 * 40
+
+
+def test_which_factories_hold_estimates():
+    from lookalike.storage.index_policy import lossy
+
+    assert [lossy(f) for f in ("Flat", "IVF1024,Flat", "HNSW32", "IVF1024,PQ64", "IVF64,SQ8", "OPQ16,IVF8,PQ16")] == [
+        False,
+        False,
+        False,
+        True,
+        True,
+        True,
+    ]
+    assert VectorIndex.create(32, "IVF4,PQ8x4").lossy and not VectorIndex.create(32).lossy
+
+
+@pytest.mark.parametrize("factory", ["IVF16,Flat", "IVF16,PQ8x4", "IVF16,SQ8"])
+def test_shards_filled_apart_and_merged_equal_one_index_filled_here(factory, tmp_path):
+    """What ``reindex --ray`` does: copies of the trained empty index, sent as bytes, each filled with a chunk,
+    merged in order; the result answers exactly like the index filled here, and stays writable."""
+    ids, vecs = _data(3000, dim=32, seed=7)
+    here = VectorIndex.create(32, factory)
+    here.train(vecs)
+    empty = VectorIndex.from_bytes(here.to_bytes(), factory)
+    here.add(ids, vecs)
+    merged = VectorIndex.from_bytes(empty.to_bytes(), factory)
+    for start in range(0, 3000, 700):
+        shard = VectorIndex.from_bytes(empty.to_bytes(), factory)
+        shard.add(ids[start : start + 700], vecs[start : start + 700])
+        merged.merge(VectorIndex.from_bytes(shard.to_bytes(), factory))
+    assert len(merged) == 3000 and np.array_equal(merged.ids(), ids)
+    queries = vecs[:50] + 0.02
+    want, got = here.search(queries, 10, nprobe=4), merged.search(queries, 10, nprobe=4)
+    assert np.array_equal(got.ids, want.ids) and np.array_equal(got.scores, want.scores)
+    # the merged index removes, adds, saves and loads like any other
+    assert merged.remove(ids[:5]) == 5 and here.remove(ids[:5]) == 5
+    merged.add(ids[:2], vecs[:2])
+    here.add(ids[:2], vecs[:2])
+    merged.save(tmp_path / "m.faiss")
+    loaded = VectorIndex.load(tmp_path / "m.faiss", factory)
+    assert np.array_equal(loaded.search(queries, 10, nprobe=4).ids, here.search(queries, 10, nprobe=4).ids)
+
+
+def test_a_shard_of_another_index_type_is_refused():
+    a = VectorIndex.create(32, "IVF4,Flat")
+    with pytest.raises(ValueError, match="cannot merge"):
+        a.merge(VectorIndex.create(32, "IVF4,PQ8x4"))
 
 
 def _exact_and_ivf(factory: str) -> tuple[np.ndarray, VectorIndex, VectorIndex]:

@@ -193,12 +193,26 @@ def dupes(
     as_csv: Annotated[
         bool, typer.Option("--csv", help="Print groups as CSV (one row a file), for spreadsheets.")
     ] = False,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="local|auto|ADDRESS",
+            help="Search the candidates on a Ray cluster ('local', 'auto' or its address): actors map the saved "
+            "index file (shared storage at the same path); verification runs here.",
+        ),
+    ] = None,
+    ray_actors: Annotated[
+        int | None, typer.Option(min=1, help="Search actors on the Ray cluster (default: one per CPU).")
+    ] = None,
 ) -> None:
     """Group duplicate images (verified with local features: the same picture, edited) and videos that share
     footage (whole copies as groups, partial overlaps as pairs, with the matched time ranges)."""
     from lookalike.cli.render import dupes_csv, dupes_json, print_dupes
 
-    ctx.obj = ctx.obj.with_(similar_threshold=similar_threshold, video_dupe_threshold=video_threshold)
+    ctx.obj = ctx.obj.with_(
+        similar_threshold=similar_threshold, video_dupe_threshold=video_threshold, ray=ray, ray_actors=ray_actors
+    )
     similar = similar or similar_threshold is not None
     with workspace(ctx) as ws:
         groups = ws.duplicates(similar=similar)
@@ -266,12 +280,21 @@ def reindex(
     factory: Annotated[
         str | None,
         typer.Option(
-            help="FAISS factory string for the items index: Flat, IVF1024,Flat, HNSW32 ... "
-            "[default: by size: Flat up to 100k vectors, then IVF]."
+            help="FAISS factory string for the items index: Flat, IVF1024,Flat, HNSW32, IVF4096,PQ64 ... "
+            "[default: by size: Flat up to 100k vectors, then IVF; past 8 GiB of vectors, IVF with PQ64 codes]."
+        ),
+    ] = None,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="local|auto|ADDRESS",
+            help="Fill the shards of an IVF index on a Ray cluster ('local', 'auto' or its address).",
         ),
     ] = None,
 ) -> None:
     """Rebuild the FAISS indexes from the stored vectors (choose another index type)."""
+    ctx.obj = ctx.obj.with_(ray=ray)
     with workspace(ctx) as ws:
         factories = ws.reindex(factory)
     out.print(", ".join(f"{name}: {f}" for name, f in factories.items()))

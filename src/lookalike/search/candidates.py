@@ -7,15 +7,30 @@ image.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from lookalike.storage.library import CollectionStore
+from lookalike.storage.vectors import Neighbours, VectorIndex
 from lookalike.types import Level
 
 CHUNK = 2048  # query vectors per search call
 OVERFETCH = 8  # extra neighbours per query: video segments share the items index and are stepped over
+
+ChunkSearch = Callable[[Iterable[np.ndarray], int, "int | None"], Iterator[Neighbours]]
+"""Searches chunks of query vectors (``k`` neighbours, ``nprobe``) and yields each chunk's neighbours in order:
+here (:func:`search_here`) or on a Ray cluster (:mod:`lookalike.indexer.engines.ray_index`)."""
+
+
+def search_here(index: VectorIndex) -> ChunkSearch:
+    """Chunks searched in this process against a loaded index."""
+
+    def search(chunks: Iterable[np.ndarray], k: int, nprobe: int | None) -> Iterator[Neighbours]:
+        return (index.search(vectors, k, nprobe=nprobe) for vectors in chunks)
+
+    return search
 
 
 @dataclass(frozen=True)
@@ -38,28 +53,43 @@ class CandidatePairs:
         return len(self.a)
 
 
-def image_candidates(store: CollectionStore, k: int, floor: float, nprobe: int | None = None) -> CandidatePairs:
+def image_candidates(
+    store: CollectionStore, k: int, floor: float, nprobe: int | None = None, search: ChunkSearch | None = None
+) -> CandidatePairs:
     """Each image's ``k`` nearest images at cosine >= ``floor``, as unique pairs sorted by falling similarity.
 
     Args:
         nprobe: inverted lists an IVF index scans per image (default: the index's own setting).
+        search: where the chunks of stored vectors are searched (default: here, against the loaded index).
     """
     cid, dim = store.info.id, store.dim
     ids = store.catalog.vector_ids(cid, [Level.IMAGE.value])
+    n = len(ids)
     index = store.index("items")
+    queried: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def listed_chunks() -> Iterator[np.ndarray]:
+        for chunk_ids, vectors in store.catalog.iter_vectors(cid, [Level.IMAGE.value], dim, chunk=CHUNK):
+            # an index job beside us may have committed vectors since the ids were read: leave those to the next run
+            listed = (
+                ids[np.minimum(np.searchsorted(ids, chunk_ids), max(n - 1, 0))] == chunk_ids if n else chunk_ids < 0
+            )
+            if listed.any():
+                queried.append((chunk_ids[listed], vectors[listed] if index.lossy else vectors[:0]))
+                yield vectors[listed]
+
     keys: list[np.ndarray] = []
     sims: list[np.ndarray] = []
-    n = len(ids)
-    for chunk_ids, vectors in store.catalog.iter_vectors(cid, [Level.IMAGE.value], dim, chunk=CHUNK):
-        # an index job beside us may have committed vectors since the ids were read: leave those to the next run
-        listed = ids[np.minimum(np.searchsorted(ids, chunk_ids), max(n - 1, 0))] == chunk_ids if n else chunk_ids < 0
-        chunk_ids, vectors = chunk_ids[listed], vectors[listed]
-        if not len(chunk_ids):
-            continue
-        found = index.search(vectors, k + 1 + OVERFETCH, nprobe=nprobe)
-        q = np.repeat(np.searchsorted(ids, chunk_ids), found.ids.shape[1])
-        other = found.ids.ravel()
+    search = search or search_here(index)
+    for i, found in enumerate(search(listed_chunks(), k + 1 + OVERFETCH, nprobe)):
+        query_ids, query_vectors = queried[i]
+        queried[i] = (query_ids[:0], query_vectors[:0])  # answered: need not be kept
+        q = np.repeat(np.searchsorted(ids, query_ids), found.ids.shape[1])
+        found_ids = found.ids.copy()
         score = found.scores.ravel()
+        if index.lossy:  # compressed codes give estimates: each pair's cosine from the stored vectors
+            score = _exact_scores(store, query_vectors, found_ids)
+        other = found_ids.ravel()
         o = np.minimum(np.searchsorted(ids, other), max(n - 1, 0))
         keep = (ids[o] == other) & (o != q) & (score >= floor)  # image vectors only, not the query itself
         q, o, score = q[keep], o[keep], score[keep]
@@ -77,6 +107,19 @@ def image_candidates(store: CollectionStore, k: int, floor: float, nprobe: int |
     sim = sim[first]
     order = np.argsort(-sim, kind="stable")
     return CandidatePairs(ids, key[order] // n, key[order] % n, sim[order])
+
+
+def _exact_scores(store: CollectionStore, queries: np.ndarray, found: np.ndarray) -> np.ndarray:
+    """The cosine of each query with each of its found neighbours by the stored vectors (``found``: their ids, -1
+    for none; reordered in place, best first per query), raveled; a neighbour no longer stored scores -inf."""
+    got_ids, got = store.catalog.vectors_by_id(store.info.id, np.unique(found[found >= 0]).tolist(), store.dim)
+    if not len(got_ids):
+        return np.full(found.size, -np.inf, np.float32)
+    at = np.minimum(np.searchsorted(got_ids, found), len(got_ids) - 1)
+    scores = np.where(got_ids[at] == found, np.einsum("qkd,qd->qk", got[at], queries), -np.inf)
+    order = np.argsort(-scores, axis=1, kind="stable")
+    found[...] = np.take_along_axis(found, order, axis=1)
+    return np.take_along_axis(scores, order, axis=1).astype(np.float32).ravel()
 
 
 def _rank_within_query(q: np.ndarray) -> np.ndarray:

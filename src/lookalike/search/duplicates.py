@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from lookalike.search.candidates import image_candidates
+from lookalike.search.candidates import ChunkSearch, image_candidates
 from lookalike.search.groups import DuplicateGroup, GroupItem, GroupKind, Relation, star_groups
 from lookalike.search.image_dupes import VerifyRule, find_image_duplicates
 from lookalike.search.video_dupes import find_video_copies
@@ -14,9 +14,11 @@ from lookalike.storage.records import MediaRecord
 from lookalike.types import MediaKind
 
 
-def similar_images(store: CollectionStore, threshold: float, k: int = 10) -> list[DuplicateGroup]:
+def similar_images(
+    store: CollectionStore, threshold: float, k: int = 10, search: ChunkSearch | None = None
+) -> list[DuplicateGroup]:
     """Stars of images whose global vectors reach ``threshold`` against the star's centre (not verified)."""
-    cands = image_candidates(store, k, threshold)
+    cands = image_candidates(store, k, threshold, search=search)
     if not len(cands):
         return []
     cid = store.info.id
@@ -95,6 +97,7 @@ def find_duplicates(
     similar_threshold: float | None = None,
     rule: VerifyRule | None = None,
     distinct: set[tuple[str, str]] | None = None,
+    search: ChunkSearch | None = None,
 ) -> list[DuplicateGroup]:
     """Verified duplicate groups of images, video copies and overlaps, and with ``similar_threshold`` also groups of
     similar images (kind ``similar``), largest groups first.
@@ -106,11 +109,13 @@ def find_duplicates(
         rule: how image candidates are found and verified (default: the calibrated rule).
         distinct: pairs of contents (sorted SHA-256 pairs) remembered as not duplicates: such a member leaves its
             representative's group.
+        search: where the image candidate stages search the stored vectors (default: here; ``dupes --ray``: Ray
+            actors, :mod:`lookalike.indexer.engines.ray_index`).
     """
-    groups = find_image_duplicates(store, rule)
+    groups = find_image_duplicates(store, rule, search)
     groups.extend(find_video_copies(store, video_threshold))
     if similar_threshold is not None:
-        groups.extend(similar_images(store, similar_threshold))
+        groups.extend(similar_images(store, similar_threshold, search=search))
     records = store.catalog.media_many(store.info.id, {it.media_id for g in groups for it in g.items})
     groups = mark_hardlinks(groups, records)
     if distinct:

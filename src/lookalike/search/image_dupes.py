@@ -21,7 +21,7 @@ import numpy as np
 from lookalike.errors import LookalikeError
 from lookalike.indexer.decode import load_image
 from lookalike.indexer.plan import key_path
-from lookalike.search.candidates import image_candidates
+from lookalike.search.candidates import ChunkSearch, image_candidates
 from lookalike.search.features import MAX_SIDE, Features, extract
 from lookalike.search.groups import DuplicateGroup, GroupItem, GroupKind, Relation, star_groups
 from lookalike.search.local_candidates import local_candidates
@@ -236,10 +236,13 @@ def relation(rep: Features, member: Features, m: Match) -> Relation:
     return Relation.CROPPED
 
 
-def find_image_duplicates(store: CollectionStore, rule: VerifyRule | None = None) -> list[DuplicateGroup]:
-    """Verified groups of duplicate images (see the module docstring)."""
+def find_image_duplicates(
+    store: CollectionStore, rule: VerifyRule | None = None, search: ChunkSearch | None = None
+) -> list[DuplicateGroup]:
+    """Verified groups of duplicate images (see the module docstring); ``search``: where the candidate stage
+    searches (default: here)."""
     rule = rule or VerifyRule()
-    cands = image_candidates(store, rule.k, rule.floor, rule.nprobe)
+    cands = image_candidates(store, rule.k, rule.floor, rule.nprobe, search)
     cid = store.info.id
     # every picture takes part in the pass over shared keypoints; otherwise those with a vector candidate only
     local = _local_pass(len(cands.ids), rule)

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 OVERFETCH = 4  # several segments of one video can crowd the top k; fetch more, keep one per file
 VERIFY_POOL = 40  # candidates a verified search checks with local features
+RERANK = 16  # a compressed index fetches k x this many neighbours, re-ranked by their stored vectors
 
 
 @dataclass
@@ -167,11 +168,17 @@ class Searcher:
     def search_vector(self, vector: np.ndarray, k: int = 10) -> list[SearchHit]:
         """Images and video moments nearest to a vector; one hit per file, best first."""
         index = self.store.index("items")
-        found = index.search(vector[None, :], k * OVERFETCH)
-        stored = self.store.catalog.hydrate(self.store.info.id, found.ids[0].tolist())
+        found = index.search(vector[None, :], k * (RERANK if index.lossy else OVERFETCH))
+        scores, ids = found.scores[0], found.ids[0]
+        if index.lossy:  # compressed codes give estimates: rank the fetched neighbours by their stored vectors
+            ids, stored_vectors = self.store.catalog.vectors_by_id(self.store.info.id, ids.tolist(), self.store.dim)
+            scores = stored_vectors @ np.asarray(vector, np.float32)
+            order = np.argsort(-scores, kind="stable")
+            scores, ids = scores[order], ids[order]
+        stored = self.store.catalog.hydrate(self.store.info.id, ids.tolist())
         hits: list[SearchHit] = []
         seen: set[int] = set()
-        for score, vid in zip(found.scores[0], found.ids[0], strict=True):
+        for score, vid in zip(scores, ids, strict=True):
             sv = stored.get(int(vid))
             if sv is None or sv.media_id in seen:
                 continue

@@ -4,6 +4,7 @@ atomically with the manifest that ties them to the database's generation."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,12 @@ from lookalike.storage.vectors import VectorIndex
 from lookalike.types import Level
 
 log = logging.getLogger(__name__)
+
+SHARD_VECTORS = 50_000  # vectors per shard a shard encoder fills (200 MB of 1280-d float32)
+
+ShardEncoder = Callable[[VectorIndex, Iterable[tuple[np.ndarray, np.ndarray]]], Iterator[VectorIndex]]
+"""Fills copies of a trained, empty index, one per chunk of ``(ids, vectors)``, and yields them filled, in the
+chunks' order (e.g. on a Ray cluster: :mod:`lookalike.indexer.engines.ray_index`)."""
 
 # Which vector levels live in which FAISS file.
 INDEX_LEVELS: dict[str, tuple[str, ...]] = {
@@ -120,15 +127,23 @@ class IndexFiles:
         return all([self.index(name).to_gpu(device) for name in INDEX_LEVELS])
 
     def rebuild(
-        self, generation: int | None = None, save: bool = True, factories: dict[str, str] | None = None
+        self,
+        generation: int | None = None,
+        save: bool = True,
+        factories: dict[str, str] | None = None,
+        encoder: ShardEncoder | None = None,
     ) -> None:
         """Rebuild both FAISS indexes from the vectors stored in the database (and save them).
+
+        The stored vectors are read in chunks and never all held: an IVF index is trained on an evenly spread
+        sample, then filled chunk by chunk (a compressed one holds only its codes).
 
         Args:
             generation: the database generation the rebuilt indexes reflect (default: the current one).
             save: write the files and manifest afterwards.
             factories: FAISS factory string per index; missing ones are chosen by size (:func:`choose_factory`).
-                IVF indexes are trained on an evenly spread sample of the stored vectors.
+            encoder: fills shards of a trained index elsewhere (in parallel), which are merged here in order; the
+                result equals filling it here. None: filled in this process.
         """
         if generation is None:
             generation = self.catalog.generation(self.info.id)
@@ -136,12 +151,17 @@ class IndexFiles:
         indexes = {}
         for name, levels in INDEX_LEVELS.items():
             count = self.catalog.count_vectors(self.info.id, levels)
-            factory = (factories or {}).get(name) or choose_factory(count)
+            factory = (factories or {}).get(name) or choose_factory(count, self.info.dim)
             idx = VectorIndex.create(self.info.dim, factory)
             if not idx.is_trained:
                 idx.train(self._sample(levels, max(training_size(factory), 1), count))
-            for ids, mat in self.catalog.iter_vectors(self.info.id, levels, self.info.dim):
-                idx.add(ids, mat)
+            chunks = self.catalog.iter_vectors(self.info.id, levels, self.info.dim, chunk=SHARD_VECTORS)
+            if encoder is not None and training_size(factory):
+                for shard in encoder(idx, chunks):
+                    idx.merge(shard)
+            else:
+                for ids, mat in chunks:
+                    idx.add(ids, mat)
             indexes[name] = idx
         self.indexes, self.generation, self._stale = indexes, generation, False
         if save:

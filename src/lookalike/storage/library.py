@@ -13,7 +13,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from lookalike.errors import DatabaseUnavailableError, NotIndexedError
 from lookalike.storage.catalog import Catalog
 from lookalike.storage.db import ensure_schema, make_engine, sqlite_file
-from lookalike.storage.index_files import IndexFiles
+from lookalike.storage.index_files import IndexFiles, ShardEncoder
 from lookalike.storage.journal import Journal
 from lookalike.storage.records import CollectionInfo, MediaRecord, VectorRecord, WriteResult
 from lookalike.storage.vectors import VectorIndex
@@ -64,10 +64,14 @@ class CollectionStore:
         return self.files.use_gpu(device)
 
     def rebuild(
-        self, generation: int | None = None, save: bool = True, factories: dict[str, str] | None = None
+        self,
+        generation: int | None = None,
+        save: bool = True,
+        factories: dict[str, str] | None = None,
+        encoder: ShardEncoder | None = None,
     ) -> None:
         """Rebuild both FAISS indexes from the stored vectors (see :meth:`IndexFiles.rebuild`)."""
-        self.files.rebuild(generation, save, factories)
+        self.files.rebuild(generation, save, factories, encoder)
 
     def save(self) -> None:
         """Write the FAISS files and their manifest atomically."""

@@ -62,6 +62,26 @@ class VectorQueries:
             last = rows[-1].id
             yield np.array([r.id for r in rows], np.int64), from_bytes([r.embedding for r in rows], dim)
 
+    def vectors_by_id(self, collection_id: int, vector_ids: Sequence[int], dim: int) -> tuple[np.ndarray, np.ndarray]:
+        """The stored vectors of ``vector_ids`` as ``(ids, matrix)``, by ascending id (ids no longer stored are left
+        out)."""
+        wanted = sorted({int(i) for i in vector_ids if int(i) >= 0})
+        ids: list[int] = []
+        blobs: list[bytes] = []
+        with self._session() as s:
+            for start in range(0, len(wanted), 500):
+                rows = s.execute(
+                    select(Vector.id, Vector.collection_id, Vector.embedding).where(
+                        Vector.id.in_(wanted[start : start + 500])
+                    )
+                )
+                for r in rows:
+                    if r.collection_id == collection_id:
+                        ids.append(r.id)
+                        blobs.append(r.embedding)
+        order = np.argsort(np.array(ids, np.int64), kind="stable")
+        return np.array(ids, np.int64)[order], from_bytes(blobs, dim)[order]
+
     def vector_ids(self, collection_id: int, levels: Sequence[str]) -> np.ndarray:
         """The ids of the stored vectors of the given levels that the FAISS indexes hold (see :meth:`iter_vectors`),
         ascending."""

@@ -11,7 +11,7 @@ import numpy as np
 
 from lookalike.errors import DimensionMismatchError, IndexTypeError, LookalikeError
 from lookalike.storage.files import atomic_write
-from lookalike.storage.index_policy import DEFAULT_FACTORY, TRAIN_PER_LIST
+from lookalike.storage.index_policy import DEFAULT_FACTORY, TRAIN_PER_LIST, lossy
 
 if TYPE_CHECKING:
     import faiss
@@ -96,6 +96,40 @@ class VectorIndex:
         faiss = _faiss()
         flags = faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY if mmap else 0
         return cls(faiss.read_index(str(path), flags), factory)
+
+    def to_bytes(self) -> np.ndarray:
+        """The index serialized (FAISS's own format), to send to another process."""
+        return np.asarray(_faiss().serialize_index(self._index))
+
+    @classmethod
+    def from_bytes(cls, blob: np.ndarray, factory: str) -> VectorIndex:
+        """An index serialized by :meth:`to_bytes`."""
+        return cls(_faiss().deserialize_index(np.asarray(blob, dtype=np.uint8)), factory)
+
+    @property
+    def lossy(self) -> bool:
+        """Whether the index holds approximate codes (PQ, SQ ...): its scores are estimates, not cosines."""
+        return lossy(self.factory)
+
+    def merge(self, shard: VectorIndex) -> None:
+        """Move the vectors of ``shard`` (an index filled from a copy of this one's trained, empty state: the same
+        IVF centroids and codebooks) into this one; ``shard`` is left empty.
+
+        ``IndexIDMap2.merge_from`` is not used: it merges the inner index without offsetting its sequential ids,
+        so the shard's vectors would answer as this index's first ones (checked on faiss 1.15).
+        """
+        faiss = _faiss()
+        if shard.dim != self.dim or shard.factory != self.factory:
+            raise ValueError(f"cannot merge a {shard.factory} ({shard.dim}-d) into a {self.factory} ({self.dim}-d)")
+        ids = np.concatenate([self.ids(), shard.ids()])
+        self._index.index.merge_from(shard._index.index, len(self))
+        faiss.copy_array_to_vector(ids, self._index.id_map)
+        self._index.ntotal = self._index.index.ntotal
+        self._index.construct_rev_map()
+        shard._index.id_map.clear()
+        shard._index.ntotal = 0
+        shard._index.construct_rev_map()
+        self._drop_gpu()
 
     def save(self, path: Path) -> None:
         """Write the index atomically to ``path`` (the old file stays until the new one is complete)."""

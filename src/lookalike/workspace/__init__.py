@@ -30,6 +30,7 @@ from lookalike.indexer.pipeline import Indexer, IndexReport, ProgressFn, pooling
 from lookalike.storage.library import CollectionStore, Library
 from lookalike.storage.locks import lock_if_free, writer_lock
 from lookalike.workspace.cleanup import TRASHES, CleanupMethods
+from lookalike.workspace.cluster import candidate_search, shard_encoder
 from lookalike.workspace.serving import ServingMethods, for_serving, schema_revisions, serve_threads, upgrade_schema
 
 # what the front doors use besides Workspace (they import nothing else of lookalike but config, errors and types)
@@ -151,15 +152,23 @@ class Workspace(ServingMethods, CleanupMethods):
         """Rebuild the collection's FAISS indexes from the stored vectors.
 
         Args:
-            factory: FAISS factory string for the ``items`` index (``Flat``, ``IVF1024,Flat``, ``HNSW32`` ...);
-                None chooses by size. The ``videos`` index is always chosen by size.
+            factory: FAISS factory string for the ``items`` index (``Flat``, ``IVF1024,Flat``, ``HNSW32``,
+                ``IVF4096,PQ64`` ...); None chooses by size. The ``videos`` index is always chosen by size.
+
+        With ``settings.ray`` set, the shards of an IVF index are filled by Ray tasks and merged here.
 
         Returns:
             the factory string of each index, as recorded in the manifest.
+
+        Raises:
+            UsageError: Ray is asked for and not installed.
+            ClusterError: the Ray cluster cannot be joined, or a task failed.
         """
-        with writer_lock(self.settings.home, self.library.engine):
+        if self.settings.ray is not None:
+            require_ray()  # said before anything is locked or read
+        with writer_lock(self.settings.home, self.library.engine), shard_encoder(self.settings) as encoder:
             store = self.store()
-            store.rebuild(factories={"items": factory} if factory else None)
+            store.rebuild(factories={"items": factory} if factory else None, encoder=encoder)
             return {name: store.index(name).factory for name in ("items", "videos")}
 
     # -- reading ---------------------------------------------------------------------------------------
@@ -267,6 +276,13 @@ class Workspace(ServingMethods, CleanupMethods):
                 ``similar_threshold``.
             video_threshold: aligned segment score for video copies (default: the settings').
             similar_threshold: add similar groups at this cosine instead.
+
+        With ``settings.ray`` set, the candidate stages search the saved index file on Ray actors (verification
+        and grouping stay here).
+
+        Raises:
+            UsageError: Ray is asked for and not installed, or no index file is saved yet.
+            ClusterError: the Ray cluster cannot be joined, or a search failed.
         """
         from lookalike.actions.resolve import distinct_pairs
         from lookalike.search.duplicates import find_duplicates
@@ -274,13 +290,17 @@ class Workspace(ServingMethods, CleanupMethods):
         s = self.settings
         if similar_threshold is None and similar:
             similar_threshold = s.similar_threshold
+        if s.ray is not None:
+            require_ray()
         store = self.store()
-        return find_duplicates(
-            store,
-            s.video_dupe_threshold if video_threshold is None else video_threshold,
-            similar_threshold,
-            distinct=distinct_pairs(self.library.journal, store.info.id),
-        )
+        with candidate_search(s, store) as search:
+            return find_duplicates(
+                store,
+                s.video_dupe_threshold if video_threshold is None else video_threshold,
+                similar_threshold,
+                distinct=distinct_pairs(self.library.journal, store.info.id),
+                search=search,
+            )
 
     def info(self) -> dict[str, Any]:
         """Counts per collection, and where the library lives."""
