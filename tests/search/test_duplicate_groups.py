@@ -304,5 +304,29 @@ def test_verified_search_puts_verified_copies_first_with_their_relation(relation
     verified = [h for h in hits if h.relation != "unverified"]
     assert {Path(h.path).name for h in verified} >= {"cat.png", "cat_identical.png", "cat_resized.jpg"}
     assert hits[: len(verified)] == verified  # verified first
-    assert all(h.inliers and h.inliers >= 15 for h in verified)
+    # the query itself is a file of the library: the same bytes, not compared further
+    assert [(Path(h.path).name, h.inliers) for h in verified if h.relation == "identical"] == [
+        ("cat_cropped.jpg", None)
+    ]
+    assert all(h.inliers and h.inliers >= 15 for h in verified if h.relation != "identical")
     assert not any("/others/" in h.path for h in verified)
+
+
+def test_verified_search_names_the_query_file_and_its_byte_twin_identical(relations_library):
+    """The query is a file of the library: it and its byte-identical twin are ``identical`` (not compared further,
+    as ``dupes`` groups identical bytes); every other copy has the relation ``dupes`` gives it against the photo."""
+    settings, root = relations_library
+    with Workspace(settings) as ws:
+        hits = ws.search_files([root / "cat.png"], k=12, verify=True)[0].hits
+    verified = {Path(h.path).name: (h.relation, h.inliers is None) for h in hits if h.relation != "unverified"}
+    assert verified == {
+        "cat.png": ("identical", True),
+        "cat_identical.png": ("identical", True),
+        "cat_resized.jpg": ("resized", False),
+        "cat_cropped.jpg": ("cropped", False),
+        "cat_rotated.jpg": ("rotated", False),
+        "cat_tilted.png": ("rotated", False),
+        "cat_flipped.jpg": ("rotated", False),
+        "cat_edited.png": ("edited", False),
+        "cat_in_collage.jpg": ("contains", False),
+    }
