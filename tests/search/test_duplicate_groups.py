@@ -118,8 +118,8 @@ def _save(im: Image.Image, path: Path, **kw) -> Path:
 
 @pytest.fixture(scope="module")
 def relations_library(images, settings_factory, tmp_path_factory):
-    """One photo and one copy per relation kind, a panorama cut into a chain of overlapping windows, and
-    unrelated photos; indexed once."""
+    """One photo and one copy per relation kind, a panorama cut into a chain of overlapping windows, a stereo pair
+    (two views of one scene: similar, not duplicates) with a copy of one view, and unrelated photos; indexed once."""
     root = tmp_path_factory.mktemp("relations")
     cat = images["chelsea"]  # 451 x 300
     w, h = cat.size
@@ -146,6 +146,10 @@ def relations_library(images, settings_factory, tmp_path_factory):
     both.paste(china, (0, 0))
     both.paste(flower, (640, 0))
     _save(both, root / "chain" / "side_by_side.jpg", quality=90)
+    left = images["motorcycle_left"]  # 741 x 500
+    _save(left, root / "stereo" / "left.png")
+    _save(left.resize((370, 250), Image.Resampling.LANCZOS), root / "stereo" / "left_small.jpg", quality=90)
+    _save(images["motorcycle_right"], root / "stereo" / "right.png")
     for name in ("coffee", "rocket", "astronaut", "coins"):
         _save(images[name], root / "others" / f"{name}.png")
     settings = settings_factory()
@@ -248,11 +252,26 @@ def test_candidates_from_compressed_codes_carry_the_exact_cosines(relations_libr
     assert max(abs(got[p] - exact[p]) for p in exact) < 1e-5
 
 
-def test_similar_groups_come_only_when_asked(relations_library):
-    settings, _ = relations_library
+def test_similar_groups_come_only_when_asked_and_never_repeat_a_verified_pair(relations_library):
+    """The two views of the stereo pair are similar (cosine 0.89), not duplicates; the left view and its resized
+    copy (cosine 0.97) are verified duplicates, reported once as such and not again as merely similar."""
+    settings, root = relations_library
     assert all(g.kind == GroupKind.DUPLICATES for g in _groups(settings))
-    similar = [g for g in _groups(settings, similar=True) if g.kind == GroupKind.SIMILAR]
-    assert similar and all(it.relation == Relation.SIMILAR for g in similar for it in g.items[1:])
+    groups = _groups(settings, similar_threshold=0.85)
+    name = {it.path: str(Path(it.path).relative_to(root)) for g in groups for it in g.items}
+    duplicates = [g for g in groups if g.kind == GroupKind.DUPLICATES]
+    assert [[name[it.path] for it in g.items] for g in duplicates if "/stereo/" in g.items[0].path] == [
+        ["stereo/left.png", "stereo/left_small.jpg"]
+    ]
+    similar = [g for g in groups if g.kind == GroupKind.SIMILAR]
+    # each member is similar to the centre: the centre is the right view, no member is paired with its duplicate
+    assert [[(name[it.path], it.relation) for it in g.items] for g in similar] == [
+        [
+            ("stereo/right.png", Relation.REPRESENTATIVE),
+            ("stereo/left.png", Relation.SIMILAR),
+            ("stereo/left_small.jpg", Relation.SIMILAR),
+        ]
+    ]
 
 
 def test_video_copies_ignore_images_among_a_segments_neighbours(settings_factory, corpus, tmp_path):
@@ -310,5 +329,29 @@ def test_verified_search_puts_verified_copies_first_with_their_relation(relation
     verified = [h for h in hits if h.relation != "unverified"]
     assert {Path(h.path).name for h in verified} >= {"cat.png", "cat_identical.png", "cat_resized.jpg"}
     assert hits[: len(verified)] == verified  # verified first
-    assert all(h.inliers and h.inliers >= 15 for h in verified)
+    # the query itself is a file of the library: the same bytes, not compared further
+    assert [(Path(h.path).name, h.inliers) for h in verified if h.relation == "identical"] == [
+        ("cat_cropped.jpg", None)
+    ]
+    assert all(h.inliers and h.inliers >= 15 for h in verified if h.relation != "identical")
     assert not any("/others/" in h.path for h in verified)
+
+
+def test_verified_search_names_the_query_file_and_its_byte_twin_identical(relations_library):
+    """The query is a file of the library: it and its byte-identical twin are ``identical`` (not compared further,
+    as ``dupes`` groups identical bytes); every other copy has the relation ``dupes`` gives it against the photo."""
+    settings, root = relations_library
+    with Workspace(settings) as ws:
+        hits = ws.search_files([root / "cat.png"], k=12, verify=True)[0].hits
+    verified = {Path(h.path).name: (h.relation, h.inliers is None) for h in hits if h.relation != "unverified"}
+    assert verified == {
+        "cat.png": ("identical", True),
+        "cat_identical.png": ("identical", True),
+        "cat_resized.jpg": ("resized", False),
+        "cat_cropped.jpg": ("cropped", False),
+        "cat_rotated.jpg": ("rotated", False),
+        "cat_tilted.png": ("rotated", False),
+        "cat_flipped.jpg": ("rotated", False),
+        "cat_edited.png": ("edited", False),
+        "cat_in_collage.jpg": ("contains", False),
+    }

@@ -206,3 +206,18 @@ def test_hues_are_compared_where_the_pictures_overlap_not_as_one_mean(images):
     flipped = extract(ImageOps.mirror(ImageEnhance.Color(im).enhance(1.6)))
     mf = match(fa, flipped, mirror=True)
     assert mf is not None and mf.flipped and hue_shift(fa, flipped, mf) < 8
+
+
+def test_a_smooth_mirror_image_is_boxed_whole_as_keypoint_matches_box_it(images, cat):
+    """Boxes are (left, top, right, bottom) with the right and bottom edges excluded: a whole W x H picture is
+    (0, 0, W, H), as keypoint matches and the whole-frame comparison report it. The dense placement of a mirror
+    image mirrors pixel edges (W - x), not keypoint positions (W - 1 - x), so it loses no column either."""
+    im = _smooth(images, "rocket", 8)  # 600 x 400, too smooth for keypoints
+    fa, fb = extract(im), extract(ImageOps.mirror(im))
+    assert whole_frame(fa, extract(im)).region_b == (0, 0, 600, 400)
+    v = verify(fa, fb, 0.9, VerifyRule())
+    assert v.duplicate and v.method == "smooth" and v.match is not None and v.match.flipped
+    assert (v.match.region_a, v.match.region_b) == ((0, 0, 600, 400), (0, 0, 600, 400))
+    assert v.match.coverage_a == v.match.coverage_b == 1.0
+    m = match(extract(cat), extract(ImageOps.mirror(cat)))
+    assert m is not None and m.flipped and (m.region_a, m.region_b) == ((0, 0, 451, 300), (0, 0, 451, 300))

@@ -175,7 +175,12 @@ def search(
 def dupes(
     ctx: typer.Context,
     similar: Annotated[
-        bool, typer.Option("--similar", help="Also list similar images (close global vectors, not verified).")
+        bool,
+        typer.Option(
+            "--similar",
+            help="Also list similar images (close global vectors, not verified; pairs already in one duplicate "
+            "group are left out).",
+        ),
     ] = False,
     similar_threshold: Annotated[
         float | None,

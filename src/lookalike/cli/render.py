@@ -258,45 +258,81 @@ RELATION_WORDS = {  # "B <words> A" for what B is to A
 
 
 def print_explanation(console: Console, expl: Explanation, picture: Path | None) -> None:
-    """The decision in words, then the evidence line by line."""
-    rule = expl.rule
+    """The decision in words, then its evidence line by line against the thresholds of the rule that decided it:
+    keypoints (``local``), the comparison without keypoints (``smooth``), or none for the same bytes."""
     a, b = shown(expl.path_a), shown(expl.path_b)
     if expl.duplicate:
         what = RELATION_WORDS.get(expl.relation.value, "a copy of") if expl.relation else "a copy of"
         console.print(f"[green]duplicates[/green]: {b} {what} {a}")
     else:
         console.print(f"[yellow]not duplicates[/yellow]: {a} and {b}")
-    console.print(f"  global vectors: cosine {expl.cosine:.3f}")
-    console.print(
-        f"  local features: {expl.keypoints[0]} and {expl.keypoints[1]} keypoints, {expl.inliers} matched "
-        f"consistently with one transform (needs {rule.min_inliers})"
-    )
-    console.print(
-        f"  aligned overlap: {expl.score:.2f} of its structured patches agree (needs {rule.min_agreement:.2f}), "
-        f"{expl.moved:.3f} agree only once shifted (at most {rule.max_moved}), inliers in {expl.spread:.2f} of its "
-        f"textured cells (needs {rule.min_spread}), "
-        + (
-            f"a solid block of {expl.block:.2f} disagrees (at most {rule.max_block}); "
-            if expl.method == "local"
-            else ""
-        )
-        + f"it shows {expl.coverage[0]:.2f} of the first and "
-        f"{expl.coverage[1]:.2f} of the second (one must be whole); decided by: {expl.method}"
-    )
-    if expl.region_a is not None:
-        console.print(
-            f"  colours: the aligned regions' hues differ by {expl.hue_shift:.1f} degrees, cell by cell (at most "
-            f"{rule.max_hue_shift:.0f}: a recoloured variant of a design shifts them, an edit keeps them)"
-        )
-    if expl.method == "smooth" or min(expl.keypoints) < rule.smooth_keypoints:
-        console.print(
-            f"  too smooth for keypoints alone (under {rule.smooth_keypoints}): compared without them at cosine "
-            f">= {rule.smooth_cosine}, needing {rule.smooth_agreement:.2f} of the aligned overlap to agree"
-        )
-    if expl.region_a is not None and expl.region_b is not None:
+    if expl.method == "identical":
+        console.print(f"  global vectors: cosine {expl.cosine:.3f}")
+        console.print("  the same bytes: grouped without comparing further; decided by: identical")
+    else:
+        for line in _smooth_evidence(expl) if expl.method == "smooth" else _local_evidence(expl):
+            console.print(f"  {line}")
+    if expl.region_a is not None and expl.region_b is not None and expl.method != "identical":
         console.print(f"  matched region: {list(expl.region_a)} of the first, {list(expl.region_b)} of the second")
     if picture is not None:
         console.print(f"  picture: {shown(picture)}")
+
+
+def _overlap_shown(expl: Explanation) -> str:
+    return (
+        f"it shows {expl.coverage[0]:.2f} of the first and {expl.coverage[1]:.2f} of the second (one must be whole); "
+        f"decided by: {expl.method}"
+    )
+
+
+def _hues(expl: Explanation) -> list[str]:
+    if expl.region_a is None:
+        return []
+    return [
+        f"colours: the aligned regions' hues differ by {expl.hue_shift:.1f} degrees, cell by cell (at most "
+        f"{expl.rule.max_hue_shift:.0f}: a recoloured variant of a design shifts them, an edit keeps them)"
+    ]
+
+
+def _local_evidence(expl: Explanation) -> list[str]:
+    """The keypoint rule's evidence; for a pair too smooth for keypoints, whether it was also compared without them
+    (and failed there too: a duplicate by that comparison is decided by ``smooth``)."""
+    rule = expl.rule
+    lines = [
+        f"global vectors: cosine {expl.cosine:.3f}",
+        f"local features: {expl.keypoints[0]} and {expl.keypoints[1]} keypoints, {expl.inliers} matched "
+        f"consistently with one transform (needs {rule.min_inliers})",
+        f"aligned overlap: {expl.score:.2f} of its structured patches agree (needs {rule.min_agreement:.2f}), "
+        f"{expl.moved:.3f} agree only once shifted (at most {rule.max_moved}), inliers in {expl.spread:.2f} of its "
+        f"textured cells (needs {rule.min_spread}), a solid block of {expl.block:.2f} disagrees (at most "
+        f"{rule.max_block}); " + _overlap_shown(expl),
+        *_hues(expl),
+    ]
+    if not expl.duplicate and min(expl.keypoints) < rule.smooth_keypoints:
+        smooth = f"too smooth for keypoints alone (under {rule.smooth_keypoints})"
+        if expl.cosine >= rule.smooth_cosine:
+            lines.append(
+                f"{smooth}: also compared without them (cosine >= {rule.smooth_cosine:.2f}), where the aligned overlap "
+                f"did not pass either (needs {rule.smooth_agreement:.2f} to agree)"
+            )
+        else:
+            lines.append(f"{smooth}, but not compared without them: cosine under {rule.smooth_cosine:.2f}")
+    return lines
+
+
+def _smooth_evidence(expl: Explanation) -> list[str]:
+    """The evidence of the comparison without keypoints, against its own thresholds (no keypoint count applies)."""
+    rule = expl.rule
+    return [
+        f"global vectors: cosine {expl.cosine:.3f} (needs {rule.smooth_cosine:.2f} to compare without keypoints)",
+        f"local features: {expl.keypoints[0]} and {expl.keypoints[1]} keypoints (under {rule.smooth_keypoints}: "
+        "too smooth to verify by keypoints)",
+        "aligned overlap, without keypoints (whole frame to whole frame, or placed by correlation): "
+        f"{expl.score:.2f} of its structured patches agree (needs {rule.smooth_agreement:.2f}), {expl.moved:.3f} "
+        f"agree only once shifted (at most {rule.max_moved}), a solid block of {expl.block:.2f} disagrees (at most "
+        f"{rule.max_block}); " + _overlap_shown(expl),
+        *_hues(expl),
+    ]
 
 
 def report_dict(report: IndexReport) -> dict[str, Any]:

@@ -15,9 +15,28 @@ from lookalike.types import MediaKind
 
 
 def similar_images(
-    store: CollectionStore, threshold: float, k: int = 10, search: ChunkSearch | None = None
+    store: CollectionStore,
+    threshold: float,
+    k: int = 10,
+    grouped: dict[int, int] | None = None,
+    search: ChunkSearch | None = None,
 ) -> list[DuplicateGroup]:
-    """Stars of images whose global vectors reach ``threshold`` against the star's centre (not verified)."""
+    """Stars of images whose global vectors reach ``threshold`` against the star's centre (not verified).
+
+    A similar group says "each member is close to the centre", nothing about two members: so a pair of verified
+    duplicates is never a centre and its member (``grouped``), but two files of one duplicate group may both be
+    close to the centre of one similar group.
+
+    Args:
+        store: the collection.
+        threshold: cosine at or above which two images are similar.
+        k: nearest images per image looked at.
+        grouped: the duplicate group (any key) of each file already in one: two files of one duplicate group are
+            never linked as similar (they are already reported as the same picture), while a file may be similar to
+            a file of another group or to a file in none.
+        search: where the stored vectors are searched (default: here).
+    """
+    grouped = grouped or {}
     cands = image_candidates(store, k, threshold, search=search)
     if not len(cands):
         return []
@@ -29,6 +48,8 @@ def similar_images(
         va, vb = stored.get(int(cands.ids[a])), stored.get(int(cands.ids[b]))
         if va is None or vb is None or va.media_id == vb.media_id:
             continue
+        if va.media_id in grouped and grouped[va.media_id] == grouped.get(vb.media_id):
+            continue  # verified duplicates of each other: not re-reported as merely similar
         links.setdefault(va.media_id, {})[vb.media_id] = True
         links.setdefault(vb.media_id, {})[va.media_id] = True
         sims[(va.media_id, vb.media_id)] = sims[(vb.media_id, va.media_id)] = float(cos)
@@ -100,7 +121,8 @@ def find_duplicates(
     search: ChunkSearch | None = None,
 ) -> list[DuplicateGroup]:
     """Verified duplicate groups of images, video copies and overlaps, and with ``similar_threshold`` also groups of
-    similar images (kind ``similar``), largest groups first.
+    similar images (kind ``similar``: pairs of files in one duplicate group are not repeated there), largest groups
+    first.
 
     Args:
         store: the collection.
@@ -114,12 +136,21 @@ def find_duplicates(
     """
     groups = find_image_duplicates(store, rule, search)
     groups.extend(find_video_copies(store, video_threshold))
+    groups = _remembered(store, groups, distinct)
     if similar_threshold is not None:
-        groups.extend(similar_images(store, similar_threshold, search=search))
-    records = store.catalog.media_many(store.info.id, {it.media_id for g in groups for it in g.items})
-    groups = mark_hardlinks(groups, records)
-    if distinct:
-        groups = drop_distinct(groups, records, distinct)
+        # the groups as reported (a member remembered as not a duplicate has left its group)
+        grouped = {it.media_id: n for n, g in enumerate(groups) for it in g.items}
+        similar = similar_images(store, similar_threshold, grouped=grouped, search=search)
+        groups.extend(_remembered(store, similar, distinct))
     order = {GroupKind.DUPLICATES: 0, GroupKind.OVERLAP: 1, GroupKind.SIMILAR: 2}
     groups.sort(key=lambda g: (order[g.kind], -len(g.items), -g.score, g.items[0].path))
     return groups
+
+
+def _remembered(
+    store: CollectionStore, groups: list[DuplicateGroup], distinct: set[tuple[str, str]] | None
+) -> list[DuplicateGroup]:
+    """Groups with hardlinks marked and the remembered "not duplicates" decisions applied."""
+    records = store.catalog.media_many(store.info.id, {it.media_id for g in groups for it in g.items})
+    groups = mark_hardlinks(groups, records)
+    return drop_distinct(groups, records, distinct) if distinct else groups

@@ -25,10 +25,11 @@ from lookalike.indexer.file_decoding import (
     VideoEnd,
     decode_job,
 )
-from lookalike.indexer.plan import key_path, path_key
+from lookalike.indexer.plan import key_path, path_key, sha256_file
 from lookalike.search.alignment import VideoVectors, score_video
 from lookalike.search.explain import Explanation, draw, explain_images
 from lookalike.search.features import Features
+from lookalike.search.groups import Relation
 from lookalike.search.image_dupes import VerifyRule, features_of, relation
 from lookalike.search.image_dupes import verify as verify_pair
 from lookalike.storage.library import CollectionStore
@@ -121,13 +122,21 @@ class Searcher:
         return features_of(path, s.max_image_pixels, s.max_image_bytes)
 
     def _verified(self, query: Path, hits: list[SearchHit], k: int) -> list[SearchHit]:
-        """``hits`` verified against the query picture: verified copies first, then the rest as ranked."""
+        """``hits`` verified against the query picture: verified copies first, then the rest as ranked. A file
+        holding the query's bytes (the query itself, when it is in the library) is ``identical`` without looking
+        further, as ``dupes`` groups identical bytes."""
         rule = VerifyRule()
         fq = self._features(query)
+        digest = sha256_file(query)
+        records = self.store.catalog.media_many(self.store.info.id, [h.media_id for h in hits])
         confirmed, others = [], []
         for h in hits:
             if h.kind != MediaKind.IMAGE:
                 others.append(replace(h, relation="unverified"))
+                continue
+            record = records.get(h.media_id)
+            if digest is not None and record is not None and record.sha256 == digest:
+                confirmed.append(replace(h, relation=Relation.IDENTICAL.value))
                 continue
             try:
                 fh = self._features(key_path(h.path))  # a catalog key (a name that is not UTF-8 is encoded)

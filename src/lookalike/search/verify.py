@@ -320,12 +320,15 @@ def _assemble(
     inliers: int = 0,
     tried: int = 0,
     pairs: np.ndarray | None = None,
+    edges: bool = False,
 ) -> Match | None:
     """The :class:`Match` of a map ``h_small`` from ``a``'s scaled pixels to (the mirror of, when ``flipped``)
     ``b``'s, with the aligned-overlap ``checks`` (agreement, moved, block, structure): reported in the originals'
-    pixels."""
+    pixels. A map fitted to keypoints takes pixel centres (mirrored: ``W - 1 - x``, as
+    :func:`~lookalike.search.features.mirrored` puts keypoints); one of frames (``edges``: the dense placement)
+    takes pixel edges (mirrored: ``W - x``, so that a whole frame stays the box ``(0, 0, W, H)``)."""
     if flipped:  # b's mirrored pixels -> b's pixels
-        h_small = np.array([[-1.0, 0, b.gray.shape[1] - 1], [0, 1, 0], [0, 0, 1]]) @ h_small
+        h_small = np.array([[-1.0, 0, b.gray.shape[1] - (0 if edges else 1)], [0, 1, 0], [0, 0, 1]]) @ h_small
     h = _scaled(b) @ h_small @ np.linalg.inv(_scaled(a))
     region_b, coverage_b = _region(h, a.size, b.size)
     try:

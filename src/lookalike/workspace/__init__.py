@@ -273,7 +273,7 @@ class Workspace(ServingMethods, CleanupMethods):
 
         Args:
             similar: add groups of images whose global vectors are close (kind ``similar``), at the settings'
-                ``similar_threshold``.
+                ``similar_threshold``; two files of one duplicate group are not paired there again.
             video_threshold: aligned segment score for video copies (default: the settings').
             similar_threshold: add similar groups at this cosine instead.
 

@@ -1,0 +1,99 @@
+"""The CLI's text for `explain`: the evidence is set against the thresholds of the rule that decided the pair."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageFilter
+from rich.console import Console
+
+from lookalike.cli.render import print_explanation
+from lookalike.search.explain import Explanation, explain_images
+from lookalike.search.features import extract
+from lookalike.search.image_dupes import VerifyRule
+
+
+def _jpeg(im: Image.Image, quality: int) -> Image.Image:
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=quality)
+    return Image.open(io.BytesIO(buf.getvalue()))
+
+
+def _text(expl: Explanation) -> str:
+    console = Console(file=io.StringIO(), width=1000, color_system=None)
+    print_explanation(console, expl, None)
+    return console.file.getvalue()
+
+
+def _thresholds(text: str) -> list[str]:
+    """Every threshold the text names, in order."""
+    return re.findall(r"\((?:needs|at most|under) [0-9.]+", text)
+
+
+def _explain(a: Image.Image, b: Image.Image, cosine: float, identical: bool = False) -> Explanation:
+    return explain_images(Path("a"), extract(a), Path("b"), extract(b), cosine, VerifyRule(), identical)[0]
+
+
+@pytest.fixture(scope="module")
+def smooth(images) -> Image.Image:
+    """A real photo blurred until it has too few keypoints to be verified by them."""
+    return images["rocket"].convert("RGB").resize((600, 400)).filter(ImageFilter.GaussianBlur(10))
+
+
+def test_a_pair_decided_without_keypoints_is_shown_against_that_rules_thresholds_only(smooth):
+    expl = _explain(smooth, _jpeg(smooth, 60), cosine=0.8)
+    assert expl.duplicate and expl.method == "smooth"
+    text = _text(expl)
+    # the smooth rule: cosine to compare without keypoints, too few keypoints, agreement, moved, block, hues
+    assert _thresholds(text) == [
+        "(needs 0.50",
+        "(under 60",
+        "(needs 0.90",
+        "(at most 0.01",
+        "(at most 0.15",
+        "(at most 20",
+    ]
+    assert "decided by: smooth" in text and "matched consistently" not in text and "inliers in" not in text
+
+
+def test_a_pair_decided_by_keypoints_is_shown_against_their_thresholds_only(images):
+    cat = images["chelsea"]
+    expl = _explain(cat, cat.crop((90, 60, 361, 240)), cosine=0.8)
+    assert expl.duplicate and expl.method == "local"
+    text = _text(expl)
+    # the keypoint rule: inliers, agreement, moved, spread, block, hues
+    assert _thresholds(text) == [
+        "(needs 15",
+        "(needs 0.75",
+        "(at most 0.01",
+        "(needs 0.5",
+        "(at most 0.15",
+        "(at most 20",
+    ]
+    assert "decided by: local" in text and "without keypoints" not in text
+
+
+def test_identical_bytes_name_no_threshold(images):
+    cat = images["chelsea"]
+    text = _text(_explain(cat, cat, cosine=1.0, identical=True))
+    assert _thresholds(text) == []
+    assert text.splitlines()[1:] == [
+        "  global vectors: cosine 1.000",
+        "  the same bytes: grouped without comparing further; decided by: identical",
+    ]
+
+
+def test_a_smooth_pair_rejected_says_whether_it_was_compared_without_keypoints(smooth, images):
+    other = images["coffee"].convert("RGB").resize((600, 400)).filter(ImageFilter.GaussianBlur(8))
+    far, near = _explain(smooth, other, cosine=0.3), _explain(smooth, other, cosine=0.8)
+    assert not far.duplicate and not near.duplicate
+    assert _text(far).splitlines()[-1] == (
+        "  too smooth for keypoints alone (under 60), but not compared without them: cosine under 0.50"
+    )
+    assert _text(near).splitlines()[-1] == (
+        "  too smooth for keypoints alone (under 60): also compared without them (cosine >= 0.50), where the aligned "
+        "overlap did not pass either (needs 0.90 to agree)"
+    )
