@@ -68,9 +68,9 @@ def test_dupes_searched_on_ray_equal_dupes_here(local_ray, library, monkeypatch)
     monkeypatch.setattr(candidates, "CHUNK", 5)  # several chunks in flight on two actors
     with Workspace(library) as ws:
         ws.reindex("IVF4,Flat")
-        here = ws.duplicates(similar_threshold=0.5)
+        here = ws.duplicates(similar_threshold=0.2)
     with Workspace(library.with_(ray="auto", ray_actors=2)) as ws:
-        on_ray = ws.duplicates(similar_threshold=0.5)
+        on_ray = ws.duplicates(similar_threshold=0.2)
     assert any(g.kind.value == "duplicates" for g in here) and any(g.kind.value == "similar" for g in here)
     assert on_ray == here
 
@@ -84,3 +84,29 @@ def test_an_actor_that_cannot_read_the_index_file_names_it(local_ray, tmp_path):
         ray_chunk_search("auto", missing, "Flat", actors=1) as search,
     ):
         list(search([np.zeros((1, 8), np.float32)], 1, None))
+
+
+@pytest.mark.parametrize("command", [["index", "MEDIA"], ["dupes"], ["reindex"]])
+def test_a_cluster_nobody_answers_at_is_one_line_at_once(command, library, ray_media):
+    """``ray.init`` retries an address nobody answers at for ever, logging every few seconds: each command says so
+    in one line before it plans or reads anything (a fresh process: this module's Ray is already joined)."""
+    import subprocess
+    import sys
+    import time
+
+    args = [str(ray_media) if a == "MEDIA" else a for a in command]
+    start = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "lookalike.cli.main", "--home", str(library.home), "--db", library.database_url]
+        + [*args, "--ray", "127.0.0.1:1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **worker_env()},
+    )
+    assert done.returncode == 1, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert lines == [
+        "error: cannot join the Ray cluster at 127.0.0.1:1: nothing answers at 127.0.0.1:1 (Connection refused)"
+    ]
+    assert time.monotonic() - start < 60

@@ -25,12 +25,11 @@ from lookalike.errors import CollectionMismatchError, NotIndexedError
 from lookalike.indexer.discover import IMAGE_MIMES, SNIFF_BYTES, VIDEO_MIMES, sniff_kind
 from lookalike.indexer.embedders.registry import collection_name, create_embedder
 from lookalike.indexer.embedders.weights import RANDOM_WEIGHTS
-from lookalike.indexer.engines import require_ray
 from lookalike.indexer.pipeline import Indexer, IndexReport, ProgressFn, pooling_config
 from lookalike.storage.library import CollectionStore, Library
 from lookalike.storage.locks import lock_if_free, writer_lock
 from lookalike.workspace.cleanup import TRASHES, CleanupMethods
-from lookalike.workspace.cluster import candidate_search, shard_encoder
+from lookalike.workspace.cluster import candidate_search, ray_session, shard_encoder
 from lookalike.workspace.serving import ServingMethods, for_serving, schema_revisions, serve_threads, upgrade_schema
 
 # what the front doors use besides Workspace (they import nothing else of lookalike but config, errors and types)
@@ -113,9 +112,7 @@ class Workspace(ServingMethods, CleanupMethods):
             ClusterError: the Ray cluster cannot be joined, or its pipeline failed.
         """
         spec, weights = self.settings.model, self.settings.weights
-        if self.settings.ray is not None:
-            require_ray()  # said before anything is locked or read
-        with writer_lock(self.settings.home, self.library.engine):
+        with ray_session(self.settings), writer_lock(self.settings.home, self.library.engine):
             name = collection_name(spec, weights)
             if self.library.catalog.collection(name) is None:
                 emb = self.embedder(spec, weights)
@@ -164,9 +161,11 @@ class Workspace(ServingMethods, CleanupMethods):
             UsageError: Ray is asked for and not installed.
             ClusterError: the Ray cluster cannot be joined, or a task failed.
         """
-        if self.settings.ray is not None:
-            require_ray()  # said before anything is locked or read
-        with writer_lock(self.settings.home, self.library.engine), shard_encoder(self.settings) as encoder:
+        with (
+            ray_session(self.settings),
+            writer_lock(self.settings.home, self.library.engine),
+            shard_encoder(self.settings) as encoder,
+        ):
             store = self.store()
             store.rebuild(factories={"items": factory} if factory else None, encoder=encoder)
             return {name: store.index(name).factory for name in ("items", "videos")}
@@ -290,17 +289,16 @@ class Workspace(ServingMethods, CleanupMethods):
         s = self.settings
         if similar_threshold is None and similar:
             similar_threshold = s.similar_threshold
-        if s.ray is not None:
-            require_ray()
-        store = self.store()
-        with candidate_search(s, store) as search:
-            return find_duplicates(
-                store,
-                s.video_dupe_threshold if video_threshold is None else video_threshold,
-                similar_threshold,
-                distinct=distinct_pairs(self.library.journal, store.info.id),
-                search=search,
-            )
+        with ray_session(s):
+            store = self.store()
+            with candidate_search(s, store) as search:
+                return find_duplicates(
+                    store,
+                    s.video_dupe_threshold if video_threshold is None else video_threshold,
+                    similar_threshold,
+                    distinct=distinct_pairs(self.library.journal, store.info.id),
+                    search=search,
+                )
 
     def info(self) -> dict[str, Any]:
         """Counts per collection, and where the library lives."""

@@ -18,6 +18,30 @@ if TYPE_CHECKING:
 
 
 @contextmanager
+def ray_session(settings: Settings) -> Iterator[None]:
+    """Joined to the Ray cluster ``settings.ray`` names (if any) for the ``with`` block, which is entered before
+    anything is locked, planned or read: a wrong address is said at once, not after the planning of a large
+    collection. The engines and the helpers below use the session (they join only when none is open).
+
+    Raises:
+        UsageError: Ray is asked for and not installed.
+        ClusterError: the cluster cannot be joined.
+    """
+    if settings.ray is None:
+        yield
+        return
+    require_ray()
+    from lookalike.indexer.engines.ray import connect, import_ray
+
+    started = connect(settings.ray)
+    try:
+        yield
+    finally:
+        if started:
+            import_ray().shutdown()
+
+
+@contextmanager
 def shard_encoder(settings: Settings) -> Iterator[ShardEncoder | None]:
     """Ray tasks that fill an index's shards when ``settings.ray`` is set; None (fill here) otherwise.
 

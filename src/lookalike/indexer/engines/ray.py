@@ -19,6 +19,7 @@ keeps each image once and each video frame once (by its time), which makes a ret
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -38,6 +39,7 @@ from lookalike.indexer.plan import Job
 from lookalike.indexer.video_decode import VideoMeta
 
 BLOCK_FILES = 16  # images per input block: one decode actor call (a video part is a block of its own)
+PROBE_SECONDS = 5.0  # a head node that does not accept a connection within this is not there
 
 
 def import_ray() -> Any:
@@ -64,12 +66,40 @@ def connect(address: str) -> bool:
     ray = import_ray()
     if ray.is_initialized():
         return False
+    unreachable = _unreachable(address)
+    if unreachable is not None:  # ray.init would retry for ever, logging every few seconds
+        raise ClusterError(f"cannot join the Ray cluster at {address}: {unreachable}")
     quiet = {"include_dashboard": False, "logging_level": logging.WARNING, "configure_logging": True}
     try:
         ray.init(address=None if address == "local" else address, **quiet)
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise ClusterError(f"cannot join the Ray cluster at {address}: {str(e).splitlines()[0]}") from e
     return True
+
+
+def _unreachable(address: str) -> str | None:
+    """Why nothing answers at the head node's ``host:port`` that ``address`` names (``auto``: the cluster this
+    machine last started or ``RAY_ADDRESS``), or None when something does or the address is not of that form
+    (``local``; ``ray://`` client addresses, whose client has its own time-out; an ``auto`` with no cluster
+    known, which ``ray.init`` refuses at once)."""
+    target: str | None = address
+    if address == "auto":
+        from ray._private.services import canonicalize_bootstrap_address
+
+        try:
+            target = canonicalize_bootstrap_address(address)
+        except (ConnectionError, ValueError):
+            return None
+    if target is None or "://" in target:
+        return None
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        return None
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_SECONDS).close()
+    except OSError as e:
+        return f"nothing answers at {target} ({e.strerror or e})"
+    return None
 
 
 def _cause(error: BaseException) -> LookalikeError | None:
