@@ -96,9 +96,9 @@ def test_a_cluster_nobody_answers_at_is_one_line_at_once(command, library, ray_m
 
     args = [str(ray_media) if a == "MEDIA" else a for a in command]
     start = time.monotonic()
+    cli = [sys.executable, "-m", "lookalike.cli.main", "--home", str(library.home), "--db", library.database_url]
     done = subprocess.run(
-        [sys.executable, "-m", "lookalike.cli.main", "--home", str(library.home), "--db", library.database_url]
-        + [*args, "--ray", "127.0.0.1:1"],
+        [*cli, *args, "--ray", "127.0.0.1:1"],
         capture_output=True,
         text=True,
         timeout=120,
