@@ -224,6 +224,38 @@ def test_a_compressed_index_answers_like_the_exact_one(corpus, indexed):
             ws.reindex("Flat")
 
 
+def test_ivf_files_of_the_old_id_map_layout_are_rebuilt_when_loaded(corpus, indexed):
+    """IVF indexes used to be saved inside ``IndexIDMap2``, which answers wrongly once a vector is removed: such a
+    file (current generation, right counts) is rebuilt from the catalog on load, and searches answer right."""
+    import faiss
+
+    from lookalike.storage.vectors import VectorIndex
+
+    settings, _ = indexed
+    with Workspace(settings) as ws:
+        ws.reindex("IVF4,Flat")
+        store = ws.store()
+        want = [[h.path for h in r.hits] for r in ws.search_files([corpus.originals["rocket"]], k=3)]
+        path = store.directory / "items.faiss"
+        trained = faiss.read_index(str(path))
+        trained.reset()  # the trained centroids, no vectors
+        old = faiss.IndexIDMap2(trained)
+        for ids, vectors in ws.library.catalog.iter_vectors(store.info.id, ["image", "segment"], store.dim):
+            old.add_with_ids(vectors, ids)
+        old.remove_ids(faiss.IDSelectorBatch(ids[:1]))  # what made the layout answer wrongly
+        old.add_with_ids(vectors[:1], ids[:1])
+        faiss.write_index(old, str(path))
+        assert VectorIndex.load(path, "IVF4,Flat").legacy
+    try:
+        with Workspace(settings) as ws:
+            assert not ws.store().index("items").legacy
+            assert [[h.path for h in r.hits] for r in ws.search_files([corpus.originals["rocket"]], k=3)] == want
+        assert not VectorIndex.load(path, "IVF4,Flat").legacy  # the writer-free reader repaired the file
+    finally:
+        with Workspace(settings) as ws:
+            ws.reindex("Flat")
+
+
 def test_an_unknown_factory_is_a_clear_error(indexed):
     from lookalike.errors import LookalikeError
 

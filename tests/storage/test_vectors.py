@@ -114,14 +114,8 @@ def test_factory_is_chosen_by_size():
 def test_which_factories_hold_estimates():
     from lookalike.storage.index_policy import lossy
 
-    assert [lossy(f) for f in ("Flat", "IVF1024,Flat", "HNSW32", "IVF1024,PQ64", "IVF64,SQ8", "OPQ16,IVF8,PQ16")] == [
-        False,
-        False,
-        False,
-        True,
-        True,
-        True,
-    ]
+    factories = ("Flat", "IVF1024,Flat", "HNSW32", "IVF1024,PQ64", "IVF64,SQ8", "OPQ16,IVF8,PQ16", "PCA64,IVF8,Flat")
+    assert [lossy(f) for f in factories] == [False, False, False, True, True, True, True]
     assert VectorIndex.create(32, "IVF4,PQ8x4").lossy and not VectorIndex.create(32).lossy
 
 
@@ -139,11 +133,11 @@ def test_shards_filled_apart_and_merged_equal_one_index_filled_here(factory, tmp
         shard = VectorIndex.from_bytes(empty.to_bytes(), factory)
         shard.add(ids[start : start + 700], vecs[start : start + 700])
         merged.merge(VectorIndex.from_bytes(shard.to_bytes(), factory))
-    assert len(merged) == 3000 and np.array_equal(merged.ids(), ids)
+    assert len(merged) == 3000 and np.array_equal(np.sort(merged.ids()), np.sort(ids))
     queries = vecs[:50] + 0.02
     want, got = here.search(queries, 10, nprobe=4), merged.search(queries, 10, nprobe=4)
     assert np.array_equal(got.ids, want.ids) and np.array_equal(got.scores, want.scores)
-    # the merged index removes, adds, saves and loads like any other
+    # the merged index removes, adds, saves and loads like any other (brute force: test_removal_...)
     assert merged.remove(ids[:5]) == 5 and here.remove(ids[:5]) == 5
     merged.add(ids[:2], vecs[:2])
     here.add(ids[:2], vecs[:2])
@@ -152,10 +146,45 @@ def test_shards_filled_apart_and_merged_equal_one_index_filled_here(factory, tmp
     assert np.array_equal(loaded.search(queries, 10, nprobe=4).ids, here.search(queries, 10, nprobe=4).ids)
 
 
+@pytest.mark.parametrize("factory", ["Flat", "IVF16,Flat", "PCA32,IVF16,Flat"])
+def test_after_removals_and_adds_every_vector_still_answers_as_its_own_id(factory, tmp_path):
+    """Brute force, not another index: ``IndexIDMap2`` over IVF compacted its id map on removal while the lists
+    kept old positions, and 97% of the vectors then answered under another vector's id."""
+    ids, vecs = _data(3000, dim=32, seed=11)
+    index = VectorIndex.create(32, factory)
+    if not index.is_trained:
+        index.train(vecs)
+    index.add(ids, vecs)
+    assert index.remove(ids[100:200]) == 100
+    index.add(ids[150:160], vecs[150:160])  # put back: new positions after the removal
+    kept = np.r_[0:100, 150:160, 200:3000]
+    for idx in (index, _saved_and_mapped(index, tmp_path)):
+        top = idx.search(vecs[kept], 1, nprobe=16)
+        assert np.array_equal(top.ids[:, 0], ids[kept])
+        assert idx.lossy or np.allclose(top.scores[:, 0], 1.0, atol=1e-4)  # PCA centres: scores are estimates
+        assert sorted(idx.ids().tolist()) == sorted(ids[kept].tolist())
+
+
+def _saved_and_mapped(index: VectorIndex, tmp_path) -> VectorIndex:
+    index.save(tmp_path / "r.faiss")
+    return VectorIndex.load(tmp_path / "r.faiss", index.factory, mmap=True)
+
+
+def test_an_ivf_index_in_the_old_id_map_layout_is_told_apart():
+    import faiss
+
+    ivf = faiss.index_factory(32, "IVF4,Flat", faiss.METRIC_INNER_PRODUCT)
+    assert VectorIndex(faiss.IndexIDMap2(ivf), "IVF4,Flat").legacy
+    assert not VectorIndex.create(32, "IVF4,Flat").legacy and not VectorIndex.create(32).legacy
+    assert VectorIndex.create(32, "IVF4,Flat").shardable and not VectorIndex.create(32, "HNSW8").shardable
+
+
 def test_a_shard_of_another_index_type_is_refused():
     a = VectorIndex.create(32, "IVF4,Flat")
     with pytest.raises(ValueError, match="cannot merge"):
         a.merge(VectorIndex.create(32, "IVF4,PQ8x4"))
+    with pytest.raises(ValueError, match="cannot merge"):
+        VectorIndex.create(32, "PQ8").merge(VectorIndex.create(32, "PQ8"))
 
 
 def _exact_and_ivf(factory: str) -> tuple[np.ndarray, VectorIndex, VectorIndex]:

@@ -100,13 +100,20 @@ class IndexFiles:
         if self.current(manifest, generation):
             loaded = self._load_files(factories)
             if manifest is not None and all(len(loaded[n]) == manifest.counts.get(n, -1) for n in INDEX_LEVELS):
-                self.indexes, self.generation = loaded, generation
-                self._saved_generation = generation
-                return
+                if not any(i.legacy for i in loaded.values()):
+                    self.indexes, self.generation = loaded, generation
+                    self._saved_generation = generation
+                    return
+                log.warning(
+                    "rebuilding the IVF indexes of %s: files of this layout answer wrongly after removals",
+                    self.info.name,
+                )
         if not repair and manifest is not None and all((self.directory / f"{n}.faiss").exists() for n in INDEX_LEVELS):
-            self.indexes = self._load_files(factories)
-            self.generation = manifest.generation
-            return
+            loaded = self._load_files(factories)
+            if not any(i.legacy for i in loaded.values()):
+                self.indexes = loaded
+                self.generation = manifest.generation
+                return
         self.rebuild(generation, save=repair, factories=factories)
 
     def outdated(self) -> bool:
@@ -156,7 +163,7 @@ class IndexFiles:
             if not idx.is_trained:
                 idx.train(self._sample(levels, max(training_size(factory), 1), count))
             chunks = self.catalog.iter_vectors(self.info.id, levels, self.info.dim, chunk=SHARD_VECTORS)
-            if encoder is not None and training_size(factory):
+            if encoder is not None and idx.shardable:
                 for shard in encoder(idx, chunks):
                     idx.merge(shard)
             else:

@@ -15,7 +15,7 @@ TRAIN_PER_LIST = 40  # FAISS wants ~39 training points per IVF list
 # types"); 8 GiB is ~1.7M Lite0 vectors, ~4.2M of a 512-d CLIP model.
 COMPRESS_ABOVE_BYTES = 8 << 30
 PQ_BYTES = 64  # bytes of code per vector in a compressed index (80x smaller than 1280 float32)
-LOSSY_CODES = re.compile(r"PQ|SQ|LSH|RQ|LSQ|RaBitQ")
+LOSSY_CODES = re.compile(r"PQ|SQ|LSH|RQ|LSQ|RaBitQ|PCA")  # codes or a projection: scores are estimates
 
 
 class _Sized(Protocol):
