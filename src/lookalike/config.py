@@ -49,10 +49,12 @@ class Settings:
             ``indexer.device.decode_workers``).
         decode_timeout: seconds a decode worker may go without progress on one file before it is stopped.
         decode_memory_mb: address-space limit of each decode worker process in MiB (0: none).
-        ray: decode and embed on a Ray cluster: its address, ``auto`` (the running cluster) or ``local`` (a Ray
-            started for the run); None runs the local engine. With Ray, ``workers`` counts decode actors (None: the
-            cluster's CPUs less the embed actors').
-        ray_actors: embed actors on the Ray cluster (None: one per GPU, or one CPU actor on a cluster without GPUs).
+        ray: the Ray cluster that does the heavy work: its address, ``auto`` (the running cluster) or ``local`` (a
+            Ray started for the run); None runs everything here. ``index`` decodes and embeds there (``workers``
+            then counts decode actors; None: the cluster's CPUs less the embed actors'), ``reindex`` fills the
+            shards of an IVF index there, ``dupes`` searches its candidates there.
+        ray_actors: actors on the Ray cluster: for ``index``, embed actors (None: one per GPU, or one CPU actor on a
+            cluster without GPUs); for ``dupes``, search actors (None, and at most: one per free CPU).
         video_part_seconds: videos are decoded in parts this long on a Ray cluster, side by side.
         frame_rate: video frames sampled per second.
         segment_seconds: length of the windows frame vectors are pooled into.

@@ -22,7 +22,7 @@ FACTORY = "IVF4,PQ16x4"  # trained on the few dozen vectors of the corpus; lossy
 @pytest.fixture(scope="module")
 def local_ray():
     os.environ.update(worker_env())  # the workers Ray starts inherit it
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING")
     assert_loopback_nodes(ray)
     yield ray
     ray.shutdown()
@@ -54,10 +54,20 @@ def test_shards_filled_on_ray_equal_the_index_filled_here(local_ray, library, mo
         store = ws.store()
         queries = np.vstack([v for _, v in ws.library.catalog.iter_vectors(store.info.id, ["image"], store.dim)])
     here = _index_state(library, queries)
+    from lookalike.storage.vectors import VectorIndex
+
+    merged: list[int] = []
+    merge = VectorIndex.merge
+
+    def counted(self, shard):  # the driver only merges shards a Ray task filled
+        merged.append(len(shard))
+        merge(self, shard)
+
+    monkeypatch.setattr(VectorIndex, "merge", counted)
     with Workspace(library.with_(ray="auto")) as ws:
         assert ws.reindex(FACTORY)["items"] == FACTORY
     on_ray = _index_state(library, queries)
-    assert len(here[0]) > 3 * 7
+    assert len(here[0]) > 3 * 7 and sum(merged) == len(here[0]) and len(merged) == -(-len(here[0]) // 7)
     for a, b in zip(on_ray, here, strict=True):
         assert np.array_equal(a, b)
 
@@ -69,10 +79,23 @@ def test_dupes_searched_on_ray_equal_dupes_here(local_ray, library, monkeypatch)
     with Workspace(library) as ws:
         ws.reindex("IVF4,Flat")
         here = ws.duplicates(similar_threshold=0.2)
+
+    def not_here(index):
+        raise AssertionError("dupes --ray searched here")
+
+    monkeypatch.setattr(candidates, "search_here", not_here)
     with Workspace(library.with_(ray="auto", ray_actors=2)) as ws:
         on_ray = ws.duplicates(similar_threshold=0.2)
     assert any(g.kind.value == "duplicates" for g in here) and any(g.kind.value == "similar" for g in here)
     assert on_ray == here
+
+
+def test_more_actors_than_free_cpus_are_as_many_as_there_are(local_ray, library):
+    """Asking for more search actors than the cluster has CPUs waited for ever: as many start as fit."""
+    with Workspace(library) as ws:
+        here = ws.duplicates()
+    with Workspace(library.with_(ray="auto", ray_actors=5)) as ws:
+        assert ws.duplicates() == here
 
 
 def test_an_actor_that_cannot_read_the_index_file_names_it(local_ray, tmp_path):

@@ -256,6 +256,24 @@ def test_ivf_files_of_the_old_id_map_layout_are_rebuilt_when_loaded(corpus, inde
             ws.reindex("Flat")
 
 
+@pytest.mark.parametrize("damage", ["truncated", "empty"])
+def test_a_damaged_index_file_is_rebuilt_from_the_catalog(corpus, indexed, damage):
+    """A FAISS file cut short (or emptied) made every command end in a faiss traceback, ``reindex`` included: it is
+    rebuilt from the catalog instead, and searches answer as before."""
+    settings, _ = indexed
+    query = [corpus.originals["rocket"]]
+    with Workspace(settings) as ws:
+        want = [[(h.path, round(h.score, 5)) for h in r.hits] for r in ws.search_files(query, k=3)]
+        path = ws.store().directory / "items.faiss"
+    path.write_bytes(path.read_bytes()[:1000] if damage == "truncated" else b"")
+    with Workspace(settings) as ws:
+        assert [[(h.path, round(h.score, 5)) for h in r.hits] for r in ws.search_files(query, k=3)] == want
+    path.write_bytes(b"")
+    with Workspace(settings) as ws:
+        assert ws.reindex() == {"items": "Flat", "videos": "Flat"}
+        assert ws.store().check()["ok"]
+
+
 def test_an_unknown_factory_is_a_clear_error(indexed):
     from lookalike.errors import LookalikeError
 

@@ -110,7 +110,7 @@ def test_a_splice_of_two_videos_gives_two_overlaps_with_their_own_ranges(library
             assert got[1] == pytest.approx(truth[source][1], abs=0.5), (source, ranges)
 
 
-@pytest.mark.parametrize("factory", ["IVF16,Flat", "HNSW32"])
+@pytest.mark.parametrize("factory", ["IVF16,Flat", "HNSW32", "IVF16,PQ1x2"])  # PQ4x2: coarse codes, re-ranked
 def test_approximate_indexes_give_the_groups_of_the_exact_one(library, factory: str) -> None:
     settings, _, flat = library
     with Workspace(settings) as ws:
@@ -127,3 +127,31 @@ def test_approximate_indexes_give_the_groups_of_the_exact_one(library, factory: 
 
 def _sort(g: DuplicateGroup) -> tuple[str, ...]:
     return (g.kind.value, *sorted(Path(it.path).name for it in g.items))
+
+
+def test_segment_neighbours_from_compressed_codes_carry_the_exact_cosines(library) -> None:
+    """The segment search behind video copies compares cosines with its floors: on a PQ index (estimates) each
+    neighbour is scored by the stored vectors, so every score it reports is the exact cosine of the segment with
+    one of the other video's segments (which of several tied intro segments it finds may differ)."""
+    from lookalike.search.video_dupes import _neighbourhood, load_videos
+
+    settings, _, _ = library
+    with Workspace(settings) as ws:
+        ws.reindex("IVF16,PQ1x2")  # one 2-bit code a vector: every estimate is far off
+    try:
+        with Workspace(settings) as ws:
+            store = ws.store()
+            assert store.index("items").lossy
+            videos = load_videos(store)
+            got = _neighbourhood(store, videos, 8)
+    finally:
+        with Workspace(settings) as ws:
+            ws.reindex("Flat")
+    checked = 0
+    for m, rows in got.near.items():
+        for segment, best in zip(videos[m].segments.vectors, rows, strict=True):
+            for other, score in best.items():
+                exact = videos[other].segments.vectors @ segment
+                assert np.abs(exact - score).min() < 1e-5, (m, other, score)
+                checked += 1
+    assert checked > 50 and len(got.pairs) >= 2

@@ -105,10 +105,35 @@ def test_factory_is_chosen_by_size():
     assert training_size("IVF4096,Flat") == 4096 * 40 and training_size("Flat") == 0
     # past 8 GiB of float32 vectors: product-quantized codes (2M x 1280-d is 9.5 GiB; 2M x 512-d is 3.8 GiB)
     assert choose_factory(1_000_000, 1280) == "IVF4096,Flat"
-    assert choose_factory(2_000_000, 1280) == "IVF4096,PQ64"
+    assert choose_factory(2_000_000, 1280) == "IVF4096,PQ128"
     assert choose_factory(2_000_000, 512) == "IVF4096,Flat"
-    assert choose_factory(20_000_000, 512) == "IVF16384,PQ64"
+    assert choose_factory(20_000_000, 512) == "IVF16384,PQ128"
+    assert choose_factory(20_000_000, 1000) == "IVF16384,PQ125"  # 128 does not divide 1000
     assert training_size("IVF16,PQ64") == 256 * 40 and training_size("IVF8192,PQ64") == 8192 * 40
+
+
+def test_an_index_that_outgrew_its_factory_is_rebuilt_by_size():
+    from lookalike.storage.index_policy import outgrown, rebuild_factories
+
+    assert outgrown("Flat", 100_001, 1280) and not outgrown("Flat", 100_000, 1280)
+    assert not outgrown("IVF4,Flat", 5_000, 1280)  # what reindex --factory asked for, at a size Flat would be
+    assert not outgrown("IVF1024,Flat", 500_000, 1280)  # 2048 lists wanted
+    assert outgrown("IVF1024,Flat", 1_000_000, 1280)  # 4096 lists wanted: 4x, rebuilt
+    assert outgrown("IVF4096,Flat", 1_700_000, 1280)  # past 8 GiB of float32: PQ codes
+    assert not outgrown("IVF4096,PQ128", 4_000_000, 1280) and outgrown("IVF1024,PQ128", 16_000_000, 1280)
+    assert not outgrown("HNSW32", 50_000_000, 1280)
+
+    class Sized:
+        def __init__(self, factory: str, n: int) -> None:
+            self.factory, self.n = factory, n
+
+        def __len__(self) -> int:
+            return self.n
+
+    grown = {"items": Sized("IVF4096,Flat", 1_700_000), "videos": Sized("Flat", 10)}
+    assert rebuild_factories(grown, stale=False, dim=1280) == {"videos": "Flat"}  # items chosen by size again
+    assert rebuild_factories({"items": Sized("IVF4096,Flat", 1_000_000)}, stale=False, dim=1280) is None
+    assert rebuild_factories({"items": Sized("HNSW32", 10)}, stale=True, dim=1280) == {"items": "HNSW32"}
 
 
 def test_which_factories_hold_estimates():

@@ -98,6 +98,8 @@ def index(
 
     from lookalike.cli.render import print_report, report_dict
 
+    if ray_actors is not None and ray is None:
+        raise typer.BadParameter("needs --ray (actors run on a Ray cluster)", param_hint="--ray-actors")
     ctx.obj = ctx.obj.with_(
         workers=workers,
         decode_timeout=decode_timeout,
@@ -215,6 +217,8 @@ def dupes(
     footage (whole copies as groups, partial overlaps as pairs, with the matched time ranges)."""
     from lookalike.cli.render import dupes_csv, dupes_json, print_dupes
 
+    if ray_actors is not None and ray is None:
+        raise typer.BadParameter("needs --ray (actors run on a Ray cluster)", param_hint="--ray-actors")
     ctx.obj = ctx.obj.with_(
         similar_threshold=similar_threshold, video_dupe_threshold=video_threshold, ray=ray, ray_actors=ray_actors
     )
@@ -285,8 +289,8 @@ def reindex(
     factory: Annotated[
         str | None,
         typer.Option(
-            help="FAISS factory string for the items index: Flat, IVF1024,Flat, HNSW32, IVF4096,PQ64 ... "
-            "[default: by size: Flat up to 100k vectors, then IVF; past 8 GiB of vectors, IVF with PQ64 codes]."
+            help="FAISS factory string for the items index: Flat, IVF1024,Flat, HNSW32, IVF4096,PQ128 ... "
+            "[default: by size: Flat up to 100k vectors, then IVF; past 8 GiB of vectors, IVF with PQ128 codes]."
         ),
     ] = None,
     ray: Annotated[

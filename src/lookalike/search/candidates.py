@@ -18,6 +18,7 @@ from lookalike.types import Level
 
 CHUNK = 2048  # query vectors per search call
 OVERFETCH = 8  # extra neighbours per query: video segments share the items index and are stepped over
+LOSSY_FETCH = 4  # a lossy index (PQ codes) fetches this many times more, re-ranked by the stored vectors
 
 ChunkSearch = Callable[[Iterable[np.ndarray], int, "int | None"], Iterator[Neighbours]]
 """Searches chunks of query vectors (``k`` neighbours, ``nprobe``) and yields each chunk's neighbours in order:
@@ -81,15 +82,15 @@ def image_candidates(
     keys: list[np.ndarray] = []
     sims: list[np.ndarray] = []
     search = search or search_here(index)
-    for i, found in enumerate(search(listed_chunks(), k + 1 + OVERFETCH, nprobe)):
+    fetch = (k + 1 + OVERFETCH) * (LOSSY_FETCH if index.lossy else 1)
+    for i, found in enumerate(search(listed_chunks(), fetch, nprobe)):
         query_ids, query_vectors = queried[i]
         queried[i] = (query_ids[:0], query_vectors[:0])  # answered: need not be kept
-        q = np.repeat(np.searchsorted(ids, query_ids), found.ids.shape[1])
-        found_ids = found.ids.copy()
-        score = found.scores.ravel()
         if index.lossy:  # compressed codes give estimates: each pair's cosine from the stored vectors
-            score = _exact_scores(store, query_vectors, found_ids)
-        other = found_ids.ravel()
+            found = rescored(store, query_vectors, found)
+        q = np.repeat(np.searchsorted(ids, query_ids), found.ids.shape[1])
+        score = found.scores.ravel()
+        other = found.ids.ravel()
         o = np.minimum(np.searchsorted(ids, other), max(n - 1, 0))
         keep = (ids[o] == other) & (o != q) & (score >= floor)  # image vectors only, not the query itself
         q, o, score = q[keep], o[keep], score[keep]
@@ -109,17 +110,17 @@ def image_candidates(
     return CandidatePairs(ids, key[order] // n, key[order] % n, sim[order])
 
 
-def _exact_scores(store: CollectionStore, queries: np.ndarray, found: np.ndarray) -> np.ndarray:
-    """The cosine of each query with each of its found neighbours by the stored vectors (``found``: their ids, -1
-    for none; reordered in place, best first per query), raveled; a neighbour no longer stored scores -inf."""
-    got_ids, got = store.catalog.vectors_by_id(store.info.id, np.unique(found[found >= 0]).tolist(), store.dim)
+def rescored(store: CollectionStore, queries: np.ndarray, found: Neighbours) -> Neighbours:
+    """``found`` (neighbours from a lossy index, whose scores are estimates) scored by the stored vectors and
+    re-ranked best first per query; a neighbour no longer stored (or none: id -1) scores -inf."""
+    ids = found.ids
+    got_ids, got = store.catalog.vectors_by_id(store.info.id, np.unique(ids[ids >= 0]).tolist(), store.dim)
     if not len(got_ids):
-        return np.full(found.size, -np.inf, np.float32)
-    at = np.minimum(np.searchsorted(got_ids, found), len(got_ids) - 1)
-    scores = np.where(got_ids[at] == found, np.einsum("qkd,qd->qk", got[at], queries), -np.inf)
+        return Neighbours(np.full(ids.shape, -np.inf, np.float32), ids)
+    at = np.minimum(np.searchsorted(got_ids, ids), len(got_ids) - 1)
+    scores = np.where(got_ids[at] == ids, np.einsum("qkd,qd->qk", got[at], queries), -np.inf).astype(np.float32)
     order = np.argsort(-scores, axis=1, kind="stable")
-    found[...] = np.take_along_axis(found, order, axis=1)
-    return np.take_along_axis(scores, order, axis=1).astype(np.float32).ravel()
+    return Neighbours(np.take_along_axis(scores, order, axis=1), np.take_along_axis(ids, order, axis=1))
 
 
 def _rank_within_query(q: np.ndarray) -> np.ndarray:

@@ -31,8 +31,10 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from lookalike.search.alignment import MATCH_FLOOR, VideoMatch, VideoVectors, align
+from lookalike.search.candidates import LOSSY_FETCH, rescored
 from lookalike.search.groups import DuplicateGroup, GroupItem, GroupKind, Relation, star_groups
 from lookalike.storage.library import CollectionStore
+from lookalike.storage.vectors import Neighbours
 from lookalike.types import Level, MediaKind, MediaStatus
 
 VIDEO_NEIGHBOURS = 32  # nearest segments looked up per video segment (candidates, and document frequencies)
@@ -91,7 +93,13 @@ def _neighbourhood(store: CollectionStore, videos: dict[int, _Video], k: int) ->
     index = store.index("items")
     pairs: set[tuple[int, int]] = set()
     near: dict[int, list[dict[int, float]]] = {}
-    found = {m: index.search(v.segments.vectors, k) for m, v in videos.items()}
+    if index.lossy:  # PQ codes give estimates: fetch more, keep the k best by the stored vectors' cosines
+        found = {
+            m: _top(rescored(store, v.segments.vectors, index.search(v.segments.vectors, k * LOSSY_FETCH)), k)
+            for m, v in videos.items()
+        }
+    else:
+        found = {m: index.search(v.segments.vectors, k) for m, v in videos.items()}
     ids = np.unique(np.concatenate([f.ids.ravel() for f in found.values()]))
     stored = store.catalog.hydrate(store.info.id, ids.tolist())
     # the items index holds images too: a segment's neighbours that are not video segments are not candidates
@@ -107,6 +115,10 @@ def _neighbourhood(store: CollectionStore, videos: dict[int, _Video], k: int) ->
             near[m].append(best)
             pairs.update((min(m, o), max(m, o)) for o, s in others if o is not None and o != m and s >= MATCH_FLOOR)
     return _Neighbourhood(pairs, near)
+
+
+def _top(found: Neighbours, k: int) -> Neighbours:
+    return Neighbours(found.scores[:, :k], found.ids[:, :k])
 
 
 def _weight(frequency: int) -> float:

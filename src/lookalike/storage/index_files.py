@@ -97,20 +97,24 @@ class IndexFiles:
         generation = self.catalog.generation(self.info.id)
         manifest = Manifest.load(self.directory)
         factories = manifest.factories if manifest is not None else {}
+        loaded: dict[str, VectorIndex] | None = None
         if self.current(manifest, generation):
             loaded = self._load_files(factories)
-            if manifest is not None and all(len(loaded[n]) == manifest.counts.get(n, -1) for n in INDEX_LEVELS):
-                if not any(i.legacy for i in loaded.values()):
-                    self.indexes, self.generation = loaded, generation
-                    self._saved_generation = generation
-                    return
-                log.warning(
-                    "rebuilding the IVF indexes of %s: files of this layout answer wrongly after removals",
-                    self.info.name,
-                )
+        if (
+            loaded is not None
+            and manifest is not None
+            and all(len(loaded[n]) == manifest.counts.get(n, -1) for n in INDEX_LEVELS)
+        ):
+            if not any(i.legacy for i in loaded.values()):
+                self.indexes, self.generation = loaded, generation
+                self._saved_generation = generation
+                return
+            log.warning(
+                "rebuilding the IVF indexes of %s: files of this layout answer wrongly after removals", self.info.name
+            )
         if not repair and manifest is not None and all((self.directory / f"{n}.faiss").exists() for n in INDEX_LEVELS):
             loaded = self._load_files(factories)
-            if not any(i.legacy for i in loaded.values()):
+            if loaded is not None and not any(i.legacy for i in loaded.values()):
                 self.indexes = loaded
                 self.generation = manifest.generation
                 return
@@ -123,11 +127,17 @@ class IndexFiles:
         manifest = Manifest.load(self.directory)
         return manifest is not None and manifest.generation != self.generation
 
-    def _load_files(self, factories: dict[str, str]) -> dict[str, VectorIndex]:
-        return {
-            n: VectorIndex.load(self.directory / f"{n}.faiss", factories.get(n, DEFAULT_FACTORY), mmap=self.mmap)
-            for n in INDEX_LEVELS
-        }
+    def _load_files(self, factories: dict[str, str]) -> dict[str, VectorIndex] | None:
+        """The saved indexes, or None when a file cannot be read (damaged: it is rebuilt from the catalog)."""
+        loaded = {}
+        for n in INDEX_LEVELS:
+            path = self.directory / f"{n}.faiss"
+            try:
+                loaded[n] = VectorIndex.load(path, factories.get(n, DEFAULT_FACTORY), mmap=self.mmap)
+            except (RuntimeError, OSError) as e:
+                log.warning("cannot read %s (%s): rebuilding it from the catalog", path, str(e).strip()[-120:])
+                return None
+        return loaded
 
     def use_gpu(self, device: int = 0) -> bool:
         """Search from GPU copies of the indexes when faiss-gpu sees a GPU; False when they stay on the CPU."""
@@ -188,7 +198,7 @@ class IndexFiles:
     def save(self) -> None:
         """Write both FAISS files atomically, then the manifest that names their generation; an index that must
         be rebuilt first (:func:`rebuild_factories`) is rebuilt from the database."""
-        factories = rebuild_factories(self.indexes, self._stale)
+        factories = rebuild_factories(self.indexes, self._stale, self.info.dim)
         if factories is not None:
             self.rebuild(self.generation, save=False, factories=factories)
         self.directory.mkdir(parents=True, exist_ok=True)

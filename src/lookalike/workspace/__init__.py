@@ -150,7 +150,7 @@ class Workspace(ServingMethods, CleanupMethods):
 
         Args:
             factory: FAISS factory string for the ``items`` index (``Flat``, ``IVF1024,Flat``, ``HNSW32``,
-                ``IVF4096,PQ64`` ...); None chooses by size. The ``videos`` index is always chosen by size.
+                ``IVF4096,PQ128`` ...); None chooses by size. The ``videos`` index is always chosen by size.
 
         With ``settings.ray`` set, the shards of an IVF index are filled by Ray tasks and merged here.
 

@@ -75,7 +75,7 @@ def candidate_search(settings: Settings, store: CollectionStore) -> Iterator[Chu
     require_ray()
     from lookalike.indexer.engines.ray_index import ray_chunk_search
 
-    path = store.directory / "items.faiss"
+    path = (store.directory / "items.faiss").resolve()  # actors do not run in this process's folder
     if not path.is_file():
         raise UsageError(f"--ray searches the saved index files and {path} does not exist yet: run `lookalike index`")
     with ray_chunk_search(settings.ray, path, store.index("items").factory, settings.ray_actors) as search:

@@ -71,7 +71,7 @@ def connect(address: str) -> bool:
         raise ClusterError(f"cannot join the Ray cluster at {address}: {unreachable}")
     quiet = {"include_dashboard": False, "logging_level": logging.WARNING, "configure_logging": True}
     try:
-        ray.init(address=None if address == "local" else address, **quiet)
+        ray.init(address=address, **quiet)  # "local" starts one even where another cluster runs (None would join it)
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise ClusterError(f"cannot join the Ray cluster at {address}: {str(e).splitlines()[0]}") from e
     return True
@@ -102,7 +102,7 @@ def _unreachable(address: str) -> str | None:
     return None
 
 
-def _cause(error: BaseException) -> LookalikeError | None:
+def task_cause(error: BaseException) -> LookalikeError | None:
     """The lookalike error that a Ray task raised, through Ray's wrappers."""
     seen: set[int] = set()
     current: BaseException | None = error
@@ -198,7 +198,7 @@ class RayEngine(Engine):
                         self.runtimes.add(runtime)
                     yield from gather.add(part, parts, message, vectors)
         except ray.exceptions.RayError as e:
-            cause = _cause(e)
+            cause = task_cause(e)
             if cause is not None:
                 raise cause from None
             raise ClusterError(f"the Ray pipeline failed: {str(e).strip().splitlines()[0]}") from e

@@ -9,6 +9,7 @@ file by path: it must live on storage every node mounts at the same path, like t
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -18,23 +19,32 @@ from typing import Any
 import numpy as np
 
 from lookalike.errors import ClusterError, LookalikeError
-from lookalike.indexer.engines.ray import connect, import_ray
-from lookalike.storage.index_files import ShardEncoder
+from lookalike.indexer.engines.ray import connect, import_ray, task_cause
+from lookalike.storage.index_files import SHARD_VECTORS, ShardEncoder
 from lookalike.storage.vectors import Neighbours, VectorIndex
 
 IN_FLIGHT_PER_CPU = 2  # chunks sent out per cluster CPU before the driver waits for the oldest
+IN_FLIGHT_BYTES = 1 << 30  # and at most this much of them (chunks of 50,000 1280-d vectors are 256 MB)
+ACTOR_GRACE_SECONDS = 10.0  # the search uses the actors started by then (at least one) ...
+ACTOR_START_SECONDS = 120.0  # ... waiting this long for the first (no free CPU on the cluster) before it stops
 
 
-def _window(ray: Any) -> int:
-    return max(2, IN_FLIGHT_PER_CPU * int(ray.cluster_resources().get("CPU", 1)))
+def _window(ray: Any, chunk_bytes: int) -> int:
+    """Chunks in flight: two per cluster CPU, within :data:`IN_FLIGHT_BYTES` (at least 2)."""
+    per_cpu = IN_FLIGHT_PER_CPU * int(ray.cluster_resources().get("CPU", 1))
+    return max(2, min(per_cpu, IN_FLIGHT_BYTES // max(1, chunk_bytes)))
 
 
-def _failed(ray: Any, what: str, error: BaseException) -> LookalikeError:
-    """The lookalike error a task raised, or a ClusterError saying what failed."""
+def _failed(what: str, error: BaseException) -> LookalikeError:
+    """The lookalike error a task raised, or a ClusterError saying what failed and why (the cause's own message,
+    not Ray's task header)."""
+    cause = task_cause(error)
+    if cause is not None:
+        return cause
     inner = getattr(error, "cause", None)
-    if isinstance(inner, LookalikeError):
-        return inner
-    return ClusterError(f"{what} failed on the Ray cluster: {str(error).strip().splitlines()[0]}")
+    reason = str(inner if isinstance(inner, BaseException) else error).strip()
+    reason = re.sub(r"\x1b\[[0-9;]*m", "", reason).splitlines()[-1] if reason else type(error).__name__
+    return ClusterError(f"{what} failed on the Ray cluster: {reason}")
 
 
 def _fill(blob: np.ndarray, factory: str, ids: np.ndarray, vectors: np.ndarray) -> np.ndarray:
@@ -59,7 +69,7 @@ def ray_shard_encoder(address: str) -> Iterator[ShardEncoder]:
     def encode(empty: VectorIndex, chunks: Iterable[tuple[np.ndarray, np.ndarray]]) -> Iterator[VectorIndex]:
         blob = ray.put(empty.to_bytes())
         pending: deque[Any] = deque()
-        window = _window(ray)
+        window = _window(ray, SHARD_VECTORS * empty.dim * 4)
         try:
             for ids, vectors in chunks:
                 pending.append(fill.remote(blob, empty.factory, ids, vectors))
@@ -68,7 +78,7 @@ def ray_shard_encoder(address: str) -> Iterator[ShardEncoder]:
             while pending:
                 yield VectorIndex.from_bytes(ray.get(pending.popleft()), empty.factory)
         except ray.exceptions.RayError as e:
-            raise _failed(ray, "filling an index shard", e) from None
+            raise _failed("filling an index shard", e) from None
 
     try:
         yield encode
@@ -95,6 +105,9 @@ class _IndexReader:
                 f"a Ray node cannot read the index file {path} ({reason}): is the library home on storage every "
                 "node mounts at the same path?"
             )
+
+    def ready(self) -> bool:
+        return True
 
     def search(self, vectors: np.ndarray, k: int, nprobe: int | None) -> tuple[np.ndarray, np.ndarray]:
         if self.index is None:
@@ -129,25 +142,39 @@ class RayChunkSearch:
             while pending:
                 yield Neighbours(*ray.get(pending.popleft()))
         except ray.exceptions.RayError as e:
-            raise _failed(ray, "searching the index", e) from None
+            raise _failed("searching the index", e) from None
 
 
 @contextmanager
 def ray_chunk_search(address: str, path: Path, factory: str, actors: int | None = None) -> Iterator[RayChunkSearch]:
-    """Actors (one CPU each; by default one per cluster CPU) that map the index file at ``path``, on the cluster
-    at ``address``, for the ``with`` block.
+    """Actors (one CPU each; ``actors`` of them, at most and by default one per CPU of the cluster) that map the
+    index file at ``path``, on the cluster at ``address``, for the ``with`` block; those that could not start
+    (CPUs busy) are left out.
 
     Raises:
-        ClusterError: the cluster cannot be joined.
+        ClusterError: the cluster cannot be joined, or no actor started.
     """
     ray = import_ray()
     started = connect(address)
     try:
-        count = actors or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        cpus = int(ray.cluster_resources().get("CPU", 0))
+        count = min(actors or cpus, cpus)
+        if count < 1:
+            raise ClusterError(f"the Ray cluster at {address} has no CPU for the search actors")
         reader = ray.remote(num_cpus=1, max_restarts=3, max_task_retries=3)(_IndexReader)
         pool = [reader.remote(str(path), factory) for _ in range(count)]
         try:
-            yield RayChunkSearch(ray, pool)
+            # the actors that start (a busy cluster may not place them all): at least one, within the time-out
+            started_refs = {a.ready.remote(): a for a in pool}
+            ready, _ = ray.wait(list(started_refs), num_returns=count, timeout=ACTOR_GRACE_SECONDS)
+            if not ready:
+                ready, _ = ray.wait(list(started_refs), num_returns=1, timeout=ACTOR_START_SECONDS)
+            if not ready:
+                raise ClusterError(
+                    f"no search actor started within {ACTOR_START_SECONDS:.0f} s on the Ray cluster at {address} "
+                    "(its CPUs are busy)"
+                )
+            yield RayChunkSearch(ray, [started_refs[r] for r in ready])
         finally:
             for actor in pool:
                 ray.kill(actor)
