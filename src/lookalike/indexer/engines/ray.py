@@ -73,6 +73,11 @@ def connect(address: str) -> bool:
     try:
         ray.init(address=address, **quiet)  # "local" starts one even where another cluster runs (None would join it)
     except (ConnectionError, RuntimeError, ValueError) as e:
+        if address == "auto" and isinstance(e, ConnectionError):  # Ray's text names flags lookalike does not have
+            raise ClusterError(
+                "cannot join the Ray cluster at auto: no running Ray cluster found on this machine (start one with "
+                "`ray start --head`, set RAY_ADDRESS, or use --ray local)"
+            ) from e
         raise ClusterError(f"cannot join the Ray cluster at {address}: {str(e).splitlines()[0]}") from e
     return True
 
