@@ -1,5 +1,9 @@
 """Images per second of the local engine vs ``index --ray`` on the same corpus and machine, and per embed actor.
 
+The last table measures each embed actor on its own: the product's ``EmbedStage`` in 1..N Ray actors, fed the
+corpus already decoded (by the product's ``decode_job``) in batches of ``batch_size``, all actors at once; each
+actor's images/s is its images over the run's wall clock (decoding is not part of it).
+
     python -m benchmarks.ray_scale [--count 200] [--actors 1 2]
 
 Every row indexes the same photo corpus (``benchmarks.throughput.photo_corpus``) into a fresh library with
@@ -43,6 +47,44 @@ def _run(corpus: Path, work: Path, name: str, **changes) -> float:
     return report.new / seconds
 
 
+def _actor_rates(ray, corpus: Path, work: Path, actors: int, rounds: int = 2) -> list[float]:
+    """Each of ``actors`` embed actors' images/s, all fed decoded batches of the corpus at once (``rounds`` passes
+    after one warm-up batch each)."""
+    from dataclasses import replace
+
+    from lookalike.indexer.describe import MediaDescriptor
+    from lookalike.indexer.embedders.registry import create_embedder
+    from lookalike.indexer.engines.ray_stages import EmbedStage, pack
+    from lookalike.indexer.file_decoding import DecodeLimits, ImageItem, Task, decode_job
+    from lookalike.types import MediaKind
+
+    settings = Settings(home=work / "actor-rate", model_cache=work / "models")
+    pre = create_embedder(settings.model, settings.weights, "cpu", settings.backend, settings.models_dir).preprocess
+    limits = DecodeLimits(settings.max_image_pixels, settings.max_image_bytes, settings.batch_size)
+    paths = sorted(corpus.iterdir())
+    items = [
+        m
+        for i, path in enumerate(paths)
+        for m in decode_job(Task(i, path, MediaKind.IMAGE), pre, limits)
+        if isinstance(m, ImageItem)
+    ]
+    size = settings.batch_size
+    batches = [pack([(0, 1, m) for m in items[i : i + size]]) for i in range(0, len(items), size)]
+    stage = ray.remote(num_cpus=1)(EmbedStage)
+    pool = [stage.remote(replace(settings, db_url=None), MediaDescriptor(), "cpu") for _ in range(actors)]
+    ray.get([a.__call__.remote(batches[0]) for a in pool])  # start-up and the first pass, not counted
+    started = time.perf_counter()
+    last = {[a.__call__.remote(b) for b in batches * rounds][-1]: n for n, a in enumerate(pool)}  # in order per actor
+    finished = [0.0] * actors
+    waiting = list(last)
+    while waiting:
+        ready, waiting = ray.wait(waiting, num_returns=1)
+        finished[last[ready[0]]] = time.perf_counter() - started
+    for a in pool:
+        ray.kill(a)
+    return [len(items) * rounds / seconds for seconds in finished]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=200)
@@ -60,11 +102,12 @@ def main() -> None:
     _run(corpus, args.work, "warm-up")  # exports the model graph once, warms the page cache
     rows = [("local engine (default)", "-", _run(corpus, args.work, "local"))]
     rows.append(("--ray local (Ray started for the run)", "1", _run(corpus, args.work, "ray-local", ray="local")))
-    ray.init(include_dashboard=False, logging_level="WARNING")
+    ray.init(address="local", include_dashboard=False, logging_level="WARNING")
     gpus = int(ray.cluster_resources().get("GPU", 0))
     for actors in args.actors:
         rate = _run(corpus, args.work, f"ray-{actors}", ray="auto", ray_actors=actors)
         rows.append((f"--ray auto (running Ray), {'GPU' if gpus else 'CPU'} actors", str(actors), rate))
+    per_actor = [(actors, _actor_rates(ray, corpus, args.work, actors)) for actors in args.actors]
     ray.shutdown()
     print(f"corpus: {n} photos and edited copies; default model efficientnet_lite0, default backend")
     print("| engine | embed actors | images/s | images/s per actor |")
@@ -72,6 +115,11 @@ def main() -> None:
     for name, actors, rate in rows:
         per = f"{rate / int(actors):.1f}" if actors != "-" else "-"
         print(f"| {name} | {actors} | {rate:.1f} | {per} |")
+    print()
+    print("| embed actors (fed decoded batches) | images/s, all actors | images/s of each actor |")
+    print("|---|---|---|")
+    for actors, rates in per_actor:
+        print(f"| {actors} | {sum(rates):.1f} | {', '.join(f'{r:.1f}' for r in rates)} |")
 
 
 if __name__ == "__main__":
