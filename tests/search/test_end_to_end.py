@@ -274,6 +274,43 @@ def test_a_damaged_index_file_is_rebuilt_from_the_catalog(corpus, indexed, damag
         assert ws.store().check()["ok"]
 
 
+def test_a_factory_asked_for_is_kept_though_the_size_rule_would_choose_another(indexed, monkeypatch):
+    """``reindex --factory`` is not overridden by the size check of the save that follows it (nor by the next
+    index run's: an IVF of a shape the size rule does not make stays)."""
+    import lookalike.storage.index_policy as policy
+
+    settings, _ = indexed
+    monkeypatch.setattr(policy, "FLAT_LIMIT", 10)  # the corpus then wants IVF32,Flat: IVF2,Flat has 1/16 of it
+    assert policy.outgrown("IVF2,Flat", 100, 1280)
+    try:
+        with Workspace(settings) as ws:
+            assert ws.reindex("IVF2,Flat")["items"] == "IVF2,Flat"
+        with Workspace(settings) as ws:
+            assert ws.store().index("items").factory == "IVF2,Flat"
+            assert ws.reindex("IVF2,SQ8")["items"] == "IVF2,SQ8"
+            ws.store().save()  # a later save: SQ8 is no shape of the size rule, it stays
+            assert ws.store().index("items").factory == "IVF2,SQ8"
+    finally:
+        monkeypatch.undo()
+        with Workspace(settings) as ws:
+            ws.reindex("Flat")
+
+
+def test_a_repair_of_an_ivf_with_more_lists_than_vectors_chooses_by_size(indexed):
+    """A library that shrank below its IVF's list count could not be loaded once its file needed a rebuild: the
+    repair chooses by size; asked for (``reindex``), it is the clear error it was."""
+    from lookalike.errors import IndexTypeError
+
+    settings, _ = indexed
+    with Workspace(settings) as ws:
+        store = ws.store()
+        store.rebuild(save=False, factories={"items": "IVF65536,Flat"})
+        assert store.index("items").factory == "Flat"
+        with pytest.raises(IndexTypeError, match="needs at least 65,536 vectors"):
+            store.rebuild(save=False, factories={"items": "IVF65536,Flat"}, strict=True)
+        store.rebuild(save=False)
+
+
 def test_an_unknown_factory_is_a_clear_error(indexed):
     from lookalike.errors import LookalikeError
 

@@ -149,6 +149,7 @@ class IndexFiles:
         save: bool = True,
         factories: dict[str, str] | None = None,
         encoder: ShardEncoder | None = None,
+        strict: bool = False,
     ) -> None:
         """Rebuild both FAISS indexes from the vectors stored in the database (and save them).
 
@@ -161,6 +162,11 @@ class IndexFiles:
             factories: FAISS factory string per index; missing ones are chosen by size (:func:`choose_factory`).
             encoder: fills shards of a trained index elsewhere (in parallel), which are merged here in order; the
                 result equals filling it here. None: filled in this process.
+            strict: ``factories`` were asked for (``reindex --factory``): an IVF with more lists than there are
+                vectors is an error; otherwise (a repair) the index is chosen by size instead.
+
+        Raises:
+            IndexTypeError: ``strict`` and an IVF cannot be trained on so few vectors.
         """
         if generation is None:
             generation = self.catalog.generation(self.info.id)
@@ -170,6 +176,24 @@ class IndexFiles:
             count = self.catalog.count_vectors(self.info.id, levels)
             factory = (factories or {}).get(name) or choose_factory(count, self.info.dim)
             idx = VectorIndex.create(self.info.dim, factory)
+            if (
+                not strict
+                and not idx.is_trained
+                and idx.lists > count
+                and factory != choose_factory(count, self.info.dim)
+            ):
+                # a library that shrank below its IVF's list count cannot train it again (a damaged or old file
+                # being rebuilt): chosen by size instead
+                log.warning(
+                    "%s has %d vectors, fewer than the %d lists of %s: rebuilt as %s",
+                    name,
+                    count,
+                    idx.lists,
+                    factory,
+                    choose_factory(count, self.info.dim),
+                )
+                factory = choose_factory(count, self.info.dim)
+                idx = VectorIndex.create(self.info.dim, factory)
             if not idx.is_trained:
                 idx.train(self._sample(levels, max(training_size(factory), 1), count))
             chunks = self.catalog.iter_vectors(self.info.id, levels, self.info.dim, chunk=SHARD_VECTORS)
@@ -182,7 +206,7 @@ class IndexFiles:
             indexes[name] = idx
         self.indexes, self.generation, self._stale = indexes, generation, False
         if save:
-            self.save()
+            self._write()  # as asked: the size check of :meth:`save` must not override a factory chosen just now
 
     def _sample(self, levels: tuple[str, ...], size: int, total: int) -> np.ndarray:
         """About ``size`` stored vectors spread evenly over the whole collection."""
@@ -201,6 +225,10 @@ class IndexFiles:
         factories = rebuild_factories(self.indexes, self._stale, self.info.dim)
         if factories is not None:
             self.rebuild(self.generation, save=False, factories=factories)
+        self._write()
+
+    def _write(self) -> None:
+        """Write both FAISS files atomically, then the manifest that names their generation."""
         self.directory.mkdir(parents=True, exist_ok=True)
         if remove_stray_temps(self.directory):
             log.info("removed temp files an interrupted save left in %s", self.directory)

@@ -54,14 +54,16 @@ def training_size(factory: str) -> int:
 
 
 def outgrown(factory: str, n: int, dim: int) -> bool:
-    """Whether an index of ``factory`` holding ``n`` vectors should be rebuilt by size: an exact ``Flat`` past
-    :data:`FLAT_LIMIT`; an IVF with a quarter or less of the lists :func:`choose_factory` gives ``n`` (the
-    collection grew 16x since); an IVF holding the vectors past :data:`COMPRESS_ABOVE_BYTES`."""
+    """Whether an index of ``factory`` holding ``n`` vectors should be rebuilt by size when saved. Only the shapes
+    :func:`choose_factory` makes are: an exact ``Flat`` past :data:`FLAT_LIMIT`; an ``IVF<k>,Flat`` or
+    ``IVF<k>,PQ<m>`` with a quarter or less of the lists :func:`choose_factory` gives ``n`` (the collection grew
+    16x since); an ``IVF<k>,Flat`` holding the vectors past :data:`COMPRESS_ABOVE_BYTES`. Other types (HNSW, SQ,
+    OPQ ...) stay as `reindex --factory` made them."""
     if factory == DEFAULT_FACTORY:
         return n > FLAT_LIMIT
-    m = re.fullmatch(r"IVF(\d+),(\w+)", factory)
+    m = re.fullmatch(r"IVF(\d+),(Flat|PQ\d+)", factory)
     if m is None:
-        return False  # HNSW, PQ behind OPQ ...: what `reindex --factory` asked for stays
+        return False  # HNSW, SQ8, PQ behind OPQ ...: a type `reindex --factory` asked for stays
     wanted = choose_factory(n, dim)
     lists = re.match(r"IVF(\d+)", wanted)
     grown = lists is not None and int(lists.group(1)) >= 4 * int(m.group(1))

@@ -69,9 +69,10 @@ class CollectionStore:
         save: bool = True,
         factories: dict[str, str] | None = None,
         encoder: ShardEncoder | None = None,
+        strict: bool = False,
     ) -> None:
         """Rebuild both FAISS indexes from the stored vectors (see :meth:`IndexFiles.rebuild`)."""
-        self.files.rebuild(generation, save, factories, encoder)
+        self.files.rebuild(generation, save, factories, encoder, strict)
 
     def save(self) -> None:
         """Write the FAISS files and their manifest atomically."""

@@ -101,6 +101,11 @@ class VectorIndex:
         return self._id_mapped and self._ivf is not None
 
     @property
+    def lists(self) -> int:
+        """The IVF list count (0 for other index types)."""
+        return int(self._ivf.nlist) if self._ivf is not None else 0
+
+    @property
     def shardable(self) -> bool:
         """Whether shards of this (trained, empty) index filled apart can be merged into it (IVF indexes)."""
         return self._ivf is not None and not self._id_mapped

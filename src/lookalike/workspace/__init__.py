@@ -167,7 +167,7 @@ class Workspace(ServingMethods, CleanupMethods):
             shard_encoder(self.settings) as encoder,
         ):
             store = self.store()
-            store.rebuild(factories={"items": factory} if factory else None, encoder=encoder)
+            store.rebuild(factories={"items": factory} if factory else None, encoder=encoder, strict=True)
             return {name: store.index(name).factory for name in ("items", "videos")}
 
     # -- reading ---------------------------------------------------------------------------------------
