@@ -305,3 +305,12 @@ def test_a_query_named_with_bytes_that_are_not_utf8_prints_valid_json(cli_home, 
     line = json.loads(result.stdout_bytes.decode("utf-8"))
     assert line["query"] == "bytes:" + os.fsdecode(os.fsencode(tmp_path)) + "/caf%E9.png"
     assert line["results"][0]["path"] == str(corpus.originals["coffee"])
+
+
+def test_help_shows_the_bracketed_defaults_and_variables():
+    """Rich read ``[env ...]`` and ``[default: ...]`` in help texts as markup and dropped them (leaving " ."): they
+    are escaped, and shown."""
+    out = runner.invoke(app, ["--help"], env={"COLUMNS": "250"}, terminal_width=250).output
+    assert "[env LOOKALIKE_HOME; default ~/.local/share/lookalike]." in out and "directory ." not in out
+    out = runner.invoke(app, ["dupes", "--help"], env={"COLUMNS": "250"}, terminal_width=250).output
+    assert "(implies --similar) [default: 0.90]." in out

@@ -189,7 +189,7 @@ def _print_resolution(result: Resolution, applied: bool, deleted: bool = False) 
 
 def undo(
     ctx: typer.Context,
-    run: Annotated[int | None, typer.Argument(help="The run to undo [default: the latest].")] = None,
+    run: Annotated[int | None, typer.Argument(help="The run to undo \\[default: the latest].")] = None,
 ) -> None:
     """Put back every file a run moved, byte-identical and with its modification time, and into the catalog."""
     with workspace(ctx) as ws:

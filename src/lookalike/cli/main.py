@@ -32,20 +32,20 @@ def main(
     ctx: typer.Context,
     home: Annotated[
         Path | None,
-        typer.Option(help="Library directory [env LOOKALIKE_HOME; default ~/.local/share/lookalike]."),
+        typer.Option(help="Library directory \\[env LOOKALIKE_HOME; default ~/.local/share/lookalike]."),
     ] = None,
-    db: Annotated[str | None, typer.Option("--db", help="SQLAlchemy database URL [default: SQLite in HOME].")] = None,
+    db: Annotated[str | None, typer.Option("--db", help="SQLAlchemy database URL \\[default: SQLite in HOME].")] = None,
     model: Annotated[
         str | None,
         typer.Option(help="efficientnet_lite0 (default), timm:NAME, torchvision:NAME, open_clip:ARCH[@TAG]."),
     ] = None,
     weights: Annotated[str | None, typer.Option(help="Local checkpoint file, or 'random'.")] = None,
-    device: Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N [default: cuda when present].")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N \\[default: cuda when present].")] = None,
     backend: Annotated[
         Backend | None,
         typer.Option(
             help="Runtime of the image model: auto (the fastest installed; torch on CUDA), torch, onnxruntime or "
-            "openvino [env LOOKALIKE_BACKEND; default auto]. Vectors agree across runtimes (cosine >= 0.99999)."
+            "openvino \\[env LOOKALIKE_BACKEND; default auto]. Vectors agree across runtimes (cosine >= 0.99999)."
         ),
     ] = None,
 ) -> None:
@@ -187,13 +187,15 @@ def dupes(
     similar_threshold: Annotated[
         float | None,
         typer.Option(
-            callback=within(0.5, 1.0), help="Cosine similarity for 'similar' (implies --similar) [default: 0.90]."
+            callback=within(0.5, 1.0),
+            help="Cosine similarity for 'similar', 0.5 to 1.0 (implies --similar) \\[default: 0.90].",
         ),
     ] = None,
     video_threshold: Annotated[
         float | None,
         typer.Option(
-            callback=within(0.0, 1.0), help="Aligned video segment score for 'copy' [default: calibrated, see README]."
+            callback=within(0.0, 1.0),
+            help="Aligned video segment score for 'copy' \\[default: calibrated, see README].",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print groups as JSON, with the evidence per file.")] = False,
@@ -290,7 +292,7 @@ def reindex(
         str | None,
         typer.Option(
             help="FAISS factory string for the items index: Flat, IVF1024,Flat, HNSW32, IVF4096,PQ128 ... "
-            "[default: by size: Flat up to 100k vectors, then IVF; past 8 GiB of vectors, IVF with PQ128 codes]."
+            "\\[default: by size: Flat up to 100k vectors, then IVF; past 8 GiB of vectors, IVF with PQ128 codes]."
         ),
     ] = None,
     ray: Annotated[
@@ -317,7 +319,7 @@ def serve(
     api_key_file: Annotated[
         Path | None,
         typer.Option(
-            help="File holding the API key every route but /healthz requires [env LOOKALIKE_API_KEY].", exists=True
+            help="File holding the API key every route but /healthz requires \\[env LOOKALIKE_API_KEY].", exists=True
         ),
     ] = None,
     max_upload_mb: Annotated[int | None, typer.Option(min=1, help="Largest request body, MiB [64].")] = None,
