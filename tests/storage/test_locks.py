@@ -56,3 +56,32 @@ def test_databases_on_one_server_are_locked_apart(tmp_path):
         pass
     first.dispose()
     second.dispose()
+
+
+def test_a_writer_whose_database_lock_was_lost_stops_before_its_next_commit(tmp_path):
+    """A dropped session (a restarted server, a cut connection) releases the advisory lock, and another home may
+    then write: the writer checks the lock before each commit and stops there, saying why."""
+    from sqlalchemy import text
+
+    url = fresh_db_url(tmp_path)
+    library = Library(tmp_path / "a", url)
+    store = library.create_collection("c", "m", "w", 4, {}, {})
+    other = make_engine(url)
+    with writer_lock(tmp_path / "a", library.engine) as lock:
+        store.lock = lock
+        store.write([])  # held: the commit goes through
+        with other.connect() as conn:
+            killed = conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND pid <> "
+                    "pg_backend_pid() AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                )
+            ).all()
+            conn.commit()
+        assert killed == [(True,)]
+        with pytest.raises(LibraryLockedError, match=r"writer lock on the database .* was lost"):
+            store.write([])
+        with writer_lock(tmp_path / "b", other, timeout=0.1):  # another home may write now
+            pass
+    library.close()
+    other.dispose()

@@ -15,6 +15,7 @@ from lookalike.storage.catalog import Catalog
 from lookalike.storage.db import ensure_schema, make_engine, sqlite_file
 from lookalike.storage.index_files import IndexFiles, ShardEncoder
 from lookalike.storage.journal import Journal
+from lookalike.storage.locks import HeldLock
 from lookalike.storage.records import CollectionInfo, MediaRecord, VectorRecord, WriteResult
 from lookalike.storage.vectors import VectorIndex
 from lookalike.types import MediaStatus
@@ -35,6 +36,7 @@ class CollectionStore:
         self.info = info
         self.directory = home / "collections" / collection_dirname(info.name)
         self.files = IndexFiles(self.directory, catalog, info)
+        self.lock: HeldLock | None = None  # the writer lock a writing run holds: checked before each commit
 
     @property
     def dim(self) -> int:
@@ -101,6 +103,8 @@ class CollectionStore:
         The FAISS files on disk change only when saved; until then a crash is repaired on the next load from the
         committed rows.
         """
+        if self.lock is not None:
+            self.lock.check()
         self.files.writable()
         result = self.catalog.write(self.info.id, self.info.dim, items)
         self.files.apply(result.removed_ids, result, result.generation)
@@ -110,6 +114,8 @@ class CollectionStore:
         """Forget files; returns how many vectors were removed."""
         if not paths:
             return 0
+        if self.lock is not None:
+            self.lock.check()
         self.files.writable()
         removed = self.catalog.delete_media(self.info.id, paths)
         self.files.apply(removed, None, self.catalog.generation(self.info.id))
@@ -119,6 +125,8 @@ class CollectionStore:
         """Catalog files as missing or trashed: out of the FAISS indexes, their vectors kept in the database."""
         if not paths:
             return
+        if self.lock is not None:
+            self.lock.check()
         self.files.writable()
         removed = self.catalog.mark_absent(self.info.id, paths, status)
         self.files.apply(removed, None, self.catalog.generation(self.info.id))
@@ -127,6 +135,8 @@ class CollectionStore:
         """Catalog missing or trashed files as there again: their stored vectors go back into the FAISS indexes."""
         if not found:
             return
+        if self.lock is not None:
+            self.lock.check()
         self.files.writable()
         result = self.catalog.restore(self.info.id, self.info.dim, found)
         self.files.apply(np.zeros(0, np.int64), result, result.generation)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from lookalike.errors import LibraryLockedError
 
@@ -40,9 +41,38 @@ def _try_database_lock(conn: Connection) -> bool:
     return got
 
 
+class HeldLock:
+    """The writer lock as held: :meth:`check` before each commit says whether it still is."""
+
+    def __init__(self, engine: Engine | None = None, conn: Connection | None = None) -> None:
+        self._engine = engine
+        self._conn = conn
+
+    def check(self) -> None:
+        """Raise if the database lock was lost: its session dropped (a restarted server, a cut connection, a
+        terminated backend) releases it, and another home may be writing by now.
+
+        Raises:
+            LibraryLockedError: the lock's session is gone.
+        """
+        if self._conn is None:
+            return
+        try:
+            self._conn.execute(text("SELECT 1"))
+            self._conn.commit()
+        except DBAPIError as e:
+            self._conn.invalidate()  # closed, never pooled; the block's end has nothing to unlock
+            assert self._engine is not None
+            raise LibraryLockedError(
+                f"the writer lock on the database {_where(self._engine)} was lost (its connection closed); stopped "
+                "before the next commit: run again"
+            ) from e
+
+
 @contextlib.contextmanager
-def _database_lock(engine: Engine | None, wait: float) -> Iterator[bool]:
-    """Hold the database's writer lock for the block if it is free within ``wait`` seconds (yields whether it was).
+def _database_lock(engine: Engine | None, wait: float) -> Iterator[Connection | bool]:
+    """Hold the database's writer lock for the block if it is free within ``wait`` seconds: yields the lock's
+    connection, or False when it was not free.
 
     Nothing is held (True) for a database that is not shared (SQLite).
     """
@@ -55,11 +85,14 @@ def _database_lock(engine: Engine | None, wait: float) -> Iterator[bool]:
         while not (got := _try_database_lock(conn)) and time.monotonic() < deadline:
             time.sleep(min(DB_LOCK_POLL, max(0.0, deadline - time.monotonic())))
         try:
-            yield got
+            yield conn if got else False
         finally:
-            if got:
-                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": DB_LOCK_KEY})
-                conn.commit()
+            if got and not conn.invalidated:
+                try:
+                    conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": DB_LOCK_KEY})
+                    conn.commit()
+                except SQLAlchemyError:  # the session dropped, which released the lock already
+                    conn.invalidate()
     except BaseException:
         conn.invalidate()  # a connection in an unknown state is closed, never pooled (closing releases the lock)
         raise
@@ -68,7 +101,7 @@ def _database_lock(engine: Engine | None, wait: float) -> Iterator[bool]:
 
 
 @contextlib.contextmanager
-def writer_lock(home: Path, engine: Engine | None = None, timeout: float = 2.0) -> Iterator[None]:
+def writer_lock(home: Path, engine: Engine | None = None, timeout: float = 2.0) -> Iterator[HeldLock]:
     """Hold the library's single-writer lock: the home's file lock and, on PostgreSQL, the database's.
 
     Args:
@@ -95,7 +128,7 @@ def writer_lock(home: Path, engine: Engine | None = None, timeout: float = 2.0) 
                 f"another lookalike process is writing to {home}; wait for it to finish and try again"
             ) from e
         try:
-            yield
+            yield HeldLock(engine, got if isinstance(got, Connection) else None)
         finally:
             lock.release()
 

@@ -112,7 +112,7 @@ class Workspace(ServingMethods, CleanupMethods):
             ClusterError: the Ray cluster cannot be joined, or its pipeline failed.
         """
         spec, weights = self.settings.model, self.settings.weights
-        with ray_session(self.settings), writer_lock(self.settings.home, self.library.engine):
+        with ray_session(self.settings), writer_lock(self.settings.home, self.library.engine) as lock:
             name = collection_name(spec, weights)
             if self.library.catalog.collection(name) is None:
                 emb = self.embedder(spec, weights)
@@ -132,7 +132,11 @@ class Workspace(ServingMethods, CleanupMethods):
                 self._check_weights(store, emb)
                 return emb
 
-            report = Indexer(self.settings, checked_embedder, store).run(roots, prune=prune, progress=progress)
+            store.lock = lock  # each commit checks the lock is still held (a dropped PostgreSQL session loses it)
+            try:
+                report = Indexer(self.settings, checked_embedder, store).run(roots, prune=prune, progress=progress)
+            finally:
+                store.lock = None
             with self._loading:
                 self._store = store
             return report
