@@ -254,12 +254,13 @@ class IndexFiles:
         """Compare FAISS ids with database rows; a report with ``ok`` and the differences."""
         report: dict[str, Any] = {"ok": True}
         for name, levels in INDEX_LEVELS.items():
-            in_index = set(self.index(name).ids().tolist())
+            listed = self.index(name).ids()  # an IVF's are read list by list: once
+            in_index = set(listed.tolist())
             in_db: set[int] = set()
             for ids, _ in self.catalog.iter_vectors(self.info.id, levels, self.info.dim):
                 in_db.update(ids.tolist())
             missing, extra = len(in_db - in_index), len(in_index - in_db)
-            dupes = len(self.index(name).ids()) - len(in_index)
+            dupes = len(listed) - len(in_index)
             report[name] = {
                 "db": len(in_db),
                 "index": len(self.index(name)),
