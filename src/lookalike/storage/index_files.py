@@ -110,7 +110,9 @@ class IndexFiles:
                 self._saved_generation = generation
                 return
             log.warning(
-                "rebuilding the IVF indexes of %s: files of this layout answer wrongly after removals", self.info.name
+                "rebuilding the IVF indexes of %s: files of this older layout answer wrongly after removals (a reader "
+                "rebuilds them in memory each time: `lookalike reindex` rewrites them)",
+                self.info.name,
             )
         if not repair and manifest is not None and all((self.directory / f"{n}.faiss").exists() for n in INDEX_LEVELS):
             loaded = self._load_files(factories)
