@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from lookalike.search.features import Features, mirrored
-from lookalike.search.verify import Match, _agreement, _assemble
+from lookalike.search.overlap import aligned_agreement
+from lookalike.search.verify import Match, _assemble
 
 DENSE_SIDE = 96  # the dense matcher compares the pictures at this long side
 DENSE_SCALES = 12  # sizes tried for the smaller picture inside the larger, from DENSE_MIN_SCALE of its width to all
@@ -89,7 +90,7 @@ def dense_match(a: Features, b: Features, mirror: bool = True) -> Match | None:
     a_to_b = _refine(ga, gb, placed_h) if a_inside else np.linalg.inv(_refine(gb, ga, placed_h))
     target = mirrored(b) if flipped else b
     h_small = small(target)[1] @ a_to_b @ np.linalg.inv(to_a)
-    return _assemble(a, b, h_small, flipped, _agreement(a, target, h_small), 1.0, edges=True)
+    return _assemble(a, b, h_small, flipped, aligned_agreement(a, target, h_small), 1.0, edges=True)
 
 
 MIN_CHROMA = 4.0  # a cell whose colour is closer to grey than this (CIELAB a*b*) has no hue to compare

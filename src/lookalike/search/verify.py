@@ -18,14 +18,11 @@ import numpy as np
 
 from lookalike.search.features import Features, mirrored
 from lookalike.search.groups import Box
+from lookalike.search.overlap import aligned_agreement, region
 
 RATIO = 0.8  # Lowe's ratio test
 RANSAC_PX = 5.0  # inlier reprojection error, in pixels of the scaled pictures
 MIN_MATCHES = 8  # fewer ratio-test matches cannot support a homography worth checking
-CHECK_SIDE = 96  # the photometric check compares the aligned overlap on this grid
-PATCH = 12  # ... in patches of this many grid cells a side
-MIN_PATCH_STD = 2.0  # patches flatter than this (grey levels) say nothing about structure
-SHIFT = 4  # grid pixels a disagreeing patch is searched around for content that moved
 SPREAD_GRID = 4  # the overlap is cut into this many cells a side to see where the inliers are
 
 
@@ -130,124 +127,9 @@ def _scaled(f: Features) -> np.ndarray:
     return np.diag([f.scale, sy, 1.0])
 
 
-def _frame(w: float, h: float) -> np.ndarray:
-    return np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
-
-
-def _project(h: np.ndarray, points: np.ndarray) -> np.ndarray:
-    p = np.c_[points, np.ones(len(points))] @ h.T
-    z = np.where(np.abs(p[:, 2:]) < 1e-9, 1e-9, p[:, 2:])
-    return p[:, :2] / z
-
-
-def _region(homography: np.ndarray, src: tuple[float, float], dst: tuple[float, float]) -> tuple[Box, float]:
-    """The box of ``dst`` covered by the frame of ``src`` mapped through ``homography``, and its share of ``dst``."""
-    import cv2
-
-    corners = _project(homography, _frame(*src)).astype(np.float32)
-    clip = _frame(*dst)
-    area, poly = cv2.intersectConvexConvex(corners, clip)
-    if poly is None or area <= 0:
-        return (0, 0, 0, 0), 0.0
-    pts = poly.reshape(-1, 2)
-    x0, y0 = np.floor(pts.min(axis=0)).astype(int)
-    x1, y1 = np.ceil(pts.max(axis=0)).astype(int)
-    w, h = dst
-    box = (max(0, int(x0)), max(0, int(y0)), min(int(w), int(x1)), min(int(h), int(y1)))
-    return box, float(area / max(1.0, w * h))
-
-
-def _ncc(pa: np.ndarray, pb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per patch row: normalised cross-correlation (0 where either is flat), structured in either, in both."""
-    sa, sb = pa.std(axis=1), pb.std(axis=1)
-    structured = (sa >= MIN_PATCH_STD) | (sb >= MIN_PATCH_STD)  # flat in both: no evidence either way
-    both = (sa >= MIN_PATCH_STD) & (sb >= MIN_PATCH_STD)
-    cov = ((pa - pa.mean(axis=1, keepdims=True)) * (pb - pb.mean(axis=1, keepdims=True))).mean(axis=1)
-    return np.where(both, cov / np.maximum(sa * sb, 1e-6), 0.0), structured, both
-
-
-def _agreement(a: Features, b: Features, h_small: np.ndarray) -> tuple[float, float, float, float]:
-    """How ``a``, warped onto ``b``, agrees with ``b`` in their overlap: the share of structured patches that
-    correlate (NCC >= 0.5), the share that correlate only once shifted by 2-4 grid pixels (NCC >= 0.8), the
-    largest 4-connected block of structured patches that do not correlate (a share of the overlap's patches), and
-    the share of the overlap's patches that have structure at all (the evidence the other three rest on).
-
-    A copy agrees nearly everywhere but where an edit painted over it, and painted-over patches stay different
-    however they are shifted; another moment of the same scene (a burst, the next frame) disagrees where something
-    moved, and there the content is found again a little further on (where ``a`` itself does not look the same at
-    that shift: a gradient or a stripe found again shifted is no motion). Both are compared on a :data:`CHECK_SIDE`
-    grid over ``b``'s box of the overlap, lightly blurred so that resampling, compression and blur edits do not
-    count as disagreement.
-    """
-    import cv2
-
-    hb, wb = b.gray.shape
-    box, _ = _region(h_small, (a.gray.shape[1], a.gray.shape[0]), (wb, hb))
-    x0, y0, x1, y1 = box
-    if x1 - x0 < 8 or y1 - y0 < 8:
-        return 0.0, 0.0, 0.0, 0.0
-    side = float(max(x1 - x0, y1 - y0))
-    size = (max(PATCH, round(CHECK_SIDE * (x1 - x0) / side)), max(PATCH, round(CHECK_SIDE * (y1 - y0) / side)))
-    # grid pixel -> b pixel (crop + scale), then b -> a by the inverse homography
-    to_b = np.array([[(x1 - x0) / size[0], 0, x0], [0, (y1 - y0) / size[1], y0], [0, 0, 1]])
-    to_a = np.linalg.inv(h_small) @ to_b
-    flags = cv2.INTER_AREA | cv2.WARP_INVERSE_MAP
-    warped_a = cv2.warpPerspective(a.gray, to_a, size, flags=flags)
-    valid = cv2.warpPerspective(np.full(a.gray.shape, 255, np.uint8), to_a, size, flags=flags) > 250
-    crop_b = cv2.warpPerspective(b.gray, to_b, size, flags=flags)
-    ga = cv2.GaussianBlur(warped_a.astype(np.float32), (0, 0), 1.0)
-    gb = cv2.GaussianBlur(crop_b.astype(np.float32), (0, 0), 1.0)
-    pa, pb, pv = (_patches(x) for x in (ga, gb, valid))
-    inside: np.ndarray = np.asarray(pv.all(axis=1))
-    pa, pb = pa[inside], pb[inside]
-    ncc, structured, both = _ncc(pa, pb)
-    n = int(structured.sum())
-    if not n:
-        return 0.0, 0.0, 0.0, 0.0
-    differ = both & (ncc < 0.5)
-    block = _largest_block(structured & ~(both & (ncc >= 0.5)), inside, _grid(ga.shape))
-    shifted = np.zeros(len(ncc), np.float32)
-    if differ.any():
-        for dy in range(-SHIFT, SHIFT + 1):
-            for dx in range(-SHIFT, SHIFT + 1):
-                if max(abs(dx), abs(dy)) < 2:
-                    continue  # a pixel off is misalignment, not motion
-                moved = _patches(np.roll(gb, (dy, dx), axis=(0, 1)))[inside]
-                # content found again a little further on counts as moved only where the picture does not repeat
-                # itself at that shift (a smooth gradient or a stripe matches itself shifted: that is no motion)
-                itself = _patches(np.roll(ga, (dy, dx), axis=(0, 1)))[inside]
-                found = differ & (_ncc(pa, itself)[0] < 0.8)
-                shifted = np.maximum(shifted, np.where(found, _ncc(pa, moved)[0], 0.0))
-    agree, moved = float((both & (ncc >= 0.5)).sum() / n), float((shifted >= 0.8).sum() / n)
-    return agree, moved, block, float(n / max(1, len(ncc)))
-
-
-def _grid(shape: tuple[int, ...]) -> tuple[int, int]:
-    """Rows and columns of :func:`_patches` over an array of ``shape``."""
-    step = PATCH // 2
-    return (shape[0] - PATCH) // step + 1, (shape[1] - PATCH) // step + 1
-
-
-def _largest_block(bad: np.ndarray, inside: np.ndarray, grid: tuple[int, int]) -> float:
-    """The largest 4-connected group of ``bad`` patches (given for the ``inside`` ones of a patch grid), as a share
-    of the patches inside."""
-    import cv2
-
-    cells = np.zeros(grid[0] * grid[1], np.uint8)
-    cells[np.flatnonzero(inside)[bad]] = 1
-    n, _, stats, _ = cv2.connectedComponentsWithStats(cells.reshape(grid), connectivity=4)
-    return float(stats[1:, cv2.CC_STAT_AREA].max() / inside.sum()) if n > 1 else 0.0
-
-
-def _patches(img: np.ndarray) -> np.ndarray:
-    """Overlapping ``PATCH``-square patches (half a patch apart) of a 2-D array, one per row."""
-    win = np.lib.stride_tricks.sliding_window_view(img, (PATCH, PATCH))[:: PATCH // 2, :: PATCH // 2]
-    return win.reshape(-1, PATCH * PATCH).astype(np.float32)
-
-
 def _spread(a: Features, b: Features, h_small: np.ndarray, inliers_b: np.ndarray) -> float:
     """The share of the overlap's cells (in ``b``) holding two or more keypoints of ``b`` that hold an inlier."""
-    (x0, y0, x1, y1), _ = _region(h_small, (a.gray.shape[1], a.gray.shape[0]), (b.gray.shape[1], b.gray.shape[0]))
+    (x0, y0, x1, y1), _ = region(h_small, (a.gray.shape[1], a.gray.shape[0]), (b.gray.shape[1], b.gray.shape[0]))
     if x1 - x0 < 1 or y1 - y0 < 1:
         return 0.0
 
@@ -302,7 +184,7 @@ def match(a: Features, b: Features, mirror: bool = True) -> Match | None:
     if best is None:
         return None
     h_small, inliers, tried, pairs, flipped, target = best
-    checks = _agreement(a, target, h_small)
+    checks = aligned_agreement(a, target, h_small)
     spread = _spread(a, target, h_small, pairs[:, 2:])
     if flipped:  # b's mirrored keypoints -> b's
         pairs[:, 2] = b.gray.shape[1] - 1 - pairs[:, 2]
@@ -330,12 +212,12 @@ def _assemble(
     if flipped:  # b's mirrored pixels -> b's pixels
         h_small = np.array([[-1.0, 0, b.gray.shape[1] - (0 if edges else 1)], [0, 1, 0], [0, 0, 1]]) @ h_small
     h = _scaled(b) @ h_small @ np.linalg.inv(_scaled(a))
-    region_b, coverage_b = _region(h, a.size, b.size)
+    region_b, coverage_b = region(h, a.size, b.size)
     try:
         inverse = np.linalg.inv(h)
     except np.linalg.LinAlgError:
         return None
-    region_a, coverage_a = _region(inverse, b.size, a.size)
+    region_a, coverage_a = region(inverse, b.size, a.size)
     agreement, moved, block, structure = checks
     return Match(
         inliers,
@@ -371,7 +253,7 @@ def whole_frame(a: Features, b: Features) -> Match:
     h = _scaled(b) @ h_small @ np.linalg.inv(_scaled(a))
     region_a = _box_in(a, a.inner)
     region_b = _box_in(b, b.inner)
-    agreement, moved, block, structure = _agreement(a, b, h_small)
+    agreement, moved, block, structure = aligned_agreement(a, b, h_small)
     cover_a, cover_b = _share(a, a.inner), _share(b, b.inner)
     return Match(
         0, 0, h, region_a, region_b, cover_a, cover_b, agreement, moved, 1.0, 0.0, False, None, block, structure
