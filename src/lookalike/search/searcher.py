@@ -27,6 +27,7 @@ from lookalike.indexer.file_decoding import (
 )
 from lookalike.indexer.plan import key_path, path_key, sha256_file
 from lookalike.search.alignment import VideoVectors, score_video
+from lookalike.search.candidates import rescored
 from lookalike.search.explain import Explanation, draw, explain_images
 from lookalike.search.features import Features
 from lookalike.search.groups import Relation
@@ -177,13 +178,11 @@ class Searcher:
     def search_vector(self, vector: np.ndarray, k: int = 10) -> list[SearchHit]:
         """Images and video moments nearest to a vector; one hit per file, best first."""
         index = self.store.index("items")
-        found = index.search(vector[None, :], k * (RERANK if index.lossy else OVERFETCH))
-        scores, ids = found.scores[0], found.ids[0]
+        query = np.asarray(vector, np.float32)[None, :]
+        found = index.search(query, k * (RERANK if index.lossy else OVERFETCH))
         if index.lossy:  # compressed codes give estimates: rank the fetched neighbours by their stored vectors
-            ids, stored_vectors = self.store.catalog.vectors_by_id(self.store.info.id, ids.tolist(), self.store.dim)
-            scores = stored_vectors @ np.asarray(vector, np.float32)
-            order = np.argsort(-scores, kind="stable")
-            scores, ids = scores[order], ids[order]
+            found = rescored(self.store, query, found)
+        scores, ids = found.scores[0], found.ids[0]
         stored = self.store.catalog.hydrate(self.store.info.id, ids.tolist())
         hits: list[SearchHit] = []
         seen: set[int] = set()
