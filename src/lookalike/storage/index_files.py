@@ -97,9 +97,8 @@ class IndexFiles:
         generation = self.catalog.generation(self.info.id)
         manifest = Manifest.load(self.directory)
         factories = manifest.factories if manifest is not None else {}
-        loaded: dict[str, VectorIndex] | None = None
-        if self.current(manifest, generation):
-            loaded = self._load_files(factories)
+        read = self.current(manifest, generation)
+        loaded = self._load_files(factories) if read else None
         if (
             loaded is not None
             and manifest is not None
@@ -115,7 +114,8 @@ class IndexFiles:
                 self.info.name,
             )
         if not repair and manifest is not None and all((self.directory / f"{n}.faiss").exists() for n in INDEX_LEVELS):
-            loaded = self._load_files(factories)
+            if not read:  # (files read above are not read again: a damaged or old one would warn twice)
+                loaded = self._load_files(factories)
             if loaded is not None and not any(i.legacy for i in loaded.values()):
                 self.indexes = loaded
                 self.generation = manifest.generation
@@ -176,14 +176,10 @@ class IndexFiles:
         indexes = {}
         for name, levels in INDEX_LEVELS.items():
             count = self.catalog.count_vectors(self.info.id, levels)
-            factory = (factories or {}).get(name) or choose_factory(count, self.info.dim)
+            by_size = choose_factory(count, self.info.dim)
+            factory = (factories or {}).get(name) or by_size
             idx = VectorIndex.create(self.info.dim, factory)
-            if (
-                not strict
-                and not idx.is_trained
-                and idx.lists > count
-                and factory != choose_factory(count, self.info.dim)
-            ):
+            if not strict and not idx.is_trained and idx.lists > count and factory != by_size:
                 # a library that shrank below its IVF's list count cannot train it again (a damaged or old file
                 # being rebuilt): chosen by size instead
                 log.warning(
@@ -192,9 +188,9 @@ class IndexFiles:
                     count,
                     idx.lists,
                     factory,
-                    choose_factory(count, self.info.dim),
+                    by_size,
                 )
-                factory = choose_factory(count, self.info.dim)
+                factory = by_size
                 idx = VectorIndex.create(self.info.dim, factory)
             if not idx.is_trained:
                 idx.train(self._sample(levels, max(training_size(factory), 1), count))
