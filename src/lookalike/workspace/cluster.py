@@ -31,14 +31,10 @@ def ray_session(settings: Settings) -> Iterator[None]:
         yield
         return
     require_ray()
-    from lookalike.indexer.engines.ray import connect, import_ray
+    from lookalike.indexer.engines.ray import joined
 
-    started = connect(settings.ray)
-    try:
+    with joined(settings.ray):
         yield
-    finally:
-        if started:
-            import_ray().shutdown()
 
 
 @contextmanager

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -80,6 +81,24 @@ def connect(address: str) -> bool:
             ) from e
         raise ClusterError(f"cannot join the Ray cluster at {address}: {str(e).splitlines()[0]}") from e
     return True
+
+
+@contextmanager
+def joined(address: str) -> Iterator[Any]:
+    """The ``ray`` module, joined to the cluster at ``address`` for the ``with`` block (and left at its end when
+    this call joined it: see :func:`connect`).
+
+    Raises:
+        UsageError: Ray is not installed.
+        ClusterError: no cluster at the address.
+    """
+    ray = import_ray()
+    started = connect(address)
+    try:
+        yield ray
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def _unreachable(address: str) -> str | None:

@@ -13,13 +13,14 @@ import re
 from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from lookalike.errors import ClusterError, LookalikeError
-from lookalike.indexer.engines.ray import connect, import_ray, task_cause
+from lookalike.indexer.engines.ray import joined, task_cause
 from lookalike.storage.index_files import SHARD_VECTORS, ShardEncoder
 from lookalike.storage.vectors import Neighbours, VectorIndex
 
@@ -47,6 +48,18 @@ def _failed(what: str, error: BaseException) -> LookalikeError:
     return ClusterError(f"{what} failed on the Ray cluster: {reason}")
 
 
+def _in_order(ray: Any, submitted: Iterable[Any], window: int) -> Iterator[Any]:
+    """The results of the tasks ``submitted`` (object refs, submitted as the iterable is read), in order, with at
+    most ``window`` of them in flight: the next is submitted only once the oldest came back."""
+    pending: deque[Any] = deque()
+    for ref in submitted:
+        pending.append(ref)
+        if len(pending) >= window:
+            yield ray.get(pending.popleft())
+    while pending:
+        yield ray.get(pending.popleft())
+
+
 def _fill(blob: np.ndarray, factory: str, ids: np.ndarray, vectors: np.ndarray) -> np.ndarray:
     """A Ray task: a copy of the trained empty index ``blob`` filled with one chunk, serialized."""
     shard = VectorIndex.from_bytes(blob, factory)
@@ -62,29 +75,22 @@ def ray_shard_encoder(address: str) -> Iterator[ShardEncoder]:
     Raises:
         ClusterError: the cluster cannot be joined, or a task failed.
     """
-    ray = import_ray()
-    started = connect(address)
-    fill = ray.remote(num_cpus=1, max_retries=3)(_fill)
+    with joined(address) as ray:
+        fill = ray.remote(num_cpus=1, max_retries=3)(_fill)
+        yield partial(_encode, ray, fill)
 
-    def encode(empty: VectorIndex, chunks: Iterable[tuple[np.ndarray, np.ndarray]]) -> Iterator[VectorIndex]:
-        blob = ray.put(empty.to_bytes())
-        pending: deque[Any] = deque()
-        window = _window(ray, SHARD_VECTORS * empty.dim * 4)
-        try:
-            for ids, vectors in chunks:
-                pending.append(fill.remote(blob, empty.factory, ids, vectors))
-                if len(pending) >= window:
-                    yield VectorIndex.from_bytes(ray.get(pending.popleft()), empty.factory)
-            while pending:
-                yield VectorIndex.from_bytes(ray.get(pending.popleft()), empty.factory)
-        except ray.exceptions.RayError as e:
-            raise _failed("filling an index shard", e) from None
 
+def _encode(
+    ray: Any, fill: Any, empty: VectorIndex, chunks: Iterable[tuple[np.ndarray, np.ndarray]]
+) -> Iterator[VectorIndex]:
+    """Copies of the trained ``empty`` index filled by the Ray task ``fill``, one per chunk, in order."""
+    blob = ray.put(empty.to_bytes())
+    submitted = (fill.remote(blob, empty.factory, ids, vectors) for ids, vectors in chunks)
     try:
-        yield encode
-    finally:
-        if started:
-            ray.shutdown()
+        for filled in _in_order(ray, submitted, _window(ray, SHARD_VECTORS * empty.dim * 4)):
+            yield VectorIndex.from_bytes(filled, empty.factory)
+    except ray.exceptions.RayError as e:
+        raise _failed("filling an index shard", e) from None
 
 
 class _IndexReader:
@@ -131,16 +137,11 @@ class RayChunkSearch:
         Raises:
             ClusterError: an actor could not read the index file, or a search failed.
         """
-        ray = self._ray
-        pending: deque[Any] = deque()
-        window = IN_FLIGHT_PER_CPU * len(self._actors)
+        ray, actors = self._ray, self._actors
+        submitted = (actors[i % len(actors)].search.remote(vectors, k, nprobe) for i, vectors in enumerate(chunks))
         try:
-            for i, vectors in enumerate(chunks):
-                pending.append(self._actors[i % len(self._actors)].search.remote(vectors, k, nprobe))
-                if len(pending) >= window:
-                    yield Neighbours(*ray.get(pending.popleft()))
-            while pending:
-                yield Neighbours(*ray.get(pending.popleft()))
+            for scores, ids in _in_order(ray, submitted, IN_FLIGHT_PER_CPU * len(actors)):
+                yield Neighbours(scores, ids)
         except ray.exceptions.RayError as e:
             raise _failed("searching the index", e) from None
 
@@ -154,9 +155,7 @@ def ray_chunk_search(address: str, path: Path, factory: str, actors: int | None 
     Raises:
         ClusterError: the cluster cannot be joined, or no actor started.
     """
-    ray = import_ray()
-    started = connect(address)
-    try:
+    with joined(address) as ray:
         cpus = int(ray.cluster_resources().get("CPU", 0))
         count = min(actors or cpus, cpus)
         if count < 1:
@@ -178,6 +177,3 @@ def ray_chunk_search(address: str, path: Path, factory: str, actors: int | None 
         finally:
             for actor in pool:
                 ray.kill(actor)
-    finally:
-        if started:
-            ray.shutdown()
