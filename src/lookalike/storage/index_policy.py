@@ -48,9 +48,14 @@ def lossy(factory: str) -> bool:
 def training_size(factory: str) -> int:
     """How many sample vectors training ``factory`` needs (0: no training); product quantizers want ~39 per
     centroid of their 256."""
-    m = re.search(r"IVF(\d+)", factory)
-    lists = int(m.group(1)) * TRAIN_PER_LIST if m else 0
+    lists = _lists(factory) * TRAIN_PER_LIST
     return max(lists, 256 * TRAIN_PER_LIST) if lossy(factory) else lists
+
+
+def _lists(factory: str) -> int:
+    """The IVF list count a factory string names (0: no IVF)."""
+    m = re.search(r"IVF(\d+)", factory)
+    return int(m.group(1)) if m else 0
 
 
 def outgrown(factory: str, n: int, dim: int) -> bool:
@@ -65,8 +70,7 @@ def outgrown(factory: str, n: int, dim: int) -> bool:
     if m is None:
         return False  # HNSW, SQ8, PQ behind OPQ ...: a type `reindex --factory` asked for stays
     wanted = choose_factory(n, dim)
-    lists = re.match(r"IVF(\d+)", wanted)
-    grown = lists is not None and int(lists.group(1)) >= 4 * int(m.group(1))
+    grown = _lists(wanted) >= 4 * int(m.group(1))
     return grown or (m.group(2) == "Flat" and lossy(wanted))
 
 
