@@ -6,6 +6,7 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -68,6 +69,29 @@ def test_each_picture_keeps_its_most_voted_partners_only(images):
     assert set(zip(one.a.tolist(), one.b.tolist(), strict=True)) == best
 
 
+def test_a_collage_sharing_fillers_with_other_composites_still_proposes_its_own_photo(images, monkeypatch):
+    """A collage shares three fillers with four other collages, and its fourth quadrant (the cat) with the cat and
+    its three copies: by votes alone its two best partners are collages and the cat's two best are its copies, so
+    no pair joins the collage with the cat's family; chosen for the keypoints no earlier partner explained, its
+    second partner is the cat or a copy (once one filler-sharing collage explains the fillers)."""
+    cat = images["chelsea"]
+    fillers = ["coffee", "rocket", "astronaut"]
+    pictures = [cat, *(cat.resize((451 - 60 * i, 300 - 40 * i)) for i in (1, 2, 3))]  # 0-3: the cat family
+    pictures.append(_collage(images, [*fillers, "chelsea"]))  # 4
+    pictures += [_collage(images, [*fillers, other]) for other in ("coins", "camera", "page", "text")]  # 5-8
+    feats = [extract(p) for p in pictures]
+
+    def partners_of_collage() -> set[int]:
+        pairs = local_candidates(len(feats), lambda i: feats[i], per_image=2, min_votes=8)
+        return {b if a == 4 else a for a, b in zip(pairs.a.tolist(), pairs.b.tolist(), strict=True) if 4 in (a, b)}
+
+    explained = partners_of_collage()
+    monkeypatch.setattr(local_candidates_module, "MIN_NEW", 10**9)  # most-voted partners only
+    most_voted = partners_of_collage()
+    assert len(most_voted) >= 2 and most_voted <= {5, 6, 7, 8}
+    assert explained & {0, 1, 2, 3} and explained > most_voted
+
+
 def test_a_missing_picture_takes_no_part(images):
     feats = [extract(images["chelsea"]), None, extract(images["chelsea"].resize((225, 150)))]
     pairs = local_candidates(3, lambda i: feats[i], per_image=5, min_votes=8)
@@ -103,3 +127,10 @@ def test_a_collage_joins_its_photo_through_shared_keypoints_when_vectors_do_not_
         "c.jpg" in {Path(it.path).name for it in g.items} and "cat.png" in {Path(it.path).name for it in g.items}
         for g in without
     )
+
+
+def test_pictures_without_a_single_shared_keypoint_give_no_pairs():
+    """No descriptor votes for another picture (the pictures share nothing): no pair, and no error."""
+    empty = np.zeros(0, np.int64)
+    a, b = local_candidates_module._explaining(empty, empty, empty, per_image=10)
+    assert len(a) == len(b) == 0

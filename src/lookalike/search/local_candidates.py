@@ -8,6 +8,14 @@ RootSIFT descriptors that verification extracts anyway into one approximate near
 :data:`MATCH_DISTANCE` of it among its :data:`NEIGHBOURS` nearest. Lowe's ratio test does not work across pictures:
 a picture with twenty copies has twenty twins of each keypoint, all equally near. Pairs with enough votes are
 candidates, verified like the others.
+
+Each picture keeps two kinds of partners: its most-voted ones, and the ones that explain its keypoints best one after
+the other (:func:`_explaining`: a partner is chosen for the keypoints of the picture that no partner chosen before it
+matched). Without the second kind a collage kept only the other composites that share one of its fillers (a
+filler's keypoints vote for each of them) and the twenty copies of the filler-free quadrant's photo came after them;
+with it, once one composite sharing a filler is chosen that filler's keypoints are explained, and the quadrant's
+photo (or one of its copies) comes next (dev half of ``benchmarks.dupes_quality``: collages with a partner of
+their own picture 33 -> 44 of 51, screenshots 43 -> 47, for 10% more pairs).
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import numpy as np
 
 from lookalike.search.features import Features
 
+MIN_NEW = 4  # keypoints of a picture no earlier partner explained that a partner chosen for explaining must match
 NEIGHBOURS = 32  # nearest descriptors looked up per descriptor (its own picture's are skipped)
 MATCH_DISTANCE = 0.25  # RootSIFT (Hellinger) distance under which two descriptors are the same keypoint
 NPROBE = 8  # inverted lists searched per descriptor
@@ -52,7 +61,9 @@ def local_candidates(
         count: how many pictures; they are ``0 .. count - 1``.
         features: the local features of picture ``i`` (None when it cannot be read: it takes no part).
         per_image: a pair is kept when it is among the ``per_image`` most-voted pairs of either picture (ties
-            broken by the pair's order: its smaller picture, then the other).
+            broken by the pair's order: its smaller picture, then the other), or among the ``per_image`` partners
+            that explain either picture's keypoints one after the other (:func:`_explaining`; such a pair too
+            needs ``min_votes``).
         min_votes: votes a pair needs: each descriptor of either picture with a twin in the other is one (a
             keypoint both pictures find counts twice).
         max_descriptors: descriptors of one picture taken at most (spread evenly over its list; memory is about
@@ -64,19 +75,29 @@ def local_candidates(
     if len(codes) < 2 * NEIGHBOURS or len(np.unique(owner)) < 2:
         return LocalPairs(empty, empty, empty)
     index = _build(codes)
-    qa, qb = [], []
+    qr, qa, qb = [], [], []
     for start in range(0, len(codes), CHUNK):
         block = _floats(codes[start : start + CHUNK])
         dist, ids = index.search(block, NEIGHBOURS)
-        a, b = _votes(owner[start : start + CHUNK], owner, dist, ids)
+        row, a, b = _votes(owner[start : start + CHUNK], owner, dist, ids)
+        qr.append(row + start)
         qa.append(a)
         qb.append(b)
-    a, b = np.concatenate(qa), np.concatenate(qb)
+    row, a, b = np.concatenate(qr), np.concatenate(qa), np.concatenate(qb)
     lo, hi = np.minimum(a, b), np.maximum(a, b)
     keys, votes = np.unique(lo * count + hi, return_counts=True)
     keep = votes >= min_votes
     keys, votes = keys[keep], votes[keep]
-    return _best_per_image(keys // count, keys % count, votes, per_image)
+    best = _best_per_image(keys // count, keys % count, votes, per_image)
+    ea, eb = _explaining(row, a, b, per_image)
+    chosen = np.union1d(
+        np.minimum(best.a, best.b) * count + np.maximum(best.a, best.b), np.minimum(ea, eb) * count + np.maximum(ea, eb)
+    )
+    at = np.searchsorted(keys, chosen)
+    known = (at < len(keys)) & (keys[np.minimum(at, len(keys) - 1)] == chosen)  # with enough votes in all
+    chosen, chosen_votes = chosen[known], votes[at[known]]
+    order = np.argsort(-chosen_votes, kind="stable")
+    return LocalPairs(chosen[order] // count, chosen[order] % count, chosen_votes[order])
 
 
 def _gather(count: int, features: Callable[[int], Features | None], limit: int) -> tuple[np.ndarray, np.ndarray]:
@@ -123,16 +144,45 @@ def _build(codes: np.ndarray) -> Any:
 
 def _votes(
     query_owner: np.ndarray, owner: np.ndarray, dist: np.ndarray, ids: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """One (query picture, other picture) per query descriptor and other picture holding a descriptor within
-    :data:`MATCH_DISTANCE` among its neighbours (``dist``: squared L2 distances, ``ids``: descriptor rows)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One (query descriptor's row in the block, query picture, other picture) per query descriptor and other
+    picture holding a descriptor within :data:`MATCH_DISTANCE` among its neighbours (``dist``: squared L2
+    distances, ``ids``: descriptor rows)."""
     found = ids >= 0
     other = np.where(found, owner[np.maximum(ids, 0)], -1)
     near = found & (other != query_owner[:, None]) & (dist < MATCH_DISTANCE * MATCH_DISTANCE)
     row, col = np.nonzero(near)
     n = int(owner.max()) + 1
     key = np.unique(row.astype(np.int64) * n + other[row, col])  # each descriptor votes once per picture
-    return query_owner[key // n], key % n
+    return key // n, query_owner[key // n], key % n
+
+
+def _explaining(row: np.ndarray, a: np.ndarray, b: np.ndarray, per_image: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per picture, up to ``per_image`` partners chosen one after the other for the most of its keypoints that no
+    partner chosen before matched (at least :data:`MIN_NEW`): ``row`` is the descriptor that voted, ``a`` its
+    picture and ``b`` the picture it voted for. Returns the (picture, partner) pairs."""
+    if not len(a):
+        return a, b
+    order = np.lexsort((b, a))
+    row, a, b = row[order], a[order], b[order]
+    bounds = np.r_[0, np.flatnonzero(np.diff(a)) + 1, len(a)]
+    out_a: list[int] = []
+    out_b: list[int] = []
+    for start, end in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+        _, keypoint = np.unique(row[start:end], return_inverse=True)
+        partners, partner = np.unique(b[start:end], return_inverse=True)
+        explained = np.zeros(int(keypoint.max()) + 1, bool)
+        open_ = np.ones(end - start, bool)
+        for _ in range(per_image):
+            new = np.bincount(partner[open_], minlength=len(partners))
+            j = int(new.argmax())
+            if new[j] < MIN_NEW:
+                break
+            out_a.append(int(a[start]))
+            out_b.append(int(partners[j]))
+            explained[keypoint[partner == j]] = True
+            open_ &= ~explained[keypoint]
+    return np.asarray(out_a, np.int64), np.asarray(out_b, np.int64)
 
 
 def _best_per_image(a: np.ndarray, b: np.ndarray, votes: np.ndarray, per_image: int) -> LocalPairs:
