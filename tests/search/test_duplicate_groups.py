@@ -10,6 +10,7 @@ import pytest
 from PIL import Image, ImageFilter, ImageOps
 
 from lookalike.errors import DecodeError
+from lookalike.search import searcher as searcher_module
 from lookalike.search.features import Features
 from lookalike.search.groups import GroupKind, Relation, star_groups
 from lookalike.search.image_dupes import Verdict
@@ -108,6 +109,14 @@ def test_a_copy_turned_a_few_degrees_against_the_others_is_told_apart():
 def test_a_file_that_may_not_represent_another_waits_for_it():
     links = {0: {1: False}, 1: {0: True}}  # 0 (a collage, ranked first) may not represent 1 (the photo it holds)
     assert star_groups(links, rank=lambda m: m) == [[1, 0]]
+
+
+def _collage(images: dict, names: list[str], w: int = 451, h: int = 300) -> Image.Image:
+    """A 2 x 2 collage of the named photos, each resized to ``w`` x ``h``."""
+    out = Image.new("RGB", (2 * w, 2 * h))
+    for (x, y), name in zip(((0, 0), (w, 0), (0, h), (w, h)), names, strict=True):
+        out.paste(images[name].resize((w, h)), (x, y))
+    return out
 
 
 def _save(im: Image.Image, path: Path, **kw) -> Path:
@@ -355,3 +364,27 @@ def test_verified_search_names_the_query_file_and_its_byte_twin_identical(relati
         "cat_edited.png": ("edited", False),
         "cat_in_collage.jpg": ("contains", False),
     }
+
+
+def test_verified_search_finds_the_photo_in_a_collage_through_the_collage_windows(
+    relations_library, images, monkeypatch, tmp_path
+):
+    """A collage (not in the library) of the cat and three other photos, with the pool of whole-query hits cut to
+    the nearest one: that is the library's other collage (the cat in the same quadrant, other fillers), which is
+    not a copy; the windows around the quadrants find the cat or a copy of it, verified; with no window
+    candidates nothing is verified."""
+    settings, _ = relations_library
+    query = tmp_path / "collage.jpg"
+    _save(_collage(images, ["coffee", "rocket", "astronaut", "chelsea"]), query, quality=90)
+    monkeypatch.setattr(searcher_module, "VERIFY_POOL", 1)
+    with Workspace(settings) as ws:
+        found = ws.search_files([query], k=1, verify=True)[0].hits
+        plain = {Path(h.path).name: h.score for h in ws.search_files([query], k=30)[0].hits}
+        monkeypatch.setattr(searcher_module, "WINDOW_POOL", 0)
+        alone = ws.search_files([query], k=1, verify=True)[0].hits
+    assert [(Path(h.path).name, h.relation) for h in alone] == [("cat_in_collage.jpg", "unverified")]
+    assert len(found) == 1 and found[0].relation == Relation.CROPPED.value, found
+    name = Path(found[0].path).name
+    assert name.startswith("cat") and name != "cat_in_collage.jpg" and found[0].inliers >= 15
+    # scored by the whole query's vector (as ``dupes`` scores a pair), not by the window's
+    assert found[0].score == pytest.approx(plain[name], abs=1e-5)

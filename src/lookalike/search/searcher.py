@@ -33,6 +33,7 @@ from lookalike.search.features import Features
 from lookalike.search.groups import Relation
 from lookalike.search.image_dupes import VerifyRule, features_of, relation
 from lookalike.search.image_dupes import verify as verify_pair
+from lookalike.search.windows import windows
 from lookalike.storage.library import CollectionStore
 from lookalike.types import MediaKind, MediaStatus, SearchHit
 
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
 
 OVERFETCH = 4  # several segments of one video can crowd the top k; fetch more, keep one per file
 VERIFY_POOL = 40  # candidates a verified search checks with local features
+WINDOW_K = 20  # hits searched per window of a verified image query (:mod:`lookalike.search.windows`)
+WINDOW_POOL = 16  # candidates the windows add to a verified search (the nearest to any window, not already in)
 RERANK = 16  # a compressed index fetches k x this many neighbours, re-ranked by their stored vectors
 
 
@@ -213,9 +216,32 @@ class Searcher:
         assert isinstance(described, np.ndarray)
         pool = self.search_vector(described, max(k, VERIFY_POOL))
         try:
+            pool += self._window_hits(path, described, {h.media_id for h in pool})
             return QueryResult(name, self._verified(path, pool, k))
         except DecodeError as e:
             return QueryResult(name, error=str(e))
+
+    def _window_hits(self, path: Path, vector: np.ndarray, known: set[int]) -> list[SearchHit]:
+        """Images nearest to the windows of an image query (:mod:`lookalike.search.windows`: a collage or a
+        screenshot holds its picture in a part) that ``known`` does not hold: the :data:`WINDOW_POOL` best by
+        their best window's score, each scored by the cosine of its vector with the whole query's ``vector`` (as
+        ``dupes`` scores a pair its keypoints proposed)."""
+        s = self.settings
+        pictures, _ = self.video.pictures(path, max_pixels=s.max_image_pixels, max_bytes=s.max_image_bytes)
+        parts = [self.video.clean_image(w) for w in windows(pictures[0])]
+        if not parts:
+            return []
+        best: dict[int, tuple[float, SearchHit]] = {}
+        for window in self.embedder.embed_images(parts):
+            for h in self.search_vector(window, WINDOW_K):
+                if h.kind == MediaKind.IMAGE and h.media_id not in known and h.score > best.get(h.media_id, (-2.0,))[0]:
+                    best[h.media_id] = (h.score, h)
+        chosen = [h for _, h in sorted(best.values(), key=lambda sh: -sh[0])[:WINDOW_POOL]]
+        cid, dim = self.store.info.id, self.store.dim
+        return [
+            replace(h, score=float(vector @ self.store.catalog.vectors_of(cid, h.media_id, dim)[0].embedding))
+            for h in chosen
+        ]
 
     def _limits(self) -> DecodeLimits:
         s = self.settings
