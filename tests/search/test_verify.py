@@ -9,7 +9,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 from lookalike.search.features import Features, extract, mirrored
 from lookalike.search.image_dupes import VerifyRule, judge, verify
 from lookalike.search.smooth import dense_match, hue_shift
-from lookalike.search.verify import match, plain_surround, whole_frame
+from lookalike.search.verify import _scaled, match, plain_surround, whole_frame
 
 
 @pytest.fixture(scope="module")
@@ -221,3 +221,51 @@ def test_a_smooth_mirror_image_is_boxed_whole_as_keypoint_matches_box_it(images,
     assert v.match.coverage_a == v.match.coverage_b == 1.0
     m = match(extract(cat), extract(ImageOps.mirror(cat)))
     assert m is not None and m.flipped and (m.region_a, m.region_b) == ((0, 0, 451, 300), (0, 0, 451, 300))
+
+
+def _grid_of_photos(images, target: str, n: int = 3, cell: tuple[int, int] = (300, 200)) -> Image.Image:
+    """An n x n grid of textured photos with ``target`` in the lower right cell."""
+    w, h = cell
+    fillers = ["text", "page", "coins", "immunohistochemistry", "hubble_deep_field", "retina", "brick", "grass"]
+    out = Image.new("RGB", (w * n, h * n))
+    for i in range(n * n - 1):
+        out.paste(images[fillers[i % len(fillers)]].convert("RGB").resize((w, h)), ((i % n) * w, (i // n) * h))
+    out.paste(images[target].convert("RGB").resize((w, h)), ((n - 1) * w, (n - 1) * h))
+    return out
+
+
+def test_a_photo_in_a_small_part_of_a_grid_is_matched_with_keypoints_looked_for_in_that_part(images, monkeypatch):
+    """The rocket fills a ninth of a grid of textured photos: of the grid's 1,000 keypoints few fall in its cell,
+    and the first fit has under 15 inliers; looked for again in that cell alone (enlarged), the keypoints give a
+    fit with several times as many, and the pair verifies as the photo contained in the grid."""
+    from lookalike.search import verify as verify_module
+
+    grid, rocket = extract(_grid_of_photos(images, "rocket")), extract(images["rocket"])
+    monkeypatch.setattr(verify_module, "ZOOM_INLIERS", (0, 0))  # no second look
+    first = match(grid, rocket)
+    assert first is not None and 5 <= first.inliers < 15
+    assert not verify(grid, rocket, 0.3, VerifyRule()).duplicate
+    monkeypatch.undo()
+    zoomed = match(grid, rocket)
+    assert zoomed is not None and zoomed.inliers >= 3 * first.inliers
+    _close(zoomed.region_a, (600, 400, 900, 600), tol=6)
+    assert zoomed.coverage_b == pytest.approx(1.0, abs=0.02) and zoomed.agreement >= 0.95
+    assert verify(grid, rocket, 0.3, VerifyRule()).duplicate
+
+
+def test_the_aligned_check_is_made_where_the_overlap_has_fewer_pixels(images):
+    """The rocket in a quarter of a 2 x 2 grid: compared on the grid over the whole rocket photo (the grid's
+    quarter enlarged onto it), 2% of the patches seemed to have moved and the pair failed when the grid came
+    first; the keypoint match now makes the check on the grid over the quarter (``coarser``), the same whichever
+    picture is warped onto the other, and there nothing moved."""
+    from lookalike.search.overlap import aligned_agreement
+
+    grid, rocket = extract(_grid_of_photos(images, "rocket", n=2)), extract(images["rocket"])
+    m = match(grid, rocket)
+    assert m is not None and m.inliers >= 15
+    h_small = np.linalg.inv(_scaled(grid)) @ np.linalg.inv(m.homography) @ _scaled(rocket)  # rocket -> grid
+    one_way = aligned_agreement(rocket, grid, h_small, coarser=True)
+    assert aligned_agreement(grid, rocket, np.linalg.inv(h_small), coarser=True) == one_way
+    agreement, moved, block, _ = one_way
+    assert agreement >= 0.95 and moved == 0.0 and block <= 0.05
+    assert verify(grid, rocket, 0.3, VerifyRule()).duplicate and verify(rocket, grid, 0.3, VerifyRule()).duplicate

@@ -8,7 +8,7 @@ its 4x4 cells mirrored across the keypoint's orientation axis and its 8 orientat
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -20,6 +20,7 @@ from lookalike.search.groups import Box
 MAX_SIDE = 640  # pictures are scaled to this long side before extraction (cost and scale both bounded)
 N_FEATURES = 1000
 CONTRAST = 0.02  # half OpenCV's default: smooth artwork (gradients, pastel hills) keeps enough keypoints
+MAX_ZOOM = 3.0  # a part of a picture is enlarged at most this much to find more keypoints in it (:func:`zoomed`)
 CHROMA_SIDE = 64  # the colour (CIELAB a*, b*) of the picture is kept at this long side, for the hue check
 
 
@@ -91,6 +92,35 @@ def extract(image: Image.Image, size: tuple[int, int] | None = None) -> Features
         return Features(*none, gray, scale, size, content, chroma)
     points = np.array([k.pt for k in keypoints], np.float32)
     return Features(points, _root(desc), gray, scale, size, content, chroma)
+
+
+def zoomed(f: Features, box: Box) -> Features | None:
+    """``f`` with the keypoints found in one part of the picture only: ``box`` (scaled pixels) enlarged to
+    :data:`MAX_SIDE` (at most :data:`MAX_ZOOM` times) and searched for up to :data:`N_FEATURES` keypoints there.
+
+    A photo that fills a quarter of a collage gets about a quarter of the collage's keypoints, too few to match
+    its original's; looked for in that quarter alone it gets as many as a picture of its own. None when the part
+    is too small to look in or would not be enlarged."""
+    import cv2
+
+    x0, y0, x1, y1 = (int(v) for v in box)
+    crop = f.gray[max(0, y0) : y1, max(0, x0) : x1]
+    if min(crop.shape) < 16:
+        return None
+    k = min(MAX_ZOOM, MAX_SIDE / max(crop.shape))
+    if k < 1.25:
+        return None
+    big = cv2.resize(crop, (round(crop.shape[1] * k), round(crop.shape[0] * k)), interpolation=cv2.INTER_CUBIC)
+    keypoints, desc = _sift().detectAndCompute(big, None)
+    if desc is None or not keypoints:
+        return None
+    # pixel centres: enlarged (i + 0.5) * k - 0.5 is scaled i
+    points = (
+        (np.array([kp.pt for kp in keypoints], np.float32) + 0.5) / k
+        - 0.5
+        + np.array([max(0, x0), max(0, y0)], np.float32)
+    )
+    return replace(f, points=points.astype(np.float32), descriptors=_root(desc))
 
 
 def _chroma(image: Image.Image) -> np.ndarray:

@@ -14,6 +14,7 @@ from lookalike.search.groups import Box
 CHECK_SIDE = 96  # the photometric check compares the aligned overlap on this grid
 PATCH = 12  # ... in patches of this many grid cells a side
 MIN_PATCH_STD = 2.0  # patches flatter than this (grey levels) say nothing about structure
+COARSER = 2.0  # the check moves to the other picture's grid when the overlap has this many times fewer pixels there
 SHIFT = 4  # grid pixels a disagreeing patch is searched around for content that moved
 
 
@@ -53,7 +54,9 @@ def _ncc(pa: np.ndarray, pb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     return np.where(both, cov / np.maximum(sa * sb, 1e-6), 0.0), structured, both
 
 
-def aligned_agreement(a: Features, b: Features, h_small: np.ndarray) -> tuple[float, float, float, float]:
+def aligned_agreement(
+    a: Features, b: Features, h_small: np.ndarray, coarser: bool = False
+) -> tuple[float, float, float, float]:
     """How ``a``, warped onto ``b``, agrees with ``b`` in their overlap: the share of structured patches that
     correlate (NCC >= 0.5), the share that correlate only once shifted by 2-4 grid pixels (NCC >= 0.8), the
     largest 4-connected block of structured patches that do not correlate (a share of the overlap's patches), and
@@ -63,9 +66,30 @@ def aligned_agreement(a: Features, b: Features, h_small: np.ndarray) -> tuple[fl
     however they are shifted; another moment of the same scene (a burst, the next frame) disagrees where something
     moved, and there the content is found again a little further on (where ``a`` itself does not look the same at
     that shift: a gradient or a stripe found again shifted is no motion). Both are compared on a :data:`CHECK_SIDE`
-    grid over ``b``'s box of the overlap, lightly blurred so that resampling, compression and blur edits do not
-    count as disagreement.
+    grid over ``b``'s box of the overlap, or with ``coarser`` over ``a``'s when the overlap has :data:`COARSER`
+    times fewer pixels in ``a`` (the finer picture is brought down to the coarser: a photo filling a quarter of a
+    collage compared on the grid over its original disagreed in 5-13% of the patches and seemed to have moved,
+    and agreed everywhere the other way round), lightly blurred so that resampling, compression and blur edits do
+    not count as disagreement. The keypoint matches use ``coarser``; the comparisons of smooth pictures, whose
+    values were chosen on the grid over ``b``, do not (on the dev half of ``benchmarks.dupes_quality``, turning
+    it on for them too changed a few smooth families' groups either way; for pictures of about one size it
+    changed nothing but which way a borderline pair was judged).
     """
+    if coarser:
+        (hb, wb), (ha, wa) = b.gray.shape, a.gray.shape
+        (bx0, by0, bx1, by1), _ = region(h_small, (wa, ha), (wb, hb))
+        try:
+            inverse = np.linalg.inv(h_small)
+        except np.linalg.LinAlgError:
+            return 0.0, 0.0, 0.0, 0.0
+        (ax0, ay0, ax1, ay1), _ = region(inverse, (wb, hb), (wa, ha))
+        if COARSER * (ax1 - ax0) * (ay1 - ay0) <= (bx1 - bx0) * (by1 - by0):  # far fewer pixels in a
+            return _agreement(b, a, inverse)
+    return _agreement(a, b, h_small)
+
+
+def _agreement(a: Features, b: Features, h_small: np.ndarray) -> tuple[float, float, float, float]:
+    """:func:`aligned_agreement` on the grid over ``b``'s box of the overlap."""
     import cv2
 
     hb, wb = b.gray.shape

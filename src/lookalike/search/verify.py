@@ -16,13 +16,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lookalike.search.features import Features, mirrored
+from lookalike.search.features import Features, mirrored, zoomed
 from lookalike.search.groups import Box
 from lookalike.search.overlap import aligned_agreement, region
 
 RATIO = 0.8  # Lowe's ratio test
 RANSAC_PX = 5.0  # inlier reprojection error, in pixels of the scaled pictures
 MIN_MATCHES = 8  # fewer ratio-test matches cannot support a homography worth checking
+ZOOM_INLIERS = (5, 20)  # a fit with this many inliers (from, below) that places one picture in a small part of the
+# other is fitted again with keypoints looked for in that part alone (:func:`_zoomed_fit`)
+ZOOM_COVER = 0.5  # ... a part covering less than this share of the other picture
 SPREAD_GRID = 4  # the overlap is cut into this many cells a side to see where the inliers are
 
 
@@ -167,6 +170,38 @@ def _fit(a: Features, b: Features) -> tuple[np.ndarray, int, int, np.ndarray] | 
     return h, int(keep.sum()), len(ia), np.c_[a.points[ia[keep]], b.points[ib[keep]]]
 
 
+def _zoomed_fit(
+    a: Features, b: Features, fit: tuple[np.ndarray, int, int, np.ndarray]
+) -> tuple[Features, Features, np.ndarray, int, int, np.ndarray]:
+    """A weak fit of ``a`` onto ``b`` that places one picture in a small part of the other (a photo in a collage's
+    quarter, a tight crop in its original) fitted again with the keypoints of that part looked for in it alone
+    (:func:`~lookalike.search.features.zoomed`); the better of the two fits, with the features it was made from.
+    The part is the box the fit maps the smaller picture's frame to, with a margin of a tenth of its sides."""
+    h_small = fit[0]
+    wa, ha, wb, hb = a.gray.shape[1], a.gray.shape[0], b.gray.shape[1], b.gray.shape[0]
+    box_b, cover_b = region(h_small, (wa, ha), (wb, hb))
+    zoom_b = cover_b < ZOOM_COVER
+    if not zoom_b:
+        try:
+            box_a, cover_a = region(np.linalg.inv(h_small), (wb, hb), (wa, ha))
+        except np.linalg.LinAlgError:
+            return a, b, *fit
+        if cover_a >= ZOOM_COVER or cover_a <= 0.0:
+            return a, b, *fit
+    elif cover_b <= 0.0:
+        return a, b, *fit
+    x0, y0, x1, y1 = box_b if zoom_b else box_a
+    mx, my = (x1 - x0) / 10, (y1 - y0) / 10
+    part = zoomed(b if zoom_b else a, (round(x0 - mx), round(y0 - my), round(x1 + mx), round(y1 + my)))
+    if part is None:
+        return a, b, *fit
+    za, zb = (a, part) if zoom_b else (part, b)
+    again = _fit(za, zb)
+    if again is None or again[1] <= fit[1]:
+        return a, b, *fit
+    return za, zb, *again
+
+
 def match(a: Features, b: Features, mirror: bool = True) -> Match | None:
     """The best geometric match of ``a`` onto ``b`` or (with ``mirror``) onto ``b``'s mirror image, or None when
     neither holds.
@@ -184,7 +219,9 @@ def match(a: Features, b: Features, mirror: bool = True) -> Match | None:
     if best is None:
         return None
     h_small, inliers, tried, pairs, flipped, target = best
-    checks = aligned_agreement(a, target, h_small)
+    if ZOOM_INLIERS[0] <= inliers < ZOOM_INLIERS[1]:
+        a, target, h_small, inliers, tried, pairs = _zoomed_fit(a, target, (h_small, inliers, tried, pairs))
+    checks = aligned_agreement(a, target, h_small, coarser=True)
     spread = _spread(a, target, h_small, pairs[:, 2:])
     if flipped:  # b's mirrored keypoints -> b's
         pairs[:, 2] = b.gray.shape[1] - 1 - pairs[:, 2]
