@@ -348,7 +348,7 @@ def main(argv: list[str] | None = None) -> None:
         "--verify-sources",
         type=int,
         default=8,
-        help="verified search (slow: local features of 40 candidates per query) runs on the copies of this many "
+        help="verified search (slow: local features of up to 56 candidates per query) runs on the copies of this many "
         "sources per half; 0 skips it, -1 runs it on all",
     )
     ap.add_argument(

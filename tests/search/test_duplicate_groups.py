@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
@@ -388,3 +389,19 @@ def test_verified_search_finds_the_photo_in_a_collage_through_the_collage_window
     assert name.startswith("cat") and name != "cat_in_collage.jpg" and found[0].inliers >= 15
     # scored by the whole query's vector (as ``dupes`` scores a pair), not by the window's
     assert found[0].score == pytest.approx(plain[name], abs=1e-5)
+
+
+def test_verified_search_still_answers_when_the_query_parts_cannot_be_cut(relations_library, monkeypatch, caplog):
+    """Cutting the windows fails (the file changed after its first decode): the whole query's candidates are still
+    verified, and the log says the parts were not searched."""
+    settings, root = relations_library
+
+    def fail(self, path, vector, known):
+        raise DecodeError("truncated", f"{path}: image file is truncated")
+
+    monkeypatch.setattr(searcher_module.Searcher, "_window_hits", fail)
+    with Workspace(settings) as ws, caplog.at_level(logging.WARNING, logger="lookalike.search.searcher"):
+        result = ws.search_files([root / "cat_cropped.jpg"], k=8, verify=True)[0]
+    assert result.error is None
+    assert {"cat.png", "cat_resized.jpg"} <= {Path(h.path).name for h in result.hits if h.relation != "unverified"}
+    assert "cat_cropped.jpg: its parts are not searched: truncated" in caplog.text

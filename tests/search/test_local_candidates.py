@@ -6,7 +6,6 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
@@ -129,8 +128,9 @@ def test_a_collage_joins_its_photo_through_shared_keypoints_when_vectors_do_not_
     )
 
 
-def test_pictures_without_a_single_shared_keypoint_give_no_pairs():
-    """No descriptor votes for another picture (the pictures share nothing): no pair, and no error."""
-    empty = np.zeros(0, np.int64)
-    a, b = local_candidates_module._explaining(empty, empty, empty, per_image=10)
-    assert len(a) == len(b) == 0
+def test_pictures_with_too_few_shared_keypoints_give_no_pairs(images):
+    """Two unrelated photos share a few chance matches (a partner chosen for what it explains needs only
+    ``MIN_NEW`` of them): below ``min_votes`` no pair is proposed, and nothing fails."""
+    feats = [extract(images["retina"]), extract(images["horse"])]
+    assert len(local_candidates(2, lambda i: feats[i], per_image=10, min_votes=10**6)) == 0
+    assert len(local_candidates(2, lambda i: feats[i], per_image=10, min_votes=8)) == 0

@@ -265,7 +265,7 @@ def test_the_aligned_check_is_made_where_the_overlap_has_fewer_pixels(images):
     assert m is not None and m.inliers >= 15
     h_small = np.linalg.inv(_scaled(grid)) @ np.linalg.inv(m.homography) @ _scaled(rocket)  # rocket -> grid
     one_way = aligned_agreement(rocket, grid, h_small, coarser=True)
-    assert aligned_agreement(grid, rocket, np.linalg.inv(h_small), coarser=True) == one_way
+    assert aligned_agreement(grid, rocket, np.linalg.inv(h_small), coarser=True) == pytest.approx(one_way, abs=0.02)
     agreement, moved, block, _ = one_way
     assert agreement >= 0.95 and moved == 0.0 and block <= 0.05
     assert verify(grid, rocket, 0.3, VerifyRule()).duplicate and verify(rocket, grid, 0.3, VerifyRule()).duplicate

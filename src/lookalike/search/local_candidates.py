@@ -62,8 +62,8 @@ def local_candidates(
         features: the local features of picture ``i`` (None when it cannot be read: it takes no part).
         per_image: a pair is kept when it is among the ``per_image`` most-voted pairs of either picture (ties
             broken by the pair's order: its smaller picture, then the other), or among the ``per_image`` partners
-            that explain either picture's keypoints one after the other (:func:`_explaining`; such a pair too
-            needs ``min_votes``).
+            that explain either picture's keypoints one after the other (:func:`_explaining`, among the pairs with
+            ``min_votes``).
         min_votes: votes a pair needs: each descriptor of either picture with a twin in the other is one (a
             keypoint both pictures find counts twice).
         max_descriptors: descriptors of one picture taken at most (spread evenly over its list; memory is about
@@ -84,18 +84,22 @@ def local_candidates(
         qa.append(a)
         qb.append(b)
     row, a, b = np.concatenate(qr), np.concatenate(qa), np.concatenate(qb)
-    lo, hi = np.minimum(a, b), np.maximum(a, b)
-    keys, votes = np.unique(lo * count + hi, return_counts=True)
+    pair = np.minimum(a, b) * count + np.maximum(a, b)
+    keys, votes = np.unique(pair, return_counts=True)
     keep = votes >= min_votes
     keys, votes = keys[keep], votes[keep]
+    if not len(keys):
+        return LocalPairs(empty, empty, empty)
     best = _best_per_image(keys // count, keys % count, votes, per_image)
-    ea, eb = _explaining(row, a, b, per_image)
+    # chosen for what they explain: among the pairs with enough votes, for the pictures with more such partners
+    # than the most-voted ones kept (the others keep all of theirs already)
+    partners = np.bincount(np.concatenate([keys // count, keys % count]), minlength=count)
+    take = np.isin(pair, keys) & (partners[a] > per_image)
+    ea, eb = _explaining(row[take], a[take], b[take], per_image)
     chosen = np.union1d(
         np.minimum(best.a, best.b) * count + np.maximum(best.a, best.b), np.minimum(ea, eb) * count + np.maximum(ea, eb)
     )
-    at = np.searchsorted(keys, chosen)
-    known = (at < len(keys)) & (keys[np.minimum(at, len(keys) - 1)] == chosen)  # with enough votes in all
-    chosen, chosen_votes = chosen[known], votes[at[known]]
+    chosen_votes = votes[np.searchsorted(keys, chosen)]
     order = np.argsort(-chosen_votes, kind="stable")
     return LocalPairs(chosen[order] // count, chosen[order] % count, chosen_votes[order])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -39,6 +40,8 @@ from lookalike.types import MediaKind, MediaStatus, SearchHit
 
 if TYPE_CHECKING:
     from lookalike.indexer.embedders.base import Embedder
+
+log = logging.getLogger(__name__)
 
 OVERFETCH = 4  # several segments of one video can crowd the top k; fetch more, keep one per file
 VERIFY_POOL = 40  # candidates a verified search checks with local features
@@ -217,6 +220,9 @@ class Searcher:
         pool = self.search_vector(described, max(k, VERIFY_POOL))
         try:
             pool += self._window_hits(path, described, {h.media_id for h in pool})
+        except DecodeError as e:  # the query decoded once already: verify what the whole query found
+            log.warning("%s: its parts are not searched: %s", name, e)
+        try:
             return QueryResult(name, self._verified(path, pool, k))
         except DecodeError as e:
             return QueryResult(name, error=str(e))
@@ -227,7 +233,9 @@ class Searcher:
         their best window's score, each scored by the cosine of its vector with the whole query's ``vector`` (as
         ``dupes`` scores a pair its keypoints proposed)."""
         s = self.settings
-        pictures, _ = self.video.pictures(path, max_pixels=s.max_image_pixels, max_bytes=s.max_image_bytes)
+        pictures, _ = self.video.pictures(  # windows are half the sides: decoded (JPEG draft) at twice the model's size
+            path, max_pixels=s.max_image_pixels, max_bytes=s.max_image_bytes, draft=2 * self.embedder.preprocess.resize
+        )
         parts = [self.video.clean_image(w) for w in windows(pictures[0])]
         if not parts:
             return []

@@ -4,9 +4,10 @@ A collage, a picture-in-picture or a screenshot holds the picture it was made fr
 whole vector is far from that picture's: on the dev half of ``benchmarks.dupes_quality`` the originals of 6 of the
 8 copies a verified search missed were beyond rank 40 of the whole query's hits, and each was among the 10 nearest of
 a window around its part. The windows are a fixed grid (halves of each side in 3 x 3 overlapping places, and 70% of
-each side in the 4 corners); each window is cleaned (uniform borders trimmed) and embedded as the collection embeds
-a picture, searched, and the files nearest to any window (ranked by their best window's score) join the candidates
-that are verified. Verification then decides, as for every other candidate.
+each side in the 4 corners), cut from the query decoded at twice the model's input size; each window is cleaned
+(uniform borders trimmed) and embedded by the collection's model, searched, and the images nearest to any window
+that the whole query's candidates do not hold (ranked by their best window's score) join the candidates that are
+verified. Verification then decides, as for every other candidate.
 """
 
 from __future__ import annotations
