@@ -84,7 +84,7 @@ def local_candidates(
         qa.append(a)
         qb.append(b)
     row, a, b = np.concatenate(qr), np.concatenate(qa), np.concatenate(qb)
-    pair = np.minimum(a, b) * count + np.maximum(a, b)
+    pair = _key(a, b, count)
     keys, votes = np.unique(pair, return_counts=True)
     keep = votes >= min_votes
     keys, votes = keys[keep], votes[keep]
@@ -96,12 +96,15 @@ def local_candidates(
     partners = np.bincount(np.concatenate([keys // count, keys % count]), minlength=count)
     take = np.isin(pair, keys) & (partners[a] > per_image)
     ea, eb = _explaining(row[take], a[take], b[take], per_image)
-    chosen = np.union1d(
-        np.minimum(best.a, best.b) * count + np.maximum(best.a, best.b), np.minimum(ea, eb) * count + np.maximum(ea, eb)
-    )
+    chosen = np.union1d(_key(best.a, best.b, count), _key(ea, eb, count))
     chosen_votes = votes[np.searchsorted(keys, chosen)]
     order = np.argsort(-chosen_votes, kind="stable")
     return LocalPairs(chosen[order] // count, chosen[order] % count, chosen_votes[order])
+
+
+def _key(a: np.ndarray, b: np.ndarray, count: int) -> np.ndarray:
+    """One number per unordered pair of pictures (of ``count``): the smaller times ``count`` plus the larger."""
+    return np.minimum(a, b) * count + np.maximum(a, b)
 
 
 def _gather(count: int, features: Callable[[int], Features | None], limit: int) -> tuple[np.ndarray, np.ndarray]:
