@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 from pathlib import Path
@@ -97,3 +98,23 @@ def test_a_smooth_pair_rejected_says_whether_it_was_compared_without_keypoints(s
         "  too smooth for keypoints alone (under 60): also compared without them (cosine >= 0.50), where the aligned "
         "overlap did not pass either (needs 0.90 to agree)"
     )
+
+
+def test_a_rejected_pair_never_calls_its_closest_fit_a_matched_region(images):
+    """A crop's region is a matched region. The cat and the astronaut have a closest fit (4 keypoints one
+    transform explains) that maps the cat onto no area of the astronaut: no overlap is compared and no region is
+    shown. A weak fit with an area is shown as the closest fit, never as a match."""
+    cat = images["chelsea"]
+    text = _text(_explain(cat, cat.crop((90, 60, 361, 240)), cosine=0.8))
+    assert "  matched region: [" in text and "closest fit" not in text
+    other = _explain(cat, images["astronaut"].convert("RGB"), cosine=0.2)
+    assert not other.duplicate and other.inliers == 4 and other.region_b == (0, 0, 0, 0)
+    assert _text(other).splitlines()[2:] == [
+        "  local features: 1000 and 1000 keypoints, 4 matched consistently with one transform (needs 15)",
+        "  aligned overlap: none (no transform maps a part of one picture onto the other)",
+    ]
+    weak = dataclasses.replace(other, region_a=(0, 45, 451, 178), region_b=(10, 10, 60, 40))
+    lines = _text(weak).splitlines()
+    fit = "[0, 45, 451, 178] of the first, [10, 10, 60, 40] of the second"
+    assert lines[-1] == f"  closest fit found (too weak to be a match): {fit}"
+    assert "matched region" not in _text(weak) and lines[3].startswith("  aligned overlap: 0.00 of its")

@@ -272,8 +272,9 @@ def print_explanation(console: Console, expl: Explanation, picture: Path | None)
     else:
         for line in _smooth_evidence(expl) if expl.method == "smooth" else _local_evidence(expl):
             console.print(f"  {line}")
-    if expl.region_a is not None and expl.region_b is not None and expl.method != "identical":
-        console.print(f"  matched region: {list(expl.region_a)} of the first, {list(expl.region_b)} of the second")
+    if _fitted(expl) and expl.method != "identical":
+        what = "matched region" if expl.duplicate else "closest fit found (too weak to be a match)"
+        console.print(f"  {what}: {list(expl.region_a or ())} of the first, {list(expl.region_b or ())} of the second")
     if picture is not None:
         console.print(f"  picture: {shown(picture)}")
 
@@ -294,6 +295,12 @@ def _hues(expl: Explanation) -> list[str]:
     ]
 
 
+def _fitted(expl: Explanation) -> bool:
+    """Whether one transform maps a part of each picture onto the other (a box with an area on both sides): two
+    unrelated pictures often have none, and then there is no overlap to compare."""
+    return all(box is not None and box[2] > box[0] and box[3] > box[1] for box in (expl.region_a, expl.region_b))
+
+
 def _local_evidence(expl: Explanation) -> list[str]:
     """The keypoint rule's evidence; for a pair too smooth for keypoints, whether it was also compared without them
     (and failed there too: a duplicate by that comparison is decided by ``smooth``)."""
@@ -302,12 +309,17 @@ def _local_evidence(expl: Explanation) -> list[str]:
         f"global vectors: cosine {expl.cosine:.3f}",
         f"local features: {expl.keypoints[0]} and {expl.keypoints[1]} keypoints, {expl.inliers} matched "
         f"consistently with one transform (needs {rule.min_inliers})",
-        f"aligned overlap: {expl.score:.2f} of its structured patches agree (needs {rule.min_agreement:.2f}), "
-        f"{expl.moved:.3f} agree only once shifted (at most {rule.max_moved}), inliers in {expl.spread:.2f} of its "
-        f"textured cells (needs {rule.min_spread}), a solid block of {expl.block:.2f} disagrees (at most "
-        f"{rule.max_block}); " + _overlap_shown(expl),
-        *_hues(expl),
     ]
+    if _fitted(expl):
+        lines += [
+            f"aligned overlap: {expl.score:.2f} of its structured patches agree (needs {rule.min_agreement:.2f}), "
+            f"{expl.moved:.3f} agree only once shifted (at most {rule.max_moved}), inliers in {expl.spread:.2f} of "
+            f"its textured cells (needs {rule.min_spread}), a solid block of {expl.block:.2f} disagrees (at most "
+            f"{rule.max_block}); " + _overlap_shown(expl),
+            *_hues(expl),
+        ]
+    else:
+        lines.append("aligned overlap: none (no transform maps a part of one picture onto the other)")
     if not expl.duplicate and min(expl.keypoints) < rule.smooth_keypoints:
         smooth = f"too smooth for keypoints alone (under {rule.smooth_keypoints})"
         if expl.cosine >= rule.smooth_cosine:
