@@ -16,6 +16,9 @@ with the product's own functions:
     composites (collage, picture-in-picture, screenshot, meme: they share filler photos, window chrome or captions,
     which makes them overlaps, not duplicates); "negatives joined" counts hard negatives in a group with any
     other label. Every mixed group is listed after the tables.
+  * representatives: of the groups holding an original, how many the original represents, and the kinds of the
+    copies that represent the others (``resolve`` keeps the representative by default: a copy there would be kept
+    and the original trashed).
   * seconds: indexing (incremental when ``--work`` is reused), the copy searches, ``duplicates()``.
 
 Edit classes: *ordinary* (resize, crop 70%, flip, rotate 7°, grayscale, colour, blur, watermark, letterbox, inset,
@@ -39,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import filecmp
 import functools
 import inspect
 import os
@@ -78,6 +82,7 @@ class HalfResult:
     grouped: dict[str, bool] | None  # None: duplicates() raised
     groups: int
     mixing: Mixing
+    representatives: dict[str, str]  # label -> the kind of the file representing the group holding its original
 
 
 @functools.cache
@@ -157,6 +162,20 @@ def duplicate_groups(ws: Workspace) -> tuple[list[list[str]] | None, float]:
     seconds = time.perf_counter() - start
     kept = [g for g in groups if str(getattr(g, "kind", "duplicates")) == "duplicates"]
     return [[_real(it.path) for it in g.items] for g in kept], seconds
+
+
+def representatives(groups: list[list[str]], files: dict[str, Entry]) -> dict[str, str]:
+    """Per label whose original is in a group: the kind of that group's representative (``original`` when it is
+    the original or a copy with the same bytes, as an edit of a grey photo to grey levels is; an edit's name when
+    a copy represents it, which ``resolve`` would keep over the original)."""
+    orig = {p: label for label, p in originals(files).items()}
+    out = {}
+    for g in groups:
+        for p in g:
+            if p in orig and g[0] in files:
+                same = g[0] == p or filecmp.cmp(g[0], p, shallow=False)
+                out[orig[p]] = "original" if same else files[g[0]].kind
+    return out
 
 
 def grouped_with_original(groups: list[list[str]], files: dict[str, Entry]) -> dict[str, bool]:
@@ -246,6 +265,7 @@ def measure(half: str, settings: Settings, files: dict[str, Entry], opts: argpar
         half, files, len(originals(files)), index_s, search_s, dupes_s, recall(hits, files) if opts.search else None,
         verified, verify_errors,
         None if groups is None else grouped_with_original(groups, files), len(groups or []), mixing,
+        representatives(groups or [], files),
     )  # fmt: skip
 
 
@@ -314,6 +334,21 @@ def summary_table(results: list[HalfResult]) -> str:
     return "\n".join(lines)
 
 
+def representative_table(results: list[HalfResult]) -> str:
+    """Per half: of the groups holding an original, how many it represents, and which copies represent the others
+    (``resolve`` keeps the representative by default)."""
+    lines = [
+        "| half | groups holding an original | represented by the original | by a copy (kinds) |",
+        "|---|---|---|---|",
+    ]
+    for r in results:
+        kinds = Counter(r.representatives.values())
+        own = kinds.pop("original", 0)
+        other = ", ".join(f"{k} {n}" for k, n in kinds.most_common()) or "-"
+        lines.append(f"| {r.name} | {len(r.representatives)} | {own} | {other} |")
+    return "\n".join(lines)
+
+
 def mixed_examples(r: HalfResult, limit: int = 30) -> str:
     """What each mixed group joins (the most frequent first), for reading what went wrong."""
     counts = Counter(r.mixing.groups)
@@ -376,6 +411,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"model {model}; {len(EDITS)} edit kinds; work {work}; {time.perf_counter() - start:.0f} s in all\n")
     print(edit_table(results), "\n")
     print(summary_table(results), "\n")
+    print(representative_table(results), "\n")
     print("mixed groups (label (kinds of its files there)):")
     print("\n".join(mixed_examples(r) for r in results if r.mixing.groups) or "- none")
 

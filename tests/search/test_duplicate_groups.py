@@ -87,6 +87,57 @@ def test_the_representative_is_the_hub_its_edits_verify_against():
     assert star_groups(links, rank) == [[0, 1, 2, 3, 4, 5, 6]]
 
 
+def _family(colour: dict[tuple[int, int], float | None], flipped: set[tuple[int, int]] = frozenset()):
+    """Verdicts, records, features and links of a family of one size: pairs of ``colour`` are verified duplicates
+    with that colour distance (those in ``flipped`` mirrored); file 4 is a lossless PNG with the largest file."""
+    ident = np.eye(3)
+    verdicts = {}
+    for pair, c in colour.items():
+        m = Match(40, 50, ident, (0, 0, 99, 99), (0, 0, 99, 99), 1.0, 1.0, 1.0, 0.0, 1.0, 0.0, pair in flipped)
+        verdicts[pair] = Verdict(True, "local", 1.0, m, c)
+    links: dict[int, dict[int, bool]] = {}
+    for a, b in colour:
+        links.setdefault(a, {})[b] = links.setdefault(b, {})[a] = True
+    ext = {4: "png"}
+    records = {
+        k: MediaRecord(
+            f"/m/{k}.{ext.get(k, 'jpg')}", "image", 900_000 if k == 4 else 100_000, 0, "ok", f"{k}", 1000, 750
+        )
+        for k in links
+    }
+
+    def features(k: int) -> Features:
+        points, descriptors = np.zeros((300, 2), np.float32), np.zeros((300, 128), np.float32)
+        return Features(points, descriptors, np.zeros((8, 8), np.uint8), 1.0, (1000, 750))
+
+    return verdicts, records, features, links
+
+
+def test_a_copy_edited_in_colour_does_not_represent_its_original():
+    """The original (0), a resized-in-place re-encode (2), a blurred copy (3) and a colour-saturated copy (1) from
+    which one more copy was made (5: verified against 1 only, its colours being 1's). The saturated copy is
+    verified against more files than the original, but it is far in colour from all but its own copy, the
+    original only as far as each copy's own edit: the original represents the family. Without the colour
+    evidence the most-linked copy would."""
+    far, near = 20.0, 0.5
+    colour = {(0, 1): far, (0, 2): near, (0, 3): near, (1, 2): far, (1, 3): far, (2, 3): near, (1, 5): near}
+    verdicts, records, features, links = _family(colour)
+    rank = representative_rank(verdicts, records, features, links)
+    assert sorted(links, key=rank)[0] == 0
+    blind = {k: Verdict(v.duplicate, v.method, v.score, v.match, None) for k, v in verdicts.items()}
+    assert sorted(links, key=representative_rank(blind, records, features, links))[0] == 1
+
+
+def test_a_mirrored_copy_does_not_represent_its_original():
+    """A mirror image saved losslessly (4: a PNG, the largest file) of a JPEG original (0): every other copy is
+    mirrored against it, so it is not taken for the original, though it wins every tie after that."""
+    pairs = [(0, 2), (0, 3), (2, 3), (0, 4), (2, 4), (3, 4)]
+    verdicts, records, features, links = _family({p: 0.5 for p in pairs}, flipped={(0, 4), (2, 4), (3, 4)})
+    assert sorted(links, key=representative_rank(verdicts, records, features, links))[0] == 0
+    unflipped, *_ = _family({p: 0.5 for p in pairs})
+    assert sorted(links, key=representative_rank(unflipped, records, features, links))[0] == 4
+
+
 def test_a_copy_turned_a_few_degrees_against_the_others_is_told_apart():
     """The tilt of each picture: the median angle, off a quarter turn, its verified duplicates are turned by."""
     ident = np.eye(3)

@@ -189,6 +189,32 @@ def test_a_recoloured_variant_is_told_from_a_colour_edit_by_its_hues(images):
     assert m is not None and m.agreement > 0.9 and hue_shift(fa, variant, m) > 35  # the grey levels agree
 
 
+def test_colour_distance_is_an_edits_own_colour_change(images):
+    """Copies that keep the colours (half size, blurred, cropped, mirrored) are within 3 a*b* units of the photo
+    and of each other; a saturated copy is 15 or more from each of them, a grey-level copy 35 or more: the
+    original is the copy nearest in colour to the others. Pairs that are not duplicates carry no distance."""
+    im = images["coffee"].convert("RGB")
+    w, h = im.size
+    keep = {
+        "half": im.resize((w // 2, h // 2)),
+        "blurred": im.filter(ImageFilter.GaussianBlur(3)),
+        "cropped": im.crop((w // 5, h // 5, w, h)),
+        "mirrored": ImageOps.mirror(im),
+    }
+    fa, rule = extract(im), VerifyRule()
+    kept = [extract(c) for c in keep.values()]
+    saturated = extract(ImageEnhance.Color(im).enhance(1.6))
+    grey = extract(ImageOps.grayscale(im).convert("RGB"))
+    for f in kept:
+        v = verify(fa, f, 0.9, rule)
+        assert v.duplicate and v.colour is not None and v.colour < 3
+        assert verify(f, saturated, 0.9, rule).colour >= 15 and verify(f, grey, 0.9, rule).colour >= 35
+    assert verify(fa, saturated, 0.9, rule).colour >= 15 and verify(fa, grey, 0.9, rule).colour >= 35
+    assert verify(kept[0], kept[1], 0.9, rule).colour < 3
+    other = verify(fa, extract(images["chelsea"]), 0.2, rule)
+    assert not other.duplicate and other.colour is None
+
+
 def test_hues_are_compared_where_the_pictures_overlap_not_as_one_mean(images):
     """Each half of the photo turned about 40 degrees, one half each way: the mean hue barely moves (the turns
     cancel), yet every part of the picture has other colours; a flipped, saturated copy keeps every part's hue."""

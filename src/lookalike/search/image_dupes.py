@@ -26,7 +26,7 @@ from lookalike.search.features import MAX_SIDE, Features, extract
 from lookalike.search.groups import DuplicateGroup, GroupItem, GroupKind, Relation, star_groups
 from lookalike.search.local_candidates import local_candidates
 from lookalike.search.representatives import representative_rank
-from lookalike.search.smooth import dense_match, hue_shift
+from lookalike.search.smooth import colour_difference, dense_match, hue_shift
 from lookalike.search.verify import Match, match, plain_surround, whole_frame
 from lookalike.storage.library import CollectionStore
 from lookalike.storage.records import MediaRecord
@@ -103,12 +103,15 @@ class VerifyRule:
 
 @dataclass(frozen=True)
 class Verdict:
-    """The decision on one pair ``(a, b)``: ``match`` maps ``a`` onto ``b``."""
+    """The decision on one pair ``(a, b)``: ``match`` maps ``a`` onto ``b``; for duplicates, ``colour`` is how far
+    their colours are apart where they overlap (:func:`~lookalike.search.smooth.colour_difference`), which tells
+    the original from copies edited in colour (:mod:`lookalike.search.representatives`)."""
 
     duplicate: bool
     method: str
     score: float
     match: Match | None = None
+    colour: float | None = None
 
 
 class FeatureCache:
@@ -215,9 +218,9 @@ def judge(fa: Features, fb: Features, m: Match | None, whole: Match | None, rule
         and m.block <= rule.max_block
         and hue_shift(fa, fb, m) <= rule.max_hue_shift
     ):
-        return Verdict(True, "local", m.agreement, m)
+        return Verdict(True, "local", m.agreement, m, colour_difference(fa, fb, m))
     if whole is not None and _smooth_duplicate(fa, fb, whole, rule):
-        return Verdict(True, "smooth", whole.agreement, whole)
+        return Verdict(True, "smooth", whole.agreement, whole, colour_difference(fa, fb, whole))
     return Verdict(False, "local", 0.0 if m is None else m.agreement, m)
 
 

@@ -24,6 +24,7 @@ LOSSLESS = {".png", ".tif", ".tiff", ".bmp", ".ppm", ".pgm"}
 PIXEL_STEP = 1.25  # representatives are ranked by their picture's pixels in steps of this ratio
 TILTED = 2.0  # degrees off a quarter turn beyond which a picture is turned against its duplicates
 GREY_CHROMA = 2.0  # mean CIELAB a*b* magnitude under which a picture has no colour
+COLOUR_STEP = 1.0  # representatives are ranked by their distance in colour to their duplicates in these steps
 HUB = 0.5  # a file verified against fewer than this share of its best-linked duplicate's duplicates is no hub
 
 
@@ -35,6 +36,9 @@ class _Verdict(Protocol):
 
     @property
     def match(self) -> Match | None: ...
+
+    @property
+    def colour(self) -> float | None: ...
 
 
 Verdicts = Mapping[tuple[int, int], _Verdict]
@@ -53,15 +57,30 @@ def tilt(verdicts: Verdicts) -> dict[int, float]:
 
 
 def turned(verdicts: Verdicts) -> dict[int, float]:
-    """Per picture, the share of its verified duplicates that are turned by a quarter or a half turn against it:
-    most of them, for a copy someone turned (the others agree with one another, not with it)."""
+    """Per picture, the share of its verified duplicates that are turned by a quarter or a half turn, or mirrored,
+    against it: most of them, for a copy someone turned or flipped (the others agree with one another, not with
+    it)."""
     turns: dict[int, list[bool]] = {}
     for (a, b), v in verdicts.items():
         if v.duplicate:
-            quarter = v.match is not None and abs((v.match.rotation + 180.0) % 360.0 - 180.0) > 45.0
+            m = v.match
+            quarter = m is not None and (m.flipped or abs((m.rotation + 180.0) % 360.0 - 180.0) > 45.0)
             turns.setdefault(a, []).append(quarter)
             turns.setdefault(b, []).append(quarter)
     return {k: float(np.mean(t)) for k, t in turns.items()}
+
+
+def departure(verdicts: Verdicts) -> dict[int, float]:
+    """Per picture, the median distance in colour (CIELAB a*b*, :func:`~lookalike.search.smooth.colour_difference`)
+    to its verified duplicates where they overlap: a copy edited in colour (saturation, grey levels, a dark
+    re-shoot) is far from all of them, the original only as far as each copy's own edit (0 for pictures without
+    a colour distance: identical bytes only)."""
+    distances: dict[int, list[float]] = {}
+    for (a, b), v in verdicts.items():
+        if v.duplicate and v.colour is not None:
+            distances.setdefault(a, []).append(v.colour)
+            distances.setdefault(b, []).append(v.colour)
+    return {k: float(np.median(d)) for k, d in distances.items()}
 
 
 def grey(f: Features | None) -> bool:
@@ -103,20 +122,23 @@ def representative_rank(
     Never first a picture mostly made of other things (collage, screenshot); then hubs before files few of their
     family verify against (:func:`hubs`); then not one turned a few degrees against most of its duplicates (its
     corners are filler; where the duplicates are turned every which way against each other, no file is told apart
-    by this), nor one most of its duplicates are turned a quarter or half turn against (someone turned it); then
-    the most pixels of the shared picture (pixels times the share its duplicates show, in 25% steps: resampling, a
-    few degrees of rotation or a re-encode add none); then in colour before grey levels; then the one most files
-    verified against (among copies of one size the original is the hub its edits were made from: they verify
-    against it best); then not blurred (its keypoints, in steps of 2x: a blurred copy keeps a fraction of its
-    original's; after the links, because letters painted over a copy add keypoints too); then one its duplicates
-    show whole before one with added borders or corners; then lossless, larger file, path. (An original with crops
-    among its duplicates shows only part of itself in those links: the share weighs its pixels, it does not rank it
-    after its own crops.)
+    by this), nor one most of its duplicates are turned a quarter or half turn against, or mirrored against
+    (someone turned or flipped it); then the most pixels of the shared picture (pixels times the share its
+    duplicates show, in 25% steps: resampling, a few degrees of rotation or a re-encode add none); then the one
+    nearest in colour to its duplicates (:func:`departure`, in steps of :data:`COLOUR_STEP`: a copy edited in
+    colour is far from all of them, the original as far as each copy's own edit); then in colour before grey
+    levels; then the one most files verified against (among copies of one size the original is the hub its edits
+    were made from: they verify against it best); then not blurred (its keypoints, in steps of 2x: a blurred copy
+    keeps a fraction of its original's; after the links, because letters painted over a copy add keypoints too);
+    then one its duplicates show whole before one with added borders or corners; then lossless, larger file,
+    path. (An original with crops among its duplicates shows only part of itself in those links: the share weighs
+    its pixels, it does not rank it after its own crops.)
     """
     coverage = own_coverage(verdicts)
     tilts = tilt(verdicts)
     turns = turned(verdicts)
     central = hubs(links)
+    colours = departure(verdicts)
 
     def rank(media_id: int) -> tuple:
         rec = records[media_id]
@@ -128,6 +150,7 @@ def representative_rank(
             media_id not in central,
             tilts[media_id] > TILTED or turns[media_id] > 0.5,
             -round(math.log(pixels, PIXEL_STEP)),
+            round(colours.get(media_id, 0.0) / COLOUR_STEP),
             grey(feats),
             -len(links[media_id]),
             -int(math.log2(1 + len(feats))) if feats is not None else 0,

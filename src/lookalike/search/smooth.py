@@ -95,6 +95,7 @@ def dense_match(a: Features, b: Features, mirror: bool = True) -> Match | None:
 
 MIN_CHROMA = 4.0  # a cell whose colour is closer to grey than this (CIELAB a*b*) has no hue to compare
 MIN_COLOURED = 0.1  # share of the overlap's cells that must have a hue in both pictures for the check to apply
+COLOUR_BLOCK = 8  # colour maps are compared in blocks of this many cells a side (:func:`colour_difference`)
 
 
 def hue_shift(a: Features, b: Features, m: Match) -> float:
@@ -108,18 +109,9 @@ def hue_shift(a: Features, b: Features, m: Match) -> float:
     colours cancel in the mean; a recoloured variant of a design (blue to purple, to teal) turns every part, though
     its grey levels, all the other checks see, agree. (Dev half of the benchmark: ``benchmarks/dupes_ablation.py``.)
     """
-    import cv2
-
     if a.chroma is None or b.chroma is None:
         return 0.0
-    ha, wa = a.chroma.shape[:2]
-    hb, wb = b.chroma.shape[:2]
-    to_a = np.diag([wa / a.size[0], ha / a.size[1], 1.0])
-    to_b = np.diag([wb / b.size[0], hb / b.size[1], 1.0])
-    h = to_b @ m.homography @ np.linalg.inv(to_a)  # a's colour cells -> b's
-    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    aligned = cv2.warpPerspective(np.ascontiguousarray(b.chroma), h, (wa, ha), flags=flags)
-    inside = cv2.warpPerspective(np.ones((hb, wb), np.float32), h, (wa, ha), flags=flags) > 0.99
+    aligned, inside = _aligned_chroma(a, b, m)
     chroma_a, chroma_b = np.linalg.norm(a.chroma, axis=2), np.linalg.norm(aligned, axis=2)
     coloured = inside & (chroma_a >= MIN_CHROMA) & (chroma_b >= MIN_CHROMA)
     if coloured.sum() < max(8, MIN_COLOURED * inside.sum()):
@@ -130,3 +122,47 @@ def hue_shift(a: Features, b: Features, m: Match) -> float:
     order = np.argsort(shift)
     cumulative = np.cumsum(weight[order])
     return float(shift[order][np.searchsorted(cumulative, cumulative[-1] / 2)])
+
+
+def colour_difference(a: Features, b: Features, m: Match) -> float | None:
+    """How far the colours of two pictures are apart where they overlap: the mean distance, in CIELAB a*b* units,
+    between blocks of :data:`COLOUR_BLOCK` x :data:`COLOUR_BLOCK` cells of ``a``'s colour map and of ``b``'s
+    aligned onto it by the match, over the blocks the overlap covers; None when either has no colour map or the
+    overlap covers no whole block.
+
+    A copy made by a colour edit (more saturation, grey levels, a darkened re-shoot) is far from the original and
+    from every other copy, while the original is as far from each copy as that copy's own edit: among copies of one
+    size the original is the one whose duplicates are nearest in colour (:mod:`lookalike.search.representatives`).
+    Blocks, not cells: a blurred copy, whose colours bleed a cell or two, would otherwise be nearer to every copy
+    than the sharp original is (an alignment a cell off costs sharp edges more).
+    """
+    import cv2
+
+    if a.chroma is None or b.chroma is None:
+        return None
+    aligned, inside = _aligned_chroma(a, b, m)
+    h, w = inside.shape
+    blocks = (max(1, round(w / COLOUR_BLOCK)), max(1, round(h / COLOUR_BLOCK)))
+    weight = inside.astype(np.float32)
+    covered = cv2.resize(weight, blocks, interpolation=cv2.INTER_AREA) > 0.99
+    if not covered.any():
+        return None
+    mean_a = cv2.resize(a.chroma * weight[..., None], blocks, interpolation=cv2.INTER_AREA)
+    mean_b = cv2.resize(aligned * weight[..., None], blocks, interpolation=cv2.INTER_AREA)
+    return float(np.linalg.norm(mean_a - mean_b, axis=2)[covered].mean())
+
+
+def _aligned_chroma(a: Features, b: Features, m: Match) -> tuple[np.ndarray, np.ndarray]:
+    """``b``'s colour map warped onto ``a``'s cells by the match, and the cells of ``a`` it covers."""
+    import cv2
+
+    assert a.chroma is not None and b.chroma is not None
+    ha, wa = a.chroma.shape[:2]
+    hb, wb = b.chroma.shape[:2]
+    to_a = np.diag([wa / a.size[0], ha / a.size[1], 1.0])
+    to_b = np.diag([wb / b.size[0], hb / b.size[1], 1.0])
+    h = to_b @ m.homography @ np.linalg.inv(to_a)  # a's colour cells -> b's
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    aligned = cv2.warpPerspective(np.ascontiguousarray(b.chroma), h, (wa, ha), flags=flags)
+    inside = cv2.warpPerspective(np.ones((hb, wb), np.float32), h, (wa, ha), flags=flags) > 0.99
+    return aligned, inside
