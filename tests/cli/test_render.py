@@ -11,9 +11,10 @@ import pytest
 from PIL import Image, ImageFilter
 from rich.console import Console
 
-from lookalike.cli.render import print_explanation
+from lookalike.cli.render import print_dupes, print_explanation
 from lookalike.search.explain import Explanation, explain_images
 from lookalike.search.features import extract
+from lookalike.search.groups import DuplicateGroup, GroupItem, Relation
 from lookalike.search.image_dupes import VerifyRule
 
 
@@ -118,3 +119,20 @@ def test_a_rejected_pair_never_calls_its_closest_fit_a_matched_region(images):
     fit = "[0, 45, 451, 178] of the first, [10, 10, 60, 40] of the second"
     assert lines[-1] == f"  closest fit found (too weak to be a match): {fit}"
     assert "matched region" not in _text(weak) and lines[3].startswith("  aligned overlap: 0.00 of its")
+
+
+def test_dupes_text_says_where_a_crop_lies_in_the_representative_and_where_a_collage_holds_it():
+    """A crop's own box is its whole frame and says nothing: the text gives the representative's box it shows; a
+    collage's text gives its own box that holds the representative."""
+    rep = GroupItem(1, "/m/original.jpg", "image")
+    crop = GroupItem(2, "/m/crop.jpg", "image", relation=Relation.CROPPED, score=1.0, inliers=270,
+                     region=(0, 0, 300, 300), rep_region=(99, 50, 401, 351), method="local")  # fmt: skip
+    collage = GroupItem(3, "/m/collage.jpg", "image", relation=Relation.CONTAINS, score=0.99, inliers=308,
+                        region=(599, 99, 1000, 500), rep_region=(0, 0, 512, 512), method="local")  # fmt: skip
+    console = Console(file=io.StringIO(), width=1000, color_system=None)
+    print_dupes(console, [DuplicateGroup(0.99, [rep, crop, collage])], None, 0.7)
+    assert console.file.getvalue().splitlines()[2:] == [
+        "  image /m/original.jpg  representative",
+        "  image /m/crop.jpg  cropped, 270 keypoints, score 1.00, shows 99,50,401,351 of the representative",
+        "  image /m/collage.jpg  contains, 308 keypoints, score 0.99, holds it at 599,99,1000,500",
+    ]

@@ -185,8 +185,10 @@ def _evidence(it: GroupItem) -> str:
         parts.append(f"{it.inliers} keypoints")
     if it.relation.value != "representative":
         parts.append(f"score {it.score:.2f}")
-    if it.region is not None and it.relation.value in ("cropped", "contains"):
-        parts.append("region " + ",".join(str(v) for v in it.region))
+    if it.rep_region is not None and it.relation.value == "cropped":  # where in the representative the crop lies
+        parts.append("shows " + ",".join(str(v) for v in it.rep_region) + " of the representative")
+    if it.region is not None and it.relation.value == "contains":  # where in this picture the representative lies
+        parts.append("holds it at " + ",".join(str(v) for v in it.region))
     if it.start is not None:
         parts.append(_range(it.start, it.end))
     if it.rep_start is not None:
