@@ -128,6 +128,16 @@ def test_a_copy_edited_in_colour_does_not_represent_its_original():
     assert sorted(links, key=representative_rank(blind, records, features, links))[0] == 1
 
 
+def test_copies_that_keep_the_colours_are_not_told_apart_by_chance_differences_in_colour():
+    """The original (0) verified against five files, a letterbox (2) against three: both keep the colours, and
+    the original's median distance (0.7) is a little larger than the letterbox's (0.45) by chance. That says
+    nothing: the original, the hub, still represents the family (ranked by the distance in 1-unit steps, the
+    letterbox did)."""
+    colour = {(0, 1): 0.7, (0, 2): 0.7, (0, 3): 0.7, (0, 5): 0.9, (0, 6): 0.6, (2, 3): 0.45, (2, 5): 0.4}
+    verdicts, records, features, links = _family(colour)
+    assert sorted(links, key=representative_rank(verdicts, records, features, links))[0] == 0
+
+
 def test_a_mirrored_copy_does_not_represent_its_original():
     """A mirror image saved losslessly (4: a PNG, the largest file) of a JPEG original (0): every other copy is
     mirrored against it, so it is not taken for the original, though it wins every tie after that."""

@@ -24,7 +24,7 @@ LOSSLESS = {".png", ".tif", ".tiff", ".bmp", ".ppm", ".pgm"}
 PIXEL_STEP = 1.25  # representatives are ranked by their picture's pixels in steps of this ratio
 TILTED = 2.0  # degrees off a quarter turn beyond which a picture is turned against its duplicates
 GREY_CHROMA = 2.0  # mean CIELAB a*b* magnitude under which a picture has no colour
-COLOUR_STEP = 1.0  # representatives are ranked by their distance in colour to their duplicates in these steps
+RECOLOURED = 3.0  # CIELAB a*b* units a file may be further in colour from its duplicates than the nearest of them
 HUB = 0.5  # a file verified against fewer than this share of its best-linked duplicate's duplicates is no hub
 
 
@@ -72,15 +72,30 @@ def turned(verdicts: Verdicts) -> dict[int, float]:
 
 def departure(verdicts: Verdicts) -> dict[int, float]:
     """Per picture, the median distance in colour (CIELAB a*b*, :func:`~lookalike.search.smooth.colour_difference`)
-    to its verified duplicates where they overlap: a copy edited in colour (saturation, grey levels, a dark
-    re-shoot) is far from all of them, the original only as far as each copy's own edit (0 for pictures without
-    a colour distance: identical bytes only)."""
+    to its verified duplicates where they overlap (0 to a file with the same bytes): a copy edited in colour
+    (saturation, grey levels, a dark re-shoot) is far from all of them, the original only as far as each copy's
+    own edit. Pictures none of whose pairs has a distance (no colour map) have none."""
     distances: dict[int, list[float]] = {}
     for (a, b), v in verdicts.items():
-        if v.duplicate and v.colour is not None:
-            distances.setdefault(a, []).append(v.colour)
-            distances.setdefault(b, []).append(v.colour)
+        if v.duplicate and (v.colour is not None or v.method == "identical"):
+            d = 0.0 if v.colour is None else v.colour
+            distances.setdefault(a, []).append(d)
+            distances.setdefault(b, []).append(d)
     return {k: float(np.median(d)) for k, d in distances.items()}
+
+
+def recoloured(departures: dict[int, float], links: dict[int, dict[int, bool]]) -> set[int]:
+    """Files further in colour from their duplicates (:func:`departure`) than the nearest of their own duplicates
+    is, by more than :data:`RECOLOURED`: a saturated, grey-level or darkened copy. The copies that keep the colours
+    (resized, cropped, blurred, re-encoded) and the original lie within a unit or two of each other, and which of
+    them is nearest is chance: they are not told apart by this (a file without a distance never is)."""
+    out = set()
+    for m, near in links.items():
+        if m in departures:
+            nearest = min((departures[n] for n in (m, *near) if n in departures), default=departures[m])
+            if departures[m] - nearest > RECOLOURED:
+                out.add(m)
+    return out
 
 
 def grey(f: Features | None) -> bool:
@@ -124,9 +139,10 @@ def representative_rank(
     corners are filler; where the duplicates are turned every which way against each other, no file is told apart
     by this), nor one most of its duplicates are turned a quarter or half turn against, or mirrored against
     (someone turned or flipped it); then the most pixels of the shared picture (pixels times the share its
-    duplicates show, in 25% steps: resampling, a few degrees of rotation or a re-encode add none); then the one
-    nearest in colour to its duplicates (:func:`departure`, in steps of :data:`COLOUR_STEP`: a copy edited in
-    colour is far from all of them, the original as far as each copy's own edit); then in colour before grey
+    duplicates show, in 25% steps: resampling, a few degrees of rotation or a re-encode add none); then not one
+    edited in colour (:func:`recoloured`: further in colour from its duplicates than the nearest of them by more
+    than :data:`RECOLOURED`; a copy edited in colour is far from all of them, the original as far as each copy's
+    own edit); then in colour before grey
     levels; then the one most files verified against (among copies of one size the original is the hub its edits
     were made from: they verify against it best); then not blurred (its keypoints, in steps of 2x: a blurred copy
     keeps a fraction of its original's; after the links, because letters painted over a copy add keypoints too);
@@ -138,7 +154,7 @@ def representative_rank(
     tilts = tilt(verdicts)
     turns = turned(verdicts)
     central = hubs(links)
-    colours = departure(verdicts)
+    edited = recoloured(departure(verdicts), links)
 
     def rank(media_id: int) -> tuple:
         rec = records[media_id]
@@ -150,7 +166,7 @@ def representative_rank(
             media_id not in central,
             tilts[media_id] > TILTED or turns[media_id] > 0.5,
             -round(math.log(pixels, PIXEL_STEP)),
-            round(colours.get(media_id, 0.0) / COLOUR_STEP),
+            media_id in edited,
             grey(feats),
             -len(links[media_id]),
             -int(math.log2(1 + len(feats))) if feats is not None else 0,

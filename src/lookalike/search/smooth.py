@@ -126,30 +126,45 @@ def hue_shift(a: Features, b: Features, m: Match) -> float:
 
 def colour_difference(a: Features, b: Features, m: Match) -> float | None:
     """How far the colours of two pictures are apart where they overlap: the mean distance, in CIELAB a*b* units,
-    between blocks of :data:`COLOUR_BLOCK` x :data:`COLOUR_BLOCK` cells of ``a``'s colour map and of ``b``'s
-    aligned onto it by the match, over the blocks the overlap covers; None when either has no colour map or the
-    overlap covers no whole block.
+    between blocks of :data:`COLOUR_BLOCK` x :data:`COLOUR_BLOCK` cells of one picture's colour map and of the
+    other's aligned onto it by the match, over the blocks the overlap covers at least half of, taken both ways
+    round and averaged (the same for ``(a, b)`` as for ``(b, a)``); None when either has no colour map or the
+    overlap covers no block.
 
     A copy made by a colour edit (more saturation, grey levels, a darkened re-shoot) is far from the original and
     from every other copy, while the original is as far from each copy as that copy's own edit: among copies of one
-    size the original is the one whose duplicates are nearest in colour (:mod:`lookalike.search.representatives`).
+    size the original is one whose duplicates are nearest in colour (:mod:`lookalike.search.representatives`).
     Blocks, not cells: a blurred copy, whose colours bleed a cell or two, would otherwise be nearer to every copy
     than the sharp original is (an alignment a cell off costs sharp edges more).
     """
-    import cv2
-
     if a.chroma is None or b.chroma is None:
         return None
+    ways = [d for d in (_one_way(a, b, m), _one_way(b, a, m.swapped())) if d is not None]
+    return float(np.mean(ways)) if ways else None
+
+
+def _one_way(a: Features, b: Features, m: Match) -> float | None:
+    """:func:`colour_difference` on ``a``'s blocks."""
+    import cv2
+
     aligned, inside = _aligned_chroma(a, b, m)
     h, w = inside.shape
     blocks = (max(1, round(w / COLOUR_BLOCK)), max(1, round(h / COLOUR_BLOCK)))
     weight = inside.astype(np.float32)
-    covered = cv2.resize(weight, blocks, interpolation=cv2.INTER_AREA) > 0.99
+    share = cv2.resize(weight, blocks, interpolation=cv2.INTER_AREA)
+    covered = share >= 0.5
     if not covered.any():
         return None
-    mean_a = cv2.resize(a.chroma * weight[..., None], blocks, interpolation=cv2.INTER_AREA)
-    mean_b = cv2.resize(aligned * weight[..., None], blocks, interpolation=cv2.INTER_AREA)
-    return float(np.linalg.norm(mean_a - mean_b, axis=2)[covered].mean())
+    mean_a = cv2.resize(a.chroma * weight[..., None], blocks, interpolation=cv2.INTER_AREA)[covered]
+    mean_b = cv2.resize(aligned * weight[..., None], blocks, interpolation=cv2.INTER_AREA)[covered]
+    return float((np.linalg.norm(mean_a - mean_b, axis=1) / share[covered]).mean())
+
+
+def _cells(f: Features, shape: tuple[int, ...]) -> np.ndarray:
+    """The map from ``f``'s original pixels to the cells of a map of ``shape`` over the picture (pixel centres to
+    cell centres: a cell ``k`` pixels wide has its centre at pixel ``(j + 0.5) / k - 0.5``)."""
+    kx, ky = shape[1] / f.size[0], shape[0] / f.size[1]
+    return np.array([[kx, 0.0, 0.5 * kx - 0.5], [0.0, ky, 0.5 * ky - 0.5], [0.0, 0.0, 1.0]])
 
 
 def _aligned_chroma(a: Features, b: Features, m: Match) -> tuple[np.ndarray, np.ndarray]:
@@ -159,9 +174,7 @@ def _aligned_chroma(a: Features, b: Features, m: Match) -> tuple[np.ndarray, np.
     assert a.chroma is not None and b.chroma is not None
     ha, wa = a.chroma.shape[:2]
     hb, wb = b.chroma.shape[:2]
-    to_a = np.diag([wa / a.size[0], ha / a.size[1], 1.0])
-    to_b = np.diag([wb / b.size[0], hb / b.size[1], 1.0])
-    h = to_b @ m.homography @ np.linalg.inv(to_a)  # a's colour cells -> b's
+    h = _cells(b, b.chroma.shape) @ m.homography @ np.linalg.inv(_cells(a, a.chroma.shape))  # a's cells -> b's
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     aligned = cv2.warpPerspective(np.ascontiguousarray(b.chroma), h, (wa, ha), flags=flags)
     inside = cv2.warpPerspective(np.ones((hb, wb), np.float32), h, (wa, ha), flags=flags) > 0.99
