@@ -167,14 +167,20 @@ def duplicate_groups(ws: Workspace) -> tuple[list[list[str]] | None, float]:
 def representatives(groups: list[list[str]], files: dict[str, Entry]) -> dict[str, str]:
     """Per label whose original is in a group: the kind of that group's representative (``original`` when it is
     the original or a copy with the same bytes, as an edit of a grey photo to grey levels is; an edit's name when
-    a copy represents it, which ``resolve`` would keep over the original)."""
+    a copy represents it, which ``resolve`` would keep over the original; ``another picture`` when the group is
+    represented by a file of another label, a mixed group)."""
     orig = {p: label for label, p in originals(files).items()}
     out = {}
     for g in groups:
         for p in g:
-            if p in orig and g[0] in files:
+            if p not in orig:
+                continue
+            rep = files.get(g[0])
+            if rep is None or rep.label != orig[p]:  # a mixed group (counted there) or a file outside the corpus
+                out[orig[p]] = "another picture"
+            else:
                 same = g[0] == p or filecmp.cmp(g[0], p, shallow=False)
-                out[orig[p]] = "original" if same else files[g[0]].kind
+                out[orig[p]] = "original" if same else rep.kind
     return out
 
 

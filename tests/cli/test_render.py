@@ -11,7 +11,8 @@ import pytest
 from PIL import Image, ImageFilter
 from rich.console import Console
 
-from lookalike.cli.render import print_dupes, print_explanation
+from lookalike.cli.explain_text import explanation_dict, print_explanation
+from lookalike.cli.render import print_dupes
 from lookalike.search.explain import Explanation, explain_images
 from lookalike.search.features import extract
 from lookalike.search.groups import DuplicateGroup, GroupItem, Relation
@@ -106,14 +107,18 @@ def test_a_rejected_pair_never_calls_its_closest_fit_a_matched_region(images):
     transform explains) that maps the cat onto no area of the astronaut: no overlap is compared and no region is
     shown. A weak fit with an area is shown as the closest fit, never as a match."""
     cat = images["chelsea"]
-    text = _text(_explain(cat, cat.crop((90, 60, 361, 240)), cosine=0.8))
+    crop = _explain(cat, cat.crop((90, 60, 361, 240)), cosine=0.8)
+    text = _text(crop)
     assert "  matched region: [" in text and "closest fit" not in text
+    assert explanation_dict(crop)["fitted"] is True and explanation_dict(crop)["colour_distance"] < 1
+    assert f"; their colours are {crop.colour:.2f} a*b* units apart" in text
     other = _explain(cat, images["astronaut"].convert("RGB"), cosine=0.2)
     assert not other.duplicate and other.inliers == 4 and other.region_b == (0, 0, 0, 0)
     assert _text(other).splitlines()[2:] == [
         "  local features: 1000 and 1000 keypoints, 4 matched consistently with one transform (needs 15)",
-        "  aligned overlap: none (no transform maps a part of one picture onto the other)",
+        "  aligned overlap: none (no transform maps a part of one picture onto the other); decided by: local",
     ]
+    assert explanation_dict(other)["fitted"] is False and explanation_dict(other)["colour_distance"] is None
     weak = dataclasses.replace(other, region_a=(0, 45, 451, 178), region_b=(10, 10, 60, 40))
     lines = _text(weak).splitlines()
     fit = "[0, 45, 451, 178] of the first, [10, 10, 60, 40] of the second"

@@ -248,7 +248,7 @@ def explain(
     as_json: Annotated[bool, typer.Option("--json", help="Print the decision as JSON.")] = False,
 ) -> None:
     """Say whether two images are duplicates, as `dupes` decides, and on what evidence."""
-    from lookalike.cli.render import explanation_dict, print_explanation
+    from lookalike.cli.explain_text import explanation_dict, print_explanation
 
     with workspace(ctx) as ws:
         expl = ws.explain(a, b, picture)

@@ -10,12 +10,9 @@ from typing import TYPE_CHECKING, Any
 from rich.markup import escape
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from rich.console import Console
 
     from lookalike.indexer.pipeline import IndexReport
-    from lookalike.search.explain import Explanation
     from lookalike.search.groups import DuplicateGroup, GroupItem
     from lookalike.search.searcher import QueryResult
     from lookalike.storage.records import MediaRecord
@@ -212,141 +209,6 @@ def print_dupes(
         console.print(f"[bold]group {n}[/bold] {g.kind.value} ({len(g.items)} files, weakest score {g.score:.3f})")
         for it in g.items:
             console.print(f"  {it.kind:5} {shown(it.path)}  [dim]{_evidence(it)}[/dim]", highlight=False)
-
-
-def explanation_dict(expl: Explanation) -> dict[str, Any]:
-    """The decision on two pictures with its evidence and the thresholds it used."""
-    rule = expl.rule
-    return {
-        "a": expl.path_a,
-        "b": expl.path_b,
-        "duplicate": expl.duplicate,
-        "relation": None if expl.relation is None else expl.relation.value,
-        "method": expl.method,
-        "cosine": expl.cosine,
-        "score": expl.score,
-        "inliers": expl.inliers,
-        "keypoints": list(expl.keypoints),
-        "moved": expl.moved,
-        "spread": expl.spread,
-        "block": expl.block,
-        "coverage": list(expl.coverage),
-        "region_a": None if expl.region_a is None else list(expl.region_a),
-        "region_b": None if expl.region_b is None else list(expl.region_b),
-        "hue_shift": expl.hue_shift,
-        "thresholds": {
-            "min_inliers": rule.min_inliers,
-            "min_agreement": rule.min_agreement,
-            "max_moved": rule.max_moved,
-            "min_spread": rule.min_spread,
-            "max_block": rule.max_block,
-            "smooth_keypoints": rule.smooth_keypoints,
-            "smooth_cosine": rule.smooth_cosine,
-            "smooth_agreement": rule.smooth_agreement,
-            "max_hue_shift": rule.max_hue_shift,
-        },
-    }
-
-
-RELATION_WORDS = {  # "B <words> A" for what B is to A
-    "identical": "holds the same bytes as",
-    "resized": "is a resized copy of",
-    "edited": "is an edited copy of",
-    "rotated": "is a turned or flipped copy of",
-    "cropped": "is a crop of",
-    "contains": "contains",
-    "copy": "is a copy of",
-}
-
-
-def print_explanation(console: Console, expl: Explanation, picture: Path | None) -> None:
-    """The decision in words, then its evidence line by line against the thresholds of the rule that decided it:
-    keypoints (``local``), the comparison without keypoints (``smooth``), or none for the same bytes."""
-    a, b = shown(expl.path_a), shown(expl.path_b)
-    if expl.duplicate:
-        what = RELATION_WORDS.get(expl.relation.value, "a copy of") if expl.relation else "a copy of"
-        console.print(f"[green]duplicates[/green]: {b} {what} {a}")
-    else:
-        console.print(f"[yellow]not duplicates[/yellow]: {a} and {b}")
-    if expl.method == "identical":
-        console.print(f"  global vectors: cosine {expl.cosine:.3f}")
-        console.print("  the same bytes: grouped without comparing further; decided by: identical")
-    else:
-        for line in _smooth_evidence(expl) if expl.method == "smooth" else _local_evidence(expl):
-            console.print(f"  {line}")
-    if _fitted(expl) and expl.method != "identical":
-        what = "matched region" if expl.duplicate else "closest fit found (too weak to be a match)"
-        console.print(f"  {what}: {list(expl.region_a or ())} of the first, {list(expl.region_b or ())} of the second")
-    if picture is not None:
-        console.print(f"  picture: {shown(picture)}")
-
-
-def _overlap_shown(expl: Explanation) -> str:
-    return (
-        f"it shows {expl.coverage[0]:.2f} of the first and {expl.coverage[1]:.2f} of the second (one must be whole); "
-        f"decided by: {expl.method}"
-    )
-
-
-def _hues(expl: Explanation) -> list[str]:
-    if expl.region_a is None:
-        return []
-    return [
-        f"colours: the aligned regions' hues differ by {expl.hue_shift:.1f} degrees, cell by cell (at most "
-        f"{expl.rule.max_hue_shift:.0f}: a recoloured variant of a design shifts them, an edit keeps them)"
-    ]
-
-
-def _fitted(expl: Explanation) -> bool:
-    """Whether one transform maps a part of each picture onto the other (a box with an area on both sides): two
-    unrelated pictures often have none, and then there is no overlap to compare."""
-    return all(box is not None and box[2] > box[0] and box[3] > box[1] for box in (expl.region_a, expl.region_b))
-
-
-def _local_evidence(expl: Explanation) -> list[str]:
-    """The keypoint rule's evidence; for a pair too smooth for keypoints, whether it was also compared without them
-    (and failed there too: a duplicate by that comparison is decided by ``smooth``)."""
-    rule = expl.rule
-    lines = [
-        f"global vectors: cosine {expl.cosine:.3f}",
-        f"local features: {expl.keypoints[0]} and {expl.keypoints[1]} keypoints, {expl.inliers} matched "
-        f"consistently with one transform (needs {rule.min_inliers})",
-    ]
-    if _fitted(expl):
-        lines += [
-            f"aligned overlap: {expl.score:.2f} of its structured patches agree (needs {rule.min_agreement:.2f}), "
-            f"{expl.moved:.3f} agree only once shifted (at most {rule.max_moved}), inliers in {expl.spread:.2f} of "
-            f"its textured cells (needs {rule.min_spread}), a solid block of {expl.block:.2f} disagrees (at most "
-            f"{rule.max_block}); " + _overlap_shown(expl),
-            *_hues(expl),
-        ]
-    else:
-        lines.append("aligned overlap: none (no transform maps a part of one picture onto the other)")
-    if not expl.duplicate and min(expl.keypoints) < rule.smooth_keypoints:
-        smooth = f"too smooth for keypoints alone (under {rule.smooth_keypoints})"
-        if expl.cosine >= rule.smooth_cosine:
-            lines.append(
-                f"{smooth}: also compared without them (cosine >= {rule.smooth_cosine:.2f}), where the aligned overlap "
-                f"did not pass either (needs {rule.smooth_agreement:.2f} to agree)"
-            )
-        else:
-            lines.append(f"{smooth}, but not compared without them: cosine under {rule.smooth_cosine:.2f}")
-    return lines
-
-
-def _smooth_evidence(expl: Explanation) -> list[str]:
-    """The evidence of the comparison without keypoints, against its own thresholds (no keypoint count applies)."""
-    rule = expl.rule
-    return [
-        f"global vectors: cosine {expl.cosine:.3f} (needs {rule.smooth_cosine:.2f} to compare without keypoints)",
-        f"local features: {expl.keypoints[0]} and {expl.keypoints[1]} keypoints (under {rule.smooth_keypoints}: "
-        "too smooth to verify by keypoints)",
-        "aligned overlap, without keypoints (whole frame to whole frame, or placed by correlation): "
-        f"{expl.score:.2f} of its structured patches agree (needs {rule.smooth_agreement:.2f}), {expl.moved:.3f} "
-        f"agree only once shifted (at most {rule.max_moved}), a solid block of {expl.block:.2f} disagrees (at most "
-        f"{rule.max_block}); " + _overlap_shown(expl),
-        *_hues(expl),
-    ]
 
 
 def report_dict(report: IndexReport) -> dict[str, Any]:

@@ -43,6 +43,9 @@ class Explanation:
         hue_shift: degrees the hues of the aligned regions differ by, cell by cell (median; a recoloured design
             turns them).
         rule: the thresholds the decision used.
+        colour: for duplicates, how far their colours are apart where they overlap (CIELAB a*b*: a copy edited
+            in colour is far; :func:`~lookalike.search.smooth.colour_difference`), which the choice of a group's
+            representative weighs; None otherwise.
     """
 
     path_a: str
@@ -62,6 +65,7 @@ class Explanation:
     region_b: Box | None
     hue_shift: float
     rule: VerifyRule
+    colour: float | None = None
 
 
 def explain_images(
@@ -103,6 +107,7 @@ def explain_images(
             None if m is None else m.region_b,
             0.0 if m is None else round(hue_shift(fa, fb, m), 1),
             rule,
+            None if verdict.colour is None else round(verdict.colour, 2),
         ),
         m,
     )

@@ -40,6 +40,9 @@ class _Verdict(Protocol):
     @property
     def colour(self) -> float | None: ...
 
+    @property
+    def method(self) -> str: ...
+
 
 Verdicts = Mapping[tuple[int, int], _Verdict]
 

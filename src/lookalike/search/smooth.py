@@ -147,6 +147,7 @@ def _one_way(a: Features, b: Features, m: Match) -> float | None:
     """:func:`colour_difference` on ``a``'s blocks."""
     import cv2
 
+    assert a.chroma is not None
     aligned, inside = _aligned_chroma(a, b, m)
     h, w = inside.shape
     blocks = (max(1, round(w / COLOUR_BLOCK)), max(1, round(h / COLOUR_BLOCK)))
