@@ -87,14 +87,9 @@ def test_the_representative_is_the_hub_its_edits_verify_against():
     assert star_groups(links, rank) == [[0, 1, 2, 3, 4, 5, 6]]
 
 
-def _family(
-    colour: dict[tuple[int, int], float | None],
-    flipped: set[tuple[int, int]] = frozenset(),
-    levels: dict[int, float] | None = None,
-):
+def _family(colour: dict[tuple[int, int], float | None], flipped: set[tuple[int, int]] = frozenset()):
     """Verdicts, records, features and links of a family of one size: pairs of ``colour`` are verified duplicates
-    with that colour distance (those in ``flipped`` mirrored); file 4 is a lossless PNG with the largest file;
-    ``levels`` gives files a colour map of that colour level (a*, b* each)."""
+    with that colour distance (those in ``flipped`` mirrored); file 4 is a lossless PNG with the largest file."""
     ident = np.eye(3)
     verdicts = {}
     for pair, c in colour.items():
@@ -113,8 +108,7 @@ def _family(
 
     def features(k: int) -> Features:
         points, descriptors = np.zeros((300, 2), np.float32), np.zeros((300, 128), np.float32)
-        chroma = None if levels is None else np.full((48, 64, 2), levels[k], np.float32)
-        return Features(points, descriptors, np.zeros((8, 8), np.uint8), 1.0, (1000, 750), chroma=chroma)
+        return Features(points, descriptors, np.zeros((8, 8), np.uint8), 1.0, (1000, 750))
 
     return verdicts, records, features, links
 
@@ -142,24 +136,6 @@ def test_copies_that_keep_the_colours_are_not_told_apart_by_chance_differences_i
     colour = {(0, 1): 0.7, (0, 2): 0.7, (0, 3): 0.7, (0, 5): 0.9, (0, 6): 0.6, (2, 3): 0.45, (2, 5): 0.4}
     verdicts, records, features, links = _family(colour)
     assert sorted(links, key=representative_rank(verdicts, records, features, links))[0] == 0
-
-
-def test_grey_copies_outnumbering_the_colour_original_do_not_represent_it():
-    """A photo in modest colour (0, level 6), a same-size re-encode (2), a grey-level copy (1) and three copies
-    made from the grey one (3, 5, 6), which verify against each other at colour distance 0 and against the colour
-    files at 9: the grey files are the family's majority, nearest in colour to most of it, and verified against
-    as many files. A grey copy of a picture in colour is a copy however many others were made from it: the
-    original represents the family. Were the photo nearly grey itself (level 3), nothing would tell them apart and
-    the majority would."""
-    grey_files, colour_files = (1, 3, 5, 6), (0, 2)
-    colour = {(a, b): 0.0 for a in grey_files for b in grey_files if a < b}
-    colour |= {(a, b): 9.0 for a in colour_files for b in grey_files} | {(0, 2): 0.3}
-    levels = {k: 0.0 for k in grey_files} | {0: 6.0, 2: 6.0}
-    verdicts, records, features, links = _family(colour, levels=levels)
-    assert sorted(links, key=representative_rank(verdicts, records, features, links))[0] == 0
-    pale = {k: 0.0 for k in grey_files} | {0: 3.0, 2: 3.0}  # a photo nearly grey itself: no evidence either way
-    verdicts, records, features, links = _family(colour, levels=pale)
-    assert sorted(links, key=representative_rank(verdicts, records, features, links))[0] in grey_files
 
 
 def test_a_mirrored_copy_does_not_represent_its_original():

@@ -24,7 +24,6 @@ LOSSLESS = {".png", ".tif", ".tiff", ".bmp", ".ppm", ".pgm"}
 PIXEL_STEP = 1.25  # representatives are ranked by their picture's pixels in steps of this ratio
 TILTED = 2.0  # degrees off a quarter turn beyond which a picture is turned against its duplicates
 GREY_CHROMA = 2.0  # mean CIELAB a*b* magnitude under which a picture has no colour
-COLOURFUL = 4.0  # mean CIELAB a*b* magnitude from which a picture has clear colour: twice a grey one's at most
 RECOLOURED = 3.0  # CIELAB a*b* units a file may be further in colour from its duplicates than the nearest of them
 HUB = 0.5  # a file verified against fewer than this share of its best-linked duplicate's duplicates is no hub
 
@@ -102,29 +101,9 @@ def recoloured(departures: dict[int, float], links: dict[int, dict[int, bool]]) 
     return out
 
 
-def chroma_level(f: Features | None) -> float | None:
-    """How colourful a picture is: the mean CIELAB a*, b* magnitude of its colour map (None without one)."""
-    return None if f is None or f.chroma is None else float(np.abs(f.chroma).mean())
-
-
 def grey(f: Features | None) -> bool:
     """Whether a picture has no colour (a grey-level copy, or a black-and-white photo)."""
-    level = chroma_level(f)
-    return level is not None and level < GREY_CHROMA
-
-
-def decoloured(levels: dict[int, float | None], links: dict[int, dict[int, bool]]) -> set[int]:
-    """Grey pictures with a duplicate in clear colour (a colour level, :func:`chroma_level`, of
-    :data:`COLOURFUL` or more): a grey-level copy, however many other grey copies were made from it (no edit
-    puts the colours of a photo back into a grey copy), while the original of a family whose saturated copy
-    barely has colour is not one."""
-    return {
-        m
-        for m, near in links.items()
-        if (level := levels.get(m)) is not None
-        and level < GREY_CHROMA
-        and any((levels.get(n) or 0.0) >= COLOURFUL for n in near)
-    }
+    return f is not None and f.chroma is not None and float(np.abs(f.chroma).mean()) < GREY_CHROMA
 
 
 def own_coverage(verdicts: Verdicts) -> dict[int, float]:
@@ -145,11 +124,6 @@ def hubs(links: dict[int, dict[int, bool]], share: float = HUB) -> set[int]:
     return {m for m, near in links.items() if len(near) >= share * max(len(links[n]) for n in near)}
 
 
-def _traits(f: Features | None) -> tuple[float | None, int | None]:
-    """What the rank reads of a picture's features: its colour level and its keypoint count."""
-    return chroma_level(f), None if f is None else len(f)
-
-
 def _lossless(path: str) -> bool:
     return PurePath(path).suffix.lower() in LOSSLESS
 
@@ -168,8 +142,7 @@ def representative_rank(
     corners are filler; where the duplicates are turned every which way against each other, no file is told apart
     by this), nor one most of its duplicates are turned a quarter or half turn against, or mirrored against
     (someone turned or flipped it); then the most pixels of the shared picture (pixels times the share its
-    duplicates show, in 25% steps: resampling, a few degrees of rotation or a re-encode add none); then not a grey
-    copy of a picture in colour (:func:`decoloured`); then not one
+    duplicates show, in 25% steps: resampling, a few degrees of rotation or a re-encode add none); then not one
     edited in colour (:func:`recoloured`: further in colour from its duplicates than the nearest of them by more
     than :data:`RECOLOURED`; a copy edited in colour is far from all of them, the original as far as each copy's
     own edit); then in colour before grey
@@ -185,24 +158,21 @@ def representative_rank(
     turns = turned(verdicts)
     central = hubs(links)
     edited = recoloured(departure(verdicts), links)
-    traits = {m: _traits(features(m)) for m in links}  # each picture's features read once
-    greyed = decoloured({m: t[0] for m, t in traits.items()}, links)
 
     def rank(media_id: int) -> tuple:
         rec = records[media_id]
         share = coverage[media_id]
         pixels = max(1.0, (rec.width or 0) * (rec.height or 0) * share)
-        level, keypoints = traits[media_id]
+        feats = features(media_id)
         return (
             share < 0.5,
             media_id not in central,
             tilts[media_id] > TILTED or turns[media_id] > 0.5,
             -round(math.log(pixels, PIXEL_STEP)),
-            media_id in greyed,
             media_id in edited,
-            level is not None and level < GREY_CHROMA,
+            grey(feats),
             -len(links[media_id]),
-            -int(math.log2(1 + keypoints)) if keypoints is not None else 0,
+            -int(math.log2(1 + len(feats))) if feats is not None else 0,
             share < 0.95,
             not _lossless(rec.path),
             -rec.size,
