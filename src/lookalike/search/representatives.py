@@ -95,7 +95,7 @@ def recoloured(departures: dict[int, float], links: dict[int, dict[int, bool]]) 
     out = set()
     for m, near in links.items():
         if m in departures:
-            nearest = min((departures[n] for n in (m, *near) if n in departures), default=departures[m])
+            nearest = min(departures[n] for n in (m, *near) if n in departures)
             if departures[m] - nearest > RECOLOURED:
                 out.add(m)
     return out
@@ -145,13 +145,12 @@ def representative_rank(
     duplicates show, in 25% steps: resampling, a few degrees of rotation or a re-encode add none); then not one
     edited in colour (:func:`recoloured`: further in colour from its duplicates than the nearest of them by more
     than :data:`RECOLOURED`; a copy edited in colour is far from all of them, the original as far as each copy's
-    own edit); then in colour before grey
-    levels; then the one most files verified against (among copies of one size the original is the hub its edits
-    were made from: they verify against it best); then not blurred (its keypoints, in steps of 2x: a blurred copy
-    keeps a fraction of its original's; after the links, because letters painted over a copy add keypoints too);
-    then one its duplicates show whole before one with added borders or corners; then lossless, larger file,
-    path. (An original with crops among its duplicates shows only part of itself in those links: the share weighs
-    its pixels, it does not rank it after its own crops.)
+    own edit); then in colour before grey levels; then the one most files verified against (among copies of one
+    size the original is the hub its edits were made from: they verify against it best); then not blurred (its
+    keypoints, in steps of 2x: a blurred copy keeps a fraction of its original's; after the links, because letters
+    painted over a copy add keypoints too); then one its duplicates show whole before one with added borders or
+    corners; then lossless, larger file, path. (An original with crops among its duplicates shows only part of
+    itself in those links: the share weighs its pixels, it does not rank it after its own crops.)
     """
     coverage = own_coverage(verdicts)
     tilts = tilt(verdicts)

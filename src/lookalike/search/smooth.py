@@ -161,10 +161,11 @@ def _one_way(a: Features, b: Features, m: Match) -> float | None:
     return float((np.linalg.norm(mean_a - mean_b, axis=1) / share[covered]).mean())
 
 
-def _cells(f: Features, shape: tuple[int, ...]) -> np.ndarray:
-    """The map from ``f``'s original pixels to the cells of a map of ``shape`` over the picture (pixel centres to
-    cell centres: a cell ``k`` pixels wide has its centre at pixel ``(j + 0.5) / k - 0.5``)."""
-    kx, ky = shape[1] / f.size[0], shape[0] / f.size[1]
+def _cells(f: Features) -> np.ndarray:
+    """The map from ``f``'s original pixels to the cells of its colour map (pixel centres to cell centres: a cell
+    ``k`` pixels wide has its centre at pixel ``(j + 0.5) / k - 0.5``)."""
+    assert f.chroma is not None
+    kx, ky = f.chroma.shape[1] / f.size[0], f.chroma.shape[0] / f.size[1]
     return np.array([[kx, 0.0, 0.5 * kx - 0.5], [0.0, ky, 0.5 * ky - 0.5], [0.0, 0.0, 1.0]])
 
 
@@ -175,7 +176,7 @@ def _aligned_chroma(a: Features, b: Features, m: Match) -> tuple[np.ndarray, np.
     assert a.chroma is not None and b.chroma is not None
     ha, wa = a.chroma.shape[:2]
     hb, wb = b.chroma.shape[:2]
-    h = _cells(b, b.chroma.shape) @ m.homography @ np.linalg.inv(_cells(a, a.chroma.shape))  # a's cells -> b's
+    h = _cells(b) @ m.homography @ np.linalg.inv(_cells(a))  # a's cells -> b's
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     aligned = cv2.warpPerspective(np.ascontiguousarray(b.chroma), h, (wa, ha), flags=flags)
     inside = cv2.warpPerspective(np.ones((hb, wb), np.float32), h, (wa, ha), flags=flags) > 0.99
