@@ -46,11 +46,12 @@ def region(homography: np.ndarray, src: tuple[float, float], dst: tuple[float, f
 
 
 def _ncc(pa: np.ndarray, pb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per patch row: normalised cross-correlation (0 where either is flat), structured in either, in both."""
-    sa, sb = pa.std(axis=1), pb.std(axis=1)
+    """Per patch (the last axis holds a patch's pixels): normalised cross-correlation (0 where either is flat),
+    structured in either, in both."""
+    sa, sb = pa.std(axis=-1), pb.std(axis=-1)
     structured = (sa >= MIN_PATCH_STD) | (sb >= MIN_PATCH_STD)  # flat in both: no evidence either way
     both = (sa >= MIN_PATCH_STD) & (sb >= MIN_PATCH_STD)
-    cov = ((pa - pa.mean(axis=1, keepdims=True)) * (pb - pb.mean(axis=1, keepdims=True))).mean(axis=1)
+    cov = ((pa - pa.mean(axis=-1, keepdims=True)) * (pb - pb.mean(axis=-1, keepdims=True))).mean(axis=-1)
     return np.where(both, cov / np.maximum(sa * sb, 1e-6), 0.0), structured, both
 
 
@@ -117,19 +118,20 @@ def _agreement(a: Features, b: Features, h_small: np.ndarray) -> tuple[float, fl
         return 0.0, 0.0, 0.0, 0.0
     differ = both & (ncc < 0.5)
     block = _largest_block(structured & ~(both & (ncc >= 0.5)), inside, _grid(ga.shape))
-    shifted = np.zeros(len(ncc), np.float32)
+    moved = 0.0
     if differ.any():
-        for dy in range(-SHIFT, SHIFT + 1):
-            for dx in range(-SHIFT, SHIFT + 1):
-                if max(abs(dx), abs(dy)) < 2:
-                    continue  # a pixel off is misalignment, not motion
-                moved = _patches(np.roll(gb, (dy, dx), axis=(0, 1)))[inside]
-                # content found again a little further on counts as moved only where the picture does not repeat
-                # itself at that shift (a smooth gradient or a stripe matches itself shifted: that is no motion)
-                itself = _patches(np.roll(ga, (dy, dx), axis=(0, 1)))[inside]
-                found = differ & (_ncc(pa, itself)[0] < 0.8)
-                shifted = np.maximum(shifted, np.where(found, _ncc(pa, moved)[0], 0.0))
-    agree, moved = float((both & (ncc >= 0.5)).sum() / n), float((shifted >= 0.8).sum() / n)
+        # each disagreeing patch of a against the patch at its place in a and in b shifted by 2-4 grid pixels
+        # either way (with wrap-around): content found again a little further on counts as moved only where the
+        # picture does not repeat itself at that shift (a smooth gradient or a stripe matches itself shifted: that
+        # is no motion); a pixel off is misalignment, not motion
+        at = np.flatnonzero(inside)[differ]
+        corners = np.stack(np.divmod(at, _grid(ga.shape)[1]), axis=1) * (PATCH // 2)
+        own = pa[differ]
+        found = (_ncc(own, _shifted_patches(ga, corners))[0] < 0.8) & (
+            _ncc(own, _shifted_patches(gb, corners))[0] >= 0.8
+        )
+        moved = float(found.any(axis=0).sum() / n)
+    agree = float((both & (ncc >= 0.5)).sum() / n)
     return agree, moved, block, float(n / max(1, len(ncc)))
 
 
@@ -148,6 +150,17 @@ def _largest_block(bad: np.ndarray, inside: np.ndarray, grid: tuple[int, int]) -
     cells[np.flatnonzero(inside)[bad]] = 1
     n, _, stats, _ = cv2.connectedComponentsWithStats(cells.reshape(grid), connectivity=4)
     return float(stats[1:, cv2.CC_STAT_AREA].max() / inside.sum()) if n > 1 else 0.0
+
+
+def _shifted_patches(img: np.ndarray, corners: np.ndarray) -> np.ndarray:
+    """The ``PATCH``-square patches with top-left ``corners`` (rows of y, x) of ``img`` rolled by every shift of 2
+    to :data:`SHIFT` pixels (Chebyshev distance), as ``np.roll`` would place them: shifts x corners x pixels."""
+    shifts = np.array([(dy, dx) for dy in range(-SHIFT, SHIFT + 1) for dx in range(-SHIFT, SHIFT + 1)])
+    shifts = shifts[np.abs(shifts).max(axis=1) >= 2]
+    # rolled by (dy, dx), the patch at (y, x) is the one at (y - dy, x - dx) of img wrapped around its edges
+    windows = np.lib.stride_tricks.sliding_window_view(np.pad(img, SHIFT, mode="wrap"), (PATCH, PATCH))
+    at = corners[None, :, :] - shifts[:, None, :] + SHIFT  # shifts x corners x (y, x)
+    return windows[at[..., 0], at[..., 1]].reshape(len(shifts), len(corners), PATCH * PATCH).astype(np.float32)
 
 
 def _patches(img: np.ndarray) -> np.ndarray:
