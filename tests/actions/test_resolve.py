@@ -296,7 +296,7 @@ def test_a_decision_between_two_members_keeps_both(library, images):
         ws.index([media])
         ws.distinct([media / "coffee_q80.jpg", media / "coffee_small.jpg"])
         plan = {Path(p.path).name: (p.action, p.reason, Path(p.keeper).name) for p in ws.resolve(keep="newest").plan}
-    assert plan["coffee_q80.jpg"] == ("keep", "keeper (by newest)", "coffee_q80.jpg")
+    assert plan["coffee_q80.jpg"] == ("keep", "keeper: by rule newest", "coffee_q80.jpg")
     assert plan["coffee_small.jpg"] == (
         "keep",
         "remembered as not a duplicate of the keeper (lookalike distinct)",
@@ -480,13 +480,13 @@ def test_oldest_and_exif_rules_read_the_photos_metadata(settings_factory, tmp_pa
             [kept] = [p for p in ws.resolve(keep=rules).plan if p.path == p.keeper]
             return Path(kept.path).name, kept.reason
 
-        assert keeper("oldest") == ("sparse.jpg", "keeper (by oldest)")
-        assert keeper("newest") == ("rich.jpg", "keeper (by newest)")
-        assert keeper("exif,oldest") == ("rich.jpg", "keeper (by exif)")
+        assert keeper("oldest") == ("sparse.jpg", "keeper: by rule oldest")
+        assert keeper("newest") == ("rich.jpg", "keeper: by rule newest")
+        assert keeper("exif,oldest") == ("rich.jpg", "keeper: by rule exif")
 
         coffee.save(media / "undated.jpg", quality=90)  # modified now, like sparse.jpg, but later
         ws.index([media])
-        assert keeper("oldest") == ("rich.jpg", "keeper (by oldest)")  # by modification time: 2001
+        assert keeper("oldest") == ("rich.jpg", "keeper: by rule oldest")  # by modification time: 2001
 
 
 def test_the_desktop_trash_holds_the_files_with_their_info_and_undo_takes_them_back(library, monkeypatch, tmp_path):
@@ -589,7 +589,7 @@ def test_remembered_decisions_inside_a_group_and_clear_errors(library):
         ws.distinct([media / "coffee_crop.png", media / "coffee_small.jpg"])  # two members, neither the keeper
         plan = {Path(p.path).name: (p.action, p.reason) for p in ws.resolve().plan if "coffee" in p.path}
         assert plan == {
-            "coffee.png": ("keep", "keeper (by representative)"),
+            "coffee.png": ("keep", "keeper: the representative"),
             "coffee_copy.png": ("trash", "identical copy of the keeper"),
             "coffee_small.jpg": (
                 "keep",

@@ -153,7 +153,7 @@ def test_duplicates(client):
     # the crop keeps x 5-85% and y 12-92% of the 451 x 300 original (benchmarks.corpus._crop)
     want = (0.05 * 451, 0.12 * 300, 0.85 * 451, 0.92 * 300)
     assert all(abs(a - b) <= 5 for a, b in zip(crop["rep_region"], want, strict=True)), crop["rep_region"]
-    assert members["chelsea__flip.jpg"]["relation"] == "rotated"
+    assert members["chelsea__flip.jpg"]["relation"] == "flipped"
     videos = next(g for g in body["groups"] if any(it["name"] == "bikes.mp4" for it in g["items"]))
     assert {it["name"] for it in videos["items"]} >= {"bikes.mp4", "bikes_small.mp4"}
     assert all(it["start"] is not None for it in videos["items"])

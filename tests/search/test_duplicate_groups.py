@@ -87,9 +87,14 @@ def test_the_representative_is_the_hub_its_edits_verify_against():
     assert star_groups(links, rank) == [[0, 1, 2, 3, 4, 5, 6]]
 
 
-def _family(colour: dict[tuple[int, int], float | None], flipped: set[tuple[int, int]] = frozenset()):
+def _family(
+    colour: dict[tuple[int, int], float | None],
+    flipped: set[tuple[int, int]] = frozenset(),
+    quality: dict[int, int] | None = None,
+):
     """Verdicts, records, features and links of a family of one size: pairs of ``colour`` are verified duplicates
-    with that colour distance (those in ``flipped`` mirrored); file 4 is a lossless PNG with the largest file."""
+    with that colour distance (those in ``flipped`` mirrored); file 4 is a lossless PNG with the largest file, the
+    others JPEGs of ``quality`` (90 where not given)."""
     ident = np.eye(3)
     verdicts = {}
     for pair, c in colour.items():
@@ -108,7 +113,8 @@ def _family(colour: dict[tuple[int, int], float | None], flipped: set[tuple[int,
 
     def features(k: int) -> Features:
         points, descriptors = np.zeros((300, 2), np.float32), np.zeros((300, 128), np.float32)
-        return Features(points, descriptors, np.zeros((8, 8), np.uint8), 1.0, (1000, 750))
+        q = None if k == 4 else (quality or {}).get(k, 90)
+        return Features(points, descriptors, np.zeros((8, 8), np.uint8), 1.0, (1000, 750), quality=q)
 
     return verdicts, records, features, links
 
@@ -136,6 +142,16 @@ def test_copies_that_keep_the_colours_are_not_told_apart_by_chance_differences_i
     colour = {(0, 1): 0.7, (0, 2): 0.7, (0, 3): 0.7, (0, 5): 0.9, (0, 6): 0.6, (2, 3): 0.45, (2, 5): 0.4}
     verdicts, records, features, links = _family(colour)
     assert sorted(links, key=representative_rank(verdicts, records, features, links))[0] == 0
+
+
+def test_a_copy_compressed_hard_does_not_represent_its_original():
+    """A copy of the original's size saved at JPEG quality 12 (1) that, by chance, more files verified against
+    than the original (0, quality 90): the original represents the family. Read as quality 90, the copy would."""
+    pairs = [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (1, 5), (2, 3)]
+    verdicts, records, features, links = _family({p: 0.5 for p in pairs}, quality={1: 12})
+    assert sorted(links, key=representative_rank(verdicts, records, features, links))[0] == 0
+    _, _, unread, _ = _family({p: 0.5 for p in pairs})
+    assert sorted(links, key=representative_rank(verdicts, records, unread, links))[0] == 1
 
 
 def test_a_mirrored_copy_does_not_represent_its_original():
@@ -250,7 +266,7 @@ def test_each_relation_kind_is_named_against_the_representative(relations_librar
         "cat_cropped.jpg": Relation.CROPPED,
         "cat_rotated.jpg": Relation.ROTATED,
         "cat_tilted.png": Relation.ROTATED,
-        "cat_flipped.jpg": Relation.ROTATED,
+        "cat_flipped.jpg": Relation.FLIPPED,
         "cat_edited.png": Relation.EDITED,
         "cat_in_collage.jpg": Relation.CONTAINS,
     }
@@ -378,19 +394,24 @@ def test_explain_names_the_file_it_cannot_read(relations_library, tmp_path):
 
 def test_explain_gives_the_decision_its_evidence_and_a_picture(relations_library, tmp_path):
     settings, root = relations_library
-    picture = tmp_path / "why.png"
+    picture, rejected = tmp_path / "why.png", tmp_path / "why_not.png"
     with Workspace(settings) as ws:
         crop = ws.explain(root / "cat.png", root / "cat_cropped.jpg", picture)
-        other = ws.explain(root / "cat.png", root / "others" / "coffee.png")
+        other = ws.explain(root / "cat.png", root / "others" / "coffee.png", rejected)
     assert crop.duplicate and crop.relation == Relation.CROPPED and crop.method == "local"
     assert crop.inliers >= 50 and crop.score >= 0.9
     assert all(abs(a - b) <= 4 for a, b in zip(crop.region_a, (90, 60, 361, 240), strict=True)), crop.region_a
     with Image.open(picture) as im:
-        assert im.height == 480 and im.width > 480 + 240  # both pictures side by side
+        assert im.height == 480 + 24 and im.width > 480 + 240  # both pictures side by side, a caption under them
         # the matched box is drawn in the first picture: its yellow outline crosses the box's top edge
         scale = 480 / 300
         assert im.getpixel((round(200 * scale), round(60 * scale))) == (255, 200, 0)
+        colours = {c for _, c in im.getcolors(1 << 20)}
+        assert (255, 200, 0) in colours and (230, 60, 60) not in colours
     assert not other.duplicate and other.relation is None and other.inliers < 15
+    with Image.open(rejected) as im:  # a pair that is no match: its closest fit, if any, in red, never yellow
+        colours = {c for _, c in im.getcolors(1 << 20)}
+        assert (255, 200, 0) not in colours and ((230, 60, 60) in colours) == (other.region_a is not None)
 
 
 def test_verified_search_puts_verified_copies_first_with_their_relation(relations_library):
@@ -422,7 +443,7 @@ def test_verified_search_names_the_query_file_and_its_byte_twin_identical(relati
         "cat_cropped.jpg": ("cropped", False),
         "cat_rotated.jpg": ("rotated", False),
         "cat_tilted.png": ("rotated", False),
-        "cat_flipped.jpg": ("rotated", False),
+        "cat_flipped.jpg": ("flipped", False),
         "cat_edited.png": ("edited", False),
         "cat_in_collage.jpg": ("contains", False),
     }

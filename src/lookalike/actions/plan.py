@@ -24,6 +24,7 @@ WHOLE = frozenset(
         Relation.RESIZED,
         Relation.EDITED,
         Relation.ROTATED,
+        Relation.FLIPPED,
         Relation.COPY,
     }
 )
@@ -88,7 +89,7 @@ def plan_resolve(
                 out.append(PlannedAction(rec.path, "trash", twin.path, why, it.media_id, g_index, rec, it.relation))
                 continue
             if it.media_id == whole[best].media_id:
-                why = f"keeper (by {rule})"
+                why = "keeper: the representative" if rule == "representative" else f"keeper: by rule {rule}"
                 out.append(PlannedAction(rec.path, "keep", rec.path, why, it.media_id, g_index, rec, it.relation))
                 continue
             if distinct and _pair(rec, keeper) in distinct:
@@ -200,7 +201,7 @@ def reviewed_plan(
                 out.append(p)
                 continue
             if p.path == keeper.path:
-                out.append(dataclasses.replace(p, action="keep", keeper=keeper.path, reason="keeper (reviewed)"))
+                out.append(dataclasses.replace(p, action="keep", keeper=keeper.path, reason="keeper: reviewed"))
                 continue
             if _pair(p.record, keeper) in distinct:
                 verb, why = "keep", "remembered as not a duplicate of the keeper (lookalike distinct)"

@@ -16,6 +16,7 @@ from lookalike.indexer.colour import AlphaRule, to_rgb
 from lookalike.indexer.exif import photo_metadata
 from lookalike.indexer.float_tiff import read_float_tiff
 from lookalike.indexer.image_formats import image_formats
+from lookalike.indexer.jpeg_quality import jpeg_quality
 from lookalike.storage.records import PhotoMetadata
 
 # Formats we decode; Pillow can open more (PDF, EPS, PSD, FITS ...) but those are not photos or frames.
@@ -32,6 +33,7 @@ class ImageMeta:
     format: str
     n_frames: int
     photo: PhotoMetadata = field(default_factory=PhotoMetadata)  # what its EXIF says
+    quality: int | None = None  # a JPEG's quality setting, estimated from its quantization table
 
 
 def _upright(im: Image.Image) -> Image.Image:
@@ -109,7 +111,8 @@ def load_frames(
             later = _later_frames(im, spread_frames(n_frames, frames)[1:], alpha)
             pictures = [_reduced(p, draft) for p in pictures + later]
     swapped = upright.size != im.size and upright.size == im.size[::-1]
-    return pictures, ImageMeta(height if swapped else width, width if swapped else height, fmt, n_frames, photo)
+    size = (height, width) if swapped else (width, height)
+    return pictures, ImageMeta(*size, fmt, n_frames, photo, jpeg_quality(im))
 
 
 _ORIENTATION = 0x0112
@@ -140,7 +143,8 @@ def peek_jpeg(
         orientation = 1
     orientation = orientation if 1 <= orientation <= 8 else 1
     swapped = orientation in (5, 6, 7, 8)
-    meta = ImageMeta(height if swapped else width, width if swapped else height, "JPEG", 1, photo_metadata(im))
+    size = (height, width) if swapped else (width, height)
+    meta = ImageMeta(*size, "JPEG", 1, photo_metadata(im), jpeg_quality(im))
     return data, meta, orientation
 
 

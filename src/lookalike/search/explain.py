@@ -16,6 +16,9 @@ from lookalike.search.verify import Match
 
 PANEL = 480  # height of each side of the picture
 MAX_LINES = 80  # keypoint lines drawn (a sample of the inliers)
+CAPTION = 24  # height of the caption under the pictures
+MATCHED = (255, 200, 0)  # the boxes of a duplicate's matched regions
+REJECTED = (230, 60, 60)  # the boxes of the closest fit of a pair that is not a duplicate
 
 
 @dataclass(frozen=True)
@@ -118,23 +121,40 @@ def _panel(image: Image.Image) -> tuple[Image.Image, float]:
     return image.convert("RGB").resize((max(1, round(image.width * scale)), PANEL)), scale
 
 
-def draw(image_a: Image.Image, image_b: Image.Image, m: Match | None, out: Path, features: bool = True) -> Path:
-    """Write ``a`` and ``b`` side by side with the matched regions boxed and lines between matched keypoints."""
+def draw(
+    image_a: Image.Image,
+    image_b: Image.Image,
+    m: Match | None,
+    out: Path,
+    features: bool = True,
+    duplicate: bool = True,
+) -> Path:
+    """Write ``a`` and ``b`` side by side with the matched regions boxed and lines between matched keypoints, and a
+    caption saying what they are: a duplicate's matched regions (:data:`MATCHED`), or for a pair that is not one,
+    the closest fit found (:data:`REJECTED`, too weak to be a match), or that none was found."""
     left, sa = _panel(image_a)
     right, sb = _panel(image_b)
-    canvas = Image.new("RGB", (left.width + 16 + right.width, PANEL), (32, 32, 32))
+    canvas = Image.new("RGB", (left.width + 16 + right.width, PANEL + CAPTION), (32, 32, 32))
     canvas.paste(left, (0, 0))
     x_off = left.width + 16
     canvas.paste(right, (x_off, 0))
     pen = ImageDraw.Draw(canvas)
+    colour, line = (MATCHED, (0, 220, 120)) if duplicate else (REJECTED, (150, 150, 150))
     if m is not None:
         for box, s, dx in ((m.region_a, sa, 0), (m.region_b, sb, x_off)):
             x0, y0, x1, y1 = (v * s for v in box)
-            pen.rectangle((x0 + dx, y0, x1 + dx, y1), outline=(255, 200, 0), width=3)
+            pen.rectangle((x0 + dx, y0, x1 + dx, y1), outline=colour, width=3)
         if features and m.pairs is not None and len(m.pairs):
             pick = np.linspace(0, len(m.pairs) - 1, min(MAX_LINES, len(m.pairs))).astype(int)
             for xa, ya, xb, yb in m.pairs[pick]:
-                pen.line((xa * sa, ya * sa, xb * sb + x_off, yb * sb), fill=(0, 220, 120), width=1)
+                pen.line((xa * sa, ya * sa, xb * sb + x_off, yb * sb), fill=line, width=1)
+    if duplicate:
+        caption = "duplicates: the matched regions, and lines between matched keypoints"
+    elif m is not None:
+        caption = "not duplicates: the closest fit found (too weak to be a match)"
+    else:
+        caption = "not duplicates: no transform maps a part of one picture onto the other"
+    pen.text((8, PANEL + 6), caption, fill=colour if m is not None else (230, 230, 230))
     out.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(out)
     return out

@@ -38,6 +38,8 @@ class Features:
             when it has none (or when not given).
         chroma: the picture's CIELAB a*, b* (float32, 0 = grey) at :data:`CHROMA_SIDE`: does a copy keep the
             hues of its original (a recoloured variant of a design does not)? None when not extracted.
+        quality: the file's JPEG quality setting (:func:`~lookalike.indexer.jpeg_quality.jpeg_quality`): which
+            copy was compressed hardest? None for other formats, or when not read from a file.
     """
 
     points: np.ndarray
@@ -47,6 +49,7 @@ class Features:
     size: tuple[int, int]
     content: Box | None = None
     chroma: np.ndarray | None = None
+    quality: int | None = None
 
     @property
     def inner(self) -> Box:
@@ -153,4 +156,5 @@ def mirrored(f: Features) -> Features:
         f.size,
         (width - x1, y0, width - x0, y1),
         None if f.chroma is None else np.ascontiguousarray(f.chroma[:, ::-1]),
+        f.quality,
     )

@@ -25,7 +25,8 @@ class Relation(StrEnum):
     HARDLINK = "hardlink"  # another path of a file already in the group: removing it frees nothing
     RESIZED = "resized"  # the whole picture at another size (perhaps also re-encoded or edited)
     CROPPED = "cropped"  # a part of the representative (``rep_region`` says which)
-    ROTATED = "rotated"  # rotated or flipped
+    ROTATED = "rotated"  # turned (a quarter or half turn, or a few degrees)
+    FLIPPED = "flipped"  # a mirror image (perhaps also turned)
     EDITED = "edited"  # the whole picture at the same size: re-encoded, colour, grey, blur, overlay, borders ...
     CONTAINS = "contains"  # this file holds the representative inside a larger picture (collage, screenshot ...)
     SIMILAR = "similar"  # a semantic neighbour, not verified

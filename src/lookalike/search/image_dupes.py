@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -148,13 +148,14 @@ class FeatureCache:
 
 def features_of(path: Path, max_pixels: int = 64_000_000, max_bytes: int = 512 << 20) -> Features:
     """Local features of an image file, decoded as verification needs it (JPEG at a reduced scale still at least
-    :data:`~lookalike.search.features.MAX_SIDE` on its short side) and reported in the file's own pixels.
+    :data:`~lookalike.search.features.MAX_SIDE` on its short side) and reported in the file's own pixels, with a
+    JPEG's quality setting.
 
     Raises:
         DecodeError: the file cannot be decoded as an image.
     """
     image, meta = load_image(path, max_pixels=max_pixels, max_bytes=max_bytes, draft=MAX_SIDE)
-    return extract(image, (meta.width, meta.height))
+    return replace(extract(image, (meta.width, meta.height)), quality=meta.quality)
 
 
 def verify(fa: Features | None, fb: Features | None, cosine: float, rule: VerifyRule) -> Verdict:
@@ -229,7 +230,9 @@ def relation(rep: Features, member: Features, m: Match) -> Relation:
     rep_whole = m.coverage_a >= WHOLE or plain_surround(rep, m.region_a)
     member_whole = m.coverage_b >= WHOLE or plain_surround(member, m.region_b)
     if rep_whole and member_whole:
-        if m.flipped or abs(m.rotation) > 2.0:
+        if m.flipped:
+            return Relation.FLIPPED
+        if abs(m.rotation) > 2.0:
             return Relation.ROTATED
         return Relation.EDITED if rep.size == member.size else Relation.RESIZED
     if member_whole:

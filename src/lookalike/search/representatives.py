@@ -25,6 +25,7 @@ PIXEL_STEP = 1.25  # representatives are ranked by their picture's pixels in ste
 TILTED = 2.0  # degrees off a quarter turn beyond which a picture is turned against its duplicates
 GREY_CHROMA = 2.0  # mean CIELAB a*b* magnitude under which a picture has no colour
 RECOLOURED = 3.0  # CIELAB a*b* units a file may be further in colour from its duplicates than the nearest of them
+COMPRESSED = 50  # a JPEG saved at a quality under this is compressed hard (blocks and ringing show)
 HUB = 0.5  # a file verified against fewer than this share of its best-linked duplicate's duplicates is no hub
 
 
@@ -106,6 +107,12 @@ def grey(f: Features | None) -> bool:
     return f is not None and f.chroma is not None and float(np.abs(f.chroma).mean()) < GREY_CHROMA
 
 
+def compressed(f: Features | None) -> bool:
+    """Whether a picture is a JPEG saved at a quality under :data:`COMPRESSED` (a copy squeezed for sending, or a
+    re-shoot), beside which any file of its duplicates saved with less loss is the better copy."""
+    return f is not None and f.quality is not None and f.quality < COMPRESSED
+
+
 def own_coverage(verdicts: Verdicts) -> dict[int, float]:
     """Per picture, the median share of it that its verified duplicates show: low for collages and screenshots."""
     shares: dict[int, list[float]] = {}
@@ -145,12 +152,14 @@ def representative_rank(
     duplicates show, in 25% steps: resampling, a few degrees of rotation or a re-encode add none); then not one
     edited in colour (:func:`recoloured`: further in colour from its duplicates than the nearest of them by more
     than :data:`RECOLOURED`; a copy edited in colour is far from all of them, the original as far as each copy's
-    own edit); then in colour before grey levels; then the one most files verified against (among copies of one
-    size the original is the hub its edits were made from: they verify against it best); then not blurred (its
-    keypoints, in steps of 2x: a blurred copy keeps a fraction of its original's; after the links, because letters
-    painted over a copy add keypoints too); then one its duplicates show whole before one with added borders or
-    corners; then lossless, larger file, path. (An original with crops among its duplicates shows only part of
-    itself in those links: the share weighs its pixels, it does not rank it after its own crops.)
+    own edit); then in colour before grey levels; then not a JPEG compressed hard (:func:`compressed`: a copy
+    squeezed for sending, of the original's size, was verified against more files than its original by chance on
+    the benchmark); then the one most files verified against (among copies of one size the original is the hub
+    its edits were made from: they verify against it best); then not blurred (its keypoints, in steps of 2x: a
+    blurred copy keeps a fraction of its original's; after the links, because letters painted over a copy add
+    keypoints too); then one its duplicates show whole before one with added borders or corners; then lossless,
+    larger file, path. (An original with crops among its duplicates shows only part of itself in those links: the
+    share weighs its pixels, it does not rank it after its own crops.)
     """
     coverage = own_coverage(verdicts)
     tilts = tilt(verdicts)
@@ -170,6 +179,7 @@ def representative_rank(
             -round(math.log(pixels, PIXEL_STEP)),
             media_id in edited,
             grey(feats),
+            compressed(feats),
             -len(links[media_id]),
             -int(math.log2(1 + len(feats))) if feats is not None else 0,
             share < 0.95,

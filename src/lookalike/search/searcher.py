@@ -99,7 +99,7 @@ class Searcher:
             a, self._features(a), b, self._features(b), float(va @ vb), VerifyRule(), identical=identical
         )
         if picture is not None:
-            draw(image_a, image_b, m, picture)
+            draw(image_a, image_b, m, picture, duplicate=expl.duplicate)
         return expl
 
     def _load_image(self, path: Path) -> Image.Image:
