@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw
 
 from lookalike.search.features import Features
 from lookalike.search.groups import Box, Relation
-from lookalike.search.image_dupes import Verdict, VerifyRule, relation, verify
+from lookalike.search.image_dupes import Verdict, VerifyRule, relation, verify_in_order
 from lookalike.search.smooth import hue_shift
 from lookalike.search.verify import Match
 
@@ -70,6 +70,18 @@ class Explanation:
     rule: VerifyRule
     colour: float | None = None
 
+    @property
+    def fitted(self) -> bool:
+        """Whether one transform maps a part of each picture onto the other (unrelated pictures often have
+        none: the overlap's figures are then zeros)."""
+        return fitted(self.region_a, self.region_b)
+
+
+def fitted(region_a: Box | None, region_b: Box | None) -> bool:
+    """Whether both boxes of a fit hold some area (a transform that maps no part of one picture onto the other
+    gives an empty box)."""
+    return all(box is not None and box[2] > box[0] and box[3] > box[1] for box in (region_a, region_b))
+
 
 def explain_images(
     path_a: Path,
@@ -79,13 +91,19 @@ def explain_images(
     cosine: float,
     rule: VerifyRule,
     identical: bool = False,
+    keys: tuple[str, str] | None = None,
 ) -> tuple[Explanation, Match | None]:
     """Verify two pictures' features as ``dupes`` does and say why; also returns the match for drawing.
 
     Args:
         identical: the two files hold the same bytes (``dupes`` groups them without looking further).
+        keys: the two files' content keys (SHA-256), which set the way round the pair is matched, as in ``dupes``
+            (:func:`~lookalike.search.image_dupes.verify_in_order`); default: ``a`` onto ``b``.
     """
-    verdict = Verdict(True, "identical", 1.0) if identical else verify(fa, fb, cosine, rule)
+    if identical:
+        verdict = Verdict(True, "identical", 1.0)
+    else:
+        verdict = verify_in_order(fa, fb, cosine, rule, keys or ("a", "b"))
     m = verdict.match
     if identical:
         rel: Relation | None = Relation.IDENTICAL
@@ -126,12 +144,14 @@ def draw(
     image_b: Image.Image,
     m: Match | None,
     out: Path,
+    *,
+    duplicate: bool,
     features: bool = True,
-    duplicate: bool = True,
 ) -> Path:
     """Write ``a`` and ``b`` side by side with the matched regions boxed and lines between matched keypoints, and a
     caption saying what they are: a duplicate's matched regions (:data:`MATCHED`), or for a pair that is not one,
-    the closest fit found (:data:`REJECTED`, too weak to be a match), or that none was found."""
+    the closest fit found (:data:`REJECTED`, too weak to be a match), or that none was found (no box: a fit whose
+    box in either picture is empty maps no part of one onto the other)."""
     left, sa = _panel(image_a)
     right, sb = _panel(image_b)
     canvas = Image.new("RGB", (left.width + 16 + right.width, PANEL + CAPTION), (32, 32, 32))
@@ -140,21 +160,24 @@ def draw(
     canvas.paste(right, (x_off, 0))
     pen = ImageDraw.Draw(canvas)
     colour, line = (MATCHED, (0, 220, 120)) if duplicate else (REJECTED, (150, 150, 150))
-    if m is not None:
+    shown = m is not None and fitted(m.region_a, m.region_b)
+    lines = shown and features and m is not None and m.pairs is not None and len(m.pairs) > 0
+    if m is not None and shown:
         for box, s, dx in ((m.region_a, sa, 0), (m.region_b, sb, x_off)):
             x0, y0, x1, y1 = (v * s for v in box)
             pen.rectangle((x0 + dx, y0, x1 + dx, y1), outline=colour, width=3)
-        if features and m.pairs is not None and len(m.pairs):
+        if lines and m.pairs is not None:
             pick = np.linspace(0, len(m.pairs) - 1, min(MAX_LINES, len(m.pairs))).astype(int)
             for xa, ya, xb, yb in m.pairs[pick]:
                 pen.line((xa * sa, ya * sa, xb * sb + x_off, yb * sb), fill=line, width=1)
     if duplicate:
-        caption = "duplicates: the matched regions, and lines between matched keypoints"
-    elif m is not None:
+        caption = "duplicates: the same bytes" if m is None else "duplicates: the matched regions"
+        caption += ", and lines between matched keypoints" if lines else ""
+    elif shown:
         caption = "not duplicates: the closest fit found (too weak to be a match)"
     else:
         caption = "not duplicates: no transform maps a part of one picture onto the other"
-    pen.text((8, PANEL + 6), caption, fill=colour if m is not None else (230, 230, 230))
+    pen.text((8, PANEL + 6), caption, fill=colour if shown or duplicate else (230, 230, 230))
     out.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(out)
     return out

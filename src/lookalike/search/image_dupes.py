@@ -11,18 +11,14 @@ anything.
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 
-from lookalike.errors import LookalikeError
-from lookalike.indexer.decode import load_image
-from lookalike.indexer.plan import key_path
 from lookalike.search.candidates import ChunkSearch, image_candidates
-from lookalike.search.features import MAX_SIDE, Features, extract
+from lookalike.search.feature_cache import FeatureCache
+from lookalike.search.features import Features
 from lookalike.search.groups import DuplicateGroup, GroupItem, GroupKind, Relation, star_groups
 from lookalike.search.local_candidates import local_candidates
 from lookalike.search.representatives import representative_rank
@@ -34,7 +30,6 @@ from lookalike.storage.records import MediaRecord
 log = logging.getLogger(__name__)
 
 WHOLE = 0.8  # a side whose matched region covers this share of it is shown whole
-CACHE = 2048  # pictures whose features are kept while verifying (about 0.8 MB each)
 
 
 @dataclass(frozen=True)
@@ -114,50 +109,6 @@ class Verdict:
     colour: float | None = None
 
 
-class FeatureCache:
-    """Local features of catalogued images, extracted on first use from the files, least recently used dropped.
-
-    A file that cannot be read or decoded any more (moved, changed, broken) has no features: its pairs are not
-    verified, and the reason is logged once.
-    """
-
-    def __init__(self, records: dict[int, MediaRecord], size: int = CACHE) -> None:
-        self.records = records
-        self.size = size
-        self._items: OrderedDict[int, Features | None] = OrderedDict()
-
-    def get(self, media_id: int) -> Features | None:
-        """The features of one file, or None when it cannot be decoded."""
-        if media_id in self._items:
-            self._items.move_to_end(media_id)
-            return self._items[media_id]
-        feats = self._load(media_id)
-        self._items[media_id] = feats
-        if len(self._items) > self.size:
-            self._items.popitem(last=False)
-        return feats
-
-    def _load(self, media_id: int) -> Features | None:
-        rec = self.records[media_id]
-        try:
-            return features_of(key_path(rec.path))  # a name that is not UTF-8 is stored as its bytes
-        except (LookalikeError, OSError) as e:
-            log.warning("%s: not verified: %s", rec.path, e)
-            return None
-
-
-def features_of(path: Path, max_pixels: int = 64_000_000, max_bytes: int = 512 << 20) -> Features:
-    """Local features of an image file, decoded as verification needs it (JPEG at a reduced scale still at least
-    :data:`~lookalike.search.features.MAX_SIDE` on its short side) and reported in the file's own pixels, with a
-    JPEG's quality setting.
-
-    Raises:
-        DecodeError: the file cannot be decoded as an image.
-    """
-    image, meta = load_image(path, max_pixels=max_pixels, max_bytes=max_bytes, draft=MAX_SIDE)
-    return replace(extract(image, (meta.width, meta.height)), quality=meta.quality)
-
-
 def verify(fa: Features | None, fb: Features | None, cosine: float, rule: VerifyRule) -> Verdict:
     """Whether two pictures are the same picture, edited; ``cosine`` is their global vectors' similarity."""
     if fa is None or fb is None:
@@ -168,6 +119,20 @@ def verify(fa: Features | None, fb: Features | None, cosine: float, rule: Verify
         return verdict
     smooth = smooth_match(fa, fb, cosine, rule)
     return verdict if smooth is None else judge(fa, fb, m, smooth, rule)
+
+
+def verify_in_order(
+    fa: Features | None, fb: Features | None, cosine: float, rule: VerifyRule, keys: tuple[str, str]
+) -> Verdict:
+    """:func:`verify`, made the same way round whichever way the pair comes: ``a`` onto ``b`` when ``a``'s key
+    (its content's SHA-256) sorts first, else ``b`` onto ``a``, the match then seen from ``a``. Matching is not
+    symmetric (the ratio test looks from one picture, the overlap is checked on one picture's grid), so a pair
+    otherwise got its verdict in whichever order its files' ids, a search or the command line gave it: two
+    libraries of the same files grouped a borderline crop differently, and ``explain`` could contradict ``dupes``."""
+    if keys[1] >= keys[0]:
+        return verify(fa, fb, cosine, rule)
+    verdict = verify(fb, fa, cosine, rule)
+    return verdict if verdict.match is None else replace(verdict, match=verdict.match.swapped())
 
 
 def smooth_match(fa: Features, fb: Features, cosine: float, rule: VerifyRule) -> Match | None:
@@ -270,7 +235,8 @@ def find_image_duplicates(
             return Verdict(True, "identical", 1.0)
         if cos is None:
             cos = float(_vector(store, ma, vectors) @ _vector(store, mb, vectors))
-        return verify(cache.get(ma), cache.get(mb), cos, rule)
+        keys = (records[ma].sha256 or records[ma].path, records[mb].sha256 or records[mb].path)
+        return verify_in_order(cache.get(ma), cache.get(mb), cos, rule, keys)
 
     for a, b, cos in zip(cands.a.tolist(), cands.b.tolist(), cands.cosine.tolist(), strict=True):
         ma, mb = media_of.get(a), media_of.get(b)

@@ -30,10 +30,10 @@ from lookalike.indexer.plan import key_path, path_key, sha256_file
 from lookalike.search.alignment import VideoVectors, score_video
 from lookalike.search.candidates import rescored
 from lookalike.search.explain import Explanation, draw, explain_images
+from lookalike.search.feature_cache import features_of
 from lookalike.search.features import Features
 from lookalike.search.groups import Relation
-from lookalike.search.image_dupes import VerifyRule, features_of, relation
-from lookalike.search.image_dupes import verify as verify_pair
+from lookalike.search.image_dupes import VerifyRule, relation, verify_in_order
 from lookalike.search.windows import windows
 from lookalike.storage.library import CollectionStore
 from lookalike.types import MediaKind, MediaStatus, SearchHit
@@ -94,10 +94,9 @@ class Searcher:
         """
         image_a, image_b = self._load_image(a), self._load_image(b)
         va, vb = self._image_vector(a), self._image_vector(b)
-        identical = a.read_bytes() == b.read_bytes()
-        expl, m = explain_images(
-            a, self._features(a), b, self._features(b), float(va @ vb), VerifyRule(), identical=identical
-        )
+        keys = (sha256_file(a) or str(a), sha256_file(b) or str(b))
+        fa, fb = self._features(a), self._features(b)
+        expl, m = explain_images(a, fa, b, fb, float(va @ vb), VerifyRule(), identical=keys[0] == keys[1], keys=keys)
         if picture is not None:
             draw(image_a, image_b, m, picture, duplicate=expl.duplicate)
         return expl
@@ -150,7 +149,8 @@ class Searcher:
             except (DecodeError, OSError):
                 others.append(replace(h, relation="unverified"))
                 continue
-            verdict = verify_pair(fq, fh, h.score, rule)
+            keys = (digest or str(query), (record.sha256 if record else None) or h.path)
+            verdict = verify_in_order(fq, fh, h.score, rule, keys)
             if verdict.duplicate and verdict.match is not None:
                 rel = relation(fq, fh, verdict.match).value
                 confirmed.append(replace(h, relation=rel, inliers=verdict.match.inliers))
