@@ -16,7 +16,11 @@ from pathlib import Path
 import pytest
 from PIL import ExifTags, Image, ImageFilter, ImageOps
 
+from lookalike.actions.plan import plan_resolve
+from lookalike.actions.rules import parse_rules
 from lookalike.errors import UsageError
+from lookalike.search.groups import DuplicateGroup, GroupItem, Relation
+from lookalike.storage.records import MediaRecord
 from lookalike.workspace import Workspace
 from tests.conftest import tree
 
@@ -605,3 +609,50 @@ def test_remembered_decisions_inside_a_group_and_clear_errors(library):
         assert len(ws.decisions()) == 1
         with pytest.raises(UsageError, match="the rule path:/nonexistent/folder names no folder"):
             ws.resolve(keep="path:/nonexistent/folder")
+
+
+def _planned(rules: str, relations: dict[str, Relation], missing: frozenset[str] = frozenset()) -> dict:
+    """The resolve plan of one group (the first name its representative), as ``{name: (action, reason)}``."""
+    records = {
+        i: MediaRecord(f"/m/{name}", "image", 100 + i, 0, "missing" if name in missing else "ok", sha256=name)
+        for i, name in enumerate(relations)
+    }
+    items = [
+        GroupItem(i, f"/m/{name}", "image", relation=rel, score=1.0) for i, (name, rel) in enumerate(relations.items())
+    ]
+    planned = plan_resolve([DuplicateGroup(1.0, items)], records, parse_rules(rules), "trash")
+    return {Path(p.path).name: (p.action, p.reason) for p in planned}
+
+
+def test_a_turned_or_mirrored_copy_is_never_kept_in_its_originals_place():
+    """``--keep format`` prefers lossless files: a lossless mirror image or quarter turn of a JPEG original is
+    still trashed as a copy (it was kept and the original trashed), and a lossless resized copy is kept instead,
+    with reasons that say which rule chose it and what the keeper is."""
+    group = {
+        "photo.jpg": Relation.REPRESENTATIVE,
+        "mirror.png": Relation.FLIPPED,
+        "turned.png": Relation.ROTATED,
+        "smaller.png": Relation.RESIZED,
+    }
+    assert _planned("format", group) == {
+        "photo.jpg": ("trash", "the representative; the keeper is a resized copy of it, by rule format"),
+        "mirror.png": ("trash", "a whole copy (flipped against the representative)"),
+        "turned.png": ("trash", "a whole copy (rotated against the representative)"),
+        "smaller.png": ("keep", "keeper: by rule format"),
+    }
+    del group["smaller.png"]
+    assert _planned("format", group) == {
+        "photo.jpg": ("keep", "keeper: the representative"),
+        "mirror.png": ("trash", "flipped copy of the keeper"),
+        "turned.png": ("trash", "rotated copy of the keeper"),
+    }
+
+
+def test_the_keeper_reason_names_no_representative_that_is_not_there():
+    """With the representative gone (missing) and no rule telling the copies apart, the keeper is the shorter
+    path, and says so (it said "the representative")."""
+    group = {"photo.jpg": Relation.REPRESENTATIVE, "a.jpg": Relation.RESIZED, "copy_b.jpg": Relation.RESIZED}
+    assert _planned("representative", group, missing=frozenset({"photo.jpg"})) == {
+        "a.jpg": ("keep", "keeper: the shortest path (no rule told the copies apart)"),
+        "copy_b.jpg": ("trash", "a whole copy (resized against the representative)"),
+    }

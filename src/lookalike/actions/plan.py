@@ -28,6 +28,7 @@ WHOLE = frozenset(
         Relation.COPY,
     }
 )
+TURNED = frozenset({Relation.ROTATED, Relation.FLIPPED})  # whole copies, but never kept in their original's place
 ACTIONS = ("trash", "hardlink", "symlink")
 
 
@@ -72,6 +73,9 @@ def plan_resolve(
         whole = [it for it in items if it.relation in WHOLE]
         if len(items) < 2 or not whole:
             continue
+        # a turned or mirrored copy is removable, but no keep rule keeps it over the picture the right way round
+        # (``--keep format`` kept a lossless mirror image and trashed its JPEG original)
+        whole = [it for it in whole if it.relation not in TURNED] or whole
         candidates = [
             Candidate(records[it.media_id], it.relation == Relation.REPRESENTATIVE, _picture_pixels(it, records))
             for it in whole
@@ -89,7 +93,7 @@ def plan_resolve(
                 out.append(PlannedAction(rec.path, "trash", twin.path, why, it.media_id, g_index, rec, it.relation))
                 continue
             if it.media_id == whole[best].media_id:
-                why = "keeper: the representative" if rule == "representative" else f"keeper: by rule {rule}"
+                why = _keeper_reason(rule, keeper_is_rep)
                 out.append(PlannedAction(rec.path, "keep", rec.path, why, it.media_id, g_index, rec, it.relation))
                 continue
             if distinct and _pair(rec, keeper) in distinct:
@@ -102,11 +106,22 @@ def plan_resolve(
                 why = f"remembered as not a duplicate of {apart.path} in this group: kept for you to check"
                 out.append(PlannedAction(rec.path, "keep", keeper.path, why, it.media_id, g_index, rec, it.relation))
                 continue
-            verb, why = _decide(it.relation, rec, keeper, action, keeper_is_rep)
+            chosen = f"a {whole[best].relation.value} copy of it, by rule {rule}"
+            verb, why = _decide(it.relation, rec, keeper, action, keeper_is_rep, chosen)
             out.append(PlannedAction(rec.path, verb, keeper.path, why, it.media_id, g_index, rec, it.relation))
             if verb == "keep" and rec.sha256 and it.relation not in (Relation.HARDLINK,):
                 kept_parts.setdefault(rec.sha256, rec)
     return out
+
+
+def _keeper_reason(rule: str, representative: bool) -> str:
+    """Why the keeper was kept: the rule that set it apart, or (no rule did) that it is the representative, or
+    when the representative is not among the whole copies (gone, or failed to index), the shorter path."""
+    if rule != "representative":
+        return f"keeper: by rule {rule}"
+    return (
+        "keeper: the representative" if representative else "keeper: the shortest path (no rule told the copies apart)"
+    )
 
 
 def _picture_pixels(item: GroupItem, records: dict[int, MediaRecord]) -> int | None:
@@ -119,7 +134,12 @@ def _picture_pixels(item: GroupItem, records: dict[int, MediaRecord]) -> int | N
 
 
 def _decide(
-    relation: Relation, rec: MediaRecord, keeper: MediaRecord, action: str, keeper_is_rep: bool = True
+    relation: Relation,
+    rec: MediaRecord,
+    keeper: MediaRecord,
+    action: str,
+    keeper_is_rep: bool = True,
+    chosen: str = "chosen by the rules",
 ) -> tuple[str, str]:
     if relation not in WHOLE and relation != Relation.HARDLINK:
         return "keep", f"{relation.value}: not a whole copy"
@@ -127,7 +147,7 @@ def _decide(
     if problem is not None:
         return "keep", problem
     if relation == Relation.REPRESENTATIVE:
-        return action, "the representative; the keeper is a whole copy of it, chosen by the rules"
+        return action, f"the representative; the keeper is {chosen}"
     if not keeper_is_rep:
         return action, f"a whole copy ({relation.value} against the representative)"
     return action, "a whole copy of the keeper" if relation == Relation.COPY else f"{relation.value} copy of the keeper"
@@ -206,7 +226,7 @@ def reviewed_plan(
             if _pair(p.record, keeper) in distinct:
                 verb, why = "keep", "remembered as not a duplicate of the keeper (lookalike distinct)"
             elif choice is None or choice == "keep":
-                verb, why = "keep", "kept (reviewed)" if choice == "keep" else "kept: not chosen in the review"
+                verb, why = "keep", "kept: reviewed" if choice == "keep" else "kept: not chosen in the review"
             else:
                 problem = _refusal(p.relation, p.record, keeper, choice)
                 verb, why = ("keep", problem) if problem else (choice, f"chosen {choice} in the review")

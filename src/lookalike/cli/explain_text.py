@@ -36,7 +36,7 @@ def explanation_dict(expl: Explanation) -> dict[str, Any]:
         "region_b": None if expl.region_b is None else list(expl.region_b),
         "hue_shift": expl.hue_shift,
         "colour_distance": expl.colour,
-        "fitted": _fitted(expl),
+        "fitted": expl.fitted,
         "thresholds": {
             "min_inliers": rule.min_inliers,
             "min_agreement": rule.min_agreement,
@@ -78,7 +78,7 @@ def print_explanation(console: Console, expl: Explanation, picture: Path | None)
     else:
         for line in _smooth_evidence(expl) if expl.method == "smooth" else _local_evidence(expl):
             console.print(f"  {line}")
-    if _fitted(expl) and expl.method != "identical":
+    if expl.fitted and expl.method != "identical":
         what = "matched region" if expl.duplicate else "closest fit found (too weak to be a match)"
         console.print(f"  {what}: {list(expl.region_a or ())} of the first, {list(expl.region_b or ())} of the second")
     if picture is not None:
@@ -104,11 +104,6 @@ def _hues(expl: Explanation) -> list[str]:
     ]
 
 
-def _fitted(expl: Explanation) -> bool:
-    """Whether one transform maps a part of each picture onto the other (unrelated pictures often have none)."""
-    return all(box is not None and box[2] > box[0] and box[3] > box[1] for box in (expl.region_a, expl.region_b))
-
-
 def _local_evidence(expl: Explanation) -> list[str]:
     """The keypoint rule's evidence; for a pair too smooth for keypoints, whether it was also compared without them
     (and failed there too: a duplicate by that comparison is decided by ``smooth``)."""
@@ -118,7 +113,7 @@ def _local_evidence(expl: Explanation) -> list[str]:
         f"local features: {expl.keypoints[0]} and {expl.keypoints[1]} keypoints, {expl.inliers} matched "
         f"consistently with one transform (needs {rule.min_inliers})",
     ]
-    if _fitted(expl):
+    if expl.fitted:
         lines += [
             f"aligned overlap: {expl.score:.2f} of its structured patches agree (needs {rule.min_agreement:.2f}), "
             f"{expl.moved:.3f} agree only once shifted (at most {rule.max_moved}), inliers in {expl.spread:.2f} of "

@@ -4,7 +4,8 @@ was compressed hardest (:mod:`lookalike.search.representatives`).
 Pillow reads the tables but has no estimate, and none of the project's dependencies gives one, so the inverse of
 libjpeg's quality scaling (``jpeg_quality_scaling``; the IJG tables of ITU T.81 Annex K, which Pillow, libjpeg-turbo
 and most software write) is written here: the quality 1-100 whose scaled table is nearest the file's. Tables of
-other makers (some cameras) get the nearest quality by the same measure.
+other makers (some cameras, mozjpeg's defaults) get the libjpeg quality of about the same strength, which is what
+the estimate measures: how hard the file was quantized, not the number typed into the encoder.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ PIXEL_STEP = 1.25  # representatives are ranked by their picture's pixels in ste
 TILTED = 2.0  # degrees off a quarter turn beyond which a picture is turned against its duplicates
 GREY_CHROMA = 2.0  # mean CIELAB a*b* magnitude under which a picture has no colour
 RECOLOURED = 3.0  # CIELAB a*b* units a file may be further in colour from its duplicates than the nearest of them
-COMPRESSED = 50  # a JPEG saved at a quality under this is compressed hard (blocks and ringing show)
+COMPRESSED = 50  # a JPEG quantized as hard as libjpeg's quality under this is compressed hard (blocks show)
 HUB = 0.5  # a file verified against fewer than this share of its best-linked duplicate's duplicates is no hub
 
 
