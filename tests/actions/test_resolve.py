@@ -650,9 +650,24 @@ def test_a_turned_or_mirrored_copy_is_never_kept_in_its_originals_place():
 
 def test_the_keeper_reason_names_no_representative_that_is_not_there():
     """With the representative gone (missing) and no rule telling the copies apart, the keeper is the shorter
-    path, and says so (it said "the representative")."""
+    path, and says so (it said "the representative"); with the others mirrored, it is the only whole copy the right
+    way round (not chosen by the rule); a representative kept over an identical copy names it with its article."""
     group = {"photo.jpg": Relation.REPRESENTATIVE, "a.jpg": Relation.RESIZED, "copy_b.jpg": Relation.RESIZED}
     assert _planned("representative", group, missing=frozenset({"photo.jpg"})) == {
-        "a.jpg": ("keep", "keeper: the shortest path (no rule told the copies apart)"),
+        "a.jpg": ("keep", "keeper: no rule told the copies apart (the shorter path, then by name)"),
         "copy_b.jpg": ("trash", "a whole copy (resized against the representative)"),
     }
+    group["mirror.png"] = Relation.FLIPPED
+    del group["copy_b.jpg"]
+    assert _planned("format", group, missing=frozenset({"photo.jpg"})) == {
+        "a.jpg": (
+            "keep",
+            "keeper: the only whole copy the right way round (the representative is gone or failed to index)",
+        ),
+        "mirror.png": ("trash", "a whole copy (flipped against the representative)"),
+    }
+    twins = {"photo.jpg": Relation.REPRESENTATIVE, "a.jpg": Relation.IDENTICAL}
+    assert _planned("shortest-path", twins)["photo.jpg"] == (
+        "trash",
+        "the representative; the keeper is an identical copy of it, by rule shortest-path",
+    )

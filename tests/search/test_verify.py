@@ -358,4 +358,6 @@ def test_a_pair_gets_one_verdict_whichever_way_round_it_comes(images):
                 assert forward.match.inliers == backward.match.inliers
                 assert forward.match.region_a == backward.match.region_b  # each seen from its first file
                 assert forward.match.region_b == backward.match.region_a
+        crop, whole = feats["crop"], feats["original"]  # a pixel-exact corner crop: frames sharing two edges
+        assert verify(crop, whole, 0.9, rule).duplicate and verify(whole, crop, 0.9, rule).duplicate, name
     assert asymmetric >= 3  # the pairs do tell the two ways round apart

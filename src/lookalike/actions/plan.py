@@ -93,7 +93,7 @@ def plan_resolve(
                 out.append(PlannedAction(rec.path, "trash", twin.path, why, it.media_id, g_index, rec, it.relation))
                 continue
             if it.media_id == whole[best].media_id:
-                why = _keeper_reason(rule, keeper_is_rep)
+                why = _keeper_reason(rule, keeper_is_rep, len(whole))
                 out.append(PlannedAction(rec.path, "keep", rec.path, why, it.media_id, g_index, rec, it.relation))
                 continue
             if distinct and _pair(rec, keeper) in distinct:
@@ -106,7 +106,7 @@ def plan_resolve(
                 why = f"remembered as not a duplicate of {apart.path} in this group: kept for you to check"
                 out.append(PlannedAction(rec.path, "keep", keeper.path, why, it.media_id, g_index, rec, it.relation))
                 continue
-            chosen = f"a {whole[best].relation.value} copy of it, by rule {rule}"
+            chosen = f"{_copy_words(whole[best].relation)} of it, by rule {rule}"
             verb, why = _decide(it.relation, rec, keeper, action, keeper_is_rep, chosen)
             out.append(PlannedAction(rec.path, verb, keeper.path, why, it.media_id, g_index, rec, it.relation))
             if verb == "keep" and rec.sha256 and it.relation not in (Relation.HARDLINK,):
@@ -114,14 +114,24 @@ def plan_resolve(
     return out
 
 
-def _keeper_reason(rule: str, representative: bool) -> str:
-    """Why the keeper was kept: the rule that set it apart, or (no rule did) that it is the representative, or
-    when the representative is not among the whole copies (gone, or failed to index), the shorter path."""
+def _copy_words(relation: Relation) -> str:
+    """ "a resized copy", "an edited copy", "a whole copy" (a video's)."""
+    if relation == Relation.COPY:
+        return "a whole copy"
+    return f"{'an' if relation.value[0] in 'aeiou' else 'a'} {relation.value} copy"
+
+
+def _keeper_reason(rule: str, representative: bool, candidates: int) -> str:
+    """Why the keeper was kept: the rule that set it apart from the other whole copies the right way round; that it
+    is the representative (no rule did, or there was no other); the only one (the representative gone or failed
+    to index, the others turned or mirrored); or, no rule telling the copies apart, the shorter path."""
+    if representative and (rule == "representative" or candidates == 1):
+        return "keeper: the representative"
+    if candidates == 1:
+        return "keeper: the only whole copy the right way round (the representative is gone or failed to index)"
     if rule != "representative":
         return f"keeper: by rule {rule}"
-    return (
-        "keeper: the representative" if representative else "keeper: the shortest path (no rule told the copies apart)"
-    )
+    return "keeper: no rule told the copies apart (the shorter path, then by name)"
 
 
 def _picture_pixels(item: GroupItem, records: dict[int, MediaRecord]) -> int | None:

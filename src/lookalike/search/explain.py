@@ -100,11 +100,14 @@ def explain_images(
         keys: the two files' content keys (SHA-256), which set the way round the pair is matched, as in ``dupes``
             (:func:`~lookalike.search.image_dupes.verify_in_order`); default: ``a`` onto ``b``.
     """
-    if identical:
-        verdict = Verdict(True, "identical", 1.0)
-    else:
-        verdict = verify_in_order(fa, fb, cosine, rule, keys or ("a", "b"))
+    keys = keys or ("a", "b")
+    same = Verdict(True, "identical", 1.0)
+    verdict = same if identical else verify_in_order(fa, fb, cosine, rule, keys)
     m = verdict.match
+    # the hue check is measured on the grid of the picture matched first: as the decision measured it
+    hue = 0.0
+    if m is not None:
+        hue = hue_shift(fb, fa, m.swapped()) if keys[1] < keys[0] else hue_shift(fa, fb, m)
     if identical:
         rel: Relation | None = Relation.IDENTICAL
     else:
@@ -126,7 +129,7 @@ def explain_images(
             (0.0, 0.0) if m is None else (round(m.coverage_a, 3), round(m.coverage_b, 3)),
             None if m is None else m.region_a,
             None if m is None else m.region_b,
-            0.0 if m is None else round(hue_shift(fa, fb, m), 1),
+            round(hue, 1),
             rule,
             None if verdict.colour is None else round(verdict.colour, 2),
         ),

@@ -28,19 +28,38 @@ def _project(h: np.ndarray, points: np.ndarray) -> np.ndarray:
     return p[:, :2] / z
 
 
+def _clipped(polygon: np.ndarray, w: float, h: float) -> np.ndarray:
+    """The part of ``polygon`` (rows of x, y) inside the rectangle [0, w] x [0, h] (Sutherland-Hodgman, one edge of
+    the rectangle after the other). Written here because OpenCV's ``intersectConvexConvex`` returned nothing, or a
+    wrong area, for frames that share edges (a pixel-exact corner crop mapped onto its original by the identity)."""
+    points = [tuple(p) for p in polygon.tolist()]
+    for axis, bound, keep_below in ((0, 0.0, False), (0, w, True), (1, 0.0, False), (1, h, True)):
+        kept: list[tuple[float, float]] = []
+        for i, cur in enumerate(points):
+            prev = points[i - 1]
+            cur_in = cur[axis] <= bound if keep_below else cur[axis] >= bound
+            prev_in = prev[axis] <= bound if keep_below else prev[axis] >= bound
+            if cur_in != prev_in:  # the edge crosses the bound: keep where it does
+                t = (bound - prev[axis]) / (cur[axis] - prev[axis])
+                kept.append((prev[0] + t * (cur[0] - prev[0]), prev[1] + t * (cur[1] - prev[1])))
+            if cur_in:
+                kept.append(cur)
+        points = kept
+        if not points:
+            break
+    return np.array(points, np.float64).reshape(-1, 2)
+
+
 def region(homography: np.ndarray, src: tuple[float, float], dst: tuple[float, float]) -> tuple[Box, float]:
     """The box of ``dst`` covered by the frame of ``src`` mapped through ``homography``, and its share of ``dst``."""
-    import cv2
-
-    corners = _project(homography, _frame(*src)).astype(np.float32)
-    clip = _frame(*dst)
-    area, poly = cv2.intersectConvexConvex(corners, clip)
-    if poly is None or area <= 0:
+    w, h = dst
+    pts = _clipped(_project(homography, _frame(*src)), float(w), float(h))
+    x, y = pts[:, 0], pts[:, 1]
+    area = 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))) if len(pts) >= 3 else 0.0
+    if area <= 0:
         return (0, 0, 0, 0), 0.0
-    pts = poly.reshape(-1, 2)
     x0, y0 = np.floor(pts.min(axis=0)).astype(int)
     x1, y1 = np.ceil(pts.max(axis=0)).astype(int)
-    w, h = dst
     box = (max(0, int(x0)), max(0, int(y0)), min(int(w), int(x1)), min(int(h), int(y1)))
     return box, float(area / max(1.0, w * h))
 
