@@ -95,7 +95,7 @@ def confirmer(ws: Workspace, seen: dict[str, Any], decided: dict) -> Callable[[i
             if ra.sha256 and ra.sha256 == rb.sha256:
                 return True
             cos = float(vector(key[0]) @ vector(key[1]))
-            keys = (ra.sha256 or ra.path, rb.sha256 or rb.path)
+            keys = (image_dupes.content_key(ra), image_dupes.content_key(rb))
             decided[key] = image_dupes.verify_in_order(cache.get(key[0]), cache.get(key[1]), cos, rule, keys)
         return bool(decided[key].duplicate)
 

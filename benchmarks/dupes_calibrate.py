@@ -27,7 +27,7 @@ from lookalike.config import Settings
 from lookalike.search.candidates import image_candidates
 from lookalike.search.feature_cache import FeatureCache
 from lookalike.search.features import Features
-from lookalike.search.image_dupes import VerifyRule, judge, local_pairs
+from lookalike.search.image_dupes import VerifyRule, content_key, judge, local_pairs, reversed_order
 from lookalike.search.smooth import dense_match
 from lookalike.search.verify import Match, match, whole_frame
 from lookalike.workspace import Workspace
@@ -72,11 +72,11 @@ def collect(half_dir: Path, rule: VerifyRule) -> tuple[list[PairEvidence], dict[
         paired: set[tuple[str, str]] = set()
 
         def key(media_id: int) -> str:  # pairs are matched in the order of their content keys, as the product does
-            return records[media_id].sha256 or records[media_id].path
+            return content_key(records[media_id])
 
         for a, b, cos in zip(cands.a.tolist(), cands.b.tolist(), cands.cosine.tolist(), strict=True):
             va, vb = stored[int(cands.ids[a])], stored[int(cands.ids[b])]
-            if key(vb.media_id) < key(va.media_id):
+            if reversed_order((key(va.media_id), key(vb.media_id))):
                 va, vb = vb, va
             fa, fb = cache.get(va.media_id), cache.get(vb.media_id)
             if fa is None or fb is None:
@@ -90,7 +90,7 @@ def collect(half_dir: Path, rule: VerifyRule) -> tuple[list[PairEvidence], dict[
         # and the pairs the pass over shared keypoints adds (composites, tight crops)
         path_of = {media_id: r.path for media_id, r in records.items()}
         for ma, mb in local_pairs(sorted(records), cache, rule):
-            ma, mb = (mb, ma) if key(mb) < key(ma) else (ma, mb)
+            ma, mb = (mb, ma) if reversed_order((key(ma), key(mb))) else (ma, mb)
             pa, pb = path_of[ma], path_of[mb]
             fa, fb = cache.get(ma), cache.get(mb)
             if (pa, pb) in paired or fa is None or fb is None:

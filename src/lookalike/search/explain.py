@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw
 
 from lookalike.search.features import Features
 from lookalike.search.groups import Box, Relation
-from lookalike.search.image_dupes import Verdict, VerifyRule, relation, verify_in_order
+from lookalike.search.image_dupes import Verdict, VerifyRule, relation, reversed_order, verify_in_order
 from lookalike.search.smooth import hue_shift
 from lookalike.search.verify import Match
 
@@ -107,7 +107,7 @@ def explain_images(
     # the hue check is measured on the grid of the picture matched first: as the decision measured it
     hue = 0.0
     if m is not None:
-        hue = hue_shift(fb, fa, m.swapped()) if keys[1] < keys[0] else hue_shift(fa, fb, m)
+        hue = hue_shift(fb, fa, m.swapped()) if reversed_order(keys) else hue_shift(fa, fb, m)
     if identical:
         rel: Relation | None = Relation.IDENTICAL
     else:

@@ -121,6 +121,17 @@ def verify(fa: Features | None, fb: Features | None, cosine: float, rule: Verify
     return verdict if smooth is None else judge(fa, fb, m, smooth, rule)
 
 
+def content_key(rec: MediaRecord) -> str:
+    """The key that sets the way round a catalogued file's pairs are matched (:func:`verify_in_order`): its
+    content's SHA-256, or its path when it has none."""
+    return rec.sha256 or rec.path
+
+
+def reversed_order(keys: tuple[str, str]) -> bool:
+    """Whether a pair with these content keys is matched second onto first (:func:`verify_in_order`)."""
+    return keys[1] < keys[0]
+
+
 def verify_in_order(
     fa: Features | None, fb: Features | None, cosine: float, rule: VerifyRule, keys: tuple[str, str]
 ) -> Verdict:
@@ -129,7 +140,7 @@ def verify_in_order(
     symmetric (the ratio test looks from one picture, the overlap is checked on one picture's grid), so a pair
     otherwise got its verdict in whichever order its files' ids, a search or the command line gave it: two
     libraries of the same files grouped a borderline crop differently, and ``explain`` could contradict ``dupes``."""
-    if keys[1] >= keys[0]:
+    if not reversed_order(keys):
         return verify(fa, fb, cosine, rule)
     verdict = verify(fb, fa, cosine, rule)
     return verdict if verdict.match is None else replace(verdict, match=verdict.match.swapped())
@@ -235,7 +246,7 @@ def find_image_duplicates(
             return Verdict(True, "identical", 1.0)
         if cos is None:
             cos = float(_vector(store, ma, vectors) @ _vector(store, mb, vectors))
-        keys = (records[ma].sha256 or records[ma].path, records[mb].sha256 or records[mb].path)
+        keys = (content_key(records[ma]), content_key(records[mb]))
         return verify_in_order(cache.get(ma), cache.get(mb), cos, rule, keys)
 
     for a, b, cos in zip(cands.a.tolist(), cands.b.tolist(), cands.cosine.tolist(), strict=True):

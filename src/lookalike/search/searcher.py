@@ -33,7 +33,7 @@ from lookalike.search.explain import Explanation, draw, explain_images
 from lookalike.search.feature_cache import features_of
 from lookalike.search.features import Features
 from lookalike.search.groups import Relation
-from lookalike.search.image_dupes import VerifyRule, relation, verify_in_order
+from lookalike.search.image_dupes import VerifyRule, content_key, relation, verify_in_order
 from lookalike.search.windows import windows
 from lookalike.storage.library import CollectionStore
 from lookalike.types import MediaKind, MediaStatus, SearchHit
@@ -149,7 +149,7 @@ class Searcher:
             except (DecodeError, OSError):
                 others.append(replace(h, relation="unverified"))
                 continue
-            keys = (digest or str(query), (record.sha256 if record else None) or h.path)
+            keys = (digest or str(query), content_key(record) if record else h.path)
             verdict = verify_in_order(fq, fh, h.score, rule, keys)
             if verdict.duplicate and verdict.match is not None:
                 rel = relation(fq, fh, verdict.match).value
