@@ -4,7 +4,7 @@ The last table measures each embed actor on its own: the product's ``EmbedStage`
 corpus already decoded (by the product's ``decode_job``) in batches of ``batch_size``, all actors at once; each
 actor's images/s is its images over the run's wall clock (decoding is not part of it).
 
-    python -m benchmarks.ray_scale [--count 200] [--actors 1 2]
+    python -m benchmarks.ray_scale [--count 200] [--actors 1 2] [--photos DIR]
 
 Every row indexes the same photo corpus (``benchmarks.throughput.photo_corpus``) into a fresh library with
 ``Workspace.index``: the local engine; Ray started for the run (``--ray``, start-up included); and a Ray already
@@ -70,8 +70,10 @@ def _actor_rates(ray, corpus: Path, work: Path, actors: int, rounds: int = 2) ->
     ]
     size = settings.batch_size
     batches = [pack([(0, 1, m) for m in items[i : i + size]]) for i in range(0, len(items), size)]
-    stage = ray.remote(num_cpus=1)(EmbedStage)
-    pool = [stage.remote(replace(settings, db_url=None), MediaDescriptor(), "cpu") for _ in range(actors)]
+    gpus = int(ray.cluster_resources().get("GPU", 0))
+    stage = ray.remote(**({"num_gpus": 1, "num_cpus": 1} if gpus else {"num_cpus": 1}))(EmbedStage)
+    device = None if gpus else "cpu"  # as the engine does: an actor on a GPU embeds on its GPU
+    pool = [stage.remote(replace(settings, db_url=None), MediaDescriptor(), device) for _ in range(actors)]
     ray.get([a.__call__.remote(batches[0]) for a in pool])  # start-up and the first pass, not counted
     started = time.perf_counter()
     last = {[a.__call__.remote(b) for b in batches * rounds][-1]: n for n, a in enumerate(pool)}  # in order per actor
@@ -90,26 +92,29 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--actors", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "lookalike-ray-scale")
+    parser.add_argument("--photos", type=Path, help="index this folder of photos instead of the photo corpus")
     args = parser.parse_args()
-    if not _loopback_only() and os.geteuid() == 0:
+    if not _loopback_only() and os.geteuid() == 0 and shutil.which("unshare") and shutil.which("ip"):
         cmd = " ".join([sys.executable, "-m", "benchmarks.ray_scale", *sys.argv[1:]])
         sys.exit(subprocess.call(["unshare", "-n", "sh", "-c", f"ip link set lo up && exec {cmd}"]))
     import ray
 
     print(describe())
-    corpus = photo_corpus(args.work / f"images{args.count}", count=args.count)
+    corpus = args.photos or photo_corpus(args.work / f"images{args.count}", count=args.count)
     n = len(list(corpus.iterdir()))
     _run(corpus, args.work, "warm-up")  # exports the model graph once, warms the page cache
     rows = [("local engine (default)", "-", _run(corpus, args.work, "local"))]
     rows.append(("--ray local (Ray started for the run)", "1", _run(corpus, args.work, "ray-local", ray="local")))
     ray.init(address="local", include_dashboard=False, logging_level="WARNING")
     gpus = int(ray.cluster_resources().get("GPU", 0))
-    for actors in args.actors:
+    counts = [a for a in args.actors if not gpus or a <= gpus]  # one embed actor per GPU at most
+    for actors in counts:
         rate = _run(corpus, args.work, f"ray-{actors}", ray="auto", ray_actors=actors)
         rows.append((f"--ray auto (running Ray), {'GPU' if gpus else 'CPU'} actors", str(actors), rate))
-    per_actor = [(actors, _actor_rates(ray, corpus, args.work, actors)) for actors in args.actors]
+    per_actor = [(actors, _actor_rates(ray, corpus, args.work, actors)) for actors in counts]
     ray.shutdown()
-    print(f"corpus: {n} photos and edited copies; default model efficientnet_lite0, default backend")
+    what = f"photos from {corpus}" if args.photos else "photos and edited copies"
+    print(f"corpus: {n} {what}; default model efficientnet_lite0, default backend; GPUs in the cluster: {gpus}")
     print("| engine | embed actors | images/s | images/s per actor |")
     print("|---|---|---|---|")
     for name, actors, rate in rows:
