@@ -69,6 +69,22 @@ def test_grain_is_no_border_and_thin_mats_survive_hard_jpeg(images):
         assert box[0] <= 20 + 6 and box[1] <= 13 + 6 and box[2] >= 660 - 6 and box[3] >= 440 - 6, box
 
 
+def test_bars_beside_a_dark_scene_are_cut_and_the_scene_kept(images):
+    """Pillarbox bars are cut; the scene's own dark lower third (nearly black, but not flat) is not a border."""
+    for name in ("coffee", "chelsea"):
+        photo = images[name].convert("RGB")
+        w, h = photo.size
+        photo.paste(ImageEnhance.Brightness(photo.crop((0, h * 2 // 3, w, h))).enhance(0.03), (0, h * 2 // 3))
+        bar = w // 6
+        framed = Image.new("RGB", (w + 2 * bar, h), (0, 0, 0))
+        framed.paste(photo, (bar, 0))
+        buf = io.BytesIO()
+        framed.save(buf, "JPEG", quality=90)
+        box = content_box(Image.open(buf))
+        assert box is not None and abs(box[0] - bar) <= 6 and abs(box[2] - (bar + w)) <= 6, (name, box)
+        assert (box[1], box[3]) == (0, h), (name, box)
+
+
 def test_a_photo_without_a_frame_is_left_whole(images):
     for name in ("chelsea", "coffee", "astronaut", "rocket", "china", "camera", "moon", "hubble_deep_field"):
         assert content_box(images[name]) is None, name

@@ -255,18 +255,29 @@ def box_in_probe(arr: np.ndarray, w: int, h: int) -> tuple[int, int, int, int] |
     ph, pw = off.shape
     top, bottom = rows or (0, ph)
     left, right = cols or (0, pw)
-    if not _flat(np.abs(arr @ LUMA - colour @ LUMA), (left, top, right, bottom)):
+    left, top, right, bottom = _flat_sides(np.abs(arr @ LUMA - colour @ LUMA), (left, top, right, bottom))
+    if (left, top, right, bottom) == (0, 0, pw, ph):
         return None
     sx, sy = w / pw, h / ph
     return int(left * sx), int(top * sy), min(w, round(right * sx)), min(h, round(bottom * sy))
 
 
-def _flat(distance: np.ndarray, box: tuple[int, int, int, int]) -> bool:
-    """Whether the border around ``box`` (probe pixels) is flat: a textured background whose lines only just pass
-    the line test (a grainy microscope picture, a misty sky) is trimmed or not by a grey level's difference between
-    two decoders, so it is not a border at all. The two lines next to the content are left out (the probe's blur of
-    the content's edge, JPEG's ringing)."""
+def _flat_sides(distance: np.ndarray, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """``box`` (probe pixels) with each side whose border is not flat given back to the picture.
+
+    The line test passes a textured background by a grey level or two (a grainy microscope picture; a dark scene
+    beside a letterbox's bars), so two decoders of one file could trim it differently. A side's strip is kept as a
+    border only when it is flat; the two lines next to the content are left out (the probe's blur of the content's
+    edge, JPEG's ringing)."""
     left, top, right, bottom = box
-    border = np.ones(distance.shape, bool)
-    border[max(0, top - 2) : bottom + 2, max(0, left - 2) : right + 2] = False
-    return not border.any() or float(np.mean(distance[border] <= FLAT)) >= FLAT_SHARE
+    ph, pw = distance.shape
+
+    def flat(strip: np.ndarray) -> bool:
+        return strip.size == 0 or float(np.mean(strip <= FLAT)) >= FLAT_SHARE
+
+    return (
+        left if flat(distance[:, : max(0, left - 2)]) else 0,
+        top if flat(distance[: max(0, top - 2)]) else 0,
+        right if flat(distance[:, right + 2 :]) else pw,
+        bottom if flat(distance[bottom + 2 :]) else ph,
+    )
