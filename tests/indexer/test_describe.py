@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-
 import pytest
 from PIL import Image, ImageEnhance
 
@@ -49,40 +47,6 @@ def test_uniform_borders_of_any_colour_are_trimmed(images, colour):
     assert box is not None
     assert all(abs(a - b) <= 5 for a, b in zip(box, (300, 250, 751, 550), strict=True)), box
     assert trim_uniform_borders(canvas).size == (box[2] - box[0], box[3] - box[1])
-
-
-def test_grain_is_no_border_and_thin_mats_survive_hard_jpeg(images):
-    """A grainy grey background whose lines pass the line test (a microscope's, the cell picture's) is not a
-    border, at any JPEG quality; a thin mat (3% a side) coloured or black, saved at quality 12, is still trimmed."""
-    for quality in (95, 50, 20):
-        buf = io.BytesIO()
-        images["cell"].convert("RGB").save(buf, "JPEG", quality=quality)
-        assert content_box(Image.open(buf)) is None, quality
-    photo = images["rocket"]  # 640 x 427
-    for colour in ((0, 0, 0), (120, 160, 200), (255, 255, 255)):
-        mat = Image.new("RGB", (photo.width + 40, photo.height + 26), colour)
-        mat.paste(photo, (20, 13))
-        buf = io.BytesIO()
-        mat.save(buf, "JPEG", quality=12)
-        box = content_box(Image.open(buf))  # cut, never into the photo (q12's blocks blur where the mat ends)
-        assert box is not None and box != (0, 0, *mat.size), colour
-        assert box[0] <= 20 + 6 and box[1] <= 13 + 6 and box[2] >= 660 - 6 and box[3] >= 440 - 6, box
-
-
-def test_bars_beside_a_dark_scene_are_cut_and_the_scene_kept(images):
-    """Pillarbox bars are cut; the scene's own dark lower third (nearly black, but not flat) is not a border."""
-    for name in ("coffee", "chelsea"):
-        photo = images[name].convert("RGB")
-        w, h = photo.size
-        photo.paste(ImageEnhance.Brightness(photo.crop((0, h * 2 // 3, w, h))).enhance(0.03), (0, h * 2 // 3))
-        bar = w // 6
-        framed = Image.new("RGB", (w + 2 * bar, h), (0, 0, 0))
-        framed.paste(photo, (bar, 0))
-        buf = io.BytesIO()
-        framed.save(buf, "JPEG", quality=90)
-        box = content_box(Image.open(buf))
-        assert box is not None and abs(box[0] - bar) <= 6 and abs(box[2] - (bar + w)) <= 6, (name, box)
-        assert (box[1], box[3]) == (0, h), (name, box)
 
 
 def test_a_photo_without_a_frame_is_left_whole(images):

@@ -207,9 +207,6 @@ def trim_borders(image: Image.Image) -> Image.Image:
 
 
 UNIFORM = 12  # a border line's pixels differ from the border colour by at most this (any channel)
-FLAT = 4  # ... and a border is flat: most of its pixels (FLAT_SHARE) are within this of its colour's luma
-FLAT_SHARE = 0.9  # mats and canvases, thin ones at JPEG q12 among them, measured >= 0.9 but 1 in 392; grain <= 0.82
-LUMA = np.array([0.299, 0.587, 0.114])  # JPEG's chroma, halved and coarsely quantised, rings in thin mats: not luma
 PROBE = 256  # borders are looked for on a copy of this long side
 
 
@@ -255,29 +252,5 @@ def box_in_probe(arr: np.ndarray, w: int, h: int) -> tuple[int, int, int, int] |
     ph, pw = off.shape
     top, bottom = rows or (0, ph)
     left, right = cols or (0, pw)
-    left, top, right, bottom = _flat_sides(np.abs(arr @ LUMA - colour @ LUMA), (left, top, right, bottom))
-    if (left, top, right, bottom) == (0, 0, pw, ph):
-        return None
     sx, sy = w / pw, h / ph
     return int(left * sx), int(top * sy), min(w, round(right * sx)), min(h, round(bottom * sy))
-
-
-def _flat_sides(distance: np.ndarray, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
-    """``box`` (probe pixels) with each side whose border is not flat given back to the picture.
-
-    The line test passes a textured background by a grey level or two (a grainy microscope picture; a dark scene
-    beside a letterbox's bars), so two decoders of one file could trim it differently. A side's strip is kept as a
-    border only when it is flat; the two lines next to the content are left out (the probe's blur of the content's
-    edge, JPEG's ringing)."""
-    left, top, right, bottom = box
-    ph, pw = distance.shape
-
-    def flat(strip: np.ndarray) -> bool:
-        return strip.size == 0 or float(np.mean(strip <= FLAT)) >= FLAT_SHARE
-
-    return (
-        left if flat(distance[:, : max(0, left - 2)]) else 0,
-        top if flat(distance[: max(0, top - 2)]) else 0,
-        right if flat(distance[:, right + 2 :]) else pw,
-        bottom if flat(distance[bottom + 2 :]) else ph,
-    )
