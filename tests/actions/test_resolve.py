@@ -648,6 +648,16 @@ def test_a_turned_or_mirrored_copy_is_never_kept_in_its_originals_place():
     }
 
 
+def test_a_framed_copy_is_never_kept_in_its_originals_place():
+    """A copy with plain borders added (a letterbox, a mat) has more pixels than its original, all of them the
+    frame's, and a larger file: ``--keep size`` kept it and trashed the original. It is trashed as a whole copy."""
+    group = {"photo.jpg": Relation.REPRESENTATIVE, "matted.png": Relation.FRAMED}
+    assert _planned("size", group) == {
+        "photo.jpg": ("keep", "keeper: the representative"),
+        "matted.png": ("trash", "framed copy of the keeper"),
+    }
+
+
 def test_the_keeper_reason_names_no_representative_that_is_not_there():
     """With the representative gone (missing) and no rule telling the copies apart, the keeper is the shorter
     path, and says so (it said "the representative"); with the others mirrored, it is the only whole copy the right

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -164,6 +165,26 @@ def test_a_mirrored_copy_does_not_represent_its_original():
     assert sorted(links, key=representative_rank(unflipped, records, features, links))[0] == 4
 
 
+def test_a_framed_copy_does_not_represent_its_original():
+    """A letterbox of the original (2: black bars round the same picture, which its duplicates show 0.75 of) that
+    more files verified against than the original (0) by chance: the original represents the family. Without
+    its plain borders the letterbox would (the most links)."""
+    pairs = [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3), (2, 5)]
+    verdicts, records, features, links = _family({p: 0.5 for p in pairs})
+    for pair in [(0, 2), (1, 2), (2, 3), (2, 5)]:
+        m = verdicts[pair].match
+        coverage = (0.75, 1.0) if pair[0] == 2 else (1.0, 0.75)  # the duplicates show the letterbox's middle only
+        verdicts[pair] = replace(verdicts[pair], match=replace(m, coverage_a=coverage[0], coverage_b=coverage[1]))
+    records[2] = replace(records[2], width=1333)  # bars: the picture's pixels, and a third more
+
+    def framed(k: int) -> Features:
+        f = features(k)
+        return replace(f, gray=np.zeros((8, 11), np.uint8), content=(1, 0, 10, 8)) if k == 2 else f
+
+    assert sorted(links, key=representative_rank(verdicts, records, framed, links))[0] == 0
+    assert sorted(links, key=representative_rank(verdicts, records, features, links))[0] == 2
+
+
 def test_a_copy_turned_a_few_degrees_against_the_others_is_told_apart():
     """The tilt of each picture: the median angle, off a quarter turn, its verified duplicates are turned by."""
     ident = np.eye(3)
@@ -219,6 +240,9 @@ def relations_library(images, settings_factory, tmp_path_factory):
     _save(cat.rotate(7, expand=True, resample=Image.Resampling.BICUBIC), root / "cat_tilted.png")
     _save(ImageOps.mirror(cat), root / "cat_flipped.jpg", quality=90)
     _save(ImageOps.grayscale(cat).filter(ImageFilter.GaussianBlur(1)), root / "cat_edited.png")
+    framed = Image.new("RGB", (w + 160, h + 100), (236, 232, 220))  # on a mat: more pixels, none of them the cat's
+    framed.paste(cat, (80, 50))
+    _save(framed, root / "cat_framed.jpg", quality=90)
     collage = Image.new("RGB", (2 * w, 2 * h))
     fillers = ("retina", "hubble_deep_field", "immunohistochemistry")  # never indexed on their own
     for (x, y), other in zip(((0, 0), (w, 0), (0, h)), fillers, strict=True):
@@ -268,6 +292,7 @@ def test_each_relation_kind_is_named_against_the_representative(relations_librar
         "cat_tilted.png": Relation.ROTATED,
         "cat_flipped.jpg": Relation.FLIPPED,
         "cat_edited.png": Relation.EDITED,
+        "cat_framed.jpg": Relation.FRAMED,
         "cat_in_collage.jpg": Relation.CONTAINS,
     }
     by_name = {Path(it.path).name: it for it in cat.items}
@@ -419,7 +444,7 @@ def test_explain_gives_the_decision_its_evidence_and_a_picture(relations_library
 def test_verified_search_puts_verified_copies_first_with_their_relation(relations_library):
     settings, root = relations_library
     with Workspace(settings) as ws:
-        hits = ws.search_files([root / "cat_cropped.jpg"], k=8, verify=True)[0].hits
+        hits = ws.search_files([root / "cat_cropped.jpg"], k=9, verify=True)[0].hits
     verified = [h for h in hits if h.relation != "unverified"]
     assert {Path(h.path).name for h in verified} >= {"cat.png", "cat_identical.png", "cat_resized.jpg"}
     assert hits[: len(verified)] == verified  # verified first
@@ -447,6 +472,7 @@ def test_verified_search_names_the_query_file_and_its_byte_twin_identical(relati
         "cat_tilted.png": ("rotated", False),
         "cat_flipped.jpg": ("flipped", False),
         "cat_edited.png": ("edited", False),
+        "cat_framed.jpg": ("framed", False),
         "cat_in_collage.jpg": ("contains", False),
     }
 
@@ -485,7 +511,7 @@ def test_verified_search_still_answers_when_the_query_parts_cannot_be_cut(relati
 
     monkeypatch.setattr(searcher_module.Searcher, "_window_hits", fail)
     with Workspace(settings) as ws, caplog.at_level(logging.WARNING, logger="lookalike.search.searcher"):
-        result = ws.search_files([root / "cat_cropped.jpg"], k=8, verify=True)[0]
+        result = ws.search_files([root / "cat_cropped.jpg"], k=9, verify=True)[0]
     assert result.error is None
     assert {"cat.png", "cat_resized.jpg"} <= {Path(h.path).name for h in result.hits if h.relation != "unverified"}
     assert "cat_cropped.jpg: its parts are not searched: truncated" in caplog.text

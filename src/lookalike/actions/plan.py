@@ -25,10 +25,12 @@ WHOLE = frozenset(
         Relation.EDITED,
         Relation.ROTATED,
         Relation.FLIPPED,
+        Relation.FRAMED,
         Relation.COPY,
     }
 )
-TURNED = frozenset({Relation.ROTATED, Relation.FLIPPED})  # whole copies, but never kept in their original's place
+# whole copies, but never kept in their original's place: turned, mirrored, or with plain borders added
+NEVER_KEPT = frozenset({Relation.ROTATED, Relation.FLIPPED, Relation.FRAMED})
 ACTIONS = ("trash", "hardlink", "symlink")
 
 
@@ -73,9 +75,10 @@ def plan_resolve(
         whole = [it for it in items if it.relation in WHOLE]
         if len(items) < 2 or not whole:
             continue
-        # a turned or mirrored copy is removable, but no keep rule keeps it over the picture the right way round
-        # (``--keep format`` kept a lossless mirror image and trashed its JPEG original)
-        whole = [it for it in whole if it.relation not in TURNED] or whole
+        # a turned, mirrored or framed copy is removable, but no keep rule keeps it over the picture as it is
+        # (``--keep format`` kept a lossless mirror image and trashed its JPEG original; a framed copy has the most
+        # pixels, of which the frame's are none of the picture's)
+        whole = [it for it in whole if it.relation not in NEVER_KEPT] or whole
         candidates = [
             Candidate(records[it.media_id], it.relation == Relation.REPRESENTATIVE, _picture_pixels(it, records))
             for it in whole

@@ -134,7 +134,8 @@ class GroupItem(BaseModel):
     relation: str = Field(
         description="What this file is to the representative: representative, identical, hardlink (the same file as "
         "an item above, at another path), "
-        "resized, cropped, rotated, flipped (a mirror image), edited, contains, similar, copy, partial."
+        "resized, cropped, rotated, flipped (a mirror image), framed (plain borders added), edited, contains, "
+        "similar, copy, partial."
     )
     score: float = Field(description="Verification score against the representative (1 for the representative).")
     inliers: int | None = Field(None, description="Keypoint matches one geometric transform explains (images).")

@@ -57,6 +57,7 @@ RELATION_WORDS = {  # "B <words> A" for what B is to A
     "edited": "is an edited copy of",
     "rotated": "is a turned copy of",
     "flipped": "is a mirror image of",
+    "framed": "is, with plain borders added, a copy of",
     "cropped": "is a crop of",
     "contains": "contains",
     "copy": "is a copy of",

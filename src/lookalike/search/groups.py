@@ -27,6 +27,7 @@ class Relation(StrEnum):
     CROPPED = "cropped"  # a part of the representative (``rep_region`` says which)
     ROTATED = "rotated"  # turned (a quarter or half turn, or a few degrees)
     FLIPPED = "flipped"  # a mirror image (perhaps also turned)
+    FRAMED = "framed"  # the whole picture with plain borders added around it (letterbox, mat, canvas)
     EDITED = "edited"  # the whole picture at the same size: re-encoded, colour, grey, blur, overlay, borders ...
     CONTAINS = "contains"  # this file holds the representative inside a larger picture (collage, screenshot ...)
     SIMILAR = "similar"  # a semantic neighbour, not verified

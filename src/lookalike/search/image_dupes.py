@@ -203,13 +203,18 @@ def judge(fa: Features, fb: Features, m: Match | None, whole: Match | None, rule
 
 def relation(rep: Features, member: Features, m: Match) -> Relation:
     """What ``member`` is to ``rep`` given the match of ``rep`` onto ``member``."""
-    rep_whole = m.coverage_a >= WHOLE or plain_surround(rep, m.region_a)
-    member_whole = m.coverage_b >= WHOLE or plain_surround(member, m.region_b)
+    rep_full, member_full = m.coverage_a >= WHOLE, m.coverage_b >= WHOLE
+    rep_whole = rep_full or plain_surround(rep, m.region_a)
+    member_whole = member_full or plain_surround(member, m.region_b)
     if rep_whole and member_whole:
         if m.flipped:
             return Relation.FLIPPED
         if abs(m.rotation) > 2.0:
             return Relation.ROTATED
+        if not member_full:  # the member shows the whole picture and plain borders round it
+            return Relation.FRAMED
+        if not rep_full:  # the member is the picture the representative frames: a part of it, kept by resolve
+            return Relation.CROPPED
         return Relation.EDITED if rep.size == member.size else Relation.RESIZED
     if member_whole:
         return Relation.CROPPED

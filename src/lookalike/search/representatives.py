@@ -26,6 +26,7 @@ TILTED = 2.0  # degrees off a quarter turn beyond which a picture is turned agai
 GREY_CHROMA = 2.0  # mean CIELAB a*b* magnitude under which a picture has no colour
 RECOLOURED = 3.0  # CIELAB a*b* units a file may be further in colour from its duplicates than the nearest of them
 COMPRESSED = 50  # a JPEG quantized as hard as libjpeg's quality under this is compressed hard (blocks show)
+WHOLE_SHARE = 0.95  # a picture its duplicates show this share of is shown whole (no added borders or corners)
 HUB = 0.5  # a file verified against fewer than this share of its best-linked duplicate's duplicates is no hub
 
 
@@ -113,6 +114,15 @@ def compressed(f: Features | None) -> bool:
     return f is not None and f.quality is not None and f.quality < COMPRESSED
 
 
+def framed(f: Features | None, share: float) -> bool:
+    """Whether a picture is framed: plain borders round it (letterbox, mat, canvas) that its duplicates, showing
+    ``share`` of it, do not show. The picture without them is the better copy: a frame's pixels are none of the
+    picture's, and a keep rule reading pixels would keep the framed copy and trash its original."""
+    if f is None or f.content is None or share >= WHOLE_SHARE:
+        return False
+    return f.content != (0, 0, f.gray.shape[1], f.gray.shape[0])
+
+
 def own_coverage(verdicts: Verdicts) -> dict[int, float]:
     """Per picture, the median share of it that its verified duplicates show: low for collages and screenshots."""
     shares: dict[int, list[float]] = {}
@@ -148,7 +158,8 @@ def representative_rank(
     family verify against (:func:`hubs`); then not one turned a few degrees against most of its duplicates (its
     corners are filler; where the duplicates are turned every which way against each other, no file is told apart
     by this), nor one most of its duplicates are turned a quarter or half turn against, or mirrored against
-    (someone turned or flipped it); then the most pixels of the shared picture (pixels times the share its
+    (someone turned or flipped it); then not one framed (:func:`framed`: plain borders its duplicates do not show);
+    then the most pixels of the shared picture (pixels times the share its
     duplicates show, in 25% steps: resampling, a few degrees of rotation or a re-encode add none); then not one
     edited in colour (:func:`recoloured`: further in colour from its duplicates than the nearest of them by more
     than :data:`RECOLOURED`; a copy edited in colour is far from all of them, the original as far as each copy's
@@ -176,13 +187,14 @@ def representative_rank(
             share < 0.5,
             media_id not in central,
             tilts[media_id] > TILTED or turns[media_id] > 0.5,
+            framed(feats, share),
             -round(math.log(pixels, PIXEL_STEP)),
             media_id in edited,
             grey(feats),
             compressed(feats),
             -len(links[media_id]),
             -int(math.log2(1 + len(feats))) if feats is not None else 0,
-            share < 0.95,
+            share < WHOLE_SHARE,
             not _lossless(rec.path),
             -rec.size,
             rec.path,

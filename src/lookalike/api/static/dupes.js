@@ -16,6 +16,7 @@ const RELATIONS = {
   cropped: "a part of the representative (hover to see which)",
   rotated: "the picture rotated",
   flipped: "the picture mirrored (perhaps also rotated)",
+  framed: "the whole picture with plain borders added (letterbox, mat, canvas)",
   edited: "the whole picture with colour, blur, text or other edits",
   contains: "holds the representative inside a larger picture (the box)",
   hardlink: "the same file as another one of the group, at another path",
