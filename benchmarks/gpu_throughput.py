@@ -236,8 +236,11 @@ def main() -> None:
             print(f"GPU-decoded vs CPU-decoded vectors: not compared ({why})")
             continue
         a, b = _vectors(runs[True]["home"]), _vectors(runs[False]["home"])
-        cos = np.array([float(a[k] @ b[k]) for k in a.keys() & b.keys()])
+        names = sorted(a.keys() & b.keys())
+        cos = np.array([float(a[k] @ b[k]) for k in names])
         print(f"GPU-decoded vs CPU-decoded vectors: {len(cos)} photos, min cos {cos.min():.5f}, mean {cos.mean():.5f}")
+        worst = [f"{names[i]} {cos[i]:.5f}" for i in np.argsort(cos)[:5] if cos[i] < 0.995]
+        print(f"  under 0.995: {int(np.sum(cos < 0.995))} photos{'; the worst: ' + ', '.join(worst) if worst else ''}")
     print("\nfaiss-gpu: not measured (no faiss-gpu build for this machine's CUDA fits the device tool's 64 MiB)")
 
 

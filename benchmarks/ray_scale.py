@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -95,11 +96,13 @@ def main() -> None:
     parser.add_argument("--photos", type=Path, help="index this folder of photos instead of the photo corpus")
     args = parser.parse_args()
     if not _loopback_only() and os.geteuid() == 0 and shutil.which("unshare") and shutil.which("ip"):
-        cmd = " ".join([sys.executable, "-m", "benchmarks.ray_scale", *sys.argv[1:]])
+        cmd = shlex.join([sys.executable, "-m", "benchmarks.ray_scale", *sys.argv[1:]])
         sys.exit(subprocess.call(["unshare", "-n", "sh", "-c", f"ip link set lo up && exec {cmd}"]))
     import ray
 
     print(describe())
+    if not _loopback_only():
+        print("network: Ray runs on this machine's own interfaces (no loopback-only namespace: not root, or no ip)")
     corpus = args.photos or photo_corpus(args.work / f"images{args.count}", count=args.count)
     n = len(list(corpus.iterdir()))
     _run(corpus, args.work, "warm-up")  # exports the model graph once, warms the page cache
@@ -108,6 +111,8 @@ def main() -> None:
     ray.init(address="local", include_dashboard=False, logging_level="WARNING")
     gpus = int(ray.cluster_resources().get("GPU", 0))
     counts = [a for a in args.actors if not gpus or a <= gpus]  # one embed actor per GPU at most
+    if len(counts) < len(args.actors):
+        print(f"not run: {sorted(set(args.actors) - set(counts))} embed actors (more than the {gpus} GPUs)")
     for actors in counts:
         rate = _run(corpus, args.work, f"ray-{actors}", ray="auto", ray_actors=actors)
         rows.append((f"--ray auto (running Ray), {'GPU' if gpus else 'CPU'} actors", str(actors), rate))
