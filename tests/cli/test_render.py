@@ -114,7 +114,9 @@ def test_a_rejected_pair_never_calls_its_closest_fit_a_matched_region(images):
     assert f"; their colours are {crop.colour:.2f} a*b* units apart" in text
     other = _explain(cat, images["astronaut"].convert("RGB"), cosine=0.2)
     assert not other.duplicate and other.inliers == 4 and other.region_b == (0, 0, 0, 0)
-    assert _text(other).splitlines()[2:] == [
+    assert other.failed == ("inliers",) and explanation_dict(other)["failed"] == ["inliers"]
+    assert _text(other).splitlines()[1] == "  failed: 4 keypoint matches fit one transform (needs 15)"
+    assert _text(other).splitlines()[3:] == [
         "  local features: 1000 and 1000 keypoints, 4 matched consistently with one transform (needs 15)",
         "  aligned overlap: none (no transform maps a part of one picture onto the other); decided by: local",
     ]
@@ -122,8 +124,8 @@ def test_a_rejected_pair_never_calls_its_closest_fit_a_matched_region(images):
     weak = dataclasses.replace(other, region_a=(0, 45, 451, 178), region_b=(10, 10, 60, 40))
     lines = _text(weak).splitlines()
     fit = "[0, 45, 451, 178] of the first, [10, 10, 60, 40] of the second"
-    assert lines[-1] == f"  closest fit found (too weak to be a match): {fit}"
-    assert "matched region" not in _text(weak) and lines[3].startswith("  aligned overlap: 0.00 of its")
+    assert lines[-1] == f"  closest fit found (it failed the checks above): {fit}"
+    assert "matched region" not in _text(weak) and lines[4].startswith("  aligned overlap: 0.00 of its")
 
 
 def test_dupes_text_says_where_a_crop_lies_in_the_representative_and_where_a_collage_holds_it():

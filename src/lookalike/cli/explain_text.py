@@ -37,6 +37,7 @@ def explanation_dict(expl: Explanation) -> dict[str, Any]:
         "hue_shift": expl.hue_shift,
         "colour_distance": expl.colour,
         "fitted": expl.fitted,
+        "failed": list(expl.failed),
         "thresholds": {
             "min_inliers": rule.min_inliers,
             "min_agreement": rule.min_agreement,
@@ -73,6 +74,8 @@ def print_explanation(console: Console, expl: Explanation, picture: Path | None)
         console.print(f"[green]duplicates[/green]: {b} {what} {a}")
     else:
         console.print(f"[yellow]not duplicates[/yellow]: {a} and {b}")
+        if expl.failed and expl.method != "unreadable":
+            console.print(f"  failed: {'; '.join(_failure(expl, name) for name in expl.failed)}")
     if expl.method == "identical":
         console.print(f"  global vectors: cosine {expl.cosine:.3f}")
         console.print("  the same bytes: grouped without comparing further; decided by: identical")
@@ -80,15 +83,30 @@ def print_explanation(console: Console, expl: Explanation, picture: Path | None)
         for line in _smooth_evidence(expl) if expl.method == "smooth" else _local_evidence(expl):
             console.print(f"  {line}")
     if expl.fitted and expl.method != "identical":
-        what = "matched region" if expl.duplicate else "closest fit found (too weak to be a match)"
+        what = "matched region" if expl.duplicate else "closest fit found (it failed the checks above)"
         console.print(f"  {what}: {list(expl.region_a or ())} of the first, {list(expl.region_b or ())} of the second")
     if picture is not None:
         console.print(f"  picture: {shown(picture)}")
 
 
+def _failure(expl: Explanation, name: str) -> str:
+    """One failed check of the keypoint rule, with its figure and threshold."""
+    rule = expl.rule
+    words = {
+        "inliers": f"{expl.inliers} keypoint matches fit one transform (needs {rule.min_inliers})",
+        "whole": "neither picture is shown whole, nor framed by plain surroundings (they share a part)",
+        "agreement": f"{expl.score:.2f} of the overlap's patches agree (needs {rule.min_agreement:.2f})",
+        "moved": f"{expl.moved:.3f} agree only once shifted (at most {rule.max_moved})",
+        "spread": f"inliers in {expl.spread:.2f} of the textured cells (needs {rule.min_spread})",
+        "block": f"a solid block of {expl.block:.2f} disagrees (at most {rule.max_block})",
+        "hue": f"hues differ by {expl.hue_shift:.1f} degrees (at most {rule.max_hue_shift:.0f})",
+    }
+    return words[name]
+
+
 def _overlap_shown(expl: Explanation) -> str:
     shown_ = f"it shows {expl.coverage[0]:.2f} of the first and {expl.coverage[1]:.2f} of the second"
-    return f"{shown_} (one must be whole); {_by(expl)}"
+    return f"{shown_} (one must be whole, or the rest of it plain); {_by(expl)}"
 
 
 def _by(expl: Explanation) -> str:

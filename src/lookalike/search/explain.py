@@ -10,7 +10,14 @@ from PIL import Image, ImageDraw
 
 from lookalike.search.features import Features
 from lookalike.search.groups import Box, Relation
-from lookalike.search.image_dupes import Verdict, VerifyRule, relation, reversed_order, verify_in_order
+from lookalike.search.image_dupes import (
+    Verdict,
+    VerifyRule,
+    failed_checks,
+    relation,
+    reversed_order,
+    verify_in_order,
+)
 from lookalike.search.smooth import hue_shift
 from lookalike.search.verify import Match
 
@@ -49,6 +56,8 @@ class Explanation:
         colour: for duplicates, how far their colours are apart where they overlap (CIELAB a*b*: a copy edited
             in colour is far; :func:`~lookalike.search.smooth.colour_difference`), which the choice of a group's
             representative weighs; None otherwise.
+        failed: the keypoint rule's checks the pair fails (:func:`~lookalike.search.image_dupes.failed_checks`),
+            as the decision measured them; empty for duplicates.
     """
 
     path_a: str
@@ -69,6 +78,7 @@ class Explanation:
     hue_shift: float
     rule: VerifyRule
     colour: float | None = None
+    failed: tuple[str, ...] = ()
 
     @property
     def fitted(self) -> bool:
@@ -105,9 +115,12 @@ def explain_images(
     verdict = same if identical else verify_in_order(fa, fb, cosine, rule, keys)
     m = verdict.match
     # the hue check is measured on the grid of the picture matched first: as the decision measured it
-    hue = 0.0
-    if m is not None:
-        hue = hue_shift(fb, fa, m.swapped()) if reversed_order(keys) else hue_shift(fa, fb, m)
+    hue, failed = 0.0, ["inliers"]
+    if m is not None:  # as the decision saw it: the pair's first picture matched onto the second
+        first, second, seen = (fb, fa, m.swapped()) if reversed_order(keys) else (fa, fb, m)
+        hue, failed = hue_shift(first, second, seen), list(failed_checks(first, second, seen, rule))
+        if not fitted(m.region_a, m.region_b):  # no overlap: its checks' zeros say nothing more
+            failed = [name for name in failed if name == "inliers"] or failed
     if identical:
         rel: Relation | None = Relation.IDENTICAL
     else:
@@ -132,6 +145,7 @@ def explain_images(
             round(hue, 1),
             rule,
             None if verdict.colour is None else round(verdict.colour, 2),
+            () if verdict.duplicate else tuple(failed),
         ),
         m,
     )
@@ -153,7 +167,7 @@ def draw(
 ) -> Path:
     """Write ``a`` and ``b`` side by side with the matched regions boxed and lines between matched keypoints, and a
     caption saying what they are: a duplicate's matched regions (:data:`MATCHED`), or for a pair that is not one,
-    the closest fit found (:data:`REJECTED`, too weak to be a match), or that none was found (no box: a fit whose
+    the closest fit found (:data:`REJECTED`, one that failed the checks), or that none was found (no box: a fit whose
     box in either picture is empty maps no part of one onto the other)."""
     left, sa = _panel(image_a)
     right, sb = _panel(image_b)
@@ -177,7 +191,7 @@ def draw(
         caption = "duplicates: the same bytes" if m is None else "duplicates: the matched regions"
         caption += ", and lines between matched keypoints" if lines else ""
     elif shown:
-        caption = "not duplicates: the closest fit found (too weak to be a match)"
+        caption = "not duplicates: the closest fit found (it failed the checks)"
     else:
         caption = "not duplicates: no transform maps a part of one picture onto the other"
     pen.text((8, PANEL + 6), caption, fill=colour if shown or duplicate else (230, 230, 230))

@@ -11,7 +11,7 @@ anything.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -184,21 +184,28 @@ def _smooth_duplicate(fa: Features, fb: Features, m: Match, rule: VerifyRule) ->
 def judge(fa: Features, fb: Features, m: Match | None, whole: Match | None, rule: VerifyRule) -> Verdict:
     """The decision on the evidence: ``m`` the local-feature match of ``fa`` onto ``fb``, ``whole`` the
     comparison without keypoints (only for pictures too smooth for keypoints whose global vectors are close)."""
-    # two pictures that only share a part (two collages with one photo in common) are not copies of each other
-    if (
-        m is not None
-        and m.inliers >= rule.min_inliers
-        and _shown_whole(fa, fb, m)
-        and m.agreement >= rule.min_agreement
-        and m.moved <= rule.max_moved
-        and m.spread >= rule.min_spread
-        and m.block <= rule.max_block
-        and hue_shift(fa, fb, m) <= rule.max_hue_shift
-    ):
+    if m is not None and next(failed_checks(fa, fb, m, rule), None) is None:
         return Verdict(True, "local", m.agreement, m, colour_difference(fa, fb, m))
     if whole is not None and _smooth_duplicate(fa, fb, whole, rule):
         return Verdict(True, "smooth", whole.agreement, whole, colour_difference(fa, fb, whole))
     return Verdict(False, "local", 0.0 if m is None else m.agreement, m)
+
+
+def failed_checks(fa: Features, fb: Features, m: Match, rule: VerifyRule) -> Iterator[str]:
+    """The checks of the keypoint rule that the match ``m`` of ``fa`` onto ``fb`` fails, in the order :func:`judge`
+    applies them (lazily: the decision stops at the first): ``inliers``, ``whole`` (two pictures that only share a
+    part, such as two collages with one photo in common, are not copies of each other), ``agreement``, ``moved``,
+    ``spread``, ``block``, ``hue``."""
+    checks: tuple[tuple[str, Callable[[], bool]], ...] = (
+        ("inliers", lambda: m.inliers >= rule.min_inliers),
+        ("whole", lambda: _shown_whole(fa, fb, m)),
+        ("agreement", lambda: m.agreement >= rule.min_agreement),
+        ("moved", lambda: m.moved <= rule.max_moved),
+        ("spread", lambda: m.spread >= rule.min_spread),
+        ("block", lambda: m.block <= rule.max_block),
+        ("hue", lambda: hue_shift(fa, fb, m) <= rule.max_hue_shift),
+    )
+    return (name for name, passes in checks if not passes())
 
 
 def relation(rep: Features, member: Features, m: Match) -> Relation:
