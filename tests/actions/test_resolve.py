@@ -648,13 +648,15 @@ def test_a_turned_or_mirrored_copy_is_never_kept_in_its_originals_place():
     }
 
 
-def test_a_framed_copy_is_never_kept_in_its_originals_place():
+def test_a_framed_copy_is_kept_and_never_keeps_in_its_originals_place():
     """A copy with plain borders added (a letterbox, a mat) has more pixels than its original, all of them the
-    frame's, and a larger file: ``--keep size`` kept it and trashed the original. It is trashed as a whole copy."""
+    frame's: as a resized copy, ``--keep size`` kept it and trashed the original. Framed, it is kept beside its
+    original and never chosen over it (from a crop's side, an original with plain margins looks framed too)."""
     group = {"photo.jpg": Relation.REPRESENTATIVE, "matted.png": Relation.FRAMED}
+    framed = "framed: plain borders round the keeper's picture (added, or an original's margins): kept"
     assert _planned("size", group) == {
         "photo.jpg": ("keep", "keeper: the representative"),
-        "matted.png": ("trash", "framed copy of the keeper"),
+        "matted.png": ("keep", framed),
     }
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -163,26 +162,6 @@ def test_a_mirrored_copy_does_not_represent_its_original():
     assert sorted(links, key=representative_rank(verdicts, records, features, links))[0] == 0
     unflipped, *_ = _family({p: 0.5 for p in pairs})
     assert sorted(links, key=representative_rank(unflipped, records, features, links))[0] == 4
-
-
-def test_a_framed_copy_does_not_represent_its_original():
-    """A letterbox of the original (2: black bars round the same picture, which its duplicates show 0.75 of) that
-    more files verified against than the original (0) by chance: the original represents the family. Without
-    its plain borders the letterbox would (the most links)."""
-    pairs = [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3), (2, 5)]
-    verdicts, records, features, links = _family({p: 0.5 for p in pairs})
-    for pair in [(0, 2), (1, 2), (2, 3), (2, 5)]:
-        m = verdicts[pair].match
-        coverage = (0.75, 1.0) if pair[0] == 2 else (1.0, 0.75)  # the duplicates show the letterbox's middle only
-        verdicts[pair] = replace(verdicts[pair], match=replace(m, coverage_a=coverage[0], coverage_b=coverage[1]))
-    records[2] = replace(records[2], width=1333)  # bars: the picture's pixels, and a third more
-
-    def framed(k: int) -> Features:
-        f = features(k)
-        return replace(f, gray=np.zeros((8, 11), np.uint8), content=(1, 0, 10, 8)) if k == 2 else f
-
-    assert sorted(links, key=representative_rank(verdicts, records, framed, links))[0] == 0
-    assert sorted(links, key=representative_rank(verdicts, records, features, links))[0] == 2
 
 
 def test_a_copy_turned_a_few_degrees_against_the_others_is_told_apart():

@@ -1,7 +1,9 @@
 """What `resolve` would do: per verified duplicate group one keeper, and for each other file an action and why.
 
 Only whole copies are ever offered for removal: identical bytes, the whole picture resized, re-encoded, edited or
-turned, whole video copies. A crop, a collage that holds the picture, a video sharing part of its footage, a
+turned or mirrored, whole video copies. A crop, a framed copy (plain borders round the picture: a copy with borders
+added and an original with plain margins beside its crop look the same), a collage that holds the picture, a video
+sharing part of its footage, a
 second name of one file (hardlink), a group that is only ``similar``: kept, with the reason. A person reviewing
 the plan may choose otherwise within a verified group (:func:`reviewed_plan`), never for its last file.
 """
@@ -25,12 +27,10 @@ WHOLE = frozenset(
         Relation.EDITED,
         Relation.ROTATED,
         Relation.FLIPPED,
-        Relation.FRAMED,
         Relation.COPY,
     }
 )
-# whole copies, but never kept in their original's place: turned, mirrored, or with plain borders added
-NEVER_KEPT = frozenset({Relation.ROTATED, Relation.FLIPPED, Relation.FRAMED})
+NEVER_KEPT = frozenset({Relation.ROTATED, Relation.FLIPPED})  # whole copies, but never kept in their original's place
 ACTIONS = ("trash", "hardlink", "symlink")
 
 
@@ -75,9 +75,8 @@ def plan_resolve(
         whole = [it for it in items if it.relation in WHOLE]
         if len(items) < 2 or not whole:
             continue
-        # a turned, mirrored or framed copy is removable, but no keep rule keeps it over the picture as it is
-        # (``--keep format`` kept a lossless mirror image and trashed its JPEG original; a framed copy has the most
-        # pixels, of which the frame's are none of the picture's)
+        # a turned or mirrored copy is removable, but no keep rule keeps it over the picture the right way round
+        # (``--keep format`` kept a lossless mirror image and trashed its JPEG original)
         whole = [it for it in whole if it.relation not in NEVER_KEPT] or whole
         candidates = [
             Candidate(records[it.media_id], it.relation == Relation.REPRESENTATIVE, _picture_pixels(it, records))
@@ -154,6 +153,8 @@ def _decide(
     keeper_is_rep: bool = True,
     chosen: str = "chosen by the rules",
 ) -> tuple[str, str]:
+    if relation == Relation.FRAMED:  # a copy with borders added, or an original with plain margins beside its crop
+        return "keep", "framed: plain borders round the keeper's picture (added, or an original's margins): kept"
     if relation not in WHOLE and relation != Relation.HARDLINK:
         return "keep", f"{relation.value}: not a whole copy"
     problem = _refusal(relation, rec, keeper, action)

@@ -114,15 +114,6 @@ def compressed(f: Features | None) -> bool:
     return f is not None and f.quality is not None and f.quality < COMPRESSED
 
 
-def framed(f: Features | None, share: float) -> bool:
-    """Whether a picture is framed: plain borders round it (letterbox, mat, canvas) that its duplicates, showing
-    ``share`` of it, do not show. The picture without them is the better copy: a frame's pixels are none of the
-    picture's, and a keep rule reading pixels would keep the framed copy and trash its original."""
-    if f is None or f.content is None or share >= WHOLE_SHARE:
-        return False
-    return f.content != (0, 0, f.gray.shape[1], f.gray.shape[0])
-
-
 def own_coverage(verdicts: Verdicts) -> dict[int, float]:
     """Per picture, the median share of it that its verified duplicates show: low for collages and screenshots."""
     shares: dict[int, list[float]] = {}
@@ -158,8 +149,7 @@ def representative_rank(
     family verify against (:func:`hubs`); then not one turned a few degrees against most of its duplicates (its
     corners are filler; where the duplicates are turned every which way against each other, no file is told apart
     by this), nor one most of its duplicates are turned a quarter or half turn against, or mirrored against
-    (someone turned or flipped it); then not one framed (:func:`framed`: plain borders its duplicates do not show);
-    then the most pixels of the shared picture (pixels times the share its
+    (someone turned or flipped it); then the most pixels of the shared picture (pixels times the share its
     duplicates show, in 25% steps: resampling, a few degrees of rotation or a re-encode add none); then not one
     edited in colour (:func:`recoloured`: further in colour from its duplicates than the nearest of them by more
     than :data:`RECOLOURED`; a copy edited in colour is far from all of them, the original as far as each copy's
@@ -187,7 +177,6 @@ def representative_rank(
             share < 0.5,
             media_id not in central,
             tilts[media_id] > TILTED or turns[media_id] > 0.5,
-            framed(feats, share),
             -round(math.log(pixels, PIXEL_STEP)),
             media_id in edited,
             grey(feats),
