@@ -17,7 +17,7 @@ import pytest
 from PIL import ExifTags, Image, ImageFilter, ImageOps
 
 from lookalike.actions.plan import plan_resolve
-from lookalike.actions.rules import parse_rules
+from lookalike.actions.rules import Candidate, choose_keeper, parse_rules
 from lookalike.errors import UsageError
 from lookalike.search.groups import DuplicateGroup, GroupItem, Relation
 from lookalike.storage.records import MediaRecord
@@ -658,6 +658,16 @@ def test_a_framed_copy_is_kept_and_never_keeps_in_its_originals_place():
         "photo.jpg": ("keep", "keeper: the representative"),
         "matted.png": ("keep", framed),
     }
+
+
+def test_a_copy_a_few_pixels_larger_does_not_win_on_resolution():
+    """A copy with thin bars whose matched box is 640 x 429 against its original's 640 x 427 (the box is measured
+    to a pixel or two) ties on ``resolution``: the representative is kept. A copy 10% larger still wins."""
+    records = {i: MediaRecord(f"/m/{n}", "image", 100, 0, "ok", sha256=n) for i, n in enumerate(("a.jpg", "b.jpg"))}
+    near = [Candidate(records[0], True, 640 * 427), Candidate(records[1], False, 640 * 429)]
+    assert choose_keeper(near, parse_rules("resolution")) == (0, "representative")
+    far = [Candidate(records[0], True, 640 * 427), Candidate(records[1], False, 704 * 470)]
+    assert choose_keeper(far, parse_rules("resolution")) == (1, "resolution")
 
 
 def test_the_keeper_reason_names_no_representative_that_is_not_there():

@@ -75,12 +75,20 @@ def _age(rec: MediaRecord, dated: bool) -> float:
     return rec.mtime_ns / 1e9
 
 
-def _key(rule: KeepRule, c: Candidate, dated: bool) -> float | int | str:
+SAME_RESOLUTION = 0.97  # pictures within 3% of the most pixels tie on ``resolution`` (a box measured to a pixel or two)
+
+
+def _pixels(c: Candidate) -> int:
+    """The picture's pixels in a candidate: its matched box where known (not a canvas around it), else the file's."""
+    return c.pixels if c.pixels is not None else (c.record.width or 0) * (c.record.height or 0)
+
+
+def _key(rule: KeepRule, c: Candidate, dated: bool, most: int = 0) -> float | int | str:
     rec = c.record
     if rule.name == "representative":
         return 0 if c.representative else 1
-    if rule.name == "resolution":  # the picture's pixels, not a canvas around it
-        return -(c.pixels if c.pixels is not None else (rec.width or 0) * (rec.height or 0))
+    if rule.name == "resolution":  # thin bars round a copy, a pixel more in its box, are not more of the picture
+        return -most if _pixels(c) >= SAME_RESOLUTION * most else -_pixels(c)
     if rule.name == "size":
         return -rec.size
     if rule.name == "oldest":
@@ -107,8 +115,9 @@ def choose_keeper(candidates: Sequence[Candidate], rules: Sequence[KeepRule]) ->
     back to modification times.
     """
     dated = all(c.record.taken_at is not None for c in candidates)
+    most = max((_pixels(c) for c in candidates), default=0)
     keys = [
-        (*[_key(r, c, dated) for r in rules], 0 if c.representative else 1, len(c.record.path), c.record.path)
+        (*[_key(r, c, dated, most) for r in rules], 0 if c.representative else 1, len(c.record.path), c.record.path)
         for c in candidates
     ]
     order = sorted(range(len(candidates)), key=lambda i: keys[i])
