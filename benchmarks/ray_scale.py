@@ -48,9 +48,9 @@ def _run(corpus: Path, work: Path, name: str, **changes) -> float:
     return report.new / seconds
 
 
-def _actor_rates(ray, corpus: Path, work: Path, actors: int, rounds: int = 2) -> list[float]:
+def _actor_rates(ray, corpus: Path, work: Path, actors: int, gpus: int, rounds: int = 2) -> list[float]:
     """Each of ``actors`` embed actors' images/s, all fed decoded batches of the corpus at once (``rounds`` passes
-    after one warm-up batch each)."""
+    after one warm-up batch each); each actor takes one GPU where the cluster has ``gpus``."""
     from dataclasses import replace
 
     from lookalike.indexer.describe import MediaDescriptor
@@ -71,7 +71,6 @@ def _actor_rates(ray, corpus: Path, work: Path, actors: int, rounds: int = 2) ->
     ]
     size = settings.batch_size
     batches = [pack([(0, 1, m) for m in items[i : i + size]]) for i in range(0, len(items), size)]
-    gpus = int(ray.cluster_resources().get("GPU", 0))
     stage = ray.remote(**({"num_gpus": 1, "num_cpus": 1} if gpus else {"num_cpus": 1}))(EmbedStage)
     device = None if gpus else "cpu"  # as the engine does: an actor on a GPU embeds on its GPU
     pool = [stage.remote(replace(settings, db_url=None), MediaDescriptor(), device) for _ in range(actors)]
@@ -116,7 +115,7 @@ def main() -> None:
     for actors in counts:
         rate = _run(corpus, args.work, f"ray-{actors}", ray="auto", ray_actors=actors)
         rows.append((f"--ray auto (running Ray), {'GPU' if gpus else 'CPU'} actors", str(actors), rate))
-    per_actor = [(actors, _actor_rates(ray, corpus, args.work, actors)) for actors in counts]
+    per_actor = [(actors, _actor_rates(ray, corpus, args.work, actors, gpus)) for actors in counts]
     ray.shutdown()
     what = f"photos from {corpus}" if args.photos else "photos and edited copies"
     print(f"corpus: {n} {what}; default model efficientnet_lite0, default backend; GPUs in the cluster: {gpus}")

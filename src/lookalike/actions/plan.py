@@ -3,9 +3,9 @@
 Only whole copies are ever offered for removal: identical bytes, the whole picture resized, re-encoded, edited or
 turned or mirrored, whole video copies. A crop, a framed copy (plain borders round the picture: a copy with borders
 added and an original with plain margins beside its crop look the same), a collage that holds the picture, a video
-sharing part of its footage, a
-second name of one file (hardlink), a group that is only ``similar``: kept, with the reason. A person reviewing
-the plan may choose otherwise within a verified group (:func:`reviewed_plan`), never for its last file.
+sharing part of its footage, a second name of one file (hardlink), a group that is only ``similar``: kept, with the
+reason. A person reviewing the plan may choose otherwise within a verified group (:func:`reviewed_plan`), never for
+its last file.
 """
 
 from __future__ import annotations

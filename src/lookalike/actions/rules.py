@@ -83,12 +83,13 @@ def _pixels(c: Candidate) -> int:
     return c.pixels if c.pixels is not None else (c.record.width or 0) * (c.record.height or 0)
 
 
-def _key(rule: KeepRule, c: Candidate, dated: bool, most: int = 0) -> float | int | str:
+def _key(rule: KeepRule, c: Candidate, dated: bool, most: int) -> float | int | str:
     rec = c.record
     if rule.name == "representative":
         return 0 if c.representative else 1
     if rule.name == "resolution":  # thin bars round a copy, a pixel more in its box, are not more of the picture
-        return -most if _pixels(c) >= SAME_RESOLUTION * most else -_pixels(c)
+        pixels = _pixels(c)
+        return -most if pixels >= SAME_RESOLUTION * most else -pixels
     if rule.name == "size":
         return -rec.size
     if rule.name == "oldest":

@@ -111,12 +111,10 @@ def explain_images(
             (:func:`~lookalike.search.image_dupes.verify_in_order`); default: ``a`` onto ``b``.
     """
     keys = keys or ("a", "b")
-    same = Verdict(True, "identical", 1.0)
-    verdict = same if identical else verify_in_order(fa, fb, cosine, rule, keys)
+    verdict = Verdict(True, "identical", 1.0) if identical else verify_in_order(fa, fb, cosine, rule, keys)
     m = verdict.match
-    # the hue check is measured on the grid of the picture matched first: as the decision measured it
     hue, failed = 0.0, ["inliers"]
-    if m is not None:  # as the decision saw it: the pair's first picture matched onto the second
+    if m is not None:  # measured as the decision measured them: the pair's first picture matched onto the second
         first, second, seen = (fb, fa, m.swapped()) if reversed_order(keys) else (fa, fb, m)
         hue, failed = hue_shift(first, second, seen), list(failed_checks(first, second, seen, rule))
         if not fitted(m.region_a, m.region_b):  # no overlap: its checks' zeros say nothing more
