@@ -45,9 +45,10 @@ class SearchHit:
 
     ``start``/``end`` locate the match inside the result (videos); ``query_start``/``query_end`` locate it
     inside the query when the query is a video. Times are seconds, or None where they do not apply.
-    ``relation`` (what the hit is to the query: ``identical`` bytes, ``resized``, ``cropped`` ... or
-    ``unverified``) and ``inliers`` (None for identical bytes, which are not compared further) are set by a
-    verified search.
+    ``relation`` (what the hit is to the query: ``identical`` bytes, ``resized``, ``cropped`` ...,
+    ``not_duplicate`` when compared and found not to be the same picture, or ``unverified`` when not compared: a
+    video, or a file that cannot be read) and ``inliers`` (None for identical bytes, which are not compared
+    further) are set by a verified search.
     """
 
     media_id: int

@@ -20,6 +20,8 @@ from lookalike.search.verify import Match
 from lookalike.storage.records import MediaRecord
 from lookalike.workspace import Workspace
 
+NOT_VERIFIED = {"not_duplicate", "unverified"}  # a verified search's hits that are not copies of the query
+
 
 def _chain(n: int) -> dict[int, dict[int, bool]]:
     links: dict[int, dict[int, bool]] = {i: {} for i in range(n)}
@@ -424,7 +426,7 @@ def test_verified_search_puts_verified_copies_first_with_their_relation(relation
     settings, root = relations_library
     with Workspace(settings) as ws:
         hits = ws.search_files([root / "cat_cropped.jpg"], k=9, verify=True)[0].hits
-    verified = [h for h in hits if h.relation != "unverified"]
+    verified = [h for h in hits if h.relation not in NOT_VERIFIED]
     assert {Path(h.path).name for h in verified} >= {"cat.png", "cat_identical.png", "cat_resized.jpg"}
     assert hits[: len(verified)] == verified  # verified first
     # the query itself is a file of the library: the same bytes, not compared further
@@ -441,7 +443,7 @@ def test_verified_search_names_the_query_file_and_its_byte_twin_identical(relati
     settings, root = relations_library
     with Workspace(settings) as ws:
         hits = ws.search_files([root / "cat.png"], k=12, verify=True)[0].hits
-    verified = {Path(h.path).name: (h.relation, h.inliers is None) for h in hits if h.relation != "unverified"}
+    verified = {Path(h.path).name: (h.relation, h.inliers is None) for h in hits if h.relation not in NOT_VERIFIED}
     assert verified == {
         "cat.png": ("identical", True),
         "cat_identical.png": ("identical", True),
@@ -472,7 +474,7 @@ def test_verified_search_finds_the_photo_in_a_collage_through_the_collage_window
         plain = {Path(h.path).name: h.score for h in ws.search_files([query], k=30)[0].hits}
         monkeypatch.setattr(searcher_module, "WINDOW_POOL", 0)
         alone = ws.search_files([query], k=1, verify=True)[0].hits
-    assert [(Path(h.path).name, h.relation) for h in alone] == [("cat_in_collage.jpg", "unverified")]
+    assert [(Path(h.path).name, h.relation) for h in alone] == [("cat_in_collage.jpg", "not_duplicate")]
     assert len(found) == 1 and found[0].relation == Relation.CROPPED.value, found
     name = Path(found[0].path).name
     assert name.startswith("cat") and name != "cat_in_collage.jpg" and found[0].inliers >= 15
@@ -492,5 +494,5 @@ def test_verified_search_still_answers_when_the_query_parts_cannot_be_cut(relati
     with Workspace(settings) as ws, caplog.at_level(logging.WARNING, logger="lookalike.search.searcher"):
         result = ws.search_files([root / "cat_cropped.jpg"], k=9, verify=True)[0]
     assert result.error is None
-    assert {"cat.png", "cat_resized.jpg"} <= {Path(h.path).name for h in result.hits if h.relation != "unverified"}
+    assert {"cat.png", "cat_resized.jpg"} <= {Path(h.path).name for h in result.hits if h.relation not in NOT_VERIFIED}
     assert "cat_cropped.jpg: its parts are not searched: truncated" in caplog.text

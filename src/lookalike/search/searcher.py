@@ -47,6 +47,8 @@ OVERFETCH = 4  # several segments of one video can crowd the top k; fetch more, 
 VERIFY_POOL = 40  # candidates a verified search checks with local features
 WINDOW_K = 20  # hits searched per window of a verified image query (:mod:`lookalike.search.windows`)
 WINDOW_POOL = 16  # candidates the windows add to a verified search (the nearest to any window, not already in)
+UNVERIFIED = "unverified"  # a verified search's hit that was not compared (a video, or a file it could not read)
+NOT_DUPLICATE = "not_duplicate"  # ... and one compared with the query and found not to be the same picture
 RERANK = 16  # a compressed index fetches k x this many neighbours, re-ranked by their stored vectors
 
 
@@ -128,7 +130,8 @@ class Searcher:
         return features_of(path, s.max_image_pixels, s.max_image_bytes)
 
     def _verified(self, query: Path, hits: list[SearchHit], k: int) -> list[SearchHit]:
-        """``hits`` verified against the query picture: verified copies first, then the rest as ranked. A file
+        """``hits`` verified against the query picture: verified copies first, then the rest as ranked, each
+        ``not_duplicate`` (compared and rejected) or ``unverified`` (a video, or a file that cannot be read). A file
         holding the query's bytes (the query itself, when it is in the library) is ``identical`` without looking
         further, as ``dupes`` groups identical bytes."""
         rule = VerifyRule()
@@ -138,7 +141,7 @@ class Searcher:
         confirmed, others = [], []
         for h in hits:
             if h.kind != MediaKind.IMAGE:
-                others.append(replace(h, relation="unverified"))
+                others.append(replace(h, relation=UNVERIFIED))
                 continue
             record = records.get(h.media_id)
             if digest is not None and record is not None and record.sha256 == digest:
@@ -147,7 +150,7 @@ class Searcher:
             try:
                 fh = self._features(key_path(h.path))  # a catalog key (a name that is not UTF-8 is encoded)
             except (DecodeError, OSError):
-                others.append(replace(h, relation="unverified"))
+                others.append(replace(h, relation=UNVERIFIED))
                 continue
             keys = (digest or str(query), content_key(record) if record else h.path)
             verdict = verify_in_order(fq, fh, h.score, rule, keys)
@@ -155,7 +158,7 @@ class Searcher:
                 rel = relation(fq, fh, verdict.match).value
                 confirmed.append(replace(h, relation=rel, inliers=verdict.match.inliers))
             else:
-                others.append(replace(h, relation="unverified"))
+                others.append(replace(h, relation=NOT_DUPLICATE))
         return (confirmed + others)[:k]
 
     def search_texts(self, texts: Sequence[str], k: int = 10) -> list[QueryResult]:
