@@ -97,7 +97,7 @@ def _failure(expl: Explanation, name: str) -> str:
         "whole": "neither picture is shown whole, nor framed by plain surroundings (they share a part)",
         "agreement": f"{expl.score:.2f} of the overlap's patches agree (needs {rule.min_agreement:.2f})",
         "moved": f"{expl.moved:.3f} agree only once shifted (at most {rule.max_moved})",
-        "spread": f"inliers in {expl.spread:.2f} of the textured cells (needs {rule.min_spread})",
+        "spread": f"inliers in {expl.spread:.2f} of the cells textured in both (needs {rule.min_spread})",
         "block": f"a solid block of {expl.block:.2f} disagrees (at most {rule.max_block})",
         "hue": f"hues differ by {expl.hue_shift:.1f} degrees (at most {rule.max_hue_shift:.0f})",
     }
@@ -136,8 +136,8 @@ def _local_evidence(expl: Explanation) -> list[str]:
         lines += [
             f"aligned overlap: {expl.score:.2f} of its structured patches agree (needs {rule.min_agreement:.2f}), "
             f"{expl.moved:.3f} agree only once shifted (at most {rule.max_moved}), inliers in {expl.spread:.2f} of "
-            f"its textured cells (needs {rule.min_spread}), a solid block of {expl.block:.2f} disagrees (at most "
-            f"{rule.max_block}); " + _overlap_shown(expl),
+            f"the cells textured in both (needs {rule.min_spread}), a solid block of {expl.block:.2f} disagrees "
+            f"(at most {rule.max_block}); " + _overlap_shown(expl),
             *_hues(expl),
         ]
     else:

@@ -45,8 +45,8 @@ class VerifyRule:
         min_agreement: share of the aligned overlap's structured patches that must agree.
         max_moved: share of the overlap's patches that may agree only once shifted (content that moved: another
             moment of the same scene, not a copy).
-        min_spread: share of the overlap's keypoint-bearing cells that must hold an inlier (a shared window
-            frame or caption around two different pictures matches in a few cells only).
+        min_spread: share of the overlap's cells with keypoints in both pictures that must hold an inlier (a
+            shared window frame or caption around two different pictures matches in a few cells only).
         max_block: the largest solid block of the overlap that may disagree (a picture pasted over a shared
             background, not an edit's strokes).
         smooth_keypoints: pictures with fewer keypoints than this are too smooth to verify by keypoints alone
@@ -84,7 +84,7 @@ class VerifyRule:
     min_inliers: int = 15
     min_agreement: float = 0.75
     max_moved: float = 0.01
-    min_spread: float = 0.5
+    min_spread: float = 0.55
     max_block: float = 0.15
     smooth_keypoints: int = 60
     smooth_cosine: float = 0.5

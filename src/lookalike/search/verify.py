@@ -46,8 +46,8 @@ class Match:
             painted over; another moment of the same scene disagrees wherever something moved.
         moved: the share of structured patches that agree only when shifted a little: content that moved
             between two moments of a scene (0 for a copy).
-        spread: the share of the overlap's cells holding keypoints of ``b`` that also hold an inlier: low when
-            only a shared part matches (the same app window around two different pictures, a shared caption).
+        spread: the share of the overlap's cells holding keypoints of both pictures that also hold an inlier:
+            low when only a shared part matches (the same app window around two different pictures, a shared caption).
         rotation: degrees ``a`` is turned by to land on ``b`` (counter-clockwise), from the homography.
         flipped: ``b`` is a mirror image of ``a``.
         pairs: (inliers, 4) matched keypoints ``x_a, y_a, x_b, y_b`` in original pixels (for pictures).
@@ -131,7 +131,12 @@ def _scaled(f: Features) -> np.ndarray:
 
 
 def _spread(a: Features, b: Features, h_small: np.ndarray, inliers_b: np.ndarray) -> float:
-    """The share of the overlap's cells (in ``b``) holding two or more keypoints of ``b`` that hold an inlier."""
+    """The share of the overlap's cells (in ``b``) where both pictures have structure that hold an inlier.
+
+    A cell has structure in a picture when it holds two or more of that picture's keypoints (``a``'s mapped by
+    ``h_small``). Counting ``b``'s keypoints alone made cells that only one picture has keypoints in, such as a
+    hard-compressed copy's blocking or the small picture of a collage seen at another scale, count against a copy
+    (``benchmarks/RESULTS.md``, "Spread where both pictures have structure")."""
     (x0, y0, x1, y1), _ = region(h_small, (a.gray.shape[1], a.gray.shape[0]), (b.gray.shape[1], b.gray.shape[0]))
     if x1 - x0 < 1 or y1 - y0 < 1:
         return 0.0
@@ -143,7 +148,11 @@ def _spread(a: Features, b: Features, h_small: np.ndarray, inliers_b: np.ndarray
         cy = np.minimum(((p[:, 1] - y0) * SPREAD_GRID / (y1 - y0)).astype(int), SPREAD_GRID - 1)
         return np.bincount(cy * SPREAD_GRID + cx, minlength=SPREAD_GRID * SPREAD_GRID)
 
-    busy = cells(b.points) >= 2
+    mapped = np.c_[a.points, np.ones(len(a.points))] @ h_small.T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mapped_a = mapped[:, :2] / mapped[:, 2:3]
+    mapped_a = mapped_a[np.isfinite(mapped_a).all(axis=1) & (mapped[:, 2] > 0)]
+    busy = (cells(b.points) >= 2) & (cells(mapped_a) >= 2)
     return float(((cells(inliers_b) > 0) & busy).sum() / busy.sum()) if busy.any() else 0.0
 
 
