@@ -118,6 +118,30 @@ def test_a_picture_pasted_over_a_shared_background_leaves_a_solid_block(cat, ima
     assert judge(fm, fc, clean, None, rule).duplicate
 
 
+def test_spread_counts_the_cells_where_both_pictures_have_structure(cat, images):
+    """Texture that only one picture has (here a photo where the other is flat grey; in practice a hard-compressed
+    copy's blocking, or a collage's small picture seen at another scale) holds no inliers and does not count: the
+    matched half is covered either way round. A shared window frame round two different pictures matches in the
+    frame's cells only, while both pictures have structure inside it: its spread stays under the rule's."""
+    flat, busy = cat.copy(), cat.copy()
+    flat.paste((128, 128, 128), (226, 0, 451, 300))
+    busy.paste(images["coins"].convert("RGB").resize((226, 300)).crop((0, 0, 225, 300)), (226, 0))
+    fa, fb = extract(flat), extract(busy)
+    spreads = [m.spread for m in (match(fa, fb), match(fb, fa)) if m is not None and m.inliers >= 100]
+    assert len(spreads) == 2 and min(spreads) >= 0.9, spreads
+
+    def window(picture: Image.Image) -> Image.Image:
+        shot = Image.new("RGB", (900, 640), (235, 235, 235))
+        draw = ImageDraw.Draw(shot)
+        for i, text in enumerate(("File  Edit  View  Image  Help", "lookalike viewer 1.0 - zoom 100%")):
+            draw.text((12, 8 + 600 * i), text * 2, fill=(20, 20, 20), font_size=20)
+        shot.paste(picture.resize((860, 560)), (20, 40))
+        return shot
+
+    m = match(extract(window(cat)), extract(window(images["coffee"])))
+    assert m is not None and m.inliers >= 15 and m.spread < VerifyRule().min_spread
+
+
 def test_whole_frame_compares_what_lies_inside_plain_borders(cat):
     """A picture shown small on a plain canvas is compared by its content box, not stretched over the canvas."""
     canvas = Image.new("RGB", (900, 500), (200, 190, 180))
