@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
     print("cells: different-picture pairs called duplicates / share of same-picture pairs verified\n")
     print(grid(pairs, rule, ("max_moved", (1.0, 0.03, 0.02, 0.01, 0.005)), ("min_agreement", (0.3, 0.5, 0.6, 0.7))))
     print()
-    print(grid(pairs, rule, ("min_inliers", (10, 15, 20, 30)), ("min_spread", (0.0, 0.3, 0.5, 0.6))))
+    print(grid(pairs, rule, ("min_inliers", (10, 15, 20, 30)), ("min_spread", (0.0, 0.3, 0.5, 0.55, 0.6))))
     print()
     print(grid(pairs, rule, ("max_block", (1.0, 0.3, 0.2, 0.15, 0.1)), ("min_agreement", (0.5, 0.6, 0.7))))
     print()
