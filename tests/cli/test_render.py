@@ -72,7 +72,7 @@ def test_a_pair_decided_by_keypoints_is_shown_against_their_thresholds_only(imag
         "(needs 15",
         "(needs 0.75",
         "(at most 0.01",
-        "(needs 0.5",
+        "(needs 0.55",
         "(at most 0.15",
         "(at most 20",
     ]

@@ -122,7 +122,9 @@ def test_spread_counts_the_cells_where_both_pictures_have_structure(cat, images)
     """Texture that only one picture has (here a photo where the other is flat grey; in practice a hard-compressed
     copy's blocking, or a collage's small picture seen at another scale) holds no inliers and does not count: the
     matched half is covered either way round. A shared window frame round two different pictures matches in the
-    frame's cells only, while both pictures have structure inside it: its spread stays under the rule's."""
+    frame's cells only, while both pictures have structure inside it: its spread stays under the rule's (as under
+    the measure before, which counted one picture's keypoints: this half guards that the change admits no such
+    pair)."""
     flat, busy = cat.copy(), cat.copy()
     flat.paste((128, 128, 128), (226, 0, 451, 300))
     busy.paste(images["coins"].convert("RGB").resize((226, 300)).crop((0, 0, 225, 300)), (226, 0))

@@ -45,7 +45,7 @@ class Explanation:
         inliers: keypoint matches one transform explains.
         keypoints: keypoints found in each picture.
         moved: the share of the overlap that agrees only once shifted (another moment of a scene).
-        spread: the share of the overlap's keypoint-bearing cells holding an inlier.
+        spread: the share of the overlap's cells with keypoints in both pictures that hold an inlier.
         block: the largest solid block of the overlap that disagrees (something pasted over a shared background).
         coverage: the share of ``a`` and of ``b`` inside the overlap (one of them must be shown whole).
         region_a: the box of ``a`` showing what ``b`` shows.

@@ -47,8 +47,8 @@ OVERFETCH = 4  # several segments of one video can crowd the top k; fetch more, 
 VERIFY_POOL = 40  # candidates a verified search checks with local features
 WINDOW_K = 20  # hits searched per window of a verified image query (:mod:`lookalike.search.windows`)
 WINDOW_POOL = 16  # candidates the windows add to a verified search (the nearest to any window, not already in)
-UNVERIFIED = "unverified"  # a verified search's hit that was not compared (a video, or a file it could not read)
-NOT_DUPLICATE = "not_duplicate"  # ... and one compared with the query and found not to be the same picture
+UNVERIFIED = "unverified"  # a verified search's hit not compared with the query (a video, a file it cannot read)
+NOT_DUPLICATE = "not_duplicate"  # a verified search's hit compared with the query: not the same picture
 RERANK = 16  # a compressed index fetches k x this many neighbours, re-ranked by their stored vectors
 
 

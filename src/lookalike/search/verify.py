@@ -148,7 +148,7 @@ def _spread(a: Features, b: Features, h_small: np.ndarray, inliers_b: np.ndarray
         cy = np.minimum(((p[:, 1] - y0) * SPREAD_GRID / (y1 - y0)).astype(int), SPREAD_GRID - 1)
         return np.bincount(cy * SPREAD_GRID + cx, minlength=SPREAD_GRID * SPREAD_GRID)
 
-    mapped = np.c_[a.points, np.ones(len(a.points))] @ h_small.T
+    mapped = np.c_[a.points, np.ones(len(a.points))] @ (h_small.T * np.sign(h_small[2, 2] or 1.0))
     with np.errstate(divide="ignore", invalid="ignore"):
         mapped_a = mapped[:, :2] / mapped[:, 2:3]
     mapped_a = mapped_a[np.isfinite(mapped_a).all(axis=1) & (mapped[:, 2] > 0)]
