@@ -101,6 +101,22 @@ def test_an_image_query_finds_the_video_moment(indexed, corpus):
     assert hit.path == str(corpus.videos["bunny"]) and hit.start <= 3.0 <= hit.end
 
 
+def test_a_verified_search_says_which_hits_it_compared(indexed, corpus):
+    """Video hits are not compared with an image query (``unverified``); image hits that are not copies of it are
+    compared and turned down (``not_duplicate``)."""
+    from benchmarks.corpus import frame_at
+
+    settings, _ = indexed
+    still = corpus.root.parent / "still_verified.png"
+    frame_at(corpus.videos["bunny"], 3.0).save(still)
+    with Workspace(settings) as ws:
+        hits = ws.search_files([still], k=8, verify=True)[0].hits
+    videos = [h.relation for h in hits if h.kind.value == "video"]
+    pictures = [h.relation for h in hits if h.kind.value == "image"]
+    assert videos and set(videos) == {"unverified"}
+    assert pictures and set(pictures) == {"not_duplicate"}
+
+
 def test_search_by_id_leaves_out_the_item_itself(indexed, corpus):
     settings, _ = indexed
     with Workspace(settings) as ws:
