@@ -9,6 +9,7 @@ import pytest
 from benchmarks.corpus import EDITS
 from lookalike.indexer.decode import load_image
 from lookalike.indexer.embedders.registry import collection_name
+from lookalike.types import MediaKind
 from lookalike.workspace import Workspace
 from tests.conftest import DISTRACTORS, SOURCES
 
@@ -111,8 +112,8 @@ def test_a_verified_search_says_which_hits_it_compared(indexed, corpus):
     frame_at(corpus.videos["bunny"], 3.0).save(still)
     with Workspace(settings) as ws:
         hits = ws.search_files([still], k=8, verify=True)[0].hits
-    videos = [h.relation for h in hits if h.kind.value == "video"]
-    pictures = [h.relation for h in hits if h.kind.value == "image"]
+    videos = [h.relation for h in hits if h.kind == MediaKind.VIDEO]
+    pictures = [h.relation for h in hits if h.kind == MediaKind.IMAGE]
     assert videos and set(videos) == {"unverified"}
     assert pictures and set(pictures) == {"not_duplicate"}
 
