@@ -28,7 +28,7 @@ from lookalike.search.candidates import image_candidates
 from lookalike.search.feature_cache import FeatureCache
 from lookalike.search.features import Features
 from lookalike.search.image_dupes import VerifyRule, content_key, judge, local_pairs, reversed_order
-from lookalike.search.smooth import dense_match
+from lookalike.search.smooth import dense_match, likely_turn
 from lookalike.search.verify import Match, match, whole_frame
 from lookalike.workspace import Workspace
 
@@ -115,12 +115,14 @@ def collect(half_dir: Path, rule: VerifyRule) -> tuple[list[PairEvidence], dict[
 
 
 def _smooth_evidence(fa: Features, fb: Features, cos: float, rule: VerifyRule) -> tuple[Match, ...]:
-    """Both comparisons without keypoints (as ``image_dupes.smooth_match`` makes them) for pairs that some rule of
-    the grids compares so."""
+    """The comparisons without keypoints (as ``image_dupes.smooth_match`` makes them: whole frame, turned when a
+    right angle is likely, dense placement) for pairs that some rule of the grids compares so."""
     if min(len(fa), len(fb)) >= SMOOTH_KEYPOINTS or cos < SMOOTH_COSINE:
         return ()
     dense = dense_match(fa, fb, mirror=cos >= rule.mirror_cosine)
-    return (whole_frame(fa, fb),) + ((dense,) if dense is not None else ())
+    quarter = likely_turn(fa, fb)
+    turned = (whole_frame(fa, fb, quarter),) if quarter else ()
+    return (whole_frame(fa, fb),) + turned + ((dense,) if dense is not None else ())
 
 
 def decide(e: PairEvidence, rule: VerifyRule) -> bool:

@@ -10,8 +10,17 @@ import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
 from lookalike.search.features import Features, extract, mirrored
-from lookalike.search.image_dupes import VerifyRule, judge, verify, verify_in_order
-from lookalike.search.smooth import dense_match, hue_shift
+from lookalike.search.groups import Relation
+from lookalike.search.image_dupes import (
+    VerifyRule,
+    _smooth_duplicate,
+    judge,
+    relation,
+    smooth_match,
+    verify,
+    verify_in_order,
+)
+from lookalike.search.smooth import dense_match, hue_shift, likely_turn
 from lookalike.search.verify import _scaled, match, plain_surround, whole_frame
 
 
@@ -199,6 +208,34 @@ def test_smooth_pictures_are_verified_without_keypoints_through_crops_insets_and
     assert not verify(fa, extract(crop), rule.smooth_cosine - 0.01, rule).duplicate
     # another smooth picture is not a copy
     assert not verify(fa, extract(_smooth(images, "chelsea", 10)), 0.8, rule).duplicate
+
+
+@pytest.mark.parametrize(
+    ("transpose", "quarter", "angle"),
+    [
+        (Image.Transpose.ROTATE_90, 1, -90.0),  # angles as keypoint matches report them (y down)
+        (Image.Transpose.ROTATE_180, 2, 180.0),
+        (Image.Transpose.ROTATE_270, 3, 90.0),
+    ],
+)
+def test_a_smooth_picture_turned_by_a_right_angle_is_verified_and_named_rotated(images, transpose, quarter, angle):
+    rule = VerifyRule()
+    im = _smooth(images, "coffee", 8)
+    fa = extract(im)
+    fb = extract(im.transpose(transpose).resize((im.height // 2, im.width // 2) if quarter % 2 else (300, 200)))
+    assert max(len(fa), len(fb)) < rule.smooth_keypoints
+    assert likely_turn(fa, fb) == quarter
+    assert verify(fa, fb, 0.8, rule).duplicate
+    m = smooth_match(fa, fb, 0.8, rule)  # the comparison without keypoints alone
+    assert m is not None and _smooth_duplicate(fa, fb, m, rule) and m.agreement > 0.95
+    assert abs((m.rotation - angle + 180) % 360 - 180) < 0.5
+    assert relation(fa, fb, m) is Relation.ROTATED
+    corner = np.array([600.0, 0.0, 1.0]) @ m.homography.T  # the original's top-right corner lands ...
+    want = {1: (0, 0), 2: (0, 200), 3: (200, 300)}[quarter]  # ... top-left, bottom-left, bottom-right of the copy
+    assert tuple(np.round(corner[:2] / corner[2]).astype(int)) == want
+    # a picture unlike it in every orientation points to no turn, and is no copy
+    other = extract(_smooth(images, "chelsea", 10))
+    assert likely_turn(fa, other) == 0 and not verify(fa, other, 0.8, rule).duplicate
 
 
 def test_a_recoloured_variant_is_told_from_a_colour_edit_by_its_hues(images):

@@ -22,7 +22,7 @@ from lookalike.search.features import Features
 from lookalike.search.groups import DuplicateGroup, GroupItem, GroupKind, Relation, star_groups
 from lookalike.search.local_candidates import local_candidates
 from lookalike.search.representatives import representative_rank
-from lookalike.search.smooth import colour_difference, dense_match, hue_shift
+from lookalike.search.smooth import colour_difference, dense_match, hue_shift, likely_turn
 from lookalike.search.verify import Match, match, plain_surround, whole_frame
 from lookalike.storage.library import CollectionStore
 from lookalike.storage.records import MediaRecord
@@ -148,13 +148,19 @@ def verify_in_order(
 
 def smooth_match(fa: Features, fb: Features, cosine: float, rule: VerifyRule) -> Match | None:
     """For a pair too smooth for keypoints (see :attr:`VerifyRule.smooth_keypoints`): the whole-frame comparison
-    when it passes, else the dense placement (crops, insets, small turns) when that passes, else the whole-frame
-    comparison as the evidence shown; None for other pairs."""
+    when it passes, as is or turned by the right angle a thumbnail comparison points to
+    (:func:`~lookalike.search.smooth.likely_turn`), else the dense placement (crops, insets, small turns) when that
+    passes, else the whole-frame comparison as is as the evidence shown; None for other pairs."""
     if min(len(fa), len(fb)) >= rule.smooth_keypoints or cosine < rule.smooth_cosine:
         return None
     whole = whole_frame(fa, fb)
     if _smooth_duplicate(fa, fb, whole, rule):
         return whole
+    quarter = likely_turn(fa, fb)
+    if quarter:
+        turned = whole_frame(fa, fb, quarter)
+        if _smooth_duplicate(fa, fb, turned, rule):
+            return turned
     dense = dense_match(fa, fb, mirror=cosine >= rule.mirror_cosine)
     return dense if dense is not None and _smooth_duplicate(fa, fb, dense, rule) else whole
 

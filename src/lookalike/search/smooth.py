@@ -1,6 +1,7 @@
 """Verification without keypoints, for pictures too smooth for them: the smaller picture placed inside the larger by
-correlation over sizes and refined by ECC (:func:`dense_match`); and the hue check every verdict makes
-(:func:`hue_shift`). The aligned-overlap checks themselves are :mod:`lookalike.search.verify`'s.
+correlation over sizes and refined by ECC (:func:`dense_match`); the right angle a smooth copy may be turned by
+(:func:`likely_turn`); and the hue check every verdict makes (:func:`hue_shift`). The aligned-overlap checks
+themselves are :mod:`lookalike.search.verify`'s.
 """
 
 from __future__ import annotations
@@ -91,6 +92,34 @@ def dense_match(a: Features, b: Features, mirror: bool = True) -> Match | None:
     target = mirrored(b) if flipped else b
     h_small = small(target)[1] @ a_to_b @ np.linalg.inv(to_a)
     return _assemble(a, b, h_small, flipped, aligned_agreement(a, target, h_small), 1.0, edges=True)
+
+
+TURN_SIDE = 16  # :func:`likely_turn` compares the pictures' content at this many pixels a side
+TURN_GATE = 0.6  # ... and points to a right angle whose correlation is at least this
+
+
+def likely_turn(a: Features, b: Features) -> int:
+    """The quarter turns (1, 2 or 3, counter-clockwise as seen on screen) that bring ``a``'s content onto
+    ``b``'s, judged on :data:`TURN_SIDE`-pixel thumbnails of each inside its plain borders; 0 when no turn
+    correlates better than none does, or at least :data:`TURN_GATE`.
+
+    A gate, not a verdict: the whole-frame comparison turned by the right angle it names decides. Trying every
+    right angle on every smooth pair that fails cost a library of 200 smooth tiles four times its ``dupes`` time
+    (``benchmarks/RESULTS.md``, "Smooth pictures turned by a right angle"); on the benchmark's candidate pairs
+    this gate passes about one failing smooth pair in seven and kept every turned copy (their correlation 0.76 or
+    more on dev, 0.93 or more on unseen; ``benchmarks/RESULTS.md``, "Quarter turns of smooth pictures, gated")."""
+    import cv2
+
+    def thumb(f: Features) -> np.ndarray:
+        x0, y0, x1, y1 = f.inner
+        g = cv2.resize(f.gray[y0:y1, x0:x1], (TURN_SIDE, TURN_SIDE), interpolation=cv2.INTER_AREA)
+        g = g.astype(np.float32) - float(g.mean())
+        return g / max(float(np.linalg.norm(g)), 1e-6)
+
+    ta, tb = thumb(a), thumb(b)
+    scores = [float((np.rot90(ta, quarter) * tb).sum()) for quarter in range(4)]  # rot90 turns as seen on screen
+    best = 1 + int(np.argmax(scores[1:]))
+    return best if scores[best] >= TURN_GATE and scores[best] > scores[0] else 0
 
 
 MIN_CHROMA = 4.0  # a cell whose colour is closer to grey than this (CIELAB a*b*) has no hue to compare

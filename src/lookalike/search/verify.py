@@ -48,7 +48,8 @@ class Match:
             between two moments of a scene (0 for a copy).
         spread: the share of the overlap's cells holding keypoints of both pictures that also hold an inlier:
             low when only a shared part matches (the same app window around two different pictures, a shared caption).
-        rotation: degrees ``a`` is turned by to land on ``b`` (counter-clockwise), from the homography.
+        rotation: degrees ``a`` is turned by to land on ``b``, from the homography, in pixel coordinates (y down):
+            positive is clockwise as seen on screen (a copy turned a quarter counter-clockwise reports -90).
         flipped: ``b`` is a mirror image of ``a``.
         pairs: (inliers, 4) matched keypoints ``x_a, y_a, x_b, y_b`` in original pixels (for pictures).
         block: the largest 4-connected block of structured patches that disagree, as a share of the overlap's
@@ -284,16 +285,20 @@ def _assemble(
     )
 
 
-def whole_frame(a: Features, b: Features) -> Match:
-    """``a``'s content stretched over ``b``'s (each inside its plain borders): the second verifier, for
-    pictures too smooth for keypoints, where a resized, recoloured, blurred or letterboxed copy still agrees with
-    its original patch by patch."""
+def whole_frame(a: Features, b: Features, quarter: int = 0) -> Match:
+    """``a``'s content, turned by ``quarter`` quarter turns counter-clockwise as seen on screen, stretched over
+    ``b``'s (each inside its plain borders): the second verifier, for pictures too smooth for keypoints, where a
+    resized, recoloured, blurred, letterboxed or quarter-turned copy still agrees with its original patch by
+    patch."""
     ax0, ay0, ax1, ay1 = a.inner
     bx0, by0, bx1, by1 = b.inner
-    # a's scaled pixels -> b's: move a's content to the origin, stretch it over b's content, move it there
+    wa, ha = ax1 - ax0, ay1 - ay0
+    turn, (tw, th) = _quarter_turn(quarter % 4, wa, ha)
+    # a's scaled pixels -> b's: move a's content to the origin, turn it, stretch it over b's content, move it there
     h_small = (
         np.array([[1.0, 0, bx0], [0, 1, by0], [0, 0, 1]])
-        @ np.diag([(bx1 - bx0) / max(1, ax1 - ax0), (by1 - by0) / max(1, ay1 - ay0), 1.0])
+        @ np.diag([(bx1 - bx0) / max(1, tw), (by1 - by0) / max(1, th), 1.0])
+        @ turn
         @ np.array([[1.0, 0, -ax0], [0, 1, -ay0], [0, 0, 1]])
     )
     h = _scaled(b) @ h_small @ np.linalg.inv(_scaled(a))
@@ -301,9 +306,22 @@ def whole_frame(a: Features, b: Features) -> Match:
     region_b = _box_in(b, b.inner)
     agreement, moved, block, structure = aligned_agreement(a, b, h_small)
     cover_a, cover_b = _share(a, a.inner), _share(b, b.inner)
+    rotation = _rotation(h, False) if quarter % 4 else 0.0
     return Match(
-        0, 0, h, region_a, region_b, cover_a, cover_b, agreement, moved, 1.0, 0.0, False, None, block, structure
+        0, 0, h, region_a, region_b, cover_a, cover_b, agreement, moved, 1.0, rotation, False, None, block, structure
     )
+
+
+def _quarter_turn(quarter: int, w: int, h: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """The map turning a ``w`` x ``h`` box at the origin by ``quarter`` quarter turns counter-clockwise (as seen on
+    screen, y down) back into a box at the origin, and that box's size (pixel edges: corners go to corners)."""
+    turns = {
+        0: (np.eye(3), (w, h)),
+        1: (np.array([[0.0, 1, 0], [-1, 0, w], [0, 0, 1]]), (h, w)),  # (x, y) -> (y, w - x)
+        2: (np.array([[-1.0, 0, w], [0, -1, h], [0, 0, 1]]), (w, h)),
+        3: (np.array([[0.0, -1, h], [1, 0, 0], [0, 0, 1]]), (h, w)),  # (x, y) -> (h - y, x)
+    }
+    return turns[quarter]
 
 
 def _box_in(f: Features, box: Box) -> Box:
