@@ -28,7 +28,7 @@ from lookalike.search.candidates import image_candidates
 from lookalike.search.feature_cache import FeatureCache
 from lookalike.search.features import Features
 from lookalike.search.image_dupes import VerifyRule, content_key, judge, local_pairs, reversed_order
-from lookalike.search.smooth import dense_match, likely_turn
+from lookalike.search.smooth import TURN_GATE, dense_match, likely_turn
 from lookalike.search.verify import Match, match, whole_frame
 from lookalike.workspace import Workspace
 
@@ -135,6 +135,31 @@ def decide(e: PairEvidence, rule: VerifyRule) -> bool:
     return any(judge(e.fa, e.fb, e.match, s, rule).duplicate for s in e.smooth)
 
 
+def turns(pairs: list[PairEvidence], rule: VerifyRule, gates: tuple[float, ...] = (0.0, 0.5, 0.6, 0.7, 0.8)) -> str:
+    """Quarter turns of smooth pairs: of the pairs compared without keypoints that fail unturned, how many each
+    gate of ``smooth.likely_turn`` lets through, and how many pairs of one picture and of different pictures the
+    whole frames turned as it points verify (``image_dupes.smooth_match``'s last try)."""
+    failing = [
+        e
+        for e in pairs
+        if min(len(e.fa), len(e.fb)) < rule.smooth_keypoints
+        and e.cosine >= rule.smooth_cosine
+        and not judge(e.fa, e.fb, e.match, None, rule).duplicate
+        and not any(judge(e.fa, e.fb, e.match, s, rule).duplicate for s in e.smooth if abs(s.rotation) < 45)
+    ]
+    lines = [
+        f"Quarter turns of smooth pairs ({len(failing)} fail unturned; the rule's gate is {TURN_GATE})\n",
+        "| gate | let through | verified turned: same picture | different pictures |",
+        "|---|---|---|---|",
+    ]
+    for gate in gates:
+        through = [(e, q) for e in failing if (q := likely_turn(e.fa, e.fb, gate))]
+        verified = [e for e, q in through if judge(e.fa, e.fb, None, whole_frame(e.fa, e.fb, q), rule).duplicate]
+        same = sum(e.same for e in verified)
+        lines.append(f"| {gate} | {len(through)} | {same} | {len(verified) - same} |")
+    return "\n".join(lines)
+
+
 def grid(pairs: list[PairEvidence], rule: VerifyRule, rows: tuple[str, tuple], cols: tuple[str, tuple]) -> str:
     """False pairs and the share of same-picture pairs verified, for rules varying two of ``rule``'s fields."""
     (rname, rvals), (cname, cvals) = rows, cols
@@ -221,6 +246,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     print()
     print(grid(pairs, rule, ("smooth_keypoints", (0, 40, 60, 80)), ("smooth_cosine", (0.3, 0.5, 0.7, 0.9))))
+    print()
+    print(turns(pairs, rule))
     print(f"\nthe rule: {rule}\n")
     print(per_edit(pairs, missing, rule) + "\n")
     print(hardest(pairs, rule))

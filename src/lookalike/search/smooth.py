@@ -98,16 +98,16 @@ TURN_SIDE = 16  # :func:`likely_turn` compares the pictures' content at this man
 TURN_GATE = 0.6  # ... and points to a right angle whose correlation is at least this
 
 
-def likely_turn(a: Features, b: Features) -> int:
+def likely_turn(a: Features, b: Features, gate: float = TURN_GATE) -> int:
     """The quarter turns (1, 2 or 3, counter-clockwise as seen on screen) that bring ``a``'s content onto
     ``b``'s, judged on :data:`TURN_SIDE`-pixel thumbnails of each inside its plain borders; 0 when no turn
-    correlates better than none does, or at least :data:`TURN_GATE`.
+    correlates better than none does, or at least ``gate``.
 
     A gate, not a verdict: the whole-frame comparison turned by the right angle it names decides. Trying every
     right angle on every smooth pair that fails cost a library of 200 smooth tiles four times its ``dupes`` time
-    (``benchmarks/RESULTS.md``, "Smooth pictures turned by a right angle"); on the benchmark's candidate pairs
-    this gate passes about one failing smooth pair in seven and kept every turned copy (their correlation 0.76 or
-    more on dev, 0.93 or more on unseen; ``benchmarks/RESULTS.md``, "Quarter turns of smooth pictures, gated")."""
+    (``benchmarks/RESULTS.md``, "Smooth pictures turned by a right angle"); how many failing smooth pairs pass
+    the gate, and which of them the turned comparison verifies, is printed by ``benchmarks/dupes_calibrate.py``
+    ("Quarter turns of smooth pairs")."""
     import cv2
 
     def thumb(f: Features) -> np.ndarray:
@@ -119,7 +119,7 @@ def likely_turn(a: Features, b: Features) -> int:
     ta, tb = thumb(a), thumb(b)
     scores = [float((np.rot90(ta, quarter) * tb).sum()) for quarter in range(4)]  # rot90 turns as seen on screen
     best = 1 + int(np.argmax(scores[1:]))
-    return best if scores[best] >= TURN_GATE and scores[best] > scores[0] else 0
+    return best if scores[best] >= gate and scores[best] > scores[0] else 0
 
 
 MIN_CHROMA = 4.0  # a cell whose colour is closer to grey than this (CIELAB a*b*) has no hue to compare
