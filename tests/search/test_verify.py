@@ -220,12 +220,19 @@ def test_smooth_pictures_are_verified_without_keypoints_through_crops_insets_and
 )
 def test_a_smooth_picture_turned_by_a_right_angle_is_verified_and_named_rotated(images, transpose, quarter, angle):
     rule = VerifyRule()
-    im = _smooth(images, "coffee", 8)
+    im = _smooth(images, "coffee", 20)
     fa = extract(im)
-    fb = extract(im.transpose(transpose).resize((im.height // 2, im.width // 2) if quarter % 2 else (300, 200)))
-    assert max(len(fa), len(fb)) < rule.smooth_keypoints
-    assert likely_turn(fa, fb) == quarter
-    assert verify(fa, fb, 0.8, rule).duplicate
+    turned = im.transpose(transpose)
+    fb = extract(turned.resize((turned.width // 2, turned.height // 2)))
+    on_canvas = Image.new("RGB", (turned.width + 140, turned.height + 60), (20, 20, 20))  # dark borders round it
+    on_canvas.paste(turned, (100, 20))
+    fc = extract(on_canvas)
+    assert max(len(fa), len(fb), len(fc)) < rule.smooth_keypoints
+    for copy in (fb, fc):
+        assert likely_turn(fa, copy) == quarter and likely_turn(copy, fa) == (4 - quarter) % 4
+        for keys in (("a", "b"), ("b", "a")):  # one verdict whichever way round the pair is matched
+            v = verify_in_order(fa, copy, 0.8, rule, keys)
+            assert v.duplicate and v.method == "smooth", keys
     m = smooth_match(fa, fb, 0.8, rule)  # the comparison without keypoints alone
     assert m is not None and _smooth_duplicate(fa, fb, m, rule) and m.agreement > 0.95
     assert abs((m.rotation - angle + 180) % 360 - 180) < 0.5
@@ -233,6 +240,9 @@ def test_a_smooth_picture_turned_by_a_right_angle_is_verified_and_named_rotated(
     corner = np.array([600.0, 0.0, 1.0]) @ m.homography.T  # the original's top-right corner lands ...
     want = {1: (0, 0), 2: (0, 200), 3: (200, 300)}[quarter]  # ... top-left, bottom-left, bottom-right of the copy
     assert tuple(np.round(corner[:2] / corner[2]).astype(int)) == want
+    m = smooth_match(fa, fc, 0.8, rule)
+    assert m is not None
+    _close(m.region_b, (100, 20, 100 + turned.width, 20 + turned.height), tol=2)  # the picture, not its borders
     # a picture unlike it in every orientation points to no turn, and is no copy
     other = extract(_smooth(images, "chelsea", 10))
     assert likely_turn(fa, other) == 0 and not verify(fa, other, 0.8, rule).duplicate

@@ -100,8 +100,9 @@ TURN_GATE = 0.6  # ... and points to a right angle whose correlation is at least
 
 def likely_turn(a: Features, b: Features, gate: float = TURN_GATE) -> int:
     """The quarter turns (1, 2 or 3, counter-clockwise as seen on screen) that bring ``a``'s content onto
-    ``b``'s, judged on :data:`TURN_SIDE`-pixel thumbnails of each inside its plain borders; 0 when no turn
-    correlates better than none does, or at least ``gate``.
+    ``b``'s, judged on :data:`TURN_SIDE`-pixel thumbnails of each inside its plain borders; 0 unless the best
+    turn correlates at least ``gate`` and better than none. A copy both mirrored and turned (transposed) is not
+    looked for.
 
     A gate, not a verdict: the whole-frame comparison turned by the right angle it names decides. Trying every
     right angle on every smooth pair that fails cost a library of 200 smooth tiles four times its ``dupes`` time

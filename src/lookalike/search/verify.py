@@ -290,8 +290,8 @@ def whole_frame(a: Features, b: Features, quarter: int = 0) -> Match:
     ``b``'s (each inside its plain borders): the second verifier, for pictures too smooth for keypoints, where a
     resized, recoloured, blurred, letterboxed or quarter-turned copy still agrees with its original patch by
     patch."""
-    ax0, ay0, ax1, ay1 = a.inner
-    bx0, by0, bx1, by1 = b.inner
+    ax0, ay0, ax1, ay1 = _inside_borders(a) if quarter % 4 else a.inner
+    bx0, by0, bx1, by1 = _inside_borders(b) if quarter % 4 else b.inner
     wa, ha = ax1 - ax0, ay1 - ay0
     turn, (tw, th) = _quarter_turn(quarter % 4, wa, ha)
     # a's scaled pixels -> b's: move a's content to the origin, turn it, stretch it over b's content, move it there
@@ -304,12 +304,27 @@ def whole_frame(a: Features, b: Features, quarter: int = 0) -> Match:
     h = _scaled(b) @ h_small @ np.linalg.inv(_scaled(a))
     region_a = _box_in(a, a.inner)
     region_b = _box_in(b, b.inner)
+    if quarter % 4:  # the warp samples at pixel centres: a turned map of edges is a pixel off there (x -> w - x)
+        h_small = (
+            np.array([[1.0, 0, -0.5], [0, 1, -0.5], [0, 0, 1]])
+            @ h_small
+            @ np.array([[1.0, 0, 0.5], [0, 1, 0.5], [0, 0, 1]])
+        )
     agreement, moved, block, structure = aligned_agreement(a, b, h_small)
     cover_a, cover_b = _share(a, a.inner), _share(b, b.inner)
     rotation = _rotation(h, False) if quarter % 4 else 0.0
     return Match(
         0, 0, h, region_a, region_b, cover_a, cover_b, agreement, moved, 1.0, rotation, False, None, block, structure
     )
+
+
+def _inside_borders(f: Features) -> Box:
+    """``f``'s box inside plain borders, a pixel further in on each side that has a border: the box is whole
+    pixels, so a side can hold a sliver of border, which the grid of a turned comparison samples (a dark border
+    read as disagreement in one order of the pair and not in the other)."""
+    x0, y0, x1, y1 = f.inner
+    h, w = f.gray.shape
+    return (x0 + (x0 > 0), y0 + (y0 > 0), x1 - (x1 < w), y1 - (y1 < h))
 
 
 def _quarter_turn(quarter: int, w: int, h: int) -> tuple[np.ndarray, tuple[int, int]]:
