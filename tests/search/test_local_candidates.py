@@ -47,9 +47,10 @@ def test_pictures_sharing_keypoints_are_paired_and_unrelated_ones_are_not(images
     pairs = local_candidates(len(feats), lambda i: feats[i], per_image=5, min_votes=8)
     votes = {(a, b): v for a, b, v in zip(pairs.a.tolist(), pairs.b.tolist(), pairs.votes.tolist(), strict=True)}
     # every pair of pictures showing the same photo (the cat in 0, 4, 5, 6; rocket 2 and astronaut 3 in the
-    # collage 4; the coffee 1 under the picture-in-picture 5) is proposed with many shared keypoints ...
+    # collage 4; the coffee 1 under the picture-in-picture 5) is proposed with many shared keypoints (the fewest:
+    # the small cat over the coffee and the tight crop, 13 since each quarter of a picture keeps its share) ...
     related = {(0, 4), (0, 5), (0, 6), (4, 5), (4, 6), (5, 6), (2, 4), (3, 4), (1, 5)}
-    assert all(votes.get(p, 0) >= 15 for p in related), votes
+    assert all(votes.get(p, 0) >= 12 for p in related), votes
     # ... and unrelated photos, when the few chance matches make them candidates at all, with far fewer
     assert all(v < 10 for p, v in votes.items() if p not in related), votes
     assert list(votes.values()) == sorted(votes.values(), reverse=True)

@@ -1,5 +1,6 @@
 """Local features of a picture for duplicate verification: RootSIFT keypoints on the picture scaled to a bounded
-size, the scaled grey picture for the checks in an aligned overlap, and the box inside its plain borders.
+size (a bounded number, shared out over its quarters: :func:`_balanced`), the scaled grey picture for the checks
+in an aligned overlap, and the box inside its plain borders.
 
 Flipped copies need no second extraction: a SIFT descriptor of a mirrored image is the original descriptor with
 its 4x4 cells mirrored across the keypoint's orientation axis and its 8 orientation bins reversed
@@ -21,6 +22,7 @@ MAX_SIDE = 640  # pictures are scaled to this long side before extraction (cost 
 N_FEATURES = 1000
 CONTRAST = 0.02  # half OpenCV's default: smooth artwork (gradients, pastel hills) keeps enough keypoints
 MAX_ZOOM = 3.0  # a part of a picture is enlarged at most this much to find more keypoints in it (:func:`zoomed`)
+BALANCE_GRID = 2  # the keypoint budget is shared out over this many cells a side (:func:`_balanced`)
 CHROMA_SIDE = 64  # the colour (CIELAB a*, b*) of the picture is kept at this long side, for the hue check
 
 
@@ -60,10 +62,49 @@ class Features:
         return len(self.points)
 
 
-def _sift() -> Any:
+def _sift(limit: int = N_FEATURES) -> Any:
     import cv2  # heavy import, only when verifying
 
-    return cv2.SIFT_create(nfeatures=N_FEATURES, contrastThreshold=CONTRAST)  # type: ignore[attr-defined]
+    return cv2.SIFT_create(nfeatures=limit, contrastThreshold=CONTRAST)  # type: ignore[attr-defined]
+
+
+def _balanced(keypoints: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """Which of ``keypoints`` to keep (their indices, in detection order), at most :data:`N_FEATURES`: the
+    strongest of each cell of a :data:`BALANCE_GRID` x :data:`BALANCE_GRID` grid over the picture (an equal share
+    of the budget each), then the strongest of the rest up to the budget.
+
+    The strongest keypoints overall, as SIFT keeps them, all lie in the busiest parts: a photo in one quarter of a
+    collage, or pasted small over a busy photo, kept few or none of its own, too few to match its original
+    (``benchmarks/RESULTS.md``, "Keypoints shared out over the picture's quarters")."""
+    h, w = shape[:2]
+    points = np.array([k.pt for k in keypoints], np.float64)
+    response = np.array([k.response for k in keypoints])
+    cx = np.minimum((points[:, 0] * BALANCE_GRID / w).astype(int), BALANCE_GRID - 1)
+    cy = np.minimum((points[:, 1] * BALANCE_GRID / h).astype(int), BALANCE_GRID - 1)
+    cell = cy * BALANCE_GRID + cx
+    quota = N_FEATURES // (BALANCE_GRID * BALANCE_GRID)
+    order = np.lexsort((-response, cell))  # by cell, strongest first within each
+    rank = np.arange(len(order)) - np.searchsorted(cell[order], cell[order])  # rank within its cell
+    chosen = order[rank < quota]
+    rest = order[rank >= quota]
+    rest = rest[np.argsort(-response[rest], kind="stable")][: max(0, N_FEATURES - len(chosen))]
+    return np.sort(np.r_[chosen, rest])
+
+
+def _detect(gray: np.ndarray) -> tuple[Any, np.ndarray | None]:
+    """SIFT keypoints of ``gray`` (at most :data:`N_FEATURES`, shared out by :func:`_balanced`) and their
+    descriptors.
+
+    Every keypoint is described in the one pass that finds them, and the kept rows are taken: describing only the
+    kept ones afterwards (``compute``) builds the image pyramid again, and without the doubled first octave when
+    no kept keypoint comes from it, which changed the descriptors of smooth pictures. A picture with no more
+    keypoints than the budget gets exactly what ``nfeatures=N_FEATURES`` gave. Describing them all costs more
+    than the strongest :data:`N_FEATURES` did on busy pictures (``benchmarks/RESULTS.md``, same section)."""
+    keypoints, desc = _sift(limit=0).detectAndCompute(gray, None)
+    if desc is None or len(keypoints) <= N_FEATURES:
+        return keypoints, desc
+    keep = _balanced(keypoints, gray.shape)
+    return [keypoints[i] for i in keep], desc[keep]
 
 
 def _root(desc: np.ndarray) -> np.ndarray:
@@ -89,7 +130,7 @@ def extract(image: Image.Image, size: tuple[int, int] | None = None) -> Features
     scale = size[0] / gray.shape[1]
     content = content_box(small, MAX_SIDE) or (0, 0, gray.shape[1], gray.shape[0])
     chroma = _chroma(image)
-    keypoints, desc = _sift().detectAndCompute(gray, None)
+    keypoints, desc = _detect(gray)
     if desc is None or not keypoints:
         none = np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32)
         return Features(*none, gray, scale, size, content, chroma)
