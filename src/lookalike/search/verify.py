@@ -290,10 +290,10 @@ def whole_frame(a: Features, b: Features, quarter: int = 0) -> Match:
     ``b``'s (each inside its plain borders): the second verifier, for pictures too smooth for keypoints, where a
     resized, recoloured, blurred, letterboxed or quarter-turned copy still agrees with its original patch by
     patch."""
-    ax0, ay0, ax1, ay1 = _inside_borders(a) if quarter % 4 else a.inner
-    bx0, by0, bx1, by1 = _inside_borders(b) if quarter % 4 else b.inner
-    wa, ha = ax1 - ax0, ay1 - ay0
-    turn, (tw, th) = _quarter_turn(quarter % 4, wa, ha)
+    quarter %= 4
+    ax0, ay0, ax1, ay1 = _inside_borders(a) if quarter else a.inner
+    bx0, by0, bx1, by1 = _inside_borders(b) if quarter else b.inner
+    turn, (tw, th) = _quarter_turn(quarter, ax1 - ax0, ay1 - ay0)
     # a's scaled pixels -> b's: move a's content to the origin, turn it, stretch it over b's content, move it there
     h_small = (
         np.array([[1.0, 0, bx0], [0, 1, by0], [0, 0, 1]])
@@ -304,7 +304,7 @@ def whole_frame(a: Features, b: Features, quarter: int = 0) -> Match:
     h = _scaled(b) @ h_small @ np.linalg.inv(_scaled(a))
     region_a = _box_in(a, a.inner)
     region_b = _box_in(b, b.inner)
-    if quarter % 4:  # the warp samples at pixel centres: a turned map of edges is a pixel off there (x -> w - x)
+    if quarter:  # the warp samples at pixel centres: a turned map of edges is a pixel off there (x -> w - x)
         h_small = (
             np.array([[1.0, 0, -0.5], [0, 1, -0.5], [0, 0, 1]])
             @ h_small
@@ -312,7 +312,7 @@ def whole_frame(a: Features, b: Features, quarter: int = 0) -> Match:
         )
     agreement, moved, block, structure = aligned_agreement(a, b, h_small)
     cover_a, cover_b = _share(a, a.inner), _share(b, b.inner)
-    rotation = _rotation(h, False) if quarter % 4 else 0.0
+    rotation = _rotation(h, False) if quarter else 0.0
     return Match(
         0, 0, h, region_a, region_b, cover_a, cover_b, agreement, moved, 1.0, rotation, False, None, block, structure
     )
