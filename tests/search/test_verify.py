@@ -303,3 +303,32 @@ def test_a_pair_gets_one_verdict_whichever_way_round_it_comes(images):
         crop, whole = feats["crop"], feats["original"]  # a pixel-exact corner crop: frames sharing two edges
         assert verify(crop, whole, 0.9, rule).duplicate and verify(whole, crop, 0.9, rule).duplicate, name
     assert asymmetric >= 3  # the pairs do tell the two ways round apart
+
+
+def test_a_run_verifies_two_contents_once_however_many_byte_identical_files_each_has(images, monkeypatch):
+    """A library of photos each kept twice (a backup folder) gave every pair of different photos four verifications,
+    one per pair of files; the run's memo verifies each pair of contents once, whichever way round its files come,
+    and gives each pair of files the verdict it got on its own."""
+    from lookalike.search import image_dupes
+
+    rule = VerifyRule()
+    feats = {k: extract(v) for k, v in _family_of_edits(images["china"]).items()}
+    keys = {k: f"china-{k}" for k in feats}
+    alone = {
+        (a, b): verify_in_order(feats[a], feats[b], 0.9, rule, (keys[a], keys[b]))
+        for a, b in itertools.permutations(feats, 2)
+    }
+    calls = []
+    monkeypatch.setattr(image_dupes, "verify", lambda *args: calls.append(1) or verify(*args))
+    memo: dict = {}
+    for _copy in range(2):  # each file and its byte-identical twin: the same features, the same content key
+        for a, b in itertools.permutations(feats, 2):
+            got = verify_in_order(feats[a], feats[b], 0.9, rule, (keys[a], keys[b]), memo)
+            want = alone[(a, b)]
+            assert (got.duplicate, got.method, got.score) == (want.duplicate, want.method, want.score), (a, b)
+            assert (got.match is None) == (want.match is None)
+            if got.match is not None:
+                assert (got.match.region_a, got.match.region_b) == (want.match.region_a, want.match.region_b)
+                np.testing.assert_allclose(got.match.homography, want.match.homography)
+    assert len(calls) == len(feats) * (len(feats) - 1) // 2  # 21 pairs of contents, each verified once
+    assert sum(v.duplicate for v in memo.values()) >= 15  # a family of edits: most pairs are copies

@@ -133,17 +133,28 @@ def reversed_order(keys: tuple[str, str]) -> bool:
 
 
 def verify_in_order(
-    fa: Features | None, fb: Features | None, cosine: float, rule: VerifyRule, keys: tuple[str, str]
+    fa: Features | None,
+    fb: Features | None,
+    cosine: float,
+    rule: VerifyRule,
+    keys: tuple[str, str],
+    memo: dict[tuple[str, str], Verdict] | None = None,
 ) -> Verdict:
     """:func:`verify`, made the same way round whichever way the pair comes: ``a`` onto ``b`` when ``a``'s key
     (its content's SHA-256) sorts first, else ``b`` onto ``a``, the match then seen from ``a``. Matching is not
     symmetric (the ratio test looks from one picture, the overlap is checked on one picture's grid), so a pair
     otherwise got its verdict in whichever order its files' ids, a search or the command line gave it: two
-    libraries of the same files grouped a borderline crop differently, and ``explain`` could contradict ``dupes``."""
-    if not reversed_order(keys):
-        return verify(fa, fb, cosine, rule)
-    verdict = verify(fb, fa, cosine, rule)
-    return verdict if verdict.match is None else replace(verdict, match=verdict.match.swapped())
+    libraries of the same files grouped a borderline crop differently, and ``explain`` could contradict ``dupes``.
+
+    ``memo`` keeps a run's verdicts by content: two contents are verified once, however many byte-identical files
+    each has (a library of photos, each with a byte-identical copy, verified every other pair four times)."""
+    memo = {} if memo is None else memo
+    turned = reversed_order(keys)
+    first = (keys[1], keys[0]) if turned else keys
+    if first not in memo:
+        memo[first] = verify(fb, fa, cosine, rule) if turned else verify(fa, fb, cosine, rule)
+    verdict = memo[first]
+    return verdict if not turned or verdict.match is None else replace(verdict, match=verdict.match.swapped())
 
 
 def smooth_match(fa: Features, fb: Features, cosine: float, rule: VerifyRule) -> Match | None:
@@ -254,6 +265,7 @@ def find_image_duplicates(
     records = store.catalog.media_many(cid, media_of.values())
     cache = FeatureCache(records)
     verdicts: dict[tuple[int, int], Verdict] = {}
+    memo: dict[tuple[str, str], Verdict] = {}  # by content: byte-identical files are verified once
     nearby: dict[int, set[int]] = {}
     vectors: dict[int, np.ndarray] = {}
 
@@ -265,7 +277,7 @@ def find_image_duplicates(
         if cos is None:
             cos = float(_vector(store, ma, vectors) @ _vector(store, mb, vectors))
         keys = (content_key(records[ma]), content_key(records[mb]))
-        return verify_in_order(cache.get(ma), cache.get(mb), cos, rule, keys)
+        return verify_in_order(cache.get(ma), cache.get(mb), cos, rule, keys, memo)
 
     for a, b, cos in zip(cands.a.tolist(), cands.b.tolist(), cands.cosine.tolist(), strict=True):
         ma, mb = media_of.get(a), media_of.get(b)
