@@ -138,7 +138,7 @@ def verify_in_order(
     cosine: float,
     rule: VerifyRule,
     keys: tuple[str, str],
-    memo: dict[tuple[str, str], Verdict] | None = None,
+    memo: dict[tuple[str, str, bool, bool], Verdict] | None = None,
 ) -> Verdict:
     """:func:`verify`, made the same way round whichever way the pair comes: ``a`` onto ``b`` when ``a``'s key
     (its content's SHA-256) sorts first, else ``b`` onto ``a``, the match then seen from ``a``. Matching is not
@@ -146,14 +146,15 @@ def verify_in_order(
     otherwise got its verdict in whichever order its files' ids, a search or the command line gave it: two
     libraries of the same files grouped a borderline crop differently, and ``explain`` could contradict ``dupes``.
 
-    ``memo`` keeps a run's verdicts by content: two contents are verified once, however many byte-identical files
-    each has (a library of photos, each with a byte-identical copy, verified every other pair four times)."""
+    ``memo`` keeps a run's verdicts by content (and what :func:`verify` reads of the cosine): two contents are
+    verified once however many byte-identical files each has (a library of photos each kept twice verified every
+    other pair four times). The caller leaves it out for a pair with a file it cannot read."""
     memo = {} if memo is None else memo
     turned = reversed_order(keys)
-    first = (keys[1], keys[0]) if turned else keys
-    if first not in memo:
-        memo[first] = verify(fb, fa, cosine, rule) if turned else verify(fa, fb, cosine, rule)
-    verdict = memo[first]
+    key = (*(keys[::-1] if turned else keys), cosine >= rule.mirror_cosine, cosine >= rule.smooth_cosine)
+    if key not in memo:
+        memo[key] = verify(fb, fa, cosine, rule) if turned else verify(fa, fb, cosine, rule)
+    verdict = memo[key]
     return verdict if not turned or verdict.match is None else replace(verdict, match=verdict.match.swapped())
 
 
@@ -265,19 +266,18 @@ def find_image_duplicates(
     records = store.catalog.media_many(cid, media_of.values())
     cache = FeatureCache(records)
     verdicts: dict[tuple[int, int], Verdict] = {}
-    memo: dict[tuple[str, str], Verdict] = {}  # by content: byte-identical files are verified once
+    memo: dict[tuple[str, str, bool, bool], Verdict] = {}  # by content: byte-identical files are verified once
     nearby: dict[int, set[int]] = {}
     vectors: dict[int, np.ndarray] = {}
 
     def decide(ma: int, mb: int, cos: float | None = None) -> Verdict:
-        """The verdict on a pair: identical bytes at once, else verified (``cos``: their vectors' cosine, read
-        from the catalog when not given)."""
+        """The verdict on a pair: identical bytes at once, else verified (``cos``: read when not given)."""
         if records[ma].sha256 and records[ma].sha256 == records[mb].sha256:
             return Verdict(True, "identical", 1.0)
         if cos is None:
             cos = float(_vector(store, ma, vectors) @ _vector(store, mb, vectors))
-        keys = (content_key(records[ma]), content_key(records[mb]))
-        return verify_in_order(cache.get(ma), cache.get(mb), cos, rule, keys, memo)
+        fa, fb, keys = cache.get(ma), cache.get(mb), (content_key(records[ma]), content_key(records[mb]))
+        return verify_in_order(fa, fb, cos, rule, keys, memo if fa is not None and fb is not None else None)
 
     for a, b, cos in zip(cands.a.tolist(), cands.b.tolist(), cands.cosine.tolist(), strict=True):
         ma, mb = media_of.get(a), media_of.get(b)
