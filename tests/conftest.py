@@ -69,6 +69,33 @@ def another_writer(home: Path, seconds: float = 60, db_url: str | None = None) -
         holder.join()
 
 
+@pytest.fixture(autouse=True)
+def _catalog_free_opens_no_database(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test marked ``catalog_free`` is left out of the PostgreSQL run (``make test-postgres``), so it must open
+    no catalog: it fails when it asks for a fixture that builds one (those of wider scope are set up before this
+    guard) or makes any database connection in this process (subprocesses are not seen: such tests are not
+    marked)."""
+    if request.node.get_closest_marker("catalog_free") is None:
+        yield
+        return
+    builders = {"db_url", "settings_factory", "indexed", "library", "ray_media"} & set(request.fixturenames)
+    assert not builders, f"marked catalog_free but uses {sorted(builders)}: the PostgreSQL run would leave it out"
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    opened: list[str] = []
+
+    def note(conn) -> None:
+        opened.append(str(conn.engine.url))
+
+    event.listen(Engine, "engine_connect", note)
+    try:
+        yield
+    finally:
+        event.remove(Engine, "engine_connect", note)
+    assert not opened, f"marked catalog_free but connected to {opened[0]}: the PostgreSQL run would leave it out"
+
+
 @pytest.fixture
 def db_url(tmp_path: Path) -> str:
     """A fresh catalog database for one test."""

@@ -18,6 +18,8 @@ from lookalike.search.features import extract
 from lookalike.search.groups import DuplicateGroup, GroupItem, Relation
 from lookalike.search.image_dupes import VerifyRule
 
+pytestmark = pytest.mark.catalog_free  # opens no catalog: the PostgreSQL run leaves it out
+
 
 def _jpeg(im: Image.Image, quality: int) -> Image.Image:
     buf = io.BytesIO()

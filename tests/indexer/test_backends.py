@@ -71,6 +71,7 @@ def pictures(images) -> np.ndarray:
     return np.stack([LITE0_PREPROCESS(p) for p in pics])
 
 
+@pytest.mark.catalog_free
 @pytest.mark.parametrize("backend", RUNTIMES)
 def test_every_backend_matches_torch_on_real_pictures(backend, reference, pictures, cached, tmp_path):
     """Verified here, on these pictures (the graph copied without what earlier tests recorded)."""
@@ -90,6 +91,7 @@ def test_every_backend_matches_torch_on_real_pictures(backend, reference, pictur
     assert np.allclose(emb.embed_pixels(pictures[3:10]), got[3:10], atol=1e-5)
 
 
+@pytest.mark.catalog_free
 def test_openvino_keeps_f32_on_a_burst_of_alike_pictures(reference, pictures, cached, tmp_path):
     """A full batch of near-identical first pictures (a burst) once let bf16 pass, to miss the tolerance on later
     pictures; and a sidecar that recorded bf16, or a lower cosine, is verified again at f32."""
@@ -112,6 +114,7 @@ def test_openvino_keeps_f32_on_a_burst_of_alike_pictures(reference, pictures, ca
     }
 
 
+@pytest.mark.catalog_free
 def test_cached_graph_is_reused_without_export_or_torch(reference, pictures, tmp_path):
     cache = GraphCache(tmp_path / "models")
     first = GraphEmbedder(reference, Backend.ONNXRUNTIME, cache)
@@ -128,6 +131,7 @@ def test_cached_graph_is_reused_without_export_or_torch(reference, pictures, tmp
     assert fresh._module is None  # verified before: no torch forward pass, no torch network
 
 
+@pytest.mark.catalog_free
 def test_threads_asking_for_the_dimension_export_once(reference, tmp_path, monkeypatch):
     import threading
     import time
@@ -153,6 +157,7 @@ def test_threads_asking_for_the_dimension_export_once(reference, tmp_path, monke
     assert dims == [1280, 1280, 1280] and len(exports) == 1
 
 
+@pytest.mark.catalog_free
 def test_damaged_cache_is_exported_again_with_one_line(reference, pictures, cached, tmp_path, caplog):
     cache = GraphCache(tmp_path / "models")
     shutil.copytree(cached, cache.directory, dirs_exist_ok=True)
@@ -166,6 +171,7 @@ def test_damaged_cache_is_exported_again_with_one_line(reference, pictures, cach
     assert np.sum(got * reference.embed_pixels(pictures), axis=1).min() >= MIN_COSINE
 
 
+@pytest.mark.catalog_free
 def test_failing_verification_falls_back_to_torch_and_is_not_tried_again(
     reference, pictures, tmp_path, caplog, monkeypatch
 ):
@@ -198,6 +204,7 @@ def test_failing_verification_falls_back_to_torch_and_is_not_tried_again(
     assert _ours(caplog) == [f"{reason} (found by an earlier run); running the model on torch"]
 
 
+@pytest.mark.catalog_free
 def test_a_failed_export_is_not_tried_again(reference, pictures, tmp_path, caplog):
     exports: list[Path] = []
 
@@ -219,6 +226,7 @@ def test_a_failed_export_is_not_tried_again(reference, pictures, tmp_path, caplo
     )
 
 
+@pytest.mark.catalog_free
 @pytest.mark.parametrize("backend", RUNTIMES)
 def test_a_graph_the_runtime_cannot_load_falls_back_to_torch(backend, reference, pictures, tmp_path, caplog):
     cache = GraphCache(tmp_path / "models")
@@ -236,6 +244,7 @@ def test_a_graph_the_runtime_cannot_load_falls_back_to_torch(backend, reference,
     assert message.endswith("); running the model on torch") and emb.runtime == "torch"
 
 
+@pytest.mark.catalog_free
 def test_auto_picks_openvino_and_cuda_keeps_torch():
     assert resolve_backend("auto", on_cuda=False) == Backend.OPENVINO
     assert resolve_backend(Backend.AUTO, on_cuda=True) == Backend.TORCH
@@ -246,6 +255,7 @@ def test_auto_picks_openvino_and_cuda_keeps_torch():
         resolve_backend("openvino", on_cuda=True)
 
 
+@pytest.mark.catalog_free
 def test_a_runtime_asked_for_by_name_runs_on_the_cpu_of_a_gpu_host(tmp_path, monkeypatch):
     """On a GPU host, --backend openvino (no --device) is the CPU, its torch reference included; not an error."""
     import torch
@@ -260,11 +270,13 @@ def test_a_runtime_asked_for_by_name_runs_on_the_cpu_of_a_gpu_host(tmp_path, mon
         assert isinstance(emb, GraphEmbedder) and emb.reference.device_type == "cpu"
 
 
+@pytest.mark.catalog_free
 def test_random_weights_stay_on_torch(tmp_path):
     emb = create_embedder("timm:resnet18", weights="random", device="cpu", backend="openvino", models=tmp_path)
     assert isinstance(emb, TorchEmbedder) and emb.runtime == "torch"
 
 
+@pytest.mark.catalog_free
 @pytest.mark.parametrize("spec", ["timm:resnet18", "torchvision:mobilenet_v3_small", "open_clip:RN50"])
 def test_other_families_export_and_match_torch(spec, images, tmp_path):
     """Image towers of the other families run on OpenVINO too (a local checkpoint: the hub is offline here)."""
@@ -407,6 +419,7 @@ def test_serving_runs_each_session_on_one_thread(backend, pictures, cached, sett
         assert session._compiled.get_property("INFERENCE_NUM_THREADS") == 1
 
 
+@pytest.mark.catalog_free
 def test_third_parties_are_silenced_only_from_the_main_thread():
     """sys.stdout, loggers and warning filters are the process's: a request thread leaves them alone."""
     import sys

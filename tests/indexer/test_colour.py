@@ -9,6 +9,8 @@ from skimage import data
 
 from lookalike.indexer.colour import BLACK, WHITE, AlphaRule, background, floats_to_8bit, to_rgb
 
+pytestmark = pytest.mark.catalog_free  # opens no catalog: the PostgreSQL run leaves it out
+
 
 def _silhouette(colour: tuple[int, int, int]) -> Image.Image:
     """scikit-image's logo (real RGBA artwork) as a one-colour shape on a transparent canvas."""

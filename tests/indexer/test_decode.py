@@ -21,6 +21,8 @@ from lookalike.indexer.discover import classify
 from lookalike.indexer.video_decode import frame_at, sample_frames
 from lookalike.types import MediaKind
 
+pytestmark = pytest.mark.catalog_free  # opens no catalog: the PostgreSQL run leaves it out
+
 
 @pytest.fixture(scope="module")
 def cat(images) -> Image.Image:

@@ -8,6 +8,8 @@ from PIL import Image, ImageEnhance
 from lookalike.indexer.colour import AlphaRule
 from lookalike.indexer.describe import MediaDescriptor, content_box, trim_borders, trim_uniform_borders
 
+pytestmark = pytest.mark.catalog_free  # opens no catalog: the PostgreSQL run leaves it out
+
 
 def _pad(im: Image.Image, size: tuple[int, int]) -> Image.Image:
     canvas = Image.new("RGB", size, (16, 16, 16))  # video black is 16, not 0

@@ -8,6 +8,8 @@ import torch
 from lookalike.indexer import device
 from lookalike.indexer.device import device_type, gpu_driver_present
 
+pytestmark = pytest.mark.catalog_free  # opens no catalog: the PostgreSQL run leaves it out
+
 
 @pytest.mark.parametrize("driver", ["proc/driver/nvidia/version", "dev/nvidiactl", "dev/kfd", "dev/dxg", "dev/nvmap"])
 def test_each_driver_file_means_a_gpu_may_be_present(driver, tmp_path, monkeypatch):

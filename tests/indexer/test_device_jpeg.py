@@ -30,6 +30,8 @@ from lookalike.indexer.plan import Job
 from lookalike.indexer.preprocess import Preprocess
 from lookalike.types import MediaKind, MediaStatus
 
+pytestmark = pytest.mark.catalog_free  # opens no catalog: the PostgreSQL run leaves it out
+
 _TRANSPOSE = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
     3: Image.Transpose.ROTATE_180,

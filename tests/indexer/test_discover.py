@@ -5,10 +5,13 @@ from __future__ import annotations
 import io
 import os
 
+import pytest
 from PIL import Image
 
 from lookalike.indexer.discover import Candidate, Skipped, walk
 from lookalike.types import MediaKind
+
+pytestmark = pytest.mark.catalog_free  # opens no catalog: the PostgreSQL run leaves it out
 
 
 def _png() -> bytes:

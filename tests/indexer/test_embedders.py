@@ -11,6 +11,8 @@ from lookalike.errors import TextQueryNotSupportedError, UnknownModelError
 from lookalike.indexer.embedders.efficientnet import packaged_checkpoint
 from lookalike.indexer.embedders.registry import collection_name, create_embedder, parse_spec
 
+pytestmark = pytest.mark.catalog_free  # opens no catalog: the PostgreSQL run leaves it out
+
 
 @pytest.fixture(scope="module")
 def default():

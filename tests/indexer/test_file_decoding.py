@@ -12,6 +12,8 @@ from lookalike.indexer.embedders.registry import create_embedder
 from lookalike.indexer.file_decoding import ThreadedStream
 from lookalike.indexer.plan import make_plan
 
+pytestmark = pytest.mark.catalog_free  # opens no catalog: the PostgreSQL run leaves it out
+
 
 class _Boom:
     def __iter__(self):

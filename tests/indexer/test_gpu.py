@@ -9,7 +9,11 @@ import torch
 from lookalike.indexer.embedders.registry import create_embedder
 from lookalike.storage.vectors import VectorIndex
 
-pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
+pytestmark = [
+    pytest.mark.catalog_free,
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"),
+]
 
 
 def test_cuda_embeddings_match_cpu(images):

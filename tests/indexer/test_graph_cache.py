@@ -12,6 +12,8 @@ import pytest
 from lookalike.indexer.embedders.graph_cache import STRAY_TEMP_SECONDS, GraphCache
 from lookalike.storage import files
 
+pytestmark = pytest.mark.catalog_free  # opens no catalog: the PostgreSQL run leaves it out
+
 
 def _fake_export(calls: list[Path]):
     def export(path: Path) -> int:

@@ -10,6 +10,8 @@ from PIL import Image
 from lookalike.indexer.decode import load_image, peek_jpeg
 from lookalike.indexer.jpeg_quality import jpeg_quality
 
+pytestmark = pytest.mark.catalog_free  # opens no catalog: the PostgreSQL run leaves it out
+
 
 @pytest.fixture(scope="module")
 def photo(images) -> Image.Image:

@@ -8,6 +8,8 @@ import pytest
 from lookalike.errors import DeviceError
 from lookalike.indexer.pooling import pool_segments, pool_video, unit_rows
 
+pytestmark = pytest.mark.catalog_free  # opens no catalog: the PostgreSQL run leaves it out
+
 
 def test_segments_cover_fixed_windows_and_are_unit_vectors():
     rng = np.random.default_rng(0)

@@ -14,6 +14,8 @@ from lookalike.indexer.query_decoder import QueryDecoder
 from lookalike.types import MediaKind
 from tests.indexer.hostile_decoders import decode_or_misbehave
 
+pytestmark = pytest.mark.catalog_free  # opens no catalog: the PostgreSQL run leaves it out
+
 
 @pytest.fixture(scope="module")
 def pre():

@@ -8,6 +8,8 @@ import pytest
 from lookalike.indexer.pooling import unit_rows
 from lookalike.search.alignment import VideoVectors, align
 
+pytestmark = pytest.mark.catalog_free  # opens no catalog: the PostgreSQL run leaves it out
+
 DIM, SEG = 64, 2.0
 
 

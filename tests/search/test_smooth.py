@@ -21,6 +21,8 @@ from lookalike.search.smooth import dense_match, hue_shift, likely_turn
 from lookalike.search.verify import match, whole_frame
 from tests.search.test_verify import _close, _jpeg_copy
 
+pytestmark = pytest.mark.catalog_free  # opens no catalog: the PostgreSQL run leaves it out
+
 
 @pytest.fixture(scope="module")
 def cat(images) -> Image.Image:

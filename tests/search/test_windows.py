@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from PIL import Image
 
 from lookalike.search.windows import window_boxes, windows
+
+pytestmark = pytest.mark.catalog_free  # opens no catalog: the PostgreSQL run leaves it out
 
 
 def test_windows_are_halves_in_nine_places_and_seventy_percent_in_the_corners():

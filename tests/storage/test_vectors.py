@@ -9,6 +9,8 @@ from lookalike.errors import DimensionMismatchError
 from lookalike.indexer.pooling import unit_rows
 from lookalike.storage.vectors import VectorIndex
 
+pytestmark = pytest.mark.catalog_free  # opens no catalog: the PostgreSQL run leaves it out
+
 
 def _data(n: int = 500, dim: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
