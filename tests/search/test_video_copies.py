@@ -100,3 +100,24 @@ def test_dupes_groups_whole_copies_and_reports_the_partial_copy_as_an_overlap(li
     assert set(items) == {partial, source} and items[partial].relation != items[source].relation
     assert _iou((items[partial].start, items[partial].end), (5.0, 10.0)) >= 0.7, items[partial]
     assert _iou((items[source].start, items[source].end), (3.0, 8.0)) >= 0.7, items[source]
+
+
+def test_a_short_excerpt_is_reported_over_its_own_length_on_both_sides(corpus, settings_factory, tmp_path) -> None:
+    """A 4 s excerpt (two segments) of a 10 s video: its frame-level refinement once mapped 4 s of the excerpt onto
+    1.5-7.5 s of the video at speed 1 in `dupes` (search kept the segment-level 4-8 s, which agrees); both report
+    4-8 s now."""
+    media = tmp_path / "media"
+    media.mkdir()
+    for name in ("bikes", "bikes_excerpt"):
+        (media / corpus.videos[name].name).write_bytes(corpus.videos[name].read_bytes())
+    excerpt, source = media / corpus.videos["bikes_excerpt"].name, media / corpus.videos["bikes"].name
+    with Workspace(settings_factory()) as ws:
+        ws.index([media])
+        groups = ws.duplicates()
+        hits = {Path(h.path): h for h in ws.search_files([excerpt], k=2)[0].hits}
+    assert [g.kind for g in groups] == [GroupKind.OVERLAP]
+    items = {Path(it.path): it for it in groups[0].items}
+    assert set(items) == {excerpt, source}
+    shown = {excerpt: (items[excerpt].start, items[excerpt].end), source: (items[source].start, items[source].end)}
+    assert _iou(shown[excerpt], (0.0, 4.0)) >= 0.9 and _iou(shown[source], (4.0, 8.0)) >= 0.9, shown
+    assert (hits[source].start, hits[source].end) == pytest.approx(shown[source], abs=0.1)  # search agrees

@@ -85,9 +85,8 @@ def _consistent(coarse: VideoMatch, fine: VideoMatch, segment: float) -> bool:
     """Whether refined ranges can be trusted: they still cover the coarse match (IoU >= 0.5 on both sides) and the
     two sides' lengths agree with the line's speed within half a segment (a short query's refinement can otherwise
     move one end by a whole segment on slowly changing footage)."""
-    q_len, r_len = fine.query_end - fine.query_start, fine.ref_end - fine.ref_start
     return (
-        abs(r_len - fine.speed * q_len) <= 0.5 * segment
+        _lengths_agree(fine, segment)
         and _iou((coarse.query_start, coarse.query_end), (fine.query_start, fine.query_end)) >= 0.5
         and _iou((coarse.ref_start, coarse.ref_end), (fine.ref_start, fine.ref_end)) >= 0.5
     )
@@ -192,6 +191,21 @@ def score_video(query: VideoVectors, ref: VideoVectors, floor: float = MATCH_FLO
     if fine is None or fine.pairs >= SHORT_RUN:
         return fine
     coarse = align(query, ref, floor, refine=False)
-    if coarse is None or _consistent(coarse, fine, float(np.median(query.ends - query.starts))):
+    return fine if coarse is None else trusted(query, coarse, fine)
+
+
+def trusted(query: VideoVectors, coarse: VideoMatch, fine: VideoMatch, overlap: bool = True) -> VideoMatch:
+    """``fine`` (:func:`align` refined), unless it ran over fewer than :data:`SHORT_RUN` query segments and its
+    ranges disagree with ``coarse`` (the same alignment on whole segments): then ``coarse``. With ``overlap``
+    False only the two sides' lengths are checked against the line's speed (`dupes`: a short whole copy's refined
+    ends decide whether it covers its source). A 4 s excerpt of a 10 s video was refined to 4 s of itself against
+    6 s of the video at speed 1."""
+    segment = float(np.median(query.ends - query.starts))
+    if fine.pairs >= SHORT_RUN or (_consistent(coarse, fine, segment) if overlap else _lengths_agree(fine, segment)):
         return fine
     return coarse
+
+
+def _lengths_agree(fine: VideoMatch, segment: float) -> bool:
+    """The two sides' lengths agree with the line's speed within half a segment."""
+    return abs((fine.ref_end - fine.ref_start) - fine.speed * (fine.query_end - fine.query_start)) <= 0.5 * segment

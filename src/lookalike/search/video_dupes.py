@@ -30,7 +30,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from lookalike.search.alignment import MATCH_FLOOR, VideoMatch, VideoVectors, align
+from lookalike.search.alignment import MATCH_FLOOR, VideoMatch, VideoVectors, align, trusted
 from lookalike.search.candidates import LOSSY_FETCH, rescored
 from lookalike.search.groups import DuplicateGroup, GroupItem, GroupKind, Relation, star_groups
 from lookalike.storage.library import CollectionStore
@@ -204,8 +204,9 @@ class _Matcher:
             qa, qb = self.videos[key[0]].segments, self.videos[key[1]].segments
             # the score does not depend on the refined ends: only matches that pass are refined
             found = align(qa, qb, refine=False, strong=self.threshold)
-            ok = found is not None and self._enough(found, qa, qb)
-            self._cache[key] = align(qa, qb, strong=self.threshold) if ok else None
+            fine = align(qa, qb, strong=self.threshold) if found is not None and self._enough(found, qa, qb) else None
+            # a short match's refined ranges are kept only while their lengths agree with the line's speed
+            self._cache[key] = None if fine is None or found is None else trusted(qa, found, fine, overlap=False)
         found = self._cache[key]
         return found if found is None or a == key[0] else found.flipped()
 
