@@ -72,7 +72,7 @@ def align(
     return refine_ranges(query, ref, line, run, match)
 
 
-SHORT_RUN = 4  # search: matches over fewer query segments have their refined ranges checked against the coarse ones
+SHORT_RUN = 4  # matches over fewer query segments have their refined ranges checked (:func:`trusted`)
 
 
 def _iou(a: tuple[float, float], b: tuple[float, float]) -> float:

@@ -30,7 +30,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from lookalike.search.alignment import MATCH_FLOOR, VideoMatch, VideoVectors, align, trusted
+from lookalike.search.alignment import MATCH_FLOOR, SHORT_RUN, VideoMatch, VideoVectors, align, trusted
 from lookalike.search.candidates import LOSSY_FETCH, rescored
 from lookalike.search.groups import DuplicateGroup, GroupItem, GroupKind, Relation, star_groups
 from lookalike.storage.library import CollectionStore
@@ -205,8 +205,10 @@ class _Matcher:
             # the score does not depend on the refined ends: only matches that pass are refined
             found = align(qa, qb, refine=False, strong=self.threshold)
             fine = align(qa, qb, strong=self.threshold) if found is not None and self._enough(found, qa, qb) else None
-            # a short match's refined ranges are kept only while their lengths agree with the line's speed
-            self._cache[key] = None if fine is None or found is None else trusted(qa, found, fine, overlap=False)
+            if fine is not None and found is not None and min(len(qa.starts), len(qb.starts)) < SHORT_RUN:
+                # a short video's refined ranges are kept only while their lengths agree with the line's speed
+                fine = trusted(qa, found, fine, overlap=False)
+            self._cache[key] = fine
         found = self._cache[key]
         return found if found is None or a == key[0] else found.flipped()
 
