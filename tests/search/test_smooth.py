@@ -17,8 +17,9 @@ from lookalike.search.image_dupes import (
     verify,
     verify_in_order,
 )
+from lookalike.search.overlap import FAINT_STD, MIN_PATCH_STD, aligned_agreement
 from lookalike.search.smooth import dense_match, hue_shift, likely_turn
-from lookalike.search.verify import match, whole_frame
+from lookalike.search.verify import _scaled, match, whole_frame
 from tests.search.test_verify import _close, _jpeg_copy
 
 pytestmark = pytest.mark.catalog_free  # opens no catalog: the PostgreSQL run leaves it out
@@ -56,6 +57,60 @@ def test_smooth_pictures_are_verified_without_keypoints_through_crops_insets_and
     assert not verify(fa, extract(crop), rule.smooth_cosine - 0.01, rule).duplicate
     # another smooth picture is not a copy
     assert not verify(fa, extract(_smooth(images, "chelsea", 10)), 0.8, rule).duplicate
+
+
+def _faint(images, name: str, radius: float, contrast: float) -> Image.Image:
+    """A smooth picture whose structure is faint: a blurred photo at a fraction of its contrast (pastel art)."""
+    return ImageEnhance.Contrast(_smooth(images, name, radius)).enhance(contrast)
+
+
+@pytest.mark.parametrize(
+    ("name", "radius", "contrast", "edit"),
+    [("rocket", 6, 0.4, "colour"), ("camera", 10, 0.4, "jpeg_q12"), ("immunohistochemistry", 10, 0.25, "jpeg_q12")],
+)
+def test_a_faint_smooth_picture_is_verified_through_compression_and_colour_edits(images, name, radius, contrast, edit):
+    """A copy's compression or colour edit leaves some of a faint gradient's patches a little flatter than the
+    threshold of structure while the original's are a little above it; they are compared, not counted as
+    disagreement (each of these copies failed before: the camera's JPEG copy now passes by the dense placement, its
+    whole frame still short), and a faint picture of something else still is no copy."""
+    rule = VerifyRule()
+    im = _faint(images, name, radius, contrast)
+    fa = extract(im)
+    copy = extract(
+        _jpeg_copy(im, 12).convert("RGB")
+        if edit == "jpeg_q12"
+        else ImageEnhance.Color(ImageEnhance.Brightness(im).enhance(1.15)).enhance(1.6)
+    )
+    assert len(fa) < rule.smooth_keypoints
+    v = verify(fa, copy, 0.8, rule)
+    assert v.duplicate and v.method == "smooth" and v.match is not None and not v.match.flipped
+    assert v.match.agreement >= rule.smooth_agreement
+    h_small = np.linalg.inv(_scaled(copy)) @ v.match.homography @ _scaled(fa)
+    assert aligned_agreement(fa, copy, h_small, faint=MIN_PATCH_STD)[0] < rule.smooth_agreement  # the old count
+    for other in ("coffee", "chelsea"):
+        assert not verify(fa, extract(_faint(images, other, radius, contrast)), 0.8, rule).duplicate
+
+
+@pytest.mark.parametrize(("name", "radius", "contrast"), [("camera", 10, 0.4), ("immunohistochemistry", 10, 0.25)])
+def test_faint_patches_are_compared_only_where_a_copy_left_them_a_little_flatter(images, name, radius, contrast):
+    """At 3/4 of the contrast a faint picture's copy agrees once its slightly flatter patches are compared (it did
+    not before); at 2/5 (the grey levels of a darker variant of a design) those patches are not compared at all:
+    the agreement is exactly what it was without faint comparisons."""
+    rule = VerifyRule()
+    im = _faint(images, name, radius, contrast)
+    fa = extract(im)
+    for factor, verified in ((0.75, True), (0.4, False)):
+        fb = extract(ImageEnhance.Contrast(im).enhance(factor))
+        whole = whole_frame(fa, fb)
+        h_small = np.linalg.inv(_scaled(fb)) @ whole.homography @ _scaled(fa)
+        strict = aligned_agreement(fa, fb, h_small, faint=MIN_PATCH_STD)[0]
+        faint = aligned_agreement(fa, fb, h_small, faint=FAINT_STD)[0]
+        assert faint == whole.agreement
+        if verified:
+            assert strict < rule.smooth_agreement <= faint
+        else:
+            assert faint == strict < rule.smooth_agreement
+        assert verify(fa, fb, 0.9, rule).duplicate is verified
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,9 @@ from lookalike.search.groups import Box
 CHECK_SIDE = 96  # the photometric check compares the aligned overlap on this grid
 PATCH = 12  # ... in patches of this many grid cells a side
 MIN_PATCH_STD = 2.0  # patches flatter than this (grey levels) say nothing about structure
+FAINT_STD = 1.5  # comparisons of smooth pictures: a patch structured in one picture and at least this in the other is
+# compared by correlation instead of counting as disagreeing outright (see :func:`aligned_agreement`) ...
+FAINT_RATIO = 0.5  # ... when its spread there is at least this share of the other's (a little flatter, not flattened)
 COARSER = 2.0  # the check moves to the other picture's grid when the overlap has this many times fewer pixels there
 SHIFT = 4  # grid pixels a disagreeing patch is searched around for content that moved
 
@@ -64,18 +67,20 @@ def region(homography: np.ndarray, src: tuple[float, float], dst: tuple[float, f
     return box, float(area / max(1.0, w * h))
 
 
-def _ncc(pa: np.ndarray, pb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per patch (the last axis holds a patch's pixels): normalised cross-correlation (0 where either is flat),
-    structured in either, in both."""
+def _ncc(pa: np.ndarray, pb: np.ndarray, faint: float = MIN_PATCH_STD) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per patch (the last axis holds a patch's pixels): normalised cross-correlation (0 where not compared),
+    structured in either, compared (:data:`MIN_PATCH_STD` or more in both, or, with ``faint`` below it, the flatter
+    side ``faint`` or more and at least :data:`FAINT_RATIO` of the other's spread)."""
     sa, sb = pa.std(axis=-1), pb.std(axis=-1)
     structured = (sa >= MIN_PATCH_STD) | (sb >= MIN_PATCH_STD)  # flat in both: no evidence either way
-    both = (sa >= MIN_PATCH_STD) & (sb >= MIN_PATCH_STD)
+    low, high = np.minimum(sa, sb), np.maximum(sa, sb)
+    both = structured & ((low >= MIN_PATCH_STD) | ((low >= faint) & (low >= FAINT_RATIO * high)))
     cov = ((pa - pa.mean(axis=-1, keepdims=True)) * (pb - pb.mean(axis=-1, keepdims=True))).mean(axis=-1)
     return np.where(both, cov / np.maximum(sa * sb, 1e-6), 0.0), structured, both
 
 
 def aligned_agreement(
-    a: Features, b: Features, h_small: np.ndarray, coarser: bool = False
+    a: Features, b: Features, h_small: np.ndarray, coarser: bool = False, faint: float = MIN_PATCH_STD
 ) -> tuple[float, float, float, float]:
     """How ``a``, warped onto ``b``, agrees with ``b`` in their overlap: the share of structured patches that
     correlate (NCC >= 0.5), the share that correlate only once shifted by 2-4 grid pixels (NCC >= 0.8), the
@@ -94,6 +99,15 @@ def aligned_agreement(
     values were chosen on the grid over ``b``, do not (on the dev half of ``benchmarks.dupes_quality``, turning
     it on for them too changed a few smooth families' groups either way; for pictures of about one size it
     changed nothing but which way a borderline pair was judged).
+
+    A patch is structured when its grey levels spread by :data:`MIN_PATCH_STD` or more in either picture, and is
+    compared by correlation when they spread by that much in the other too, or, with ``faint`` below it, by
+    ``faint`` or more and at least :data:`FAINT_RATIO` of the first's spread; otherwise it counts as disagreeing.
+    Motion is looked for only where both spread by :data:`MIN_PATCH_STD` or more. The comparisons of smooth
+    pictures pass :data:`FAINT_STD`: their structure is faint gradients near the threshold, and a copy's JPEG or
+    colour edit leaves some of it a little flatter (2.3 in one picture, 1.7 in the other), while a darker or lighter
+    variant of a design flattens it to a third (the dev half of ``benchmarks.dupes_quality``, before and after:
+    ``benchmarks/RESULTS.md``, "Faint patches of smooth pictures").
     """
     if coarser:
         (hb, wb), (ha, wa) = b.gray.shape, a.gray.shape
@@ -104,11 +118,13 @@ def aligned_agreement(
             return 0.0, 0.0, 0.0, 0.0
         (ax0, ay0, ax1, ay1), _ = region(inverse, (wb, hb), (wa, ha))
         if COARSER * (ax1 - ax0) * (ay1 - ay0) <= (bx1 - bx0) * (by1 - by0):  # far fewer pixels in a
-            return _agreement(b, a, inverse)
-    return _agreement(a, b, h_small)
+            return _agreement(b, a, inverse, faint)
+    return _agreement(a, b, h_small, faint)
 
 
-def _agreement(a: Features, b: Features, h_small: np.ndarray) -> tuple[float, float, float, float]:
+def _agreement(
+    a: Features, b: Features, h_small: np.ndarray, faint: float = MIN_PATCH_STD
+) -> tuple[float, float, float, float]:
     """:func:`aligned_agreement` on the grid over ``b``'s box of the overlap."""
     import cv2
 
@@ -131,11 +147,12 @@ def _agreement(a: Features, b: Features, h_small: np.ndarray) -> tuple[float, fl
     pa, pb, pv = (_patches(x) for x in (ga, gb, valid))
     inside: np.ndarray = np.asarray(pv.all(axis=1))
     pa, pb = pa[inside], pb[inside]
-    ncc, structured, both = _ncc(pa, pb)
+    ncc, structured, both = _ncc(pa, pb, faint)
     n = int(structured.sum())
     if not n:
         return 0.0, 0.0, 0.0, 0.0
-    differ = both & (ncc < 0.5)
+    # motion is looked for where both pictures have clear structure: a faint patch found again shifted is noise
+    differ = both & (ncc < 0.5) & (np.minimum(pa.std(axis=-1), pb.std(axis=-1)) >= MIN_PATCH_STD)
     block = _largest_block(structured & ~(both & (ncc >= 0.5)), inside, _grid(ga.shape))
     moved = 0.0
     if differ.any():

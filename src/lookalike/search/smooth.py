@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from lookalike.search.features import Features, mirrored
-from lookalike.search.overlap import aligned_agreement
+from lookalike.search.overlap import FAINT_STD, aligned_agreement
 from lookalike.search.verify import Match, _assemble
 
 DENSE_SIDE = 96  # the dense matcher compares the pictures at this long side
@@ -91,7 +91,7 @@ def dense_match(a: Features, b: Features, mirror: bool = True) -> Match | None:
     a_to_b = _refine(ga, gb, placed_h) if a_inside else np.linalg.inv(_refine(gb, ga, placed_h))
     target = mirrored(b) if flipped else b
     h_small = small(target)[1] @ a_to_b @ np.linalg.inv(to_a)
-    return _assemble(a, b, h_small, flipped, aligned_agreement(a, target, h_small), 1.0, edges=True)
+    return _assemble(a, b, h_small, flipped, aligned_agreement(a, target, h_small, faint=FAINT_STD), 1.0, edges=True)
 
 
 TURN_SIDE = 16  # :func:`likely_turn` compares the pictures' content at this many pixels a side

@@ -18,7 +18,7 @@ import numpy as np
 
 from lookalike.search.features import Features, mirrored, zoomed
 from lookalike.search.groups import Box
-from lookalike.search.overlap import aligned_agreement, region
+from lookalike.search.overlap import FAINT_STD, aligned_agreement, region
 
 RATIO = 0.8  # Lowe's ratio test
 RANSAC_PX = 5.0  # inlier reprojection error, in pixels of the scaled pictures
@@ -310,7 +310,7 @@ def whole_frame(a: Features, b: Features, quarter: int = 0) -> Match:
             @ h_small
             @ np.array([[1.0, 0, 0.5], [0, 1, 0.5], [0, 0, 1]])
         )
-    agreement, moved, block, structure = aligned_agreement(a, b, h_small)
+    agreement, moved, block, structure = aligned_agreement(a, b, h_small, faint=FAINT_STD)
     cover_a, cover_b = _share(a, a.inner), _share(b, b.inner)
     rotation = _rotation(h, False) if quarter else 0.0
     return Match(
