@@ -67,16 +67,20 @@ def region(homography: np.ndarray, src: tuple[float, float], dst: tuple[float, f
     return box, float(area / max(1.0, w * h))
 
 
-def _ncc(pa: np.ndarray, pb: np.ndarray, faint: float = MIN_PATCH_STD) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _ncc(
+    pa: np.ndarray, pb: np.ndarray, faint: float = MIN_PATCH_STD
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per patch (the last axis holds a patch's pixels): normalised cross-correlation (0 where not compared),
     structured in either, compared (:data:`MIN_PATCH_STD` or more in both, or, with ``faint`` below it, the flatter
-    side ``faint`` or more and at least :data:`FAINT_RATIO` of the other's spread)."""
+    side ``faint`` or more and at least :data:`FAINT_RATIO` of the other's spread), :data:`MIN_PATCH_STD` or more
+    in both."""
     sa, sb = pa.std(axis=-1), pb.std(axis=-1)
     structured = (sa >= MIN_PATCH_STD) | (sb >= MIN_PATCH_STD)  # flat in both: no evidence either way
     low, high = np.minimum(sa, sb), np.maximum(sa, sb)
-    both = structured & ((low >= MIN_PATCH_STD) | ((low >= faint) & (low >= FAINT_RATIO * high)))
+    clear = low >= MIN_PATCH_STD
+    both = clear | (structured & (low >= faint) & (low >= FAINT_RATIO * high))
     cov = ((pa - pa.mean(axis=-1, keepdims=True)) * (pb - pb.mean(axis=-1, keepdims=True))).mean(axis=-1)
-    return np.where(both, cov / np.maximum(sa * sb, 1e-6), 0.0), structured, both
+    return np.where(both, cov / np.maximum(sa * sb, 1e-6), 0.0), structured, both, clear
 
 
 def aligned_agreement(
@@ -147,12 +151,12 @@ def _agreement(
     pa, pb, pv = (_patches(x) for x in (ga, gb, valid))
     inside: np.ndarray = np.asarray(pv.all(axis=1))
     pa, pb = pa[inside], pb[inside]
-    ncc, structured, both = _ncc(pa, pb, faint)
+    ncc, structured, both, clear = _ncc(pa, pb, faint)
     n = int(structured.sum())
     if not n:
         return 0.0, 0.0, 0.0, 0.0
     # motion is looked for where both pictures have clear structure: a faint patch found again shifted is noise
-    differ = both & (ncc < 0.5) & (np.minimum(pa.std(axis=-1), pb.std(axis=-1)) >= MIN_PATCH_STD)
+    differ = clear & (ncc < 0.5)
     block = _largest_block(structured & ~(both & (ncc >= 0.5)), inside, _grid(ga.shape))
     moved = 0.0
     if differ.any():

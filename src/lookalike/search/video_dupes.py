@@ -204,10 +204,12 @@ class _Matcher:
             qa, qb = self.videos[key[0]].segments, self.videos[key[1]].segments
             # the score does not depend on the refined ends: only matches that pass are refined
             found = align(qa, qb, refine=False, strong=self.threshold)
-            fine = align(qa, qb, strong=self.threshold) if found is not None and self._enough(found, qa, qb) else None
-            if fine is not None and found is not None and min(len(qa.starts), len(qb.starts)) < SHORT_RUN:
-                # a short video's refined ranges are kept only while their lengths agree with the line's speed
-                fine = trusted(qa, found, fine, overlap=False)
+            fine = None
+            if found is not None and self._enough(found, qa, qb):
+                fine = align(qa, qb, strong=self.threshold)
+                if fine is not None and min(len(qa.starts), len(qb.starts)) < SHORT_RUN:
+                    # a short video's refined ranges are kept only while their lengths agree with the line's speed
+                    fine = trusted(qa, found, fine, overlap=False)
             self._cache[key] = fine
         found = self._cache[key]
         return found if found is None or a == key[0] else found.flipped()
