@@ -16,7 +16,7 @@ from lookalike.cli.render import print_dupes
 from lookalike.search.explain import Explanation, explain_images
 from lookalike.search.features import extract
 from lookalike.search.groups import DuplicateGroup, GroupItem, Relation
-from lookalike.search.image_dupes import VerifyRule
+from lookalike.search.image_dupes import VerifyRule, smooth_match
 
 pytestmark = pytest.mark.catalog_free  # opens no catalog: the PostgreSQL run leaves it out
 
@@ -98,10 +98,25 @@ def test_a_smooth_pair_rejected_says_whether_it_was_compared_without_keypoints(s
     assert _text(far).splitlines()[-1] == (
         "  too smooth for keypoints alone (under 60), but not compared without them: cosine under 0.50"
     )
+    # the figures the comparison without keypoints reached, as the decision measured them, against its thresholds
+    fa, fb = extract(smooth), extract(other.convert("RGB"))
+    measured = smooth_match(fa, fb, 0.8, VerifyRule())
+    assert far.smooth is None and near.smooth is not None and measured is not None
+    assert (near.smooth.score, near.smooth.moved, near.smooth.block) == (
+        round(measured.agreement, 4),
+        round(measured.moved, 4),
+        round(measured.block, 4),
+    )
+    assert near.smooth.score < 0.9 and near.smooth.block > 0.15  # a different picture: far from passing
     assert _text(near).splitlines()[-1] == (
         "  too smooth for keypoints alone (under 60): also compared without them (cosine >= 0.50), where the aligned "
-        "overlap did not pass either (needs 0.90 to agree)"
+        f"overlap did not pass either: {near.smooth.score:.2f} of its structured patches agree (needs 0.90), "
+        f"{near.smooth.moved:.3f} agree only once shifted (at most 0.01), a solid block of {near.smooth.block:.2f} "
+        f"disagrees (at most 0.15), hues {near.smooth.hue_shift:.1f} degrees apart (at most 20); it shows 1.00 of the "
+        "first and 1.00 of the second (one must be whole, or the rest of it plain)"
     )
+    assert explanation_dict(near)["smooth"]["score"] == near.smooth.score
+    assert explanation_dict(far)["smooth"] is None
 
 
 def test_a_rejected_pair_never_calls_its_closest_fit_a_matched_region(images):
@@ -144,4 +159,18 @@ def test_dupes_text_says_where_a_crop_lies_in_the_representative_and_where_a_col
         "  image /m/original.jpg  representative",
         "  image /m/crop.jpg  cropped, 270 keypoints, score 1.00, shows 99,50,401,351 of the representative",
         "  image /m/collage.jpg  contains, 308 keypoints, score 0.99, holds it at 599,99,1000,500",
+    ]
+
+
+def test_dupes_text_says_a_smooth_copy_was_verified_without_keypoints():
+    """A copy too smooth for keypoints was verified by its aligned frames: its match holds no keypoint inliers, and
+    the text once read "0 keypoints" as if it had failed them."""
+    rep = GroupItem(1, "/m/sky.png", "image")
+    copy = GroupItem(2, "/m/sky.jpg", "image", relation=Relation.EDITED, score=0.97, inliers=0,
+                     region=(0, 0, 600, 400), rep_region=(0, 0, 600, 400), method="smooth")  # fmt: skip
+    console = Console(file=io.StringIO(), width=1000, color_system=None)
+    print_dupes(console, [DuplicateGroup(0.97, [rep, copy])], None, 0.7)
+    assert console.file.getvalue().splitlines()[2:] == [
+        "  image /m/sky.png  representative",
+        "  image /m/sky.jpg  edited, verified without keypoints, score 0.97",
     ]

@@ -3,6 +3,7 @@ that decided it."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from lookalike.cli.render import shown
@@ -38,6 +39,7 @@ def explanation_dict(expl: Explanation) -> dict[str, Any]:
         "colour_distance": expl.colour,
         "fitted": expl.fitted,
         "failed": list(expl.failed),
+        "smooth": None if expl.smooth is None else dataclasses.asdict(expl.smooth),
         "thresholds": {
             "min_inliers": rule.min_inliers,
             "min_agreement": rule.min_agreement,
@@ -147,11 +149,25 @@ def _local_evidence(expl: Explanation) -> list[str]:
         if expl.cosine >= rule.smooth_cosine:
             lines.append(
                 f"{smooth}: also compared without them (cosine >= {rule.smooth_cosine:.2f}), where the aligned overlap "
-                f"did not pass either (needs {rule.smooth_agreement:.2f} to agree)"
+                "did not pass either" + _smooth_figures(expl)
             )
         else:
             lines.append(f"{smooth}, but not compared without them: cosine under {rule.smooth_cosine:.2f}")
     return lines
+
+
+def _smooth_figures(expl: Explanation) -> str:
+    """What the comparison without keypoints measured on a pair it did not verify, against its thresholds."""
+    rule, m = expl.rule, expl.smooth
+    if m is None:
+        return f" (needs {rule.smooth_agreement:.2f} to agree)"
+    return (
+        f": {m.score:.2f} of its structured patches agree (needs {rule.smooth_agreement:.2f}), {m.moved:.3f} agree "
+        f"only once shifted (at most {rule.max_moved}), a solid block of {m.block:.2f} disagrees (at most "
+        f"{rule.max_block}), hues {m.hue_shift:.1f} degrees apart (at most {rule.max_hue_shift:.0f}); it shows "
+        f"{m.coverage[0]:.2f} of the first and {m.coverage[1]:.2f} of the second (one must be whole, or the rest of "
+        "it plain)"
+    )
 
 
 def _smooth_evidence(expl: Explanation) -> list[str]:

@@ -29,6 +29,20 @@ REJECTED = (230, 60, 60)  # the boxes of the closest fit of a pair that is not a
 
 
 @dataclass(frozen=True)
+class SmoothEvidence:
+    """What the comparison without keypoints measured on a pair it did not verify (too smooth for keypoints, close
+    vectors): the share of the aligned overlap's structured patches that agree, the share that agrees only once
+    shifted, the largest solid block that disagrees, how far the hues turn, and the share of each picture inside
+    the overlap."""
+
+    score: float
+    moved: float
+    block: float
+    hue_shift: float
+    coverage: tuple[float, float]
+
+
+@dataclass(frozen=True)
 class Explanation:
     """The decision on two pictures ``a`` and ``b`` and what it rests on.
 
@@ -58,6 +72,8 @@ class Explanation:
             representative weighs; None otherwise.
         failed: the keypoint rule's checks the pair fails (:func:`~lookalike.search.image_dupes.failed_checks`),
             as the decision measured them; empty for duplicates.
+        smooth: for a pair that is not a duplicate, what the comparison without keypoints measured, when it was
+            made (pictures too smooth for keypoints whose vectors are close); None otherwise.
     """
 
     path_a: str
@@ -79,6 +95,7 @@ class Explanation:
     rule: VerifyRule
     colour: float | None = None
     failed: tuple[str, ...] = ()
+    smooth: SmoothEvidence | None = None
 
     @property
     def fitted(self) -> bool:
@@ -119,6 +136,16 @@ def explain_images(
         hue, failed = hue_shift(first, second, seen), list(failed_checks(first, second, seen, rule))
         if not fitted(m.region_a, m.region_b):  # no overlap: its checks' zeros say nothing more
             failed = [name for name in failed if name == "inliers"] or failed
+    smooth = None
+    if not verdict.duplicate and verdict.smooth is not None:  # as the decision measured it, as for the match
+        first, second, seen = (fb, fa, verdict.smooth.swapped()) if reversed_order(keys) else (fa, fb, verdict.smooth)
+        smooth = SmoothEvidence(
+            round(seen.agreement, 4),
+            round(seen.moved, 4),
+            round(seen.block, 4),
+            round(hue_shift(first, second, seen), 1),
+            (round(seen.coverage_a, 3), round(seen.coverage_b, 3)),
+        )
     if identical:
         rel: Relation | None = Relation.IDENTICAL
     else:
@@ -144,6 +171,7 @@ def explain_images(
             rule,
             None if verdict.colour is None else round(verdict.colour, 2),
             () if verdict.duplicate else tuple(failed),
+            smooth,
         ),
         m,
     )

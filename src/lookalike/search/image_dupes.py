@@ -98,15 +98,16 @@ class VerifyRule:
 
 @dataclass(frozen=True)
 class Verdict:
-    """The decision on one pair ``(a, b)``: ``match`` maps ``a`` onto ``b``; for duplicates, ``colour`` is how far
-    their colours are apart where they overlap (:func:`~lookalike.search.smooth.colour_difference`), which tells
-    the original from copies edited in colour (:mod:`lookalike.search.representatives`)."""
+    """The decision on one pair ``(a, b)``: ``match`` maps ``a`` onto ``b``; ``colour`` (duplicates): how far their
+    colours are apart where they overlap (:func:`~lookalike.search.smooth.colour_difference`: it tells originals
+    from copies edited in colour); ``smooth`` (other pairs): the comparison without keypoints, if one was made."""
 
     duplicate: bool
     method: str
     score: float
     match: Match | None = None
     colour: float | None = None
+    smooth: Match | None = None
 
 
 def verify(fa: Features | None, fb: Features | None, cosine: float, rule: VerifyRule) -> Verdict:
@@ -154,8 +155,8 @@ def verify_in_order(
     key = (*(keys[::-1] if turned else keys), cosine >= rule.mirror_cosine, cosine >= rule.smooth_cosine)
     if key not in memo:
         memo[key] = verify(fb, fa, cosine, rule) if turned else verify(fa, fb, cosine, rule)
-    verdict = memo[key]
-    return verdict if not turned or verdict.match is None else replace(verdict, match=verdict.match.swapped())
+    v = memo[key]
+    return replace(v, match=v.match and v.match.swapped(), smooth=v.smooth and v.smooth.swapped()) if turned else v
 
 
 def smooth_match(fa: Features, fb: Features, cosine: float, rule: VerifyRule) -> Match | None:
@@ -206,7 +207,7 @@ def judge(fa: Features, fb: Features, m: Match | None, whole: Match | None, rule
         return Verdict(True, "local", m.agreement, m, colour_difference(fa, fb, m))
     if whole is not None and _smooth_duplicate(fa, fb, whole, rule):
         return Verdict(True, "smooth", whole.agreement, whole, colour_difference(fa, fb, whole))
-    return Verdict(False, "local", 0.0 if m is None else m.agreement, m)
+    return Verdict(False, "local", 0.0 if m is None else m.agreement, m, smooth=whole)
 
 
 def failed_checks(fa: Features, fb: Features, m: Match, rule: VerifyRule) -> Iterator[str]:
@@ -329,8 +330,7 @@ def local_pairs(media: list[int], cache: FeatureCache, rule: VerifyRule) -> list
     return [(media[a], media[b]) for a, b in zip(pairs.a.tolist(), pairs.b.tolist(), strict=True)]
 
 
-def _vector(store: CollectionStore, media_id: int, memo: dict[int, np.ndarray]) -> np.ndarray:
-    """A picture's stored vector (read from the catalog once)."""
+def _vector(store: CollectionStore, media_id: int, memo: dict[int, np.ndarray]) -> np.ndarray:  # read once
     if media_id not in memo:
         memo[media_id] = store.catalog.vectors_of(store.info.id, media_id, store.dim)[0].embedding
     return memo[media_id]
