@@ -234,6 +234,9 @@ def test_the_duplicates_view_explains_each_member_and_draws_its_matched_box(coll
         for name in ("cat_in_collage.jpg", "cat_cropped.jpg"):
             facts = by_name[name].locator(".score").inner_text()
             assert re.fullmatch(r"score [01]\.\d{3} · \d+ inliers · local", facts), facts
+        # a copy too smooth for keypoints, verified without them, is not shown as "0 inliers"
+        smooth = "relationText({relation: 'edited', score: 0.97, inliers: 0, method: 'smooth'})"
+        assert page.evaluate(smooth) == "score 0.970 · verified without keypoints · smooth"
 
         # the collage's box is its bottom-right quadrant (where the photo was pasted), drawn over its thumbnail
         collage = '#dupes .card[data-relation="contains"]'

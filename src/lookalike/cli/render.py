@@ -178,7 +178,9 @@ def dupes_csv(groups: list[DuplicateGroup], records: dict[int, MediaRecord]) -> 
 
 def _evidence(it: GroupItem) -> str:
     parts = [it.relation.value]
-    if it.inliers is not None:
+    if it.method == "smooth":  # too smooth for keypoints: the aligned frames agree patch by patch
+        parts.append("verified without keypoints")
+    elif it.inliers is not None:
         parts.append(f"{it.inliers} keypoints")
     if it.relation.value != "representative":
         parts.append(f"score {it.score:.2f}")

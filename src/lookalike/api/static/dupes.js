@@ -88,7 +88,9 @@ function relationText(it) {
   const parts = [];
   if (it.relation !== "representative") {
     parts.push(`score ${it.score.toFixed(3)}`);
-    if (it.inliers !== null && it.inliers !== undefined) parts.push(`${it.inliers} inliers`);
+    // a pair too smooth for keypoints is verified without them: its inlier count (0) says nothing
+    if (it.method === "smooth") parts.push("verified without keypoints");
+    else if (it.inliers !== null && it.inliers !== undefined) parts.push(`${it.inliers} inliers`);
     if (it.method) parts.push(it.method);
   }
   return parts.join(" · ");
