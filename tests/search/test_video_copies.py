@@ -86,8 +86,9 @@ def test_dupes_groups_whole_copies_and_reports_the_partial_copy_as_an_overlap(li
     assert groups[1:] == [overlap]
     members = {Path(it.path): it for it in whole.items}
     assert set(members) == {source, *copies.values()}
-    # a copy at the usual timing represents the group: against the slowed copy (once the longest, so the
-    # representative) the grayscale and half-size copies scored 0.70-0.73 and could fall out of the group
+    # the copy the others match best represents the group (the source here, or a copy as close to it): against
+    # the slowed copy, once the representative as the longest, the grayscale and half-size copies scored 0.70-0.73
+    # and could fall out of the group
     assert whole.representative.path not in {str(copies["speed0.75"]), str(copies["speed1.5"])}
     assert whole.score > 0.72, [(Path(it.path).name, it.score) for it in whole.items]
     assert all(it.relation == Relation.COPY for it in whole.items[1:])

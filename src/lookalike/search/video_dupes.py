@@ -6,8 +6,8 @@ the frame grid) and shares footage when the aligned score reaches the threshold 
 
 * a **copy** when the match covers at least :data:`COVERAGE` (80%) of both videos, in duration and in informative
   footage (segment weight): copies are grouped as stars (:func:`~lookalike.search.groups.star_groups`) around the
-  best copy (one at the copies' usual timing, then longest, then largest frame, then largest file, then path: a
-  copy slowed down or sped up is matched less surely and leads only what is left), every member aligned against the
+  copy the others match best (the highest summed score against them: the original of a family of edited
+  copies; then longest, then largest frame, then largest file, then path), every member aligned against the
   representative itself, never chained through another member; each member carries its own range and the
   representative's;
 * an **overlap** otherwise: two-video groups of kind OVERLAP between two works (a copy group, or a video in none),
@@ -296,22 +296,14 @@ def _overlap(videos: dict[int, _Video], a: int, b: int, match: VideoMatch) -> Du
     return DuplicateGroup(match.score, [head, _item(videos[b], match.flipped(), Relation.PARTIAL)], GroupKind.OVERLAP)
 
 
-def _usual_timing(videos: dict[int, _Video], links: dict[int, dict[int, bool]]) -> dict[int, bool]:
-    """Whether each linked video plays at its copies' usual timing: its duration within :data:`USUAL_TIMING` (in
-    |log|) of the median duration of the videos it is linked with as a copy (directly or through others)."""
-    ids = sorted(links)
-    position = {m: i for i, m in enumerate(ids)}
-    edges = [(position[a], position[b]) for a in ids for b in links[a]]
-    rows, cols = np.array([p for p, _ in edges], np.int64), np.array([q for _, q in edges], np.int64)
-    _, labels = connected_components(
-        coo_matrix((np.ones(len(edges)), (rows, cols)), shape=(len(ids), len(ids))), directed=False
-    )
-    usual = {}
-    for label in set(labels.tolist()):
-        members = [m for m in ids if labels[position[m]] == label]
-        median = float(np.median([videos[m].segments.duration for m in members]))
-        usual |= {m: abs(float(np.log(videos[m].segments.duration / median))) < USUAL_TIMING for m in members}
-    return usual
+def _centrality(matcher: _Matcher, links: dict[int, dict[int, bool]]) -> dict[int, float]:
+    """Each linked video's summed score against the videos it is a whole copy of: the original of a family of
+    copies matches each of them best (every copy is one edit away from it, two from another copy)."""
+    total = {}
+    for m, others in links.items():
+        found = (matcher.match(m, o) for o in others)
+        total[m] = sum(match.score for match in found if match is not None)
+    return total
 
 
 def find_video_copies(store: CollectionStore, threshold: float, k: int = VIDEO_NEIGHBOURS) -> list[DuplicateGroup]:
@@ -337,10 +329,10 @@ def find_video_copies(store: CollectionStore, threshold: float, k: int = VIDEO_N
             links[a][b] = links[b][a] = True
         if matcher.match(a, b) is not None:
             partial.append((a, b))
-    usual = _usual_timing(videos, links)
-    # a representative at its group's usual timing: a copy slowed down or sped up is matched less surely (its
-    # segments hold more or less footage than the others'), and every member must match the representative
-    stars = star_groups(dict(links), rank=lambda m: (not usual[m], videos[m].rank), confirm=matcher.is_copy)
+    centre = _centrality(matcher, links)
+    # the representative is the copy the others match best (a slowed copy, the longest, once led a group whose
+    # other copies scored at the threshold against it; a padded copy, the largest frame, matches crops worse)
+    stars = star_groups(dict(links), rank=lambda m: (-round(centre[m], 6), videos[m].rank), confirm=matcher.is_copy)
     # pairs that share footage across two groups (a partial copy; a copy left out of a star whose representative
     # it does not match) become overlaps between the groups; pairs inside one group are its members already
     groups = [_copy_group(weighted, matcher, star) for star in stars]
