@@ -113,7 +113,7 @@ def test_a_smooth_pair_rejected_says_whether_it_was_compared_without_keypoints(s
         f"overlap did not pass either: {near.smooth.score:.2f} of its structured patches agree (needs 0.90), "
         f"{near.smooth.moved:.3f} agree only once shifted (at most 0.01), a solid block of {near.smooth.block:.2f} "
         f"disagrees (at most 0.15), hues {near.smooth.hue_shift:.1f} degrees apart (at most 20); it shows 1.00 of the "
-        "first and 1.00 of the second (one must be whole, or the rest of it plain)"
+        "first and 1.00 of the second (each at least 0.045; one must be whole, or the rest of it plain)"
     )
     assert explanation_dict(near)["smooth"]["score"] == near.smooth.score
     assert explanation_dict(far)["smooth"] is None
@@ -174,3 +174,16 @@ def test_dupes_text_says_a_smooth_copy_was_verified_without_keypoints():
         "  image /m/sky.png  representative",
         "  image /m/sky.jpg  edited, verified without keypoints, score 0.97",
     ]
+
+
+def test_a_smooth_pairs_coverage_is_given_for_the_first_and_second_picture_either_way_round(smooth, images):
+    """The files' content keys set which way round a pair is matched (as `dupes` does): the figures are the
+    decision's, and the coverage is still the first picture's, then the second's."""
+    other = images["coffee"].convert("RGB").resize((600, 400)).filter(ImageFilter.GaussianBlur(8))
+    boxed = Image.new("RGB", (600, 800))
+    boxed.paste(other, (0, 200))  # the other picture letterboxed: its content is half of its frame
+    for keys in (("a", "b"), ("b", "a")):
+        expl = explain_images(Path("a"), extract(smooth), Path("b"), extract(boxed), 0.8, VerifyRule(), keys=keys)[0]
+        assert not expl.duplicate and expl.smooth is not None
+        assert expl.smooth.coverage == (1.0, 0.503), keys
+        assert "it shows 1.00 of the first and 0.50 of the second (each at least 0.045;" in _text(expl)

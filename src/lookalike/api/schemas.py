@@ -138,7 +138,11 @@ class GroupItem(BaseModel):
         "similar, copy, partial."
     )
     score: float = Field(description="Verification score against the representative (1 for the representative).")
-    inliers: int | None = Field(None, description="Keypoint matches one geometric transform explains (images).")
+    inliers: int | None = Field(
+        None,
+        description="Keypoint matches one geometric transform explains (images; 0 for method smooth: verified "
+        "without keypoints).",
+    )
     region: list[int] | None = Field(
         None, description="[left, top, right, bottom] of this file that shows the representative, in its pixels."
     )

@@ -165,8 +165,8 @@ def _smooth_figures(expl: Explanation) -> str:
         f": {m.score:.2f} of its structured patches agree (needs {rule.smooth_agreement:.2f}), {m.moved:.3f} agree "
         f"only once shifted (at most {rule.max_moved}), a solid block of {m.block:.2f} disagrees (at most "
         f"{rule.max_block}), hues {m.hue_shift:.1f} degrees apart (at most {rule.max_hue_shift:.0f}); it shows "
-        f"{m.coverage[0]:.2f} of the first and {m.coverage[1]:.2f} of the second (one must be whole, or the rest of "
-        "it plain)"
+        f"{m.coverage[0]:.2f} of the first and {m.coverage[1]:.2f} of the second (each at least "
+        f"{m.min_coverage}; one must be whole, or the rest of it plain)"
     )
 
 

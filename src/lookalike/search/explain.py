@@ -11,6 +11,7 @@ from PIL import Image, ImageDraw
 from lookalike.search.features import Features
 from lookalike.search.groups import Box, Relation
 from lookalike.search.image_dupes import (
+    MIN_OVERLAP,
     Verdict,
     VerifyRule,
     failed_checks,
@@ -33,13 +34,14 @@ class SmoothEvidence:
     """What the comparison without keypoints measured on a pair it did not verify (too smooth for keypoints, close
     vectors): the share of the aligned overlap's structured patches that agree, the share that agrees only once
     shifted, the largest solid block that disagrees, how far the hues turn, and the share of each picture inside
-    the overlap."""
+    the overlap (at least ``min_coverage`` of each picture, a threshold of its own)."""
 
     score: float
     moved: float
     block: float
     hue_shift: float
     coverage: tuple[float, float]
+    min_coverage: float = MIN_OVERLAP
 
 
 @dataclass(frozen=True)
@@ -144,7 +146,7 @@ def explain_images(
             round(seen.moved, 4),
             round(seen.block, 4),
             round(hue_shift(first, second, seen), 1),
-            (round(seen.coverage_a, 3), round(seen.coverage_b, 3)),
+            (round(verdict.smooth.coverage_a, 3), round(verdict.smooth.coverage_b, 3)),  # a's, then b's
         )
     if identical:
         rel: Relation | None = Relation.IDENTICAL

@@ -51,7 +51,8 @@ SAME_MATERIAL = 0.8  # videos aligned over this share of each one's segments cou
 
 @dataclass(frozen=True)
 class _Video:
-    """An indexed video: its segments, and what ranks it as a representative (lower is better)."""
+    """An indexed video: its segments, and its rank as a copy (lower is better: longest, largest frame, largest
+    file, path), which breaks ties of the representative's summed score and orders overlaps."""
 
     media_id: int
     path: str
@@ -302,7 +303,7 @@ def _centrality(matcher: _Matcher, links: dict[int, dict[int, bool]]) -> dict[in
     total = {}
     for m, others in links.items():
         found = (matcher.match(m, o) for o in others)
-        total[m] = sum(match.score for match in found if match is not None)
+        total[m] = sum(round(match.score, 4) for match in found if match is not None)  # steady across backends
     return total
 
 
@@ -332,7 +333,7 @@ def find_video_copies(store: CollectionStore, threshold: float, k: int = VIDEO_N
     centre = _centrality(matcher, links)
     # the representative is the copy the others match best (a slowed copy, the longest, once led a group whose
     # other copies scored at the threshold against it; a padded copy, the largest frame, matches crops worse)
-    stars = star_groups(dict(links), rank=lambda m: (-round(centre[m], 6), videos[m].rank), confirm=matcher.is_copy)
+    stars = star_groups(dict(links), rank=lambda m: (-round(centre[m], 4), videos[m].rank), confirm=matcher.is_copy)
     # pairs that share footage across two groups (a partial copy; a copy left out of a star whose representative
     # it does not match) become overlaps between the groups; pairs inside one group are its members already
     groups = [_copy_group(weighted, matcher, star) for star in stars]
