@@ -17,6 +17,8 @@ MIN_PATCH_STD = 2.0  # patches flatter than this (grey levels) say nothing about
 FAINT_STD = 1.5  # comparisons of smooth pictures: a patch structured in one picture and at least this in the other is
 # compared by correlation instead of counting as disagreeing outright (see :func:`aligned_agreement`) ...
 FAINT_RATIO = 0.5  # ... when its spread there is at least this share of the other's (a little flatter, not flattened)
+CONTRAST_FLOOR = 0.3  # keypoint matches: a picture of lower contrast than the other (darkened, faded) has its patch
+# spreads compared as if at the other's contrast, up to 1 / this times larger (see :func:`aligned_agreement`)
 COARSER = 2.0  # the check moves to the other picture's grid when the overlap has this many times fewer pixels there
 SHIFT = 4  # grid pixels a disagreeing patch is searched around for content that moved
 
@@ -68,15 +70,18 @@ def region(homography: np.ndarray, src: tuple[float, float], dst: tuple[float, f
 
 
 def _ncc(
-    pa: np.ndarray, pb: np.ndarray, faint: float = MIN_PATCH_STD
+    pa: np.ndarray, pb: np.ndarray, faint: float = MIN_PATCH_STD, gain: float = 1.0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per patch (the last axis holds a patch's pixels): normalised cross-correlation (0 where not compared),
     structured in either, compared (:data:`MIN_PATCH_STD` or more in both, or, with ``faint`` below it, the flatter
     side ``faint`` or more and at least :data:`FAINT_RATIO` of the other's spread), :data:`MIN_PATCH_STD` or more
-    in both."""
+    in both. ``gain``: ``b``'s contrast over ``a``'s; the spreads of the one of lower contrast are measured against
+    these thresholds as if at the other's (at most 1 / :data:`CONTRAST_FLOOR` times larger)."""
     sa, sb = pa.std(axis=-1), pb.std(axis=-1)
-    structured = (sa >= MIN_PATCH_STD) | (sb >= MIN_PATCH_STD)  # flat in both: no evidence either way
-    low, high = np.minimum(sa, sb), np.maximum(sa, sb)
+    ta = sa * min(gain, 1.0 / CONTRAST_FLOOR) if gain > 1.0 else sa
+    tb = sb / max(gain, CONTRAST_FLOOR) if gain < 1.0 else sb
+    structured = (ta >= MIN_PATCH_STD) | (tb >= MIN_PATCH_STD)  # flat in both: no evidence either way
+    low, high = np.minimum(ta, tb), np.maximum(ta, tb)
     clear = low >= MIN_PATCH_STD
     both = clear | (structured & (low >= faint) & (low >= FAINT_RATIO * high))
     cov = ((pa - pa.mean(axis=-1, keepdims=True)) * (pb - pb.mean(axis=-1, keepdims=True))).mean(axis=-1)
@@ -84,7 +89,12 @@ def _ncc(
 
 
 def aligned_agreement(
-    a: Features, b: Features, h_small: np.ndarray, coarser: bool = False, faint: float = MIN_PATCH_STD
+    a: Features,
+    b: Features,
+    h_small: np.ndarray,
+    coarser: bool = False,
+    faint: float = MIN_PATCH_STD,
+    contrast: bool = False,
 ) -> tuple[float, float, float, float]:
     """How ``a``, warped onto ``b``, agrees with ``b`` in their overlap: the share of structured patches that
     correlate (NCC >= 0.5), the share that correlate only once shifted by 2-4 grid pixels (NCC >= 0.8), the
@@ -112,6 +122,13 @@ def aligned_agreement(
     colour edit leaves some of it a little flatter (2.3 in one picture, 1.7 in the other), while a darker or lighter
     variant of a design flattens it to a third (the dev half of ``benchmarks.dupes_quality``, before and after:
     ``benchmarks/RESULTS.md``, "Faint patches of smooth pictures").
+
+    With ``contrast`` (the keypoint matches), a picture of lower contrast than the other over the overlap (the
+    ratio of their grey levels' spreads there) has its patches' spreads measured against those thresholds as if at
+    the other's contrast, up to 1 / :data:`CONTRAST_FLOOR` times: a darkened or faded copy keeps its structure at
+    a lower contrast, and its faint patches counted as disagreeing (a dark, noisy re-shoot of a photo agreed in
+    0.42-0.75 of the overlap). The comparisons of smooth pictures, which have no keypoints to tie them, keep
+    absolute spreads: the darker variant of a design differs from it by its contrast.
     """
     if coarser:
         (hb, wb), (ha, wa) = b.gray.shape, a.gray.shape
@@ -122,12 +139,12 @@ def aligned_agreement(
             return 0.0, 0.0, 0.0, 0.0
         (ax0, ay0, ax1, ay1), _ = region(inverse, (wb, hb), (wa, ha))
         if COARSER * (ax1 - ax0) * (ay1 - ay0) <= (bx1 - bx0) * (by1 - by0):  # far fewer pixels in a
-            return _agreement(b, a, inverse, faint)
-    return _agreement(a, b, h_small, faint)
+            return _agreement(b, a, inverse, faint, contrast)
+    return _agreement(a, b, h_small, faint, contrast)
 
 
 def _agreement(
-    a: Features, b: Features, h_small: np.ndarray, faint: float = MIN_PATCH_STD
+    a: Features, b: Features, h_small: np.ndarray, faint: float = MIN_PATCH_STD, contrast: bool = False
 ) -> tuple[float, float, float, float]:
     """:func:`aligned_agreement` on the grid over ``b``'s box of the overlap."""
     import cv2
@@ -151,7 +168,8 @@ def _agreement(
     pa, pb, pv = (_patches(x) for x in (ga, gb, valid))
     inside: np.ndarray = np.asarray(pv.all(axis=1))
     pa, pb = pa[inside], pb[inside]
-    ncc, structured, both, clear = _ncc(pa, pb, faint)
+    gain = float(gb[valid].std() / max(float(ga[valid].std()), 1e-6)) if contrast and valid.any() else 1.0
+    ncc, structured, both, clear = _ncc(pa, pb, faint, gain)
     n = int(structured.sum())
     if not n:
         return 0.0, 0.0, 0.0, 0.0

@@ -231,7 +231,7 @@ def match(a: Features, b: Features, mirror: bool = True) -> Match | None:
     h_small, inliers, tried, pairs, flipped, target = best
     if ZOOM_INLIERS[0] <= inliers < ZOOM_INLIERS[1]:
         a, target, h_small, inliers, tried, pairs = _zoomed_fit(a, target, (h_small, inliers, tried, pairs))
-    checks = aligned_agreement(a, target, h_small, coarser=True)
+    checks = aligned_agreement(a, target, h_small, coarser=True, contrast=True)
     spread = _spread(a, target, h_small, pairs[:, 2:])
     if flipped:  # b's mirrored keypoints -> b's
         pairs[:, 2] = b.gray.shape[1] - 1 - pairs[:, 2]
