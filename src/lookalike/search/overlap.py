@@ -19,6 +19,7 @@ FAINT_STD = 1.5  # comparisons of smooth pictures: a patch structured in one pic
 FAINT_RATIO = 0.5  # ... when its spread there is at least this share of the other's (a little flatter, not flattened)
 CONTRAST_FLOOR = 0.3  # keypoint matches: a picture of lower contrast than the other (darkened, faded) has its patch
 # spreads compared as if at the other's contrast, up to 1 / this times larger (see :func:`aligned_agreement`)
+MIN_GAIN_PATCHES = 8  # ... measured on at least this many patches clearly structured in both pictures
 COARSER = 2.0  # the check moves to the other picture's grid when the overlap has this many times fewer pixels there
 SHIFT = 4  # grid pixels a disagreeing patch is searched around for content that moved
 
@@ -117,18 +118,19 @@ def aligned_agreement(
     A patch is structured when its grey levels spread by :data:`MIN_PATCH_STD` or more in either picture, and is
     compared by correlation when they spread by that much in the other too, or, with ``faint`` below it, by
     ``faint`` or more and at least :data:`FAINT_RATIO` of the first's spread; otherwise it counts as disagreeing.
-    Motion is looked for only where both spread by :data:`MIN_PATCH_STD` or more. The comparisons of smooth
-    pictures pass :data:`FAINT_STD`: their structure is faint gradients near the threshold, and a copy's JPEG or
-    colour edit leaves some of it a little flatter (2.3 in one picture, 1.7 in the other), while a darker or lighter
-    variant of a design flattens it to a third (the dev half of ``benchmarks.dupes_quality``, before and after:
-    ``benchmarks/RESULTS.md``, "Faint patches of smooth pictures").
+    Motion is looked for only where both spread by :data:`MIN_PATCH_STD` or more (see ``contrast``). The
+    comparisons of smooth pictures pass :data:`FAINT_STD`: their structure is faint gradients near the threshold,
+    and a copy's JPEG or colour edit leaves some of it a little flatter (2.3 in one picture, 1.7 in the other),
+    while a darker or lighter variant of a design flattens it to a third (the dev half of
+    ``benchmarks.dupes_quality``, before and after: ``benchmarks/RESULTS.md``, "Faint patches of smooth pictures").
 
     With ``contrast`` (the keypoint matches), a picture of lower contrast than the other over the overlap (the
-    ratio of their grey levels' spreads there) has its patches' spreads measured against those thresholds as if at
-    the other's contrast, up to 1 / :data:`CONTRAST_FLOOR` times: a darkened or faded copy keeps its structure at
-    a lower contrast, and its faint patches counted as disagreeing (a dark, noisy re-shoot of a photo agreed in
-    0.42-0.75 of the overlap). The comparisons of smooth pictures, which have no keypoints to tie them, keep
-    absolute spreads: the darker variant of a design differs from it by its contrast.
+    median ratio of their patches' spreads where both are clearly structured, :func:`_gain`) has its patches'
+    spreads measured against those thresholds as if at the other's contrast, up to 1 / :data:`CONTRAST_FLOOR`
+    times, in deciding which patches are structured, compared, and searched for motion: a darkened or faded copy
+    keeps its structure at a lower contrast, and its faint patches counted as disagreeing (a dark, noisy re-shoot
+    of a photo agreed in 0.42-0.75 of the overlap). The comparisons of smooth pictures, which have no keypoints to
+    tie them, keep absolute spreads: the darker variant of a design differs from it by its contrast.
     """
     if coarser:
         (hb, wb), (ha, wa) = b.gray.shape, a.gray.shape
@@ -168,7 +170,7 @@ def _agreement(
     pa, pb, pv = (_patches(x) for x in (ga, gb, valid))
     inside: np.ndarray = np.asarray(pv.all(axis=1))
     pa, pb = pa[inside], pb[inside]
-    gain = float(gb[valid].std() / max(float(ga[valid].std()), 1e-6)) if contrast and valid.any() else 1.0
+    gain = _gain(pa, pb) if contrast else 1.0
     ncc, structured, both, clear = _ncc(pa, pb, faint, gain)
     n = int(structured.sum())
     if not n:
@@ -191,6 +193,15 @@ def _agreement(
         moved = float(found.any(axis=0).sum() / n)
     agree = float((both & (ncc >= 0.5)).sum() / n)
     return agree, moved, block, float(n / max(1, len(ncc)))
+
+
+def _gain(pa: np.ndarray, pb: np.ndarray) -> float:
+    """``b``'s contrast over ``a``'s: the median ratio of the patches' spreads where both are clearly structured
+    (the median, so that a box or a caption pasted over one picture does not count as contrast); 1 with fewer than
+    :data:`MIN_GAIN_PATCHES` such patches."""
+    sa, sb = pa.std(axis=-1), pb.std(axis=-1)
+    clear = (sa >= MIN_PATCH_STD) & (sb >= MIN_PATCH_STD)
+    return float(np.median(sb[clear] / sa[clear])) if clear.sum() >= MIN_GAIN_PATCHES else 1.0
 
 
 def _grid(shape: tuple[int, ...]) -> tuple[int, int]:
