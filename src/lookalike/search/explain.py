@@ -134,13 +134,13 @@ def explain_images(
     m = verdict.match
     hue, failed = 0.0, ["inliers"]
     if m is not None:  # measured as the decision measured them: the pair's first picture matched onto the second
-        first, second, seen = (fb, fa, m.swapped()) if reversed_order(keys) else (fa, fb, m)
+        first, second, seen = _as_decided(fa, fb, m, keys)
         hue, failed = hue_shift(first, second, seen), list(failed_checks(first, second, seen, rule))
         if not fitted(m.region_a, m.region_b):  # no overlap: its checks' zeros say nothing more
             failed = [name for name in failed if name == "inliers"] or failed
     smooth = None
     if not verdict.duplicate and verdict.smooth is not None:  # as the decision measured it, as for the match
-        first, second, seen = (fb, fa, verdict.smooth.swapped()) if reversed_order(keys) else (fa, fb, verdict.smooth)
+        first, second, seen = _as_decided(fa, fb, verdict.smooth, keys)
         smooth = SmoothEvidence(
             round(seen.agreement, 4),
             round(seen.moved, 4),
@@ -177,6 +177,12 @@ def explain_images(
         ),
         m,
     )
+
+
+def _as_decided(fa: Features, fb: Features, m: Match, keys: tuple[str, str]) -> tuple[Features, Features, Match]:
+    """The pair's pictures and ``m`` (``a`` onto ``b``) the way round the decision matched them (the first onto
+    the second, :func:`~lookalike.search.image_dupes.reversed_order`)."""
+    return (fb, fa, m.swapped()) if reversed_order(keys) else (fa, fb, m)
 
 
 def _panel(image: Image.Image) -> tuple[Image.Image, float]:

@@ -71,14 +71,15 @@ def region(homography: np.ndarray, src: tuple[float, float], dst: tuple[float, f
 
 
 def _ncc(
-    pa: np.ndarray, pb: np.ndarray, faint: float = MIN_PATCH_STD, gain: float = 1.0
+    pa: np.ndarray, pb: np.ndarray, faint: float = MIN_PATCH_STD, contrast: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per patch (the last axis holds a patch's pixels): normalised cross-correlation (0 where not compared),
     structured in either, compared (:data:`MIN_PATCH_STD` or more in both, or, with ``faint`` below it, the flatter
     side ``faint`` or more and at least :data:`FAINT_RATIO` of the other's spread), :data:`MIN_PATCH_STD` or more
-    in both. ``gain``: ``b``'s contrast over ``a``'s; the spreads of the one of lower contrast are measured against
+    in both. With ``contrast``, the spreads of the picture of lower contrast (:func:`_gain`) are measured against
     these thresholds as if at the other's (at most 1 / :data:`CONTRAST_FLOOR` times larger)."""
     sa, sb = pa.std(axis=-1), pb.std(axis=-1)
+    gain = _gain(sa, sb) if contrast else 1.0
     ta = sa * min(gain, 1.0 / CONTRAST_FLOOR) if gain > 1.0 else sa
     tb = sb / max(gain, CONTRAST_FLOOR) if gain < 1.0 else sb
     structured = (ta >= MIN_PATCH_STD) | (tb >= MIN_PATCH_STD)  # flat in both: no evidence either way
@@ -170,8 +171,7 @@ def _agreement(
     pa, pb, pv = (_patches(x) for x in (ga, gb, valid))
     inside: np.ndarray = np.asarray(pv.all(axis=1))
     pa, pb = pa[inside], pb[inside]
-    gain = _gain(pa, pb) if contrast else 1.0
-    ncc, structured, both, clear = _ncc(pa, pb, faint, gain)
+    ncc, structured, both, clear = _ncc(pa, pb, faint, contrast)
     n = int(structured.sum())
     if not n:
         return 0.0, 0.0, 0.0, 0.0
@@ -195,11 +195,10 @@ def _agreement(
     return agree, moved, block, float(n / max(1, len(ncc)))
 
 
-def _gain(pa: np.ndarray, pb: np.ndarray) -> float:
-    """``b``'s contrast over ``a``'s: the median ratio of the patches' spreads where both are clearly structured
-    (the median, so that a box or a caption pasted over one picture does not count as contrast); 1 with fewer than
-    :data:`MIN_GAIN_PATCHES` such patches."""
-    sa, sb = pa.std(axis=-1), pb.std(axis=-1)
+def _gain(sa: np.ndarray, sb: np.ndarray) -> float:
+    """``b``'s contrast over ``a``'s from their patches' spreads: the median ratio where both are clearly
+    structured (the median, so that a box or a caption pasted over one picture does not count as contrast); 1 with
+    fewer than :data:`MIN_GAIN_PATCHES` such patches."""
     clear = (sa >= MIN_PATCH_STD) & (sb >= MIN_PATCH_STD)
     return float(np.median(sb[clear] / sa[clear])) if clear.sum() >= MIN_GAIN_PATCHES else 1.0
 
