@@ -3,9 +3,10 @@ bound and imagededup.
 
 Every measurement runs in a fresh process, on the same corpus of real photos and edited copies:
   * backends     `lookalike --backend B index DIR` end to end (walk, hash, decode in the supervised process, embed,
-                 SQL + FAISS writes) for torch, onnxruntime and openvino, alternating, 3 rounds; beside it, measured
-                 in the same run, each backend's physical bound on this machine: cores / (decode core-seconds per
-                 image + inference core-seconds per image), and its start-up (`lookalike index` of one photo)
+                 SQL + FAISS writes) for torch, onnxruntime and openvino, alternating, 3 rounds (--rounds); beside
+                 it, measured in the same run, each backend's physical bound on this machine: cores / (decode
+                 core-seconds per image + inference core-seconds per image), and its start-up (`lookalike index` of
+                 one photo)
   * imagededup   imagededup's CNN().encode_images with the same backbone and weights (its custom-model option)
   * video        `lookalike index` on the package videos (1 frame/s sampled), torch and the default backend
   * reindex      `lookalike index` a second time on an unchanged 500-file corpus vs the first run
@@ -14,7 +15,7 @@ Every measurement runs in a fresh process, on the same corpus of real photos and
 Graphs are exported once into the run's own model cache (under the work folder; a user's LOOKALIKE_MODEL_CACHE is
 not used), shared by the runs; a first run with an empty cache (export, verification) is timed and printed apart.
 
-    python -m benchmarks.throughput [--work DIR] [--only PART]
+    python -m benchmarks.throughput [--work DIR] [--only PART] [--rounds N]
 """
 
 from __future__ import annotations
@@ -259,6 +260,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=None)
     ap.add_argument("--part", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--only", default=None, help="backends, imagededup, video, reindex, or ceiling / lookalike")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of the backends' end to end runs (median)")
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="lookalike-speed-"))
     # the run's own model cache (never a user's, which first runs would empty), one export per model for its runs
@@ -277,7 +279,7 @@ def main() -> None:
     rows = []
     rates: dict[str, float] = {}
     if args.only in (None, "backends"):
-        rates = backends_section(corpus, work)
+        rates = backends_section(corpus, work, args.rounds)
     if args.only in ("ceiling", "lookalike"):
         # Ceiling and end-to-end runs alternate (A B A B A B) and each pair gives a ratio: the VM's speed drifts
         # by ±10% from minute to minute, and adjacent runs share the same drift.

@@ -31,3 +31,14 @@ def always_segfault(task: Task, pre: Preprocess, limits: DecodeLimits) -> Iterat
     """A decoder that crashes (a real SIGSEGV) on every file."""
     ctypes.string_at(0)
     yield from decode_job(task, pre, limits)
+
+
+NOTE_ENV = "LOOKALIKE_TEST_DECODE_NOTES"
+
+
+def decode_and_note(task: Task, pre: Preprocess, limits: DecodeLimits) -> Iterator[Message]:
+    """Real decoding that first appends the file's index to the file named by ``$LOOKALIKE_TEST_DECODE_NOTES``: how
+    far decoding has got, seen from the test."""
+    with open(os.environ[NOTE_ENV], "a", encoding="utf-8") as notes:
+        notes.write(f"{task.index}\n")
+    yield from decode_job(task, pre, limits)

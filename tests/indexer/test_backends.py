@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -23,7 +24,7 @@ from lookalike.indexer.embedders.base import TorchEmbedder
 from lookalike.indexer.embedders.efficientnet import build_efficientnet_lite0
 from lookalike.indexer.embedders.graph_cache import GraphCache
 from lookalike.indexer.embedders.graph_embedder import MIN_COSINE, GraphEmbedder, export_onnx
-from lookalike.indexer.embedders.graph_runtimes import runtime_version
+from lookalike.indexer.embedders.graph_runtimes import OpenVinoSession, runtime_version
 from lookalike.indexer.embedders.registry import create_embedder
 from lookalike.types import Backend
 from lookalike.workspace import Workspace, for_serving
@@ -89,6 +90,24 @@ def test_every_backend_matches_torch_on_real_pictures(backend, reference, pictur
     # the batch dimension is dynamic: one picture, and an odd number, give the same vectors as the full batch
     assert np.allclose(emb.embed_pixels(pictures[:1]), got[:1], atol=1e-5)
     assert np.allclose(emb.embed_pixels(pictures[3:10]), got[3:10], atol=1e-5)
+
+
+@pytest.mark.catalog_free
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core compiles one stream: nothing to split")
+def test_openvino_runs_a_batch_over_its_streams_in_order(pictures, cached):
+    """With the throughput hint a batch is split over several infer requests run at once; the rows come back in
+    the batch's order and equal one request's (the latency hint)."""
+    from lookalike.indexer.embedders.efficientnet import LITE0_PREPROCESS
+    from lookalike.indexer.embedders.graph_embedder import normalise_array
+
+    [graph] = cached.glob("*.onnx")
+    split, whole = OpenVinoSession(graph), OpenVinoSession(graph, hint="LATENCY")
+    assert split._requests >= 2 and whole._requests == 1
+    x = normalise_array(LITE0_PREPROCESS.mean, LITE0_PREPROCESS.std, pictures)
+    want = whole.run(x)
+    assert np.allclose(split.run(x), want, atol=1e-5)
+    for rows in (slice(0, 1), slice(5, 8), slice(2, 16)):
+        assert np.allclose(split.run(x[rows]), want[rows], atol=1e-5)
 
 
 @pytest.mark.catalog_free

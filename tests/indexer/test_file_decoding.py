@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import time
+
 import numpy as np
 import pytest
 
@@ -69,3 +72,59 @@ def test_a_video_failing_midway_reports_one_failure_and_the_run_goes_on(corpus, 
     done = list(embed_jobs(jobs, create_embedder(device="cpu"), Settings(workers=0, batch_size=64)))
     outcome = {d.job.key: (d.record.status, d.record.error_code) for d in done}
     assert outcome == {str(files[0]): ("failed", "decoder_error"), str(files[1]): ("ok", None)}
+
+
+class _Held:
+    """A decode message of ``n`` pictures."""
+
+    def __init__(self, n: int) -> None:
+        self.pixels = np.zeros((n, 1, 1, 1), np.uint8)
+
+
+def test_threaded_stream_holds_pictures_not_messages_ahead():
+    """A video's chunk of frames counts as its frames: 2 chunks of 3 fill a budget of 6, and the producer holds the
+    next one in hand (a budget of messages would let 6 chunks, 18 frames, wait)."""
+    produced = []
+
+    def chunks():
+        for i in range(20):
+            produced.append(i)
+            yield _Held(3)
+
+    stream = iter(ThreadedStream(chunks(), ahead=6))  # type: ignore[arg-type]
+    next(stream)
+    time.sleep(0.5)
+    assert len(produced) == 1 + 2 + 1  # taken, two waiting, one in the producer's hand
+    assert sum(1 for _ in stream) == 19
+
+
+def test_a_decode_process_runs_ahead_while_the_model_is_busy(corpus, tmp_path, monkeypatch):
+    """While a forward pass runs, the decode process goes on decoding the next files, up to two batches ahead.
+
+    Without the reading thread the decode process blocks on its first message (bigger than a pipe's buffer) until
+    the forward pass ends, and decoding and inference take turns."""
+    import lookalike.indexer.embed as embed
+    from lookalike.indexer.decode_pool import DecodePool
+    from tests.indexer.hostile_decoders import NOTE_ENV, decode_and_note
+
+    notes = tmp_path / "decoded.txt"
+    notes.touch()
+    monkeypatch.setenv(NOTE_ENV, str(notes))
+    monkeypatch.setattr(embed, "DecodePool", functools.partial(DecodePool, decode=decode_and_note))
+    files = sorted(corpus.copies.values())[:24]
+    jobs = make_plan((c for f in files for c in walk(f)), {}).jobs
+    emb = create_embedder(device="cpu")
+    forward = emb.embed_batch
+    decoded_during_first_pass = []
+
+    def slow_first(pixels):
+        if not decoded_during_first_pass:
+            time.sleep(3.0)  # a slow forward pass: the decode process has time for every file
+            decoded_during_first_pass.append(len(notes.read_text().split()))
+        return forward(pixels)
+
+    monkeypatch.setattr(emb, "embed_batch", slow_first)
+    done = list(embed_jobs(jobs, emb, Settings(workers=1, batch_size=4)))
+    assert len(jobs) >= 20 and {d.job.key for d in done if d.record.status == "ok"} == {j.key for j in jobs}
+    # the first batch's 4, two batches (8 pictures) waiting, and one file in the reading thread's hand
+    assert decoded_during_first_pass == [4 + 8 + 1]

@@ -136,10 +136,13 @@ def embed_jobs(
     workers = min(decode_workers(embedder.device_type, settings.workers), len(jobs))
     memory = settings.decode_memory_mb * 2**20 if settings.decode_memory_mb else None
 
+    ahead = 2 * settings.batch_size  # pictures decoded ahead: the next batch is ready when a forward pass ends
+
     def decoded(tasks: list[Task], limits: DecodeLimits, workers: int) -> Iterable[Message]:
+        """The decode messages, read in a background thread (also a pool's: see :class:`ThreadedStream`)."""
         if workers:
-            return DecodePool(tasks, pre, limits, workers, settings.decode_timeout, memory)
-        return ThreadedStream(decode_all(tasks, pre, limits))
+            return ThreadedStream(DecodePool(tasks, pre, limits, workers, settings.decode_timeout, memory), ahead)
+        return ThreadedStream(decode_all(tasks, pre, limits), ahead)
 
     files: Iterable[Message] = decoded([Task(j.index, j.path, j.kind) for j in jobs], limits, workers)
     loader: Iterable[Message | DeviceImages] = files

@@ -4,9 +4,9 @@ the decode worker processes (``decode_pool``) or in a background thread of the i
 from __future__ import annotations
 
 import contextlib
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,11 +156,22 @@ def decode_all(tasks: Iterable[Task], pre: Preprocess, limits: DecodeLimits) -> 
         yield from decode_job(task, pre, limits)
 
 
-class ThreadedStream:
-    """Iterate a stream in a background thread, a bounded queue ahead of the consumer.
+def pictures_in(message: Any) -> int:
+    """How many pictures a decode message carries (its weight ahead of the model): at least 1."""
+    pixels = getattr(message, "pixels", None)
+    return max(1, len(pixels)) if pixels is not None else 1
 
-    Pillow and FFmpeg release the GIL while they decode and resize, and torch releases it during the forward
-    pass, so one decode thread overlaps inference without the copies and contention of a worker process.
+
+class ThreadedStream:
+    """Iterate a stream in a background thread, up to ``ahead`` pictures ahead of the consumer.
+
+    Pillow and FFmpeg release the GIL while they decode and resize, and the runtimes release it during the forward
+    pass, so one decode thread overlaps inference without the copies and contention of a worker process. Around a
+    :class:`~lookalike.indexer.decode_pool.DecodePool` the thread keeps reading the workers' pipes while the model
+    runs: without it a worker blocks on its first message until the forward pass ends, and decoding and inference
+    take turns. The budget counts pictures (:func:`pictures_in`), not messages, so a video's chunks of frames hold
+    no more memory ahead than single photos do. When the consumer stops, the stream is closed in its thread (a pool
+    stops its workers).
     """
 
     _END = object()
@@ -170,36 +181,57 @@ class ThreadedStream:
         self.ahead = ahead
 
     def __iter__(self) -> Iterator[Any]:
-        out: queue.Queue[object] = queue.Queue(maxsize=self.ahead)
+        items: deque[tuple[object, int]] = deque()
+        held = [0]  # pictures queued and not yet taken
+        turn = threading.Condition()
         stop = threading.Event()
         failure: list[BaseException] = []
 
+        def put(item: object, weight: int) -> bool:
+            with turn:
+                while held[0] and held[0] + weight > self.ahead and not stop.is_set():
+                    turn.wait(0.1)
+                if stop.is_set():
+                    return False
+                items.append((item, weight))
+                held[0] += weight
+                turn.notify_all()
+                return True
+
         def produce() -> None:
+            source = iter(self.stream)
             try:
-                for message in self.stream:
-                    while not stop.is_set():
-                        try:
-                            out.put(message, timeout=0.1)
-                            break
-                        except queue.Full:
-                            continue
-                    if stop.is_set():
+                for message in source:
+                    if not put(message, pictures_in(message)):
                         return
             except BaseException as e:  # handed to the consumer, which re-raises it
                 failure.append(e)
             finally:
-                out.put(self._END)
+                close = getattr(source, "close", None)
+                if close is not None:
+                    with contextlib.suppress(Exception):
+                        close()
+                with turn:
+                    items.append((self._END, 0))
+                    turn.notify_all()
 
         thread = threading.Thread(target=produce, name="lookalike-decode", daemon=True)
         thread.start()
         try:
-            while (item := out.get()) is not self._END:
+            while True:
+                with turn:
+                    while not items:
+                        turn.wait()
+                    item, weight = items.popleft()
+                    held[0] -= weight
+                    turn.notify_all()
+                if item is self._END:
+                    break
                 yield item
             if failure:
                 raise failure[0]
         finally:
             stop.set()
-            while thread.is_alive():  # unblock a producer waiting on a full queue
-                with contextlib.suppress(queue.Empty):
-                    out.get(timeout=0.1)
+            with turn:
+                turn.notify_all()
             thread.join()
