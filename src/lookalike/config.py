@@ -47,7 +47,8 @@ class Settings:
         workers: decode worker processes (supervised: a decoder crash, hang or memory blow-up fails only that
             file); 0 decodes in a thread of the indexing process, unprotected; None picks by machine (see
             ``indexer.device.decode_workers``).
-        decode_timeout: seconds a decode worker may go without progress on one file before it is stopped.
+        decode_timeout: seconds a decode worker may go without progress on one file before it is stopped (wall
+            clock, while the model shares the cores with it).
         decode_memory_mb: address-space limit of each decode worker process in MiB (0: none).
         ray: the Ray cluster that does the heavy work: its address, ``auto`` (the running cluster) or ``local`` (a
             Ray started for the run); None runs everything here. ``index`` decodes and embeds there (``workers``

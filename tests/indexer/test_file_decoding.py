@@ -93,9 +93,41 @@ def test_threaded_stream_holds_pictures_not_messages_ahead():
 
     stream = iter(ThreadedStream(chunks(), ahead=6))  # type: ignore[arg-type]
     next(stream)
-    time.sleep(0.5)
+    _settles(lambda: len(produced))
     assert len(produced) == 1 + 2 + 1  # taken, two waiting, one in the producer's hand
     assert sum(1 for _ in stream) == 19
+
+
+def _settles(count, deadline: float = 60.0, quiet: float = 0.5) -> None:
+    """Wait until ``count()`` stops growing for ``quiet`` seconds (or ``deadline`` passes)."""
+    end, last, since = time.monotonic() + deadline, count(), time.monotonic()
+    while time.monotonic() < end and time.monotonic() - since < quiet:
+        time.sleep(0.05)
+        if (now := count()) != last:
+            last, since = now, time.monotonic()
+
+
+def test_stopping_does_not_wait_for_a_busy_decode_process(corpus, tmp_path):
+    """A consumer that stops (Ctrl-C, an error) does not wait for a hung decoder's next message: the pool is
+    cancelled and its busy process killed."""
+    from lookalike.indexer.decode_pool import DecodePool
+    from lookalike.indexer.embedders.efficientnet import LITE0_PREPROCESS
+    from lookalike.indexer.file_decoding import DecodeLimits, Task
+    from lookalike.types import MediaKind
+    from tests.indexer.hostile_decoders import decode_or_misbehave
+
+    first = corpus.originals["coffee"]
+    hang = tmp_path / "hang.png"
+    hang.write_bytes(first.read_bytes())
+    tasks = [Task(0, first, MediaKind.IMAGE), Task(1, hang, MediaKind.IMAGE)]
+    limits = DecodeLimits(max_image_pixels=64_000_000, max_image_bytes=2**29, chunk=32)
+    pool = DecodePool(tasks, LITE0_PREPROCESS, limits, workers=1, timeout=600, decode=decode_or_misbehave)
+    stream = iter(ThreadedStream(pool))
+    assert next(stream).job == 0
+    time.sleep(1.0)  # the decoder is now hanging on the second file
+    started = time.monotonic()
+    stream.close()
+    assert time.monotonic() - started < 5.0
 
 
 def test_a_decode_process_runs_ahead_while_the_model_is_busy(corpus, tmp_path, monkeypatch):
@@ -118,8 +150,8 @@ def test_a_decode_process_runs_ahead_while_the_model_is_busy(corpus, tmp_path, m
     decoded_during_first_pass = []
 
     def slow_first(pixels):
-        if not decoded_during_first_pass:
-            time.sleep(3.0)  # a slow forward pass: the decode process has time for every file
+        if not decoded_during_first_pass:  # a slow forward pass: the decode process has time for every file
+            _settles(lambda: len(notes.read_text().split()), quiet=2.0)
             decoded_during_first_pass.append(len(notes.read_text().split()))
         return forward(pixels)
 
@@ -128,3 +160,19 @@ def test_a_decode_process_runs_ahead_while_the_model_is_busy(corpus, tmp_path, m
     assert len(jobs) >= 20 and {d.job.key for d in done if d.record.status == "ok"} == {j.key for j in jobs}
     # the first batch's 4, two batches (8 pictures) waiting, and one file in the reading thread's hand
     assert decoded_during_first_pass == [4 + 8 + 1]
+
+
+def test_an_undecoded_jpeg_weighs_its_bytes_in_model_inputs():
+    """On CUDA the decode processes send JPEGs undecoded: a 5 MB photo waits as the 34 model inputs its bytes
+    would fill, not as one picture."""
+    from pathlib import Path
+
+    from lookalike.indexer.decode import ImageMeta
+    from lookalike.indexer.file_decoding import PICTURE_BYTES, EncodedImage, FrameChunk, pictures_in
+
+    meta = ImageMeta(4000, 3000, "JPEG", 1)
+    assert (
+        pictures_in(EncodedImage(0, Path("a.jpg"), bytes(5_000_000), meta, 1)) == 34 == -(-5_000_000 // PICTURE_BYTES)
+    )
+    assert pictures_in(EncodedImage(0, Path("a.jpg"), bytes(1000), meta, 1)) == 1
+    assert pictures_in(FrameChunk(0, np.zeros((7, 3, 4, 4), np.uint8), np.arange(7.0))) == 7

@@ -14,7 +14,9 @@ install) is not a bad file: a worker says it is ready before it takes a file, an
 cannot start) before that hands its file back; after :data:`START_TRIES` such workers in a row the run stops with
 :class:`~lookalike.errors.DecoderStartError`, naming the cause, rather than failing every file as crashed.
 Back-pressure comes from the pipes: a worker whose messages are not read blocks, and that time does not count as
-silence.
+silence. Indexing reads a pool from a background thread (``file_decoding.ThreadedStream``), a budget of pictures
+ahead of the model, so a worker decodes on while the model runs, and :meth:`DecodePool.cancel` ends the reading at
+once when the indexing stops.
 
 ``multiprocessing`` pools cannot do this (a dead worker breaks the whole ``ProcessPoolExecutor``; torch's
 DataLoader ends the iteration), and pebble's pool returns one result per task where videos need a stream, so the
@@ -28,6 +30,7 @@ import logging
 import multiprocessing as mp
 import resource
 import signal
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -176,6 +179,12 @@ class DecodePool:
         self._args = (pre, limits, memory_bytes, decode)
         self.restarts = 0
         self._stillborn = 0  # workers in a row that died before they were ready
+        self._cancelled = threading.Event()
+
+    def cancel(self) -> None:
+        """Stop iterating within a second, from another thread (the consumer of a reading thread stopped): the
+        iteration ends without waiting for a busy worker's next message, and its workers are stopped."""
+        self._cancelled.set()
 
     def __iter__(self) -> Iterator[Message]:
         ctx = mp.get_context("spawn")
@@ -184,7 +193,7 @@ class DecodePool:
         try:
             for w in pool:
                 self._give(w, pool, todo)
-            while busy := [w for w in pool if w.task is not None]:
+            while (busy := [w for w in pool if w.task is not None]) and not self._cancelled.is_set():
                 began = time.monotonic()
                 ready = set(wait([w.conn for w in busy], timeout=min(1.0, self.timeout)))
                 waited = time.monotonic() - began

@@ -117,12 +117,14 @@ def embed_jobs(
     video: MediaDescriptor | None = None,
     device_jpeg: bool | None = None,
 ) -> Iterator[Embedded]:
-    """Decode (in supervised worker processes, or a background thread) and embed files in batches.
+    """Decode (in supervised worker processes, or in this process) and embed files in batches.
 
     Yields each file's record and vectors as it completes; a file that fails to decode yields its error record.
-    With ``settings.workers == 0`` decoding runs in a thread of this process: a little faster on 2 cores, but a
-    decoder crash then ends the run (what was written stays; the next run resumes). JPEGs are decoded on the
-    model's device when ``device_jpeg`` says so (None: on CUDA with ``settings.gpu_jpeg``; see ``device_jpeg.py``).
+    Either way a background thread takes the decoded pictures up to two batches ahead of the model, so decoding
+    goes on during forward passes (:class:`ThreadedStream`). With ``settings.workers == 0`` that thread decodes
+    them itself, in this process: a decoder crash then ends the run (what was written stays; the next run
+    resumes). JPEGs are decoded on the model's device when ``device_jpeg`` says so (None: on CUDA with
+    ``settings.gpu_jpeg``; see ``device_jpeg.py``).
     """
     if embedder.device_type == "cpu":
         tune_cpu_allocator()

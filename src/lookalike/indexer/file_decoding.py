@@ -156,10 +156,17 @@ def decode_all(tasks: Iterable[Task], pre: Preprocess, limits: DecodeLimits) -> 
         yield from decode_job(task, pre, limits)
 
 
+PICTURE_BYTES = 3 * 224 * 224  # about one model input: what an undecoded JPEG's bytes are counted in
+
+
 def pictures_in(message: Any) -> int:
-    """How many pictures a decode message carries (its weight ahead of the model): at least 1."""
+    """How many pictures a decode message weighs ahead of the model, at least 1: its rows of pixels, or an
+    undecoded JPEG's bytes in model inputs' worth (:data:`PICTURE_BYTES`)."""
     pixels = getattr(message, "pixels", None)
-    return max(1, len(pixels)) if pixels is not None else 1
+    if pixels is not None:
+        return max(1, len(pixels))
+    data = getattr(message, "data", None)
+    return max(1, -(-len(data) // PICTURE_BYTES)) if isinstance(data, bytes) else 1
 
 
 class ThreadedStream:
@@ -170,8 +177,9 @@ class ThreadedStream:
     :class:`~lookalike.indexer.decode_pool.DecodePool` the thread keeps reading the workers' pipes while the model
     runs: without it a worker blocks on its first message until the forward pass ends, and decoding and inference
     take turns. The budget counts pictures (:func:`pictures_in`), not messages, so a video's chunks of frames hold
-    no more memory ahead than single photos do. When the consumer stops, the stream is closed in its thread (a pool
-    stops its workers).
+    no more memory ahead than single photos do. When the consumer stops, a stream with a ``cancel()`` method (a
+    pool) is told at once, and the stream is closed in its thread once its current item is done (a pool stops its
+    workers, a busy one killed).
     """
 
     _END = object()
@@ -199,8 +207,9 @@ class ThreadedStream:
                 return True
 
         def produce() -> None:
-            source = iter(self.stream)
+            source: Iterator[Any] | None = None
             try:
+                source = iter(self.stream)
                 for message in source:
                     if not put(message, pictures_in(message)):
                         return
@@ -232,6 +241,9 @@ class ThreadedStream:
                 raise failure[0]
         finally:
             stop.set()
+            cancel = getattr(self.stream, "cancel", None)
+            if cancel is not None:
+                cancel()
             with turn:
                 turn.notify_all()
             thread.join()
