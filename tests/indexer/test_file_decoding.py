@@ -121,7 +121,7 @@ def test_stopping_does_not_wait_for_a_busy_decode_process(corpus, tmp_path):
     hang.write_bytes(first.read_bytes())
     tasks = [Task(0, first, MediaKind.IMAGE), Task(1, hang, MediaKind.IMAGE)]
     limits = DecodeLimits(max_image_pixels=64_000_000, max_image_bytes=2**29, chunk=32)
-    pool = DecodePool(tasks, LITE0_PREPROCESS, limits, workers=1, timeout=600, decode=decode_or_misbehave)
+    pool = DecodePool(tasks, LITE0_PREPROCESS, limits, workers=1, timeout=30, decode=decode_or_misbehave)
     stream = iter(ThreadedStream(pool))
     assert next(stream).job == 0
     time.sleep(1.0)  # the decoder is now hanging on the second file

@@ -182,8 +182,9 @@ class DecodePool:
         self._cancelled = threading.Event()
 
     def cancel(self) -> None:
-        """Stop iterating within a second, from another thread (the consumer of a reading thread stopped): the
-        iteration ends without waiting for a busy worker's next message, and its workers are stopped."""
+        """Stop iterating within a second, from another thread: for ``file_decoding.ThreadedStream``, whose consumer
+        stopped. The iteration ends without waiting for a busy worker's next message and without the rest of the
+        files (a cancelled pool ends as if done, and stays cancelled), and its workers are stopped."""
         self._cancelled.set()
 
     def __iter__(self) -> Iterator[Message]:
@@ -206,7 +207,7 @@ class DecodePool:
                                 continue
                             yield from self._replace(w, pool, todo, ctx, "decode_timeout")
                         continue
-                    while w.task is not None and w.conn.poll():
+                    while w.task is not None and not self._cancelled.is_set() and w.conn.poll():
                         try:
                             message = w.conn.recv()
                         except (EOFError, OSError):

@@ -20,7 +20,8 @@ from lookalike.types import Backend
 # OpenVINO's performance hint for batches. THROUGHPUT splits the cores into streams, and a batch is split over them
 # (one request each, run at once): beside a decode process that takes a core now and then, one stream stalls instead
 # of every thread of a single request (benchmarks/throughput.py, RESULTS.md issue 14). A batch too small to split
-# (a query's picture) runs on the model compiled with LATENCY, on every thread. benchmarks/backends.py prints both.
+# (a query's picture) runs on the model compiled with LATENCY, on every thread the session has (`serve` gives each
+# session one thread: one stream, so nothing is split there). benchmarks/backends.py prints both hints.
 OPENVINO_HINT = "THROUGHPUT"
 SPLIT_ROWS = 2  # rows per infer request from which a batch is split over the streams
 
@@ -106,7 +107,8 @@ class OpenVinoSession:
         self.precision = precision
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """Features of a normalised float32 batch: its parts run at once, one infer request each."""
+        """Features of a normalised float32 batch: its parts run at once, one infer request each, or a batch too
+        small to split (under :data:`SPLIT_ROWS` rows per request) as one request on the latency-compiled model."""
         if self._requests > 1 and len(batch) < SPLIT_ROWS * self._requests:
             return self._run_whole(batch)
         requests = getattr(self._local, "requests", None)
