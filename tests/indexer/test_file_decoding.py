@@ -107,9 +107,10 @@ def _settles(count, deadline: float = 60.0, quiet: float = 0.5) -> None:
             last, since = now, time.monotonic()
 
 
-def test_stopping_does_not_wait_for_a_busy_decode_process(corpus, tmp_path):
-    """A consumer that stops (Ctrl-C, an error) does not wait for a hung decoder's next message: the pool is
-    cancelled and its busy process killed."""
+@pytest.mark.parametrize("stuck", ["hang", "stall"])
+def test_stopping_does_not_wait_for_a_busy_decode_process(corpus, tmp_path, stuck):
+    """A consumer that stops (Ctrl-C, an error) does not wait for a hung decoder's next message, nor for the rest
+    of a message it began and never finished: the pool is cancelled and its busy process killed."""
     from lookalike.indexer.decode_pool import DecodePool
     from lookalike.indexer.embedders.efficientnet import LITE0_PREPROCESS
     from lookalike.indexer.file_decoding import DecodeLimits, Task
@@ -117,17 +118,18 @@ def test_stopping_does_not_wait_for_a_busy_decode_process(corpus, tmp_path):
     from tests.indexer.hostile_decoders import decode_or_misbehave
 
     first = corpus.originals["coffee"]
-    hang = tmp_path / "hang.png"
+    hang = tmp_path / f"{stuck}.png"
     hang.write_bytes(first.read_bytes())
     tasks = [Task(0, first, MediaKind.IMAGE), Task(1, hang, MediaKind.IMAGE)]
     limits = DecodeLimits(max_image_pixels=64_000_000, max_image_bytes=2**29, chunk=32)
     pool = DecodePool(tasks, LITE0_PREPROCESS, limits, workers=1, timeout=30, decode=decode_or_misbehave)
     stream = iter(ThreadedStream(pool))
     assert next(stream).job == 0
-    time.sleep(1.0)  # the decoder is now hanging on the second file
+    time.sleep(1.0)  # the decoder is now hanging on the second file (or in the middle of sending it)
     started = time.monotonic()
     stream.close()
     assert time.monotonic() - started < 5.0
+    assert all(not w.process.is_alive() for w in pool._workers)
 
 
 def test_a_decode_process_runs_ahead_while_the_model_is_busy(corpus, tmp_path, monkeypatch):

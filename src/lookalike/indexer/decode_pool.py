@@ -180,17 +180,22 @@ class DecodePool:
         self.restarts = 0
         self._stillborn = 0  # workers in a row that died before they were ready
         self._cancelled = threading.Event()
+        self._workers: list[_Worker] = []  # the iteration's workers, for cancel()
 
     def cancel(self) -> None:
-        """Stop iterating within a second, from another thread: for ``file_decoding.ThreadedStream``, whose consumer
-        stopped. The iteration ends without waiting for a busy worker's next message and without the rest of the
-        files (a cancelled pool ends as if done, and stays cancelled), and its workers are stopped."""
+        """Stop iterating at once, from another thread: for ``file_decoding.ThreadedStream``, whose consumer
+        stopped. Busy workers are killed here, so that a read blocked on a message a worker began and never
+        finished (a stopped or frozen process) ends too; the iteration ends without the rest of the files (a
+        cancelled pool ends as if done, and stays cancelled), and its idle workers are stopped."""
         self._cancelled.set()
+        for w in list(self._workers):
+            if w.task is not None and w.process.is_alive():
+                w.process.kill()
 
     def __iter__(self) -> Iterator[Message]:
         ctx = mp.get_context("spawn")
         todo = deque(self.tasks)
-        pool = [_Worker(ctx, self._args) for _ in range(self.workers)]
+        pool = self._workers = [_Worker(ctx, self._args) for _ in range(self.workers)]
         try:
             for w in pool:
                 self._give(w, pool, todo)
@@ -211,6 +216,8 @@ class DecodePool:
                         try:
                             message = w.conn.recv()
                         except (EOFError, OSError):
+                            if self._cancelled.is_set():
+                                break  # killed by cancel(): nobody waits for its file any more
                             if not w.ready:
                                 w.process.join(timeout=5)
                                 self._restart(w, pool, todo, f"died ({death(w.process.exitcode)})")
