@@ -121,11 +121,16 @@ def index(
         )
         with progress:
             task = progress.add_task("index", total=None)
-            report = ws.index(
-                paths,
-                prune=prune,
-                progress=lambda done, total: progress.update(task, completed=done, total=total),
-            )
+            try:
+                report = ws.index(
+                    paths,
+                    prune=prune,
+                    progress=lambda done, total: progress.update(task, completed=done, total=total),
+                )
+            except KeyboardInterrupt:
+                progress.stop()
+                err.print("interrupted: the files indexed so far are kept; run the same command again for the rest")
+                raise typer.Exit(130) from None
         built = ws.store().info.pooling.get("frame_rate")
     if frame_rate is not None and built is not None and float(built) != frame_rate:
         err.print(
