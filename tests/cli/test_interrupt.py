@@ -49,7 +49,15 @@ def test_ctrl_c_keeps_what_was_indexed_and_says_so(tmp_path, model_cache):
     home = tmp_path / "home"
     env = {**os.environ, "LOOKALIKE_MODEL_CACHE": str(model_cache)}
     command = [*CLI, "--home", str(home), "--backend", "torch", "index", str(photos), "--json"]
-    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
+    run = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        start_new_session=True,
+        # as from a terminal: a suite started in the background (`make test &`) hands its children SIGINT ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 120
     while _indexed(home / "lookalike.db") == 0 and run.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
