@@ -314,3 +314,15 @@ def test_help_shows_the_bracketed_defaults_and_variables():
     assert "[env LOOKALIKE_HOME; default ~/.local/share/lookalike]." in out and "directory ." not in out
     out = runner.invoke(app, ["dupes", "--help"], env={"COLUMNS": "250"}, terminal_width=250).output
     assert "(implies --similar) [default: 0.90]." in out
+
+
+def test_index_help_gives_the_settings_defaults():
+    """`index --help` states the defaults its options leave to the settings object, as they are there."""
+    from lookalike.config import Settings
+    from lookalike.indexer.device import decode_workers
+
+    text = " ".join(CliRunner().invoke(app, ["index", "--help"]).output.replace("│", " ").split())  # rich's box
+    s = Settings()
+    assert f"forward pass. Default: {s.batch_size}." in text and f"one file. Default: {s.decode_timeout:g}." in text
+    assert f"MiB. Default: {s.decode_memory_mb}." in text
+    assert decode_workers("cpu", None, cpus=2) == 1 and "Default: 1 on up to 2 cores" in text

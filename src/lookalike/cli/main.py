@@ -64,16 +64,23 @@ def index(
     prune: Annotated[bool, typer.Option(help="Forget files under PATHS that no longer exist.")] = False,
     workers: Annotated[
         int | None,
-        typer.Option(min=0, help="Decode worker processes (0: decode in this process, without crash isolation)."),
+        typer.Option(
+            min=0,
+            help="Decode worker processes (0: decode in this process, without crash isolation). Default: 1 on up to "
+            "2 cores, more on bigger machines.",
+        ),
     ] = None,
     decode_timeout: Annotated[
         float | None,
         typer.Option(
-            callback=within(0, 86_400, low_open=True), help="Seconds a decoder may go without progress on one file."
+            callback=within(0, 86_400, low_open=True),
+            help="Seconds a decoder may go without progress on one file. Default: 60.",
         ),
     ] = None,
-    decode_memory: Annotated[int | None, typer.Option(min=64, help="Memory limit of each decode process, MiB.")] = None,
-    batch_size: Annotated[int | None, typer.Option(min=1, help="Images per forward pass.")] = None,
+    decode_memory: Annotated[
+        int | None, typer.Option(min=64, help="Memory limit of each decode process, MiB. Default: 4096.")
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="Images per forward pass. Default: 32.")] = None,
     frame_rate: Annotated[
         float | None,
         typer.Option(callback=within(0, 60, low_open=True), help="Video frames sampled per second (up to 60)."),
