@@ -190,19 +190,20 @@ class ThreadedStream:
 
     def __iter__(self) -> Iterator[Any]:
         items: deque[tuple[object, int]] = deque()
-        held = [0]  # pictures queued and not yet taken
+        held = 0  # pictures queued and not yet taken
         turn = threading.Condition()
         stop = threading.Event()
         failure: list[BaseException] = []
 
         def put(item: object, weight: int) -> bool:
+            nonlocal held
             with turn:
-                while held[0] and held[0] + weight > self.ahead and not stop.is_set():
+                while held and held + weight > self.ahead and not stop.is_set():
                     turn.wait(0.1)
                 if stop.is_set():
                     return False
                 items.append((item, weight))
-                held[0] += weight
+                held += weight
                 turn.notify_all()
                 return True
 
@@ -232,7 +233,7 @@ class ThreadedStream:
                     while not items:
                         turn.wait()
                     item, weight = items.popleft()
-                    held[0] -= weight
+                    held -= weight
                     turn.notify_all()
                 if item is self._END:
                     break

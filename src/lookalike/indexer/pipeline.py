@@ -201,8 +201,9 @@ class Indexer:
                 if now - last_save > SAVE_EVERY_SECONDS:
                     self.store.save()
                     last_save = now
-        except (LookalikeError, KeyboardInterrupt):  # the engine stopped (a cluster lost, a folder a node cannot
-            if pending:  # see) or the user pressed Ctrl-C: keep what finished
+        # the engine stopped (a cluster lost, a folder a node cannot see) or the user pressed Ctrl-C: keep what finished
+        except (LookalikeError, KeyboardInterrupt):
+            if pending:
                 self._write_embedded(pending, engine)
             raise
         if pending:
