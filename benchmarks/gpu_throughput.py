@@ -192,6 +192,33 @@ def _vectors(home: Path) -> dict[str, np.ndarray]:
     return {Path(p).name: np.frombuffer(blob, dtype="<f4") for p, blob in rows}
 
 
+def _boxes(path: Path, spec: str) -> str:
+    """The uniform-border box each decoder's picture gets (Pillow in draft mode as the decode workers run it, and
+    nvJPEG as the GPU path runs it), to tell a border trimmed by one decoder only from other differences."""
+    import torch
+
+    from lookalike.indexer.decode import load_image, peek_jpeg
+    from lookalike.indexer.describe import content_box
+    from lookalike.indexer.device_jpeg import _decode, content_box_on_device, draft_factor, drafted, upright
+    from lookalike.indexer.embedders.registry import create_embedder
+
+    short = create_embedder(spec).preprocess.resize
+    cpu, _ = load_image(path, draft=short)
+    peeked = peek_jpeg(path)
+    if peeked is None:
+        return "not a JPEG the GPU decodes"
+    gpu = _decode([torch.frombuffer(bytearray(peeked[0]), dtype=torch.uint8)], torch.device("cuda"))[0]
+    h, w = gpu.shape[-2:]
+    gpu = upright(drafted(gpu, draft_factor(w, h, short)), peeked[2])
+    if tuple(cpu.size) != (gpu.shape[-1], gpu.shape[-2]):
+        return f"sizes differ: {cpu.size} on the CPU, {tuple(gpu.shape)} on the GPU"
+    diff = np.abs(np.asarray(cpu, dtype=np.int16) - gpu.permute(1, 2, 0).cpu().numpy().astype(np.int16))
+    return (
+        f"{cpu.size[0]}x{cpu.size[1]}, box on the CPU {content_box(cpu)}, on the GPU {content_box_on_device(gpu)}; "
+        f"pixels differ by {diff.mean():.2f} on average, {diff.max()} at most"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "lookalike-gpu-bench")
@@ -241,6 +268,8 @@ def main() -> None:
         print(f"GPU-decoded vs CPU-decoded vectors: {len(cos)} photos, min cos {cos.min():.5f}, mean {cos.mean():.5f}")
         worst = [f"{names[i]} {cos[i]:.5f}" for i in np.argsort(cos)[:5] if cos[i] < 0.995]
         print(f"  under 0.995: {int(np.sum(cos < 0.995))} photos{'; the worst: ' + ', '.join(worst) if worst else ''}")
+        for i in [i for i in np.argsort(cos)[:5] if cos[i] < 0.995]:
+            print(f"    {names[i]}: {_boxes(photos / names[i], spec)}")
     print("\nfaiss-gpu: not measured (no faiss-gpu build for this machine's CUDA fits the device tool's 64 MiB)")
 
 
