@@ -1,6 +1,6 @@
-"""Indexing speed on a CUDA GPU: `lookalike index` end to end with JPEGs decoded on the GPU (nvJPEG, the default on
-CUDA) and on the CPU decode workers, the forward-only ceiling per precision, and the GPU's utilisation, for the
-default model and open_clip:ViT-B-32 (random weights: timing only).
+"""Indexing speed on a CUDA GPU: `lookalike index` end to end with JPEGs decoded on the GPU (nvJPEG,
+LOOKALIKE_GPU_JPEG=1) and on the CPU decode workers (the default), the forward-only ceiling per precision, and the
+GPU's utilisation, for the default model and open_clip:ViT-B-32 (random weights: timing only).
 
   * corpus      COUNT distinct JPEG photos, long side 1600 px (package photos, cropped and re-encoded each time)
   * forward     images/s of forward passes alone on device-resident batches: fp16 autocast (what indexing runs),

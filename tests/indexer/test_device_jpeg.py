@@ -271,3 +271,11 @@ def test_a_misspelt_gpu_jpeg_switch_is_an_error_not_a_yes(monkeypatch):
     monkeypatch.setenv("LOOKALIKE_GPU_JPEG", "disable")
     with pytest.raises(UsageError, match="LOOKALIKE_GPU_JPEG='disable': use 1 or 0"):
         Settings.from_env()
+
+
+def test_jpegs_are_decoded_on_the_cpu_unless_the_gpu_decoder_is_asked_for(monkeypatch):
+    """nvJPEG is opt-in: on an H200 host the CPU decode workers were faster, and they give the CPU's exact pixels."""
+    monkeypatch.delenv("LOOKALIKE_GPU_JPEG", raising=False)
+    assert Settings().gpu_jpeg is False and Settings.from_env().gpu_jpeg is False
+    monkeypatch.setenv("LOOKALIKE_GPU_JPEG", "1")
+    assert Settings.from_env().gpu_jpeg is True
