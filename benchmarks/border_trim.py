@@ -149,6 +149,7 @@ def main() -> None:
     errors: list[float] = []
     moves: dict[str, list[float]] = {f"{k} {w}": [] for k in ("plain", "framed") for w in ("decoder", "jitter", "q")}
     far: list[str] = []
+    far_q: list[str] = []
     wrong_by: dict[str, int] = {}
     for n, (name, im) in enumerate(sources(args.limit)):
         mat, shape = MATS[n % len(MATS)], list(SHAPES)[(n // len(MATS)) % len(SHAPES)]
@@ -178,6 +179,8 @@ def main() -> None:
                     moves[f"{kind} jitter"].append(moved(box, box_of(jittered(dec, 10 * n + seed))))
             for q in QUALITIES[1:]:
                 moves[f"{kind} q"].append(moved(boxes[q], boxes[QUALITIES[0]]))
+                if moves[f"{kind} q"][-1] > FAR:
+                    far_q.append(f"{name} ({kind}, q{q})")
     print(f"{count['plain'] // len(QUALITIES)} pictures, each plain and framed at {len(QUALITIES)} qualities: ", end="")
     print(f"{count['plain'] + count['framed']} decodes, {time.perf_counter() - start:.0f} s\n")
     print("| decodes (picture x quality) | count | share |")
@@ -201,6 +204,9 @@ def main() -> None:
     missed = ", ".join(f"{k}: {v}" for k, v in sorted(wrong_by.items(), key=lambda kv: -kv[1]))
     print(f"\nframed decodes not trimmed right, by mat, shape and quality: {missed or 'none'}")
     print(f"moved > {FAR:.0%} by another decoder: {'; '.join(far) or 'none'}")
+    dark = sum(label.split(" (")[0].endswith("_dark") for label in far_q)
+    print(f"moved > {FAR:.0%} by quality 40 or 15 vs 90 ({dark} of {len(far_q)} darkened): ", end="")
+    print("; ".join(far_q) or "none")
 
 
 if __name__ == "__main__":
