@@ -44,9 +44,10 @@ class Settings:
         batch_size: images per forward pass.
         gpu_jpeg: on CUDA, decode still JPEGs on the GPU (nvJPEG, in batches, overlapping the model); other
             formats, and a JPEG nvJPEG refuses, are decoded on the CPU. Off unless ``LOOKALIKE_GPU_JPEG=1``: on a
-            16-core H200 host the CPU decode workers indexed 16-23% faster, and they give the CPU path's exact
-            pictures (nvJPEG's part from Pillow's by a level, enough to move the trimmed box of a grainy, nearly
-            plain photo: 58 of 4,000 photos' vectors under cosine 0.995). For a host whose cores starve the GPU.
+            16-core H200 host the CPU decode workers indexed 16-31% faster, and they give the CPU path's exact
+            pictures (the GPU path's, a level off and trimmed of borders found on its own resized copy, got
+            another box on grainy, nearly plain photos: 58-70 of 4,000 vectors under cosine 0.995). For a host
+            whose cores starve the GPU.
         workers: decode worker processes (supervised: a decoder crash, hang or memory blow-up fails only that
             file); 0 decodes in a thread of the indexing process, unprotected; None picks by machine (see
             ``indexer.device.decode_workers``).

@@ -208,10 +208,6 @@ def trim_borders(image: Image.Image) -> Image.Image:
 
 UNIFORM = 12  # a border line's pixels differ from the border colour by at most this (any channel)
 PROBE = 256  # borders are looked for on a copy of this long side
-CORNER = 3  # the border colour is the median of the probe's four corner squares this many pixels wide
-BORDER_LINE = 0.02  # a line with at most this share of its pixels off the border colour may be border ...
-CONTENT_LINE = 0.1  # ... and content starts only where lines with more than this share are reached
-BRIDGE = 0.01  # lines not border this share of the side apart or less are one stretch of content
 
 
 def trim_uniform_borders(image: Image.Image) -> Image.Image:
@@ -223,15 +219,9 @@ def trim_uniform_borders(image: Image.Image) -> Image.Image:
 def content_box(image: Image.Image, probe: int = PROBE) -> tuple[int, int, int, int] | None:
     """The box of ``image`` inside uniform borders of one colour, or None when it has none.
 
-    The border colour is the one all four corners share (a photo whose corners differ has no frame): the median of
-    a small square in each corner, so a speck of dust in one does not hide the frame. Lines (rows, columns) with
-    nearly all of their pixels that colour are border; the content spans the lines clearly not (see
-    :func:`_framed_span`). Borders are looked for on a copy ``probe`` pixels long (the box is as precise as that).
-
-    The box has to stay put when a decoder rounds pixels the other way: on a grainy, nearly plain background a
-    line here and there has just over 2% of its pixels off the colour, and cutting at the first such line moved
-    the box by 60% of the side between nvJPEG's decode and Pillow's. Measured in ``benchmarks/border_trim.py``;
-    such backgrounds stay a borderline case (RESULTS.md).
+    The border colour is the one all four corners share (a photo whose corners differ has no frame); a line is
+    border when nearly all of its pixels are that colour. Borders are looked for on a copy ``probe`` pixels long
+    (the box is as precise as that).
     """
     w, h = image.size
     if w < 8 or h < 8:
@@ -250,15 +240,13 @@ def probe_size(w: int, h: int, probe: int = PROBE) -> tuple[int, int]:
 
 def box_in_probe(arr: np.ndarray, w: int, h: int) -> tuple[int, int, int, int] | None:
     """:func:`content_box` of a ``w`` x ``h`` picture, given its small copy as an int16 (ph, pw, 3) array."""
-    k = CORNER
-    squares = [arr[:k, :k], arr[:k, -k:], arr[-k:, :k], arr[-k:, -k:]]
-    colour = np.median(np.concatenate([q.reshape(-1, 3) for q in squares]), axis=0)
-    corners = np.array([np.median(q.reshape(-1, 3), axis=0) for q in squares])
+    corners = arr[[0, 0, -1, -1], [0, -1, 0, -1]]
+    colour = np.median(corners, axis=0)
     if np.abs(corners - colour).max() > UNIFORM:
         return None
     off = np.abs(arr - colour).max(axis=2) > UNIFORM
-    rows = _framed_span(np.mean(off, axis=1))
-    cols = _framed_span(np.mean(off, axis=0))
+    rows = _content_span(np.mean(off, axis=1) <= 0.02)
+    cols = _content_span(np.mean(off, axis=0) <= 0.02)
     if rows is None and cols is None:
         return None
     ph, pw = off.shape
@@ -266,31 +254,3 @@ def box_in_probe(arr: np.ndarray, w: int, h: int) -> tuple[int, int, int, int] |
     left, right = cols or (0, pw)
     sx, sy = w / pw, h / ph
     return int(left * sx), int(top * sy), min(w, round(right * sx)), min(h, round(bottom * sy))
-
-
-def _framed_span(off: np.ndarray) -> tuple[int, int] | None:
-    """First and one-past-last index of the content lines, given each line's share of pixels off the border
-    colour, or None when nothing should be cut.
-
-    The content runs from the first to the last line that is clearly content (a faint picture that has none: any
-    line that is not border), widened outwards through lines that are not border, also across gaps of up to
-    :data:`BRIDGE` of the side between them (sparse content: stars, a drawing's strokes, grain). A line a little
-    off the colour with plain lines on both sides (a scratch or a caption on a mat) does not start the content.
-    """
-    n = len(off)
-    kept = np.flatnonzero(off > BORDER_LINE)
-    clear = np.flatnonzero(off > CONTENT_LINE)
-    if len(clear) == 0:
-        clear = kept
-    if len(clear) == 0:
-        return None
-    step = max(1, round(BRIDGE * n)) + 1  # lines apart at most, for two content lines to be one stretch
-    i, j = np.searchsorted(kept, clear[0]), np.searchsorted(kept, clear[-1])
-    while i > 0 and kept[i] - kept[i - 1] <= step:
-        i -= 1
-    while j < len(kept) - 1 and kept[j + 1] - kept[j] <= step:
-        j += 1
-    first, last = int(kept[i]), int(kept[j]) + 1
-    if last - first < MIN_CONTENT * n or (first < MIN_BAR * n and n - last < MIN_BAR * n):
-        return None
-    return first, last

@@ -6,9 +6,10 @@ The decode workers only read a JPEG's bytes and header (:func:`lookalike.indexer
 previous batch. Each picture is then reduced, turned upright, trimmed and resized as the CPU path does it (Pillow's
 draft scaling as block means, its resampling weights as matrices, 8-bit rounding between passes): the model's input
 differs from the CPU path's by a fraction of a grey level on average, a few levels at most where libjpeg's scaled
-IDCT and block means part (the vectors: cosine >= 0.995, ``tests/indexer/test_device_jpeg.py``), except where that
-level moves the uniform-border box of a grainy, nearly plain photo (58 of 4,000 photos on an H200): hence off by
-default (``Settings.gpu_jpeg``). A JPEG nvJPEG refuses goes to the supervised CPU decoders. Everything here runs on
+IDCT and block means part (the vectors: cosine >= 0.995, ``tests/indexer/test_device_jpeg.py``), except where the
+uniform-border box of a grainy, nearly plain photo parts between the paths (that level, and the borders looked for
+on a copy resized by torch, not Pillow: 58-70 of 4,000 photos on an H200): hence off by default
+(``Settings.gpu_jpeg``). A JPEG nvJPEG refuses goes to the supervised CPU decoders. Everything here runs on
 any torch device; the CPU is what CI tests.
 """
 
