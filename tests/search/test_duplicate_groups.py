@@ -496,3 +496,23 @@ def test_verified_search_still_answers_when_the_query_parts_cannot_be_cut(relati
     assert result.error is None
     assert {"cat.png", "cat_resized.jpg"} <= {Path(h.path).name for h in result.hits if h.relation not in NOT_VERIFIED}
     assert "cat_cropped.jpg: its parts are not searched: truncated" in caplog.text
+
+
+def test_a_thin_mat_is_named_framed_like_a_thick_one(images, settings_factory, tmp_path):
+    """A mat of 3% a side leaves the match covering nearly all of the copy, so it passed as a whole picture
+    (``resized``, trashed by resolve) while a thick mat was ``framed`` (kept): the border the trim found names it."""
+    photo = images["chelsea"]  # 451 x 300
+    _save(photo, tmp_path / "chelsea.png")
+    for name, pad in (("thin_mat.jpg", 14), ("thick_mat.jpg", 70)):
+        mat = Image.new("RGB", (photo.width + 2 * pad, photo.height + 2 * pad), (255, 255, 255))
+        mat.paste(photo, (pad, pad))
+        _save(mat, tmp_path / name, quality=90)
+    settings = settings_factory()
+    with Workspace(settings) as ws:
+        ws.index([tmp_path])
+    (group,) = _groups(settings)
+    assert {Path(it.path).name: it.relation for it in group.items} == {
+        "chelsea.png": Relation.REPRESENTATIVE,
+        "thin_mat.jpg": Relation.FRAMED,
+        "thick_mat.jpg": Relation.FRAMED,
+    }

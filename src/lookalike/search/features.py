@@ -58,6 +58,11 @@ class Features:
         """The box inside plain borders, in scaled pixels."""
         return self.content or (0, 0, self.gray.shape[1], self.gray.shape[0])
 
+    @property
+    def framed(self) -> bool:
+        """Whether plain borders were found round the picture (its :attr:`inner` box is not the whole of it)."""
+        return tuple(self.inner) != (0, 0, self.gray.shape[1], self.gray.shape[0])
+
     def __len__(self) -> int:
         return len(self.points)
 

@@ -353,6 +353,19 @@ def _share(f: Features, box: Box) -> float:
 PLAIN_STD = 6.0  # grey-level spread under which what surrounds a matched region is a plain border
 
 
+def framed_by_trim(f: Features, box: Box, slack: float = 0.02) -> bool:
+    """Whether plain borders were trimmed off the picture (:attr:`Features.framed`) and ``box`` (original pixels),
+    the part of it a match covers, lies inside them give or take ``slack`` of a side: a mat too thin for the match
+    to leave much of the picture uncovered. A dark or grainy picture whose trim cut into what the match covers is
+    not framed."""
+    if not f.framed:
+        return False
+    sx, sy = f.size[0] / f.gray.shape[1], f.size[1] / f.gray.shape[0]
+    x0, y0, x1, y1 = f.inner
+    dx, dy = slack * f.size[0], slack * f.size[1]
+    return box[0] >= x0 * sx - dx and box[1] >= y0 * sy - dy and box[2] <= x1 * sx + dx and box[3] <= y1 * sy + dy
+
+
 def plain_surround(f: Features, box: Box) -> bool:
     """Whether everything of the picture outside ``box`` (original pixels) is plain: a letterbox, a mat, a canvas."""
     sx, sy = f.size[0] / f.gray.shape[1], f.size[1] / f.gray.shape[0]
