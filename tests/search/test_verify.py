@@ -17,7 +17,7 @@ from lookalike.search.image_dupes import (
     verify,
     verify_in_order,
 )
-from lookalike.search.verify import _scaled, framed_by_trim, match, plain_surround, whole_frame
+from lookalike.search.verify import _scaled, framed_by_trim, match, plain_surround, thin_mat, whole_frame
 
 pytestmark = pytest.mark.catalog_free  # opens no catalog: the PostgreSQL run leaves it out
 
@@ -345,14 +345,19 @@ def test_a_run_verifies_two_contents_once_however_many_byte_identical_files_each
 
 
 def test_a_match_inside_trimmed_borders_is_framed_and_one_over_them_is_not():
-    """A copy is framed by its trim when plain borders were found and the match covers only what they hold; a dark
-    or grainy picture whose trim cut into what the match covers (its own plain-ish edges) is not."""
+    """A copy is framed by its trim when plain borders were found and the match covers only what they hold (give or
+    take 1.5% of a side); a picture whose trim cut into what the match covers (its own plain-ish edges) is not. The
+    thin mat is told against the other picture: framed where that one is not."""
     empty = np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32)
-    gray = np.zeros((100, 200), np.uint8)  # a 400 x 200 picture at half scale
-    matted = Features(*empty, gray, 2.0, (400, 200), content=(10, 5, 190, 95))
+    gray = np.zeros((100, 200), np.uint8)  # a 400 x 300 picture, scaled by 2 across and 3 down
+    matted = Features(*empty, gray, 2.0, (400, 300), content=(10, 5, 190, 95))  # inner: (20, 15, 380, 285)
     assert matted.framed
-    assert framed_by_trim(matted, (22, 12, 378, 188))  # the photo inside a mat of 20 px a side
-    assert framed_by_trim(matted, (14, 8, 386, 192))  # give or take 2% of a side
-    assert not framed_by_trim(matted, (0, 0, 400, 200))  # the match covers what the trim cut
-    whole = Features(*empty, gray, 2.0, (400, 200))
-    assert not whole.framed and not framed_by_trim(whole, (22, 12, 378, 188))
+    assert framed_by_trim(matted, (20, 15, 380, 285))
+    assert framed_by_trim(matted, (14, 10.5, 386, 289.5))  # 1.5% of 400 and of 300 beyond each side
+    assert not framed_by_trim(matted, (13, 15, 380, 285)) and not framed_by_trim(matted, (20, 10, 380, 285))
+    assert not framed_by_trim(matted, (0, 0, 400, 300))  # the match covers what the trim cut
+    whole = Features(*empty, gray, 2.0, (400, 300))
+    assert not whole.framed and not framed_by_trim(whole, (20, 15, 380, 285))
+    assert thin_mat(matted, (20, 15, 380, 285), whole, (0, 0, 400, 300))
+    assert not thin_mat(whole, (0, 0, 400, 300), matted, (20, 15, 380, 285))  # the other way round: cropped
+    assert not thin_mat(matted, (20, 15, 380, 285), matted, (20, 15, 380, 285))  # two copies on one mat

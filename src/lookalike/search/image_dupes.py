@@ -23,7 +23,7 @@ from lookalike.search.groups import DuplicateGroup, GroupItem, GroupKind, Relati
 from lookalike.search.local_candidates import local_candidates
 from lookalike.search.representatives import representative_rank
 from lookalike.search.smooth import colour_difference, dense_match, hue_shift, likely_turn
-from lookalike.search.verify import Match, framed_by_trim, match, plain_surround, whole_frame
+from lookalike.search.verify import Match, match, plain_surround, thin_mat, whole_frame
 from lookalike.storage.library import CollectionStore
 from lookalike.storage.records import MediaRecord
 
@@ -237,9 +237,9 @@ def relation(rep: Features, member: Features, m: Match) -> Relation:
             return Relation.FLIPPED
         if abs(m.rotation) > 2.0:
             return Relation.ROTATED
-        if not member_full or (framed_by_trim(member, m.region_b) and not rep.framed):  # plain borders round it
+        if not member_full or thin_mat(member, m.region_b, rep, m.region_a):  # plain borders round it
             return Relation.FRAMED
-        if not rep_full or (framed_by_trim(rep, m.region_a) and not member.framed):  # what the rep frames: kept
+        if not rep_full or thin_mat(rep, m.region_a, member, m.region_b):  # what the representative frames: kept
             return Relation.CROPPED
         return Relation.EDITED if rep.size == member.size else Relation.RESIZED
     if member_whole:

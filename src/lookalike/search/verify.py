@@ -353,17 +353,24 @@ def _share(f: Features, box: Box) -> float:
 PLAIN_STD = 6.0  # grey-level spread under which what surrounds a matched region is a plain border
 
 
-def framed_by_trim(f: Features, box: Box, slack: float = 0.02) -> bool:
+def framed_by_trim(f: Features, box: Box, slack: float = 0.015) -> bool:
     """Whether plain borders were trimmed off the picture (:attr:`Features.framed`) and ``box`` (original pixels),
-    the part of it a match covers, lies inside them give or take ``slack`` of a side: a mat too thin for the match
-    to leave much of the picture uncovered. A dark or grainy picture whose trim cut into what the match covers is
-    not framed."""
+    the part of it a match covers, lies inside them give or take ``slack`` of a side (under the thinnest border
+    the trim cuts, 2%): a mat too thin for the match to leave much of the picture uncovered. A picture whose trim
+    cut into what a keypoint match covers (a dark or grainy one's own edges) is not framed; a smooth pair's
+    whole-frame match covers the trimmed boxes by construction, so there the trim alone decides."""
     if not f.framed:
         return False
     sx, sy = f.size[0] / f.gray.shape[1], f.size[1] / f.gray.shape[0]
     x0, y0, x1, y1 = f.inner
     dx, dy = slack * f.size[0], slack * f.size[1]
     return box[0] >= x0 * sx - dx and box[1] >= y0 * sy - dy and box[2] <= x1 * sx + dx and box[3] <= y1 * sy + dy
+
+
+def thin_mat(f: Features, box: Box, other: Features, other_box: Box) -> bool:
+    """Whether ``f`` is framed by its trim (:func:`framed_by_trim`) where ``other``, matched over ``other_box``, is
+    not: ``f`` is the other picture with a mat (or bars) thin enough to pass as a whole copy of it."""
+    return framed_by_trim(f, box) and not framed_by_trim(other, other_box)
 
 
 def plain_surround(f: Features, box: Box) -> bool:
