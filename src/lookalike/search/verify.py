@@ -361,10 +361,9 @@ def framed_by_trim(f: Features, box: Box, slack: float = 0.015) -> bool:
     whole-frame match covers the trimmed boxes by construction, so there the trim alone decides."""
     if not f.framed:
         return False
-    sx, sy = f.size[0] / f.gray.shape[1], f.size[1] / f.gray.shape[0]
-    x0, y0, x1, y1 = f.inner
+    x0, y0, x1, y1 = _box_in(f, f.inner)
     dx, dy = slack * f.size[0], slack * f.size[1]
-    return box[0] >= x0 * sx - dx and box[1] >= y0 * sy - dy and box[2] <= x1 * sx + dx and box[3] <= y1 * sy + dy
+    return box[0] >= x0 - dx and box[1] >= y0 - dy and box[2] <= x1 + dx and box[3] <= y1 + dy
 
 
 def thin_mat(f: Features, box: Box, other: Features, other_box: Box) -> bool:
